@@ -1,0 +1,134 @@
+/**
+ * The capture plugin interface: a plugin both captures and restores its artifacts.
+ *
+ * @module
+ */
+import type { ArtifactKind, JsonValue, Manifest, ManifestArtifact } from "../bundle/types.ts";
+import type { ProgressReporter } from "../progress.ts";
+import type { Redactor } from "../redact/types.ts";
+
+/** A source of bytes for one artifact, packed into the payload by the bundle writer. */
+export interface ArtifactSource {
+  /** Payload path, e.g. `memdir/notes/a.md`. Plugin-prefixed, `/`-separated, relative. */
+  path: string;
+  /** Artifact kind. */
+  kind: ArtifactKind;
+  /** Exact size in bytes of what `open()` yields. */
+  size: number;
+  /** Unix mode bits when not `0o644` (e.g. `0o755`). */
+  mode?: number;
+  /** Opens the bytes. Called once, when the writer reaches this artifact. */
+  open(): Promise<ReadableStream<Uint8Array>>;
+}
+
+/** What a capture plugin gets. */
+export interface CaptureContext {
+  /** A fresh private directory for the plugin's temporary copies (removed after packing). */
+  staging: string;
+  /** The redactor to apply to every artifact, or `undefined` when redaction is off. */
+  redactor: Redactor | undefined;
+  /** Aborts the capture. */
+  signal: AbortSignal;
+  /** Progress and warnings. */
+  progress: ProgressReporter;
+}
+
+/** What a capture plugin returns. */
+export interface CaptureResult {
+  /** The artifacts to pack. Paths must be unique across all plugins. */
+  artifacts: ArtifactSource[];
+  /** Metadata stored in the manifest under `captures[plugin.name]` (git HEAD, user_version...). */
+  meta?: JsonValue;
+}
+
+/**
+ * A live location a restore replaces as one unit: a directory (the memory dir, with its
+ * `.git`) or a file (a database, a state file). The restore engine swaps targets atomically
+ * under a journal; plugins only write into staging.
+ */
+export interface RestoreTarget {
+  /** Absolute path of the live file or directory. */
+  path: string;
+  /** `"dir"` or `"file"`. */
+  type: "dir" | "file";
+  /**
+   * Sibling files that belong to the target and must not survive it, e.g. a database's
+   * `-wal` and `-shm`. They are moved aside with the old target and restored on rollback.
+   */
+  companions?: string[];
+}
+
+/** What a plugin gets when staging a restore. */
+export interface RestoreContext {
+  /** The manifest of the bundle being restored. */
+  manifest: Manifest;
+  /** The plugin's artifacts from the manifest (already verified). */
+  artifacts: ManifestArtifact[];
+  /** Absolute path of the extracted, verified payload; artifact `p` is at `join(payloadDir, p)`. */
+  payloadDir: string;
+  /**
+   * Returns the staging path for a target. The engine creates the staging location next to
+   * the target (same filesystem, so the swap is a rename). For a `"dir"` target the returned
+   * directory exists and is empty; several plugins may fill the same dir target (memdir and
+   * git both fill the memory dir). For a `"file"` target the returned path does not exist yet.
+   */
+  stage(target: RestoreTarget): Promise<string>;
+  /** Aborts the restore. */
+  signal: AbortSignal;
+  /** Progress and warnings. */
+  progress: ProgressReporter;
+}
+
+/** A human-readable restore plan entry for `restore --dry-run`. */
+export interface RestorePlanEntry {
+  /** The live target path. */
+  target: string;
+  /** What will happen, e.g. `"replace database"`, `"add file"`. */
+  action: string;
+  /** Extra detail, e.g. git HEAD from → to. */
+  detail?: string;
+}
+
+/**
+ * A capture plugin. It owns the payload paths under its prefix, captures them, and restores
+ * them by writing into staging; the engine swaps staged targets into place.
+ *
+ * @example A custom plugin capturing one file
+ * ```ts
+ * import type { CapturePlugin } from "./types.ts";
+ * const plugin: CapturePlugin = {
+ *   name: "notes",
+ *   owns: (path) => path.startsWith("notes/"),
+ *   async capture() {
+ *     const bytes = new TextEncoder().encode("hello");
+ *     return {
+ *       artifacts: [{
+ *         path: "notes/hello.txt", kind: "notes", size: bytes.length,
+ *         open: () => Promise.resolve(new Blob([bytes]).stream()),
+ *       }],
+ *     };
+ *   },
+ *   async restore() {},
+ * };
+ * console.log(plugin.name);
+ * ```
+ */
+export interface CapturePlugin {
+  /** Unique name; also the key of its metadata in `manifest.captures`. */
+  name: string;
+  /** Plugin version. */
+  version?: string;
+  /** Whether a payload path belongs to this plugin. */
+  owns(path: string): boolean;
+  /** Captures the live state. Never modifies it. */
+  capture(ctx: CaptureContext): Promise<CaptureResult>;
+  /** Stages the plugin's artifacts for restore. Never touches live state. */
+  restore(ctx: RestoreContext): Promise<void>;
+  /** Describes what a restore would change (for `--dry-run`). */
+  plan?(ctx: Omit<RestoreContext, "stage" | "payloadDir"> & { payloadDir?: string }): Promise<RestorePlanEntry[]>;
+  /**
+   * Restore gate: reasons to refuse restoring this manifest (e.g. a database's `user_version`
+   * newer than the runtime supports). An empty array allows the restore.
+   */
+  check?(manifest: Manifest): string[];
+}

@@ -1,0 +1,67 @@
+/**
+ * The redactor contract capture plugins apply to the captured copies of every artifact.
+ *
+ * @module
+ */
+import type { JsonValue, RedactionReport } from "../bundle/types.ts";
+
+/** One rule of a pack. */
+export interface RedactionRule {
+  /** Stable id, e.g. `"github-pat"`. Appears in replacement tokens and reports. */
+  id: string;
+  /** What the rule finds. */
+  description: string;
+  /**
+   * The pattern (global flag is added). Either a RegExp, or a function for what a regex cannot
+   * express, returning the secret spans found in `text`.
+   */
+  pattern: RegExp | ((text: string) => Iterable<{ start: number; end: number }>);
+  /** Case-insensitive keywords; when given, the rule only runs where one occurs. */
+  keywords?: string[];
+  /** Minimum Shannon entropy (bits per char) of the secret for a match to count. */
+  entropy?: number;
+  /** Matches whose secret matches any of these are left alone. */
+  allowlist?: RegExp[];
+  /** Capture group holding the secret (default 0: the whole match). */
+  secretGroup?: number;
+  /** Extra validation of the secret (e.g. a Luhn check). */
+  validate?: (secret: string) => boolean;
+}
+
+/** A rule pack. */
+export interface RulePack {
+  /** Pack id, e.g. `"secrets"`. */
+  id: string;
+  /** Pack version. */
+  version: string;
+  /** The rules. */
+  rules: RedactionRule[];
+}
+
+/**
+ * Applies rule packs to captured copies. One redactor is used for one snapshot: it accumulates
+ * the report. Replacements are `[REDACTED:<rule-id>:<8 hex of HMAC-SHA256(key, secret)>]`.
+ */
+export interface Redactor {
+  /** Redacts a string (one artifact's text, or a JSON/SQLite string value). */
+  redactString(text: string, artifact: string): string;
+  /**
+   * Redacts bytes if they are text; returns `undefined` (and records the artifact as skipped)
+   * when they look binary.
+   */
+  redactBytes(bytes: Uint8Array, artifact: string): Uint8Array | undefined;
+  /**
+   * Redacts a text file into another file, streaming in chunks with overlap so a secret that
+   * crosses a chunk boundary is still caught. Returns `false` (nothing written) if binary.
+   */
+  redactFile(src: string, dest: string, artifact: string): Promise<boolean>;
+  /** Redacts every string value of a JSON value. */
+  redactJson(value: JsonValue, artifact: string): JsonValue;
+  /**
+   * Redacts text values of every table of a SQLite database in place (a captured copy, never
+   * the live database), keeping full-text-search indexes consistent.
+   */
+  redactSqlite(dbPath: string, artifact: string): Promise<void>;
+  /** The report so far (never contains a secret). */
+  report(): RedactionReport;
+}
