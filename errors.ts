@@ -106,7 +106,11 @@ export class VerificationError extends MemsnapError {
    * @param failures The failed checks.
    * @param options The cause and a hint.
    */
-  constructor(message: string, failures: VerificationFailure[] = [], options: MemsnapErrorOptions = {}) {
+  constructor(
+    message: string,
+    failures: VerificationFailure[] = [],
+    options: MemsnapErrorOptions = {},
+  ) {
     super(message, options);
     this.failures = failures;
   }
@@ -128,8 +132,17 @@ export class CorruptBundleError extends VerificationError {
    * @param message The message.
    * @param options The cause and a hint.
    */
-  constructor(rule: string, entry: string | undefined, message: string, options: MemsnapErrorOptions = {}) {
-    super(message, [{ check: rule, ...(entry === undefined ? {} : { path: entry }), detail: message }], options);
+  constructor(
+    rule: string,
+    entry: string | undefined,
+    message: string,
+    options: MemsnapErrorOptions = {},
+  ) {
+    super(message, [{
+      check: rule,
+      ...(entry === undefined ? {} : { path: entry }),
+      detail: message,
+    }], options);
     this.rule = rule;
     this.entry = entry;
   }
@@ -160,7 +173,12 @@ export class UnsafeBundleError extends RefusedError {
    * @param message The message.
    * @param options The cause and a hint.
    */
-  constructor(rule: string, entry: string | undefined, message: string, options: MemsnapErrorOptions = {}) {
+  constructor(
+    rule: string,
+    entry: string | undefined,
+    message: string,
+    options: MemsnapErrorOptions = {},
+  ) {
     super(message, options);
     this.rule = rule;
     this.entry = entry;

@@ -125,7 +125,9 @@ export interface CapturePlugin {
   /** Stages the plugin's artifacts for restore. Never touches live state. */
   restore(ctx: RestoreContext): Promise<void>;
   /** Describes what a restore would change (for `--dry-run`). */
-  plan?(ctx: Omit<RestoreContext, "stage" | "payloadDir"> & { payloadDir?: string }): Promise<RestorePlanEntry[]>;
+  plan?(
+    ctx: Omit<RestoreContext, "stage" | "payloadDir"> & { payloadDir?: string },
+  ): Promise<RestorePlanEntry[]>;
   /**
    * Restore gate: reasons to refuse restoring this manifest (e.g. a database's `user_version`
    * newer than the runtime supports). An empty array allows the restore.
