@@ -1,0 +1,148 @@
+/**
+ * Private helpers shared by the capture plugins. Not exported from `mod.ts`.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { posix } from "node:path";
+import { UnsafeBundleError, UsageError } from "../errors.ts";
+import type { JsonValue } from "../bundle/types.ts";
+import type { ArtifactSource } from "./types.ts";
+
+/** Names of databases and state entries: lowercase, digits, `_`, `.`, `-`, at most 64 chars. */
+export const NAME_PATTERN: RegExp = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
+
+/** Throws a {@linkcode UsageError} unless `name` matches {@linkcode NAME_PATTERN}. */
+export function validateName(name: string, what: string): void {
+  if (!NAME_PATTERN.test(name)) {
+    throw new UsageError(
+      `Cannot configure ${what} "${name}": names must match ${NAME_PATTERN.source}`,
+    );
+  }
+}
+
+/** Throws a {@linkcode UsageError} if two artifacts share a path. */
+export function assertUniquePaths(artifacts: readonly { path: string }[]): void {
+  const seen = new Set<string>();
+  for (const a of artifacts) {
+    if (seen.has(a.path)) {
+      throw new UsageError(`Cannot capture: artifact path "${a.path}" is produced twice`);
+    }
+    seen.add(a.path);
+  }
+}
+
+/** An artifact streaming a file that exists now; `size` is taken from `stat`. */
+export async function fileArtifact(
+  path: string,
+  src: string,
+  kind: string,
+  mode?: number,
+): Promise<ArtifactSource> {
+  const { size } = await Deno.stat(src);
+  return {
+    path,
+    kind,
+    size,
+    ...(mode === undefined ? {} : { mode }),
+    open: async () => (await Deno.open(src, { read: true })).readable,
+  };
+}
+
+/** An artifact of in-memory bytes. */
+export function bytesArtifact(path: string, bytes: Uint8Array, kind: string): ArtifactSource {
+  return {
+    path,
+    kind,
+    size: bytes.byteLength,
+    open: () => Promise.resolve(new Blob([bytes as Uint8Array<ArrayBuffer>]).stream()),
+  };
+}
+
+/** Lowercase hex SHA-256 of a file, streamed. */
+export async function sha256File(path: string): Promise<string> {
+  const hash = createHash("sha256");
+  using file = await Deno.open(path, { read: true });
+  const buf = new Uint8Array(1 << 16);
+  while (true) {
+    const n = await file.read(buf);
+    if (n === null) break;
+    hash.update(buf.subarray(0, n));
+  }
+  return hash.digest("hex");
+}
+
+/** Lowercase hex SHA-256 of bytes. */
+export function sha256Bytes(bytes: Uint8Array | string): string {
+  return createHash("sha256").update(bytes).digest("hex");
+}
+
+/**
+ * Checks a relative path read from a bundle: `/`-separated, no empty, `.` or `..` segment,
+ * not absolute. Throws {@linkcode UnsafeBundleError} (rule `path_escape`) otherwise.
+ */
+export function assertSafeRelative(rel: string, entry: string): void {
+  const parts = rel.split("/");
+  if (
+    rel.startsWith("/") ||
+    parts.some((p) => p === "" || p === "." || p === ".." || p.includes("\0"))
+  ) {
+    throw new UnsafeBundleError(
+      "path_escape",
+      entry,
+      `Cannot restore "${entry}": its path escapes the target directory`,
+    );
+  }
+}
+
+/**
+ * Whether a symlink at `rel` (relative to a root) pointing at `target` stays inside the root,
+ * judged lexically. Absolute targets never stay inside.
+ */
+export function symlinkStaysInside(rel: string, target: string): boolean {
+  if (target === "" || target.startsWith("/") || target.includes("\0")) return false;
+  const joined = posix.normalize(posix.join(posix.dirname(rel), target));
+  return joined !== ".." && !joined.startsWith("../") && !posix.isAbsolute(joined);
+}
+
+/** Canonical JSON: object keys sorted by UTF-16 code units, no whitespace. */
+export function canonicalJson(value: JsonValue): string {
+  if (value === null || typeof value !== "object") {
+    if (typeof value === "number" && !Number.isFinite(value)) {
+      throw new TypeError(`Cannot encode canonical JSON: ${value} is not a finite number`);
+    }
+    return JSON.stringify(value);
+  }
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  const keys = Object.keys(value).sort();
+  return `{${
+    keys.flatMap((k) => {
+      const v = value[k];
+      return v === undefined ? [] : [`${JSON.stringify(k)}:${canonicalJson(v)}`];
+    }).join(",")
+  }}`;
+}
+
+/** Converts a simple glob (`*`, `**`, `?`) to an anchored RegExp. */
+export function globToRegExp(glob: string): RegExp {
+  let re = "";
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i]!;
+    if (c === "*") {
+      if (glob[i + 1] === "*") {
+        i++;
+        if (glob[i + 1] === "/") {
+          i++;
+          re += "(?:.*/)?";
+        } else re += ".*";
+      } else re += "[^/]*";
+    } else if (c === "?") re += "[^/]";
+    else re += c.replace(/[.+^${}()|[\]\\]/g, "\\$&");
+  }
+  return new RegExp(`^${re}$`);
+}
+
+/** Whether an error is Deno's NotFound. */
+export function isNotFound(e: unknown): boolean {
+  return e instanceof Deno.errors.NotFound;
+}

@@ -1,0 +1,338 @@
+/**
+ * The memory-directory plugin: every file of the agent's memory dir, as `memdir/<rel>`.
+ *
+ * @module
+ */
+import { posix } from "node:path";
+import { UnsafeBundleError } from "../errors.ts";
+import type { JsonValue, ManifestArtifact } from "../bundle/types.ts";
+import type {
+  ArtifactSource,
+  CaptureContext,
+  CapturePlugin,
+  CaptureResult,
+  RestoreContext,
+  RestorePlanEntry,
+} from "./types.ts";
+import {
+  assertSafeRelative,
+  bytesArtifact,
+  fileArtifact,
+  globToRegExp,
+  sha256Bytes,
+  sha256File,
+  symlinkStaysInside,
+} from "./_util.ts";
+import { findGitdir, isIgnored, trackedFiles } from "./_git_repo.ts";
+
+/** Options of {@linkcode memdirPlugin}. */
+export interface MemdirPluginOptions {
+  /** The memory directory. Made absolute against the current directory. */
+  dir: string;
+  /**
+   * When `dir` is a git repository, also capture untracked files its `.gitignore` ignores.
+   *
+   * @default {false}
+   */
+  includeIgnored?: boolean;
+  /**
+   * Globs of paths to leave out, relative to `dir` (`*`, `**`, `?`). A glob without `/` matches
+   * a file or directory name at any depth; an excluded directory is skipped whole.
+   *
+   * @default {[]}
+   */
+  exclude?: string[];
+}
+
+/** The defaults of {@linkcode MemdirPluginOptions}. */
+const defaults = {
+  includeIgnored: false,
+  exclude: [] as string[],
+} satisfies Partial<MemdirPluginOptions>;
+
+/** Payload prefix of the memdir plugin. */
+const PREFIX = "memdir/";
+
+/** One entry found in the memory dir. */
+interface Entry {
+  rel: string;
+  abs: string;
+  kind: "file" | "symlink";
+  size: number;
+  executable: boolean;
+  /** Link target text, for symlinks. */
+  target?: string;
+}
+
+/** A symlink left out of the capture. */
+interface SkippedLink {
+  path: string;
+  target: string;
+  reason: string;
+}
+
+/** Lists the memory dir, sorted by path. */
+async function listDir(
+  root: string,
+  includeIgnored: boolean,
+  exclude: RegExp[],
+  signal?: AbortSignal,
+): Promise<{ entries: Entry[]; skipped: SkippedLink[]; ignored: number }> {
+  const gitdir = includeIgnored ? undefined : await findGitdir(root);
+  const tracked = gitdir === undefined ? new Set<string>() : await trackedFiles(root, gitdir);
+  const trackedDirs = new Set<string>();
+  for (const t of tracked) {
+    for (let d = posix.dirname(t); d !== "."; d = posix.dirname(d)) trackedDirs.add(d);
+  }
+  const entries: Entry[] = [];
+  const skipped: SkippedLink[] = [];
+  let ignored = 0;
+  const excluded = (rel: string): boolean => {
+    const base = posix.basename(rel);
+    return exclude.some((re) => re.test(rel) || (!re.source.includes("/") && re.test(base)));
+  };
+  const ignoredPath = async (rel: string, isDir: boolean): Promise<boolean> => {
+    if (gitdir === undefined) return false;
+    if (isDir ? trackedDirs.has(rel) : tracked.has(rel)) return false;
+    return await isIgnored(root, gitdir, isDir ? `${rel}/` : rel);
+  };
+  const walk = async (relDir: string): Promise<void> => {
+    signal?.throwIfAborted();
+    const absDir = relDir === "" ? root : posix.join(root, relDir);
+    const names: Deno.DirEntry[] = [];
+    for await (const e of Deno.readDir(absDir)) names.push(e);
+    for (const e of names) {
+      if (e.name === ".git") continue;
+      const rel = relDir === "" ? e.name : `${relDir}/${e.name}`;
+      const abs = posix.join(root, rel);
+      if (excluded(rel)) continue;
+      if (e.isDirectory) {
+        if (await ignoredPath(rel, true)) {
+          ignored++;
+          continue;
+        }
+        await walk(rel);
+        continue;
+      }
+      if (await ignoredPath(rel, false)) {
+        ignored++;
+        continue;
+      }
+      if (e.isSymlink) {
+        const target = await Deno.readLink(abs);
+        if (symlinkStaysInside(rel, target)) {
+          const size = new TextEncoder().encode(target).byteLength;
+          entries.push({ rel, abs, kind: "symlink", size, executable: false, target });
+        } else {
+          skipped.push({
+            path: rel,
+            target,
+            reason: target.startsWith("/") ? "absolute target" : "target outside the memory dir",
+          });
+        }
+        continue;
+      }
+      if (!e.isFile) continue; // fifos, sockets, devices: not memory
+      const info = await Deno.lstat(abs);
+      entries.push({
+        rel,
+        abs,
+        kind: "file",
+        size: info.size,
+        executable: ((info.mode ?? 0) & 0o111) !== 0,
+      });
+    }
+  };
+  await walk("");
+  entries.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
+  skipped.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  return { entries, skipped, ignored };
+}
+
+/**
+ * Creates the memory-directory plugin. It captures every regular file under `dir` as
+ * `memdir/<rel>` (kind `"file"`, mode `0o755` when executable) and every symlink whose target
+ * stays inside `dir` as kind `"symlink"` (content: the link target). `.git` is left to
+ * the git plugin; when `dir` is a git repository, untracked files its `.gitignore`
+ * ignores are skipped unless `includeIgnored`. Symlinks pointing outside are skipped with a
+ * warning.
+ *
+ * With a redactor, text files are redacted into the capture's staging directory and packed from
+ * there; binary files are packed as they are. Restore writes every artifact into the staged
+ * memory dir. Files the capture skipped (ignored, excluded) do not survive a restore: the
+ * memory dir is replaced as a whole.
+ *
+ * @param options The memory dir and what to leave out.
+ * @returns The plugin, named `"memdir"`.
+ * @throws {UnsafeBundleError} On restore, for a path or symlink escaping the memory dir, or an
+ * artifact inside `.git`.
+ *
+ * @example Capturing a memory dir
+ * ```ts
+ * import { memdirPlugin } from "./memdir.ts";
+ * import { noopProgress } from "../progress.ts";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/notes.md`, "remember the milk\n");
+ * const staging = await Deno.makeTempDir();
+ * const plugin = memdirPlugin({ dir });
+ * const result = await plugin.capture({
+ *   staging, redactor: undefined, signal: new AbortController().signal, progress: noopProgress,
+ * });
+ * console.log(result.artifacts.map((a) => a.path)); // ["memdir/notes.md"]
+ * await Deno.remove(dir, { recursive: true });
+ * await Deno.remove(staging, { recursive: true });
+ * ```
+ */
+export function memdirPlugin(options: MemdirPluginOptions): CapturePlugin {
+  const dir = posix.resolve(options.dir);
+  const includeIgnored = options.includeIgnored ?? defaults.includeIgnored;
+  const exclude = (options.exclude ?? defaults.exclude).map((g) =>
+    globToRegExp(g.replace(/^\/+|\/+$/g, ""))
+  );
+
+  return {
+    name: "memdir",
+    version: "1",
+    owns: (path: string): boolean => path.startsWith(PREFIX),
+
+    async capture(ctx: CaptureContext): Promise<CaptureResult> {
+      const { entries, skipped, ignored } = await listDir(dir, includeIgnored, exclude, ctx.signal);
+      for (const s of skipped) {
+        ctx.progress.warn(
+          `Cannot capture symlink memdir/${s.path}: ${s.reason} (${s.target}); skipped`,
+        );
+      }
+      const artifacts: ArtifactSource[] = [];
+      let bytes = 0;
+      let done = 0;
+      const total = entries.reduce((n, e) => n + e.size, 0);
+      for (const e of entries) {
+        ctx.signal.throwIfAborted();
+        const path = PREFIX + e.rel;
+        let artifact: ArtifactSource;
+        if (e.kind === "symlink") {
+          artifact = bytesArtifact(path, new TextEncoder().encode(e.target!), "symlink");
+        } else {
+          const mode = e.executable ? 0o755 : undefined;
+          let src = e.abs;
+          if (ctx.redactor !== undefined) {
+            const dest = posix.join(ctx.staging, "memdir", e.rel);
+            await Deno.mkdir(posix.dirname(dest), { recursive: true });
+            if (await ctx.redactor.redactFile(e.abs, dest, path)) src = dest;
+          }
+          artifact = await fileArtifact(path, src, "file", mode);
+        }
+        artifacts.push(artifact);
+        bytes += artifact.size;
+        done += e.size;
+        ctx.progress.progress({ phase: "capture", done, total, item: path });
+      }
+      const meta: JsonValue = {
+        files: entries.filter((e) => e.kind === "file").length,
+        symlinks: entries.filter((e) => e.kind === "symlink").length,
+        bytes,
+        ignored_skipped: ignored,
+        skipped_symlinks: skipped.map((s) => ({ ...s })),
+      };
+      return { artifacts, meta };
+    },
+
+    async restore(ctx: RestoreContext): Promise<void> {
+      const mine = ctx.artifacts.filter((a) => a.path.startsWith(PREFIX));
+      // Check everything before writing anything.
+      for (const a of mine) {
+        const rel = a.path.slice(PREFIX.length);
+        assertSafeRelative(rel, a.path);
+        if (rel.split("/").includes(".git")) {
+          throw new UnsafeBundleError(
+            "git_dir",
+            a.path,
+            `Cannot restore "${a.path}": memdir artifacts may not write inside .git`,
+          );
+        }
+        if (a.kind === "symlink") {
+          const target = await Deno.readTextFile(posix.join(ctx.payloadDir, a.path));
+          if (!symlinkStaysInside(rel, target)) {
+            throw new UnsafeBundleError(
+              "symlink_escape",
+              a.path,
+              `Cannot restore symlink "${a.path}": its target "${target}" escapes the memory dir`,
+            );
+          }
+        } else if (a.kind !== "file") {
+          throw new UnsafeBundleError(
+            "artifact_kind",
+            a.path,
+            `Cannot restore "${a.path}": unknown memdir artifact kind "${a.kind}"`,
+          );
+        }
+      }
+      const staged = await ctx.stage({ path: dir, type: "dir" });
+      const links: { rel: string; target: string }[] = [];
+      let done = 0;
+      for (const a of mine) {
+        ctx.signal.throwIfAborted();
+        const rel = a.path.slice(PREFIX.length);
+        const src = posix.join(ctx.payloadDir, a.path);
+        if (a.kind === "symlink") {
+          links.push({ rel, target: await Deno.readTextFile(src) });
+          continue;
+        }
+        const dest = posix.join(staged, rel);
+        await Deno.mkdir(posix.dirname(dest), { recursive: true });
+        await Deno.copyFile(src, dest);
+        await Deno.chmod(dest, a.mode ?? 0o644);
+        ctx.progress.progress({
+          phase: "restore",
+          done: ++done,
+          total: mine.length,
+          item: a.path,
+        });
+      }
+      // Links last, so no file is ever written through one.
+      for (const l of links) {
+        const dest = posix.join(staged, l.rel);
+        await Deno.mkdir(posix.dirname(dest), { recursive: true });
+        await Deno.symlink(l.target, dest);
+      }
+    },
+
+    async plan(ctx): Promise<RestorePlanEntry[]> {
+      const mine = new Map<string, ManifestArtifact>();
+      for (const a of ctx.artifacts) if (a.path.startsWith(PREFIX)) mine.set(a.path, a);
+      let live: Entry[] = [];
+      try {
+        live = (await listDir(dir, true, [], ctx.signal)).entries;
+      } catch {
+        live = [];
+      }
+      const plan: RestorePlanEntry[] = [];
+      const seen = new Set<string>();
+      for (const e of live) {
+        const path = PREFIX + e.rel;
+        const target = e.abs;
+        const a = mine.get(path);
+        if (a === undefined) {
+          plan.push({ target, action: "remove file" });
+          continue;
+        }
+        seen.add(path);
+        const hash = e.kind === "symlink" ? sha256Bytes(e.target!) : await sha256File(e.abs);
+        if (hash !== a.sha256 || a.kind !== e.kind) {
+          plan.push({ target, action: `replace ${a.kind}` });
+        } else if (a.kind === "file" && (a.mode ?? 0o644) !== (e.executable ? 0o755 : 0o644)) {
+          plan.push({ target, action: "change mode", detail: (a.mode ?? 0o644).toString(8) });
+        }
+      }
+      for (const [path, a] of mine) {
+        if (!seen.has(path)) {
+          plan.push({
+            target: posix.join(dir, path.slice(PREFIX.length)),
+            action: `add ${a.kind}`,
+          });
+        }
+      }
+      return plan.sort((x, y) => (x.target < y.target ? -1 : x.target > y.target ? 1 : 0));
+    },
+  };
+}

@@ -1,0 +1,162 @@
+import assert from "node:assert/strict";
+import { posix } from "node:path";
+import { UnsafeBundleError } from "../errors.ts";
+import { memdirPlugin } from "./memdir.ts";
+import { captureInto, fakeRedactor, restoreInto, treeOf } from "../tests/capture_helpers.ts";
+import { run, tempDir } from "../tests/_tools.ts";
+
+async function makeMemdir(dir: string): Promise<void> {
+  await Deno.mkdir(`${dir}/notes/deep/er`, { recursive: true });
+  await Deno.writeTextFile(`${dir}/notes/a.md`, "# A\nhello\n");
+  await Deno.writeFile(`${dir}/empty`, new Uint8Array());
+  await Deno.writeFile(`${dir}/blob.bin`, new Uint8Array([0, 1, 2, 255, 0, 10, 13, 0]));
+  await Deno.writeTextFile(`${dir}/notes/日本語 ünïcødé 🧠.txt`, "multi\nbyte ✓\n");
+  await Deno.writeTextFile(`${dir}/notes/deep/er/${"l".repeat(200)}.md`, "long name\n");
+  await Deno.writeTextFile(`${dir}/run.sh`, "#!/bin/sh\necho hi\n");
+  await Deno.chmod(`${dir}/run.sh`, 0o755);
+  await Deno.symlink("a.md", `${dir}/notes/link-to-a`);
+  await Deno.symlink("notes/deep", `${dir}/deep-dir-link`);
+  await Deno.symlink("../../etc/passwd", `${dir}/notes/escape`);
+  await Deno.symlink("/etc/hostname", `${dir}/abs-link`);
+}
+
+Deno.test("memdirPlugin() round-trips empty, binary, unicode, long-named, executable files and inner symlinks", async () => {
+  await using tmp = await tempDir();
+  const dir = `${tmp.path}/mem`;
+  await Deno.mkdir(dir);
+  await makeMemdir(dir);
+  const plugin = memdirPlugin({ dir });
+  const captured = await captureInto(tmp.path, [plugin]);
+  const paths = captured.manifest.artifacts.map((a) => a.path);
+  assert(paths.includes("memdir/empty"));
+  assert(paths.includes("memdir/notes/日本語 ünïcødé 🧠.txt"));
+  assert.deepEqual(
+    captured.manifest.artifacts.find((a) => a.path === "memdir/run.sh")?.mode,
+    0o755,
+  );
+  assert.deepEqual(
+    captured.manifest.artifacts.find((a) => a.path === "memdir/notes/link-to-a")?.kind,
+    "symlink",
+  );
+  assert(!paths.includes("memdir/notes/escape"));
+  assert(!paths.includes("memdir/abs-link"));
+  assert.deepEqual(captured.warnings.length, 2);
+  const meta = captured.manifest.captures.memdir as Record<string, unknown>;
+  assert.deepEqual(meta.files, 6);
+  assert.deepEqual(meta.symlinks, 2);
+  assert.deepEqual((meta.skipped_symlinks as unknown[]).length, 2);
+
+  const { staged } = await restoreInto(tmp.path, [plugin], captured);
+  const out = staged.get(dir)!;
+  const want = await treeOf(dir);
+  delete want["notes/escape"];
+  delete want["abs-link"];
+  assert.deepEqual(await treeOf(out), want);
+});
+
+Deno.test("memdirPlugin() skips .git and honours .gitignore for untracked files", async () => {
+  await using tmp = await tempDir();
+  const dir = `${tmp.path}/mem`;
+  await Deno.mkdir(`${dir}/build`, { recursive: true });
+  await run("git", ["init", "-q", dir]);
+  await Deno.writeTextFile(`${dir}/.gitignore`, "*.log\nbuild/\n");
+  await Deno.writeTextFile(`${dir}/keep.md`, "keep\n");
+  await Deno.writeTextFile(`${dir}/tracked.log`, "tracked though ignored\n");
+  await Deno.writeTextFile(`${dir}/noise.log`, "noise\n");
+  await Deno.writeTextFile(`${dir}/build/out.txt`, "out\n");
+  await run("git", ["-C", dir, "add", "-f", "tracked.log", ".gitignore"]);
+  const captured = await captureInto(tmp.path, [memdirPlugin({ dir })]);
+  assert.deepEqual(captured.manifest.artifacts.map((a) => a.path), [
+    "memdir/.gitignore",
+    "memdir/keep.md",
+    "memdir/tracked.log",
+  ]);
+  await using tmp2 = await tempDir();
+  const all = await captureInto(tmp2.path, [memdirPlugin({ dir, includeIgnored: true })]);
+  assert.deepEqual(all.manifest.artifacts.length, 5);
+  assert(!all.manifest.artifacts.some((a) => a.path.includes(".git/")));
+});
+
+Deno.test("memdirPlugin() leaves out excluded globs", async () => {
+  await using tmp = await tempDir();
+  const dir = `${tmp.path}/mem`;
+  await Deno.mkdir(`${dir}/cache/x`, { recursive: true });
+  await Deno.writeTextFile(`${dir}/cache/x/a`, "a");
+  await Deno.writeTextFile(`${dir}/a.tmp`, "a");
+  await Deno.writeTextFile(`${dir}/sub.md`, "a");
+  const captured = await captureInto(tmp.path, [
+    memdirPlugin({ dir, exclude: ["cache/", "*.tmp"] }),
+  ]);
+  assert.deepEqual(captured.manifest.artifacts.map((a) => a.path), ["memdir/sub.md"]);
+});
+
+Deno.test("memdirPlugin() redacts text copies and streams binary files as they are", async () => {
+  await using tmp = await tempDir();
+  const dir = `${tmp.path}/mem`;
+  await Deno.mkdir(dir);
+  await Deno.writeTextFile(`${dir}/secret.md`, "token SECRET123 here\n");
+  const bin = new Uint8Array([0, 83, 69, 67, 82, 69, 84, 49, 50, 51]);
+  await Deno.writeFile(`${dir}/bin`, bin);
+  const redactor = fakeRedactor();
+  const captured = await captureInto(tmp.path, [memdirPlugin({ dir })], redactor);
+  const text = await Deno.readTextFile(`${captured.payloadDir}/memdir/secret.md`);
+  assert.deepEqual(text, "token [REDACTED:fake:00000000] here\n");
+  assert.deepEqual(await Deno.readFile(`${captured.payloadDir}/memdir/bin`), bin);
+  assert.deepEqual(await Deno.readTextFile(`${dir}/secret.md`), "token SECRET123 here\n");
+  assert.deepEqual(redactor.report().skipped_binary, ["memdir/bin"]);
+});
+
+async function forgedCapture(root: string, dir: string, path: string, kind: string, body: string) {
+  const captured = await captureInto(root, [memdirPlugin({ dir })]);
+  await Deno.mkdir(posix.dirname(`${captured.payloadDir}/${path}`), { recursive: true });
+  await Deno.writeTextFile(`${captured.payloadDir}/${path}`, body);
+  captured.manifest.artifacts.push({ path, kind, size: body.length, sha256: "" });
+  return captured;
+}
+
+Deno.test("memdirPlugin() restore refuses escaping symlinks and writes into .git", async () => {
+  await using tmp = await tempDir();
+  const dir = `${tmp.path}/mem`;
+  await Deno.mkdir(dir);
+  for (
+    const [path, kind, body] of [
+      ["memdir/a/link", "symlink", "../../outside"],
+      ["memdir/link", "symlink", "/etc/passwd"],
+      ["memdir/.git/hooks/post-checkout", "file", "#!/bin/sh\n"],
+      ["memdir/a/../../x", "file", "x"],
+    ]
+  ) {
+    await using t = await tempDir();
+    const captured = await forgedCapture(t.path, dir, path!, kind!, body!);
+    await assert.rejects(
+      () => restoreInto(t.path, [memdirPlugin({ dir })], captured),
+      UnsafeBundleError,
+    );
+    assert.deepEqual([...Deno.readDirSync(t.path)].some((e) => e.name === "staged"), false);
+  }
+});
+
+Deno.test("memdirPlugin() plan() lists added, removed and changed files", async () => {
+  await using tmp = await tempDir();
+  const dir = `${tmp.path}/mem`;
+  await Deno.mkdir(dir);
+  await Deno.writeTextFile(`${dir}/same`, "same");
+  await Deno.writeTextFile(`${dir}/changed`, "v1");
+  await Deno.writeTextFile(`${dir}/removed-later`, "x");
+  const plugin = memdirPlugin({ dir });
+  const captured = await captureInto(tmp.path, [plugin]);
+  await Deno.writeTextFile(`${dir}/changed`, "v2");
+  await Deno.remove(`${dir}/removed-later`);
+  await Deno.writeTextFile(`${dir}/new`, "n");
+  const plan = await plugin.plan!({
+    manifest: captured.manifest,
+    artifacts: captured.manifest.artifacts,
+    signal: new AbortController().signal,
+    progress: { progress() {}, warn() {} },
+  });
+  assert.deepEqual(plan.map((p) => [posix.basename(p.target), p.action]), [
+    ["changed", "replace file"],
+    ["new", "remove file"],
+    ["removed-later", "add file"],
+  ]);
+});

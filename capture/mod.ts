@@ -1,0 +1,18 @@
+/**
+ * Capture plugins: each captures one kind of agent state into artifacts and restores it by
+ * writing into staging. The plugins are factories returning plain {@linkcode CapturePlugin}
+ * objects; write your own through the same interface (see `docs/PLUGINS.md`).
+ *
+ * - {@linkcode memdirPlugin}: the memory directory's files, `memdir/<rel>`.
+ *
+ * @example Capturing a memory directory
+ * ```ts
+ * import { memdirPlugin } from "./mod.ts";
+ * const plugin = memdirPlugin({ dir: "." });
+ * console.log(plugin.name); // "memdir"
+ * ```
+ *
+ * @module
+ */
+export * from "./types.ts";
+export * from "./memdir.ts";
