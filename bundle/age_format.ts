@@ -1,0 +1,310 @@
+/**
+ * The age v1 file format (https://age-encryption.org/v1): header, X25519 stanzas, header MAC
+ * and the STREAM payload constants. Internal to `bundle/`: {@linkcode ageCipher} and
+ * {@linkcode ageDecipher} are the public entry points. Not re-exported by `mod.ts`.
+ *
+ * @module
+ */
+
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHmac,
+  createPrivateKey,
+  createPublicKey,
+  diffieHellman,
+  hkdfSync,
+  type KeyObject,
+  randomBytes,
+  timingSafeEqual,
+} from "node:crypto";
+import { Buffer } from "node:buffer";
+import { CorruptBundleError } from "../errors.ts";
+import { bech32Decode, bech32Encode } from "./_bech32.ts";
+
+/** First line of every age v1 header. */
+export const AGE_VERSION_LINE = "age-encryption.org/v1";
+/** Plaintext bytes per STREAM chunk. */
+export const CHUNK_SIZE = 65536;
+/** Poly1305 tag length. */
+export const TAG_SIZE = 16;
+/** Ciphertext bytes per full STREAM chunk. */
+export const ENC_CHUNK_SIZE = CHUNK_SIZE + TAG_SIZE;
+/** Length of the payload nonce that follows the header. */
+export const PAYLOAD_NONCE_SIZE = 16;
+/** Largest header this reader accepts. */
+export const MAX_HEADER_SIZE = 1 << 20;
+
+const X25519_LABEL = "age-encryption.org/v1/X25519";
+const PKCS8_X25519 = Buffer.from("302e020100300506032b656e04220420", "hex");
+const SPKI_X25519 = Buffer.from("302a300506032b656e032100", "hex");
+const ZERO_NONCE = new Uint8Array(12);
+const B64_RE = /^[A-Za-z0-9+/]*$/;
+const enc = new TextEncoder();
+
+/** An error for a malformed or tampered age file. */
+export function corrupt(rule: string, detail: string): CorruptBundleError {
+  return new CorruptBundleError(rule, undefined, `Cannot decrypt the payload: ${detail}`);
+}
+
+/** Base64 without padding, as age writes it. */
+export function b64(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64")
+    .replace(/=+$/, "");
+}
+
+/** Strict decoding of unpadded canonical base64; `null` when not canonical. */
+export function unb64(s: string): Uint8Array | null {
+  if (!B64_RE.test(s) || s.length % 4 === 1) return null;
+  const bytes = Buffer.from(s, "base64");
+  if (b64(bytes) !== s) return null;
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** HKDF-SHA-256. */
+export function hkdf(ikm: Uint8Array, salt: Uint8Array, info: string, length = 32): Uint8Array {
+  return new Uint8Array(hkdfSync("sha256", ikm, salt, info, length));
+}
+
+/** Imports a raw X25519 scalar. */
+export function x25519PrivateKey(scalar: Uint8Array): KeyObject {
+  return createPrivateKey({
+    key: Buffer.concat([PKCS8_X25519, scalar]),
+    format: "der",
+    type: "pkcs8",
+  });
+}
+
+/** The raw public key (u-coordinate) of an X25519 private key. */
+export function x25519PublicBytes(key: KeyObject): Uint8Array {
+  const der = createPublicKey(key).export({ format: "der", type: "spki" });
+  return new Uint8Array(der.subarray(der.length - 32));
+}
+
+/** X25519(scalar, point); `null` when the result is all zero (low-order point). */
+export function x25519(priv: KeyObject, point: Uint8Array): Uint8Array | null {
+  let shared: Uint8Array;
+  try {
+    const pub = createPublicKey({
+      key: Buffer.concat([SPKI_X25519, point]),
+      format: "der",
+      type: "spki",
+    });
+    shared = new Uint8Array(diffieHellman({ privateKey: priv, publicKey: pub }));
+  } catch {
+    return null;
+  }
+  return shared.every((b) => b === 0) ? null : shared;
+}
+
+/** Decodes an `age1...` recipient to its 32-byte public key; `null` when invalid. */
+export function decodeRecipient(recipient: string): Uint8Array | null {
+  const d = bech32Decode(recipient);
+  if (d === null || d.hrp !== "age" || d.data.length !== 32) return null;
+  return d.data;
+}
+
+/** Decodes an `AGE-SECRET-KEY-1...` identity to its 32-byte scalar; `null` when invalid. */
+export function decodeIdentity(identity: string): Uint8Array | null {
+  const d = bech32Decode(identity);
+  if (d === null || d.hrp !== "AGE-SECRET-KEY-" || d.data.length !== 32) return null;
+  return d.data;
+}
+
+/** Encodes a public key as an `age1...` recipient. */
+export function encodeRecipient(pub: Uint8Array): string {
+  return bech32Encode("age", pub);
+}
+
+/** Encodes a scalar as an `AGE-SECRET-KEY-1...` identity. */
+export function encodeIdentity(scalar: Uint8Array): string {
+  return bech32Encode("AGE-SECRET-KEY-", scalar);
+}
+
+/** One recipient stanza of the header. */
+export interface Stanza {
+  /** The type, e.g. `X25519`. */
+  type: string;
+  /** The arguments after the type. */
+  args: string[];
+  /** The decoded body. */
+  body: Uint8Array;
+}
+
+/** Wraps a 16-byte file key for an X25519 recipient. */
+export function wrapX25519(fileKey: Uint8Array, recipient: Uint8Array): Stanza {
+  const eph = x25519PrivateKey(randomBytes(32));
+  const share = x25519PublicBytes(eph);
+  const shared = x25519(eph, recipient);
+  if (shared === null) {
+    throw new TypeError("Cannot encrypt: the recipient is a low-order point");
+  }
+  const key = hkdf(shared, concat(share, recipient), X25519_LABEL);
+  const c = createCipheriv("chacha20-poly1305", key, ZERO_NONCE, { authTagLength: 16 });
+  const body = concat(c.update(fileKey), c.final(), c.getAuthTag());
+  return { type: "X25519", args: [b64(share)], body };
+}
+
+/**
+ * Unwraps the file key from an X25519 stanza with an identity.
+ *
+ * @returns The file key, or `null` when the stanza is not for this identity.
+ * @throws {CorruptBundleError} If the stanza is malformed.
+ */
+export function unwrapX25519(
+  stanza: Stanza,
+  identity: { key: KeyObject; pub: Uint8Array },
+): Uint8Array | null {
+  const share = stanza.args.length === 1 ? unb64(stanza.args[0]!) : null;
+  if (share === null || share.length !== 32 || stanza.body.length !== 32) {
+    throw corrupt("age_header", "malformed X25519 stanza in the age header");
+  }
+  const shared = x25519(identity.key, share);
+  if (shared === null) {
+    throw corrupt("age_header", "X25519 stanza has a low-order ephemeral share");
+  }
+  const key = hkdf(shared, concat(share, identity.pub), X25519_LABEL);
+  const d = createDecipheriv("chacha20-poly1305", key, ZERO_NONCE, { authTagLength: 16 });
+  d.setAuthTag(stanza.body.subarray(16));
+  const fileKey = d.update(stanza.body.subarray(0, 16));
+  try {
+    d.final();
+  } catch {
+    return null;
+  }
+  return new Uint8Array(fileKey);
+}
+
+/** HMAC-SHA-256 of the header up to and including `---`. */
+export function headerMac(fileKey: Uint8Array, headerUpToDashes: Uint8Array): Uint8Array {
+  const key = hkdf(fileKey, new Uint8Array(0), "header");
+  return new Uint8Array(createHmac("sha256", key).update(headerUpToDashes).digest());
+}
+
+/** Checks a header MAC in constant time. */
+export function macEqual(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** Serializes a header with its MAC line. */
+export function encodeHeader(stanzas: Stanza[], fileKey: Uint8Array): Uint8Array {
+  let text = AGE_VERSION_LINE + "\n";
+  for (const s of stanzas) {
+    text += `-> ${[s.type, ...s.args].join(" ")}\n`;
+    const body = b64(s.body);
+    for (let i = 0; i <= body.length; i += 64) text += body.slice(i, i + 64) + "\n";
+  }
+  text += "---";
+  const upTo = enc.encode(text);
+  return concat(upTo, enc.encode(` ${b64(headerMac(fileKey, upTo))}\n`));
+}
+
+/**
+ * Finds the MAC line of a header being read: the first `"\n---"` in `buf[from..len)`.
+ * Body lines are base64 and stanza lines start with `"->"`, so no earlier line can start
+ * with `"---"`.
+ *
+ * @returns The index of the `"\n"` before `"---"`, or -1.
+ */
+export function findMacLine(buf: Uint8Array, from: number, len: number): number {
+  for (let i = from; i + 3 < len; i++) {
+    if (buf[i] === 0x0a && buf[i + 1] === 0x2d && buf[i + 2] === 0x2d && buf[i + 3] === 0x2d) {
+      return i;
+    }
+  }
+  return -1;
+}
+
+/** A parsed header. */
+export interface ParsedHeader {
+  /** The recipient stanzas in order. */
+  stanzas: Stanza[];
+  /** The header bytes the MAC covers (up to and including `---`). */
+  macInput: Uint8Array;
+  /** The MAC. */
+  mac: Uint8Array;
+}
+
+/**
+ * Parses a complete header (through the MAC line's newline) strictly.
+ *
+ * @throws {CorruptBundleError} If the header is malformed.
+ */
+export function parseHeader(header: Uint8Array): ParsedHeader {
+  for (const b of header) {
+    if (b !== 0x0a && (b < 0x20 || b > 0x7e)) {
+      throw corrupt("age_header", "the age header contains a non-printable byte");
+    }
+  }
+  const text = new TextDecoder().decode(header);
+  const lines = text.split("\n");
+  lines.pop(); // the header ends with "\n"
+  if (lines[0] !== AGE_VERSION_LINE) {
+    if (lines[0]?.startsWith("-----BEGIN AGE ENCRYPTED FILE-----")) {
+      throw corrupt("age_header", "the payload is ASCII-armored age, which is not supported");
+    }
+    throw corrupt("age_header", "not an age v1 file (bad version line)");
+  }
+  const stanzas: Stanza[] = [];
+  let i = 1;
+  while (i < lines.length - 1) {
+    const line = lines[i]!;
+    if (!line.startsWith("-> ")) {
+      throw corrupt("age_header", `malformed age header line ${i + 1}`);
+    }
+    const parts = line.slice(3).split(" ");
+    if (parts.some((p) => p.length === 0)) {
+      throw corrupt("age_header", `empty argument in age header line ${i + 1}`);
+    }
+    i++;
+    let body = "";
+    for (;;) {
+      const bl = lines[i];
+      if (bl === undefined || i >= lines.length - 1) {
+        throw corrupt("age_header", "age header ends inside a stanza body");
+      }
+      i++;
+      if (bl.length > 64) throw corrupt("age_header", `age header line ${i} is too long`);
+      body += bl;
+      if (bl.length < 64) break;
+    }
+    const decoded = unb64(body);
+    if (decoded === null) {
+      throw corrupt("age_header", "a stanza body in the age header is not canonical base64");
+    }
+    stanzas.push({ type: parts[0]!, args: parts.slice(1), body: decoded });
+  }
+  const macLine = lines[lines.length - 1];
+  if (i !== lines.length - 1 || macLine === undefined || !macLine.startsWith("--- ")) {
+    throw corrupt("age_header", "the age header has no MAC line");
+  }
+  const mac = unb64(macLine.slice(4));
+  if (mac === null || mac.length !== 32) {
+    throw corrupt("age_header", "the age header MAC is malformed");
+  }
+  if (stanzas.length === 0) throw corrupt("age_header", "the age header has no recipients");
+  const macInput = header.subarray(0, header.length - macLine.length - 1 + 3);
+  return { stanzas, macInput, mac };
+}
+
+/** Concatenates byte arrays. */
+export function concat(...parts: Uint8Array[]): Uint8Array {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+/** Increments the 11-byte big-endian counter at the start of a 12-byte STREAM nonce. */
+export function incrementNonce(nonce: Uint8Array): void {
+  for (let i = 10; i >= 0; i--) {
+    nonce[i] = (nonce[i]! + 1) & 0xff;
+    if (nonce[i] !== 0) return;
+  }
+  throw new RangeError("Cannot encrypt the payload: STREAM counter overflow");
+}
