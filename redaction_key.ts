@@ -1,0 +1,46 @@
+/**
+ * The per-store key of redaction tokens, so the same secret gives the same token across
+ * artifacts and snapshots of one store, without revealing it.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { decodeHex, encodeHex } from "./_hex.ts";
+import { UsageError } from "./errors.ts";
+import type { Store } from "./store/types.ts";
+
+/**
+ * Returns the store's redaction key: `MEMSNAP_REDACTION_KEY` (64 hex chars) if set; else the
+ * file `.memsnap/redaction.key` in a local store, created (0600) on first use; for remote
+ * stores, a key file in the local state dir of the store.
+ *
+ * @param store The store.
+ * @returns 32 key bytes.
+ */
+export async function redactionKey(store: Store): Promise<Uint8Array> {
+  const env = Deno.env.get("MEMSNAP_REDACTION_KEY");
+  if (env !== undefined) {
+    if (!/^[0-9a-fA-F]{64}$/.test(env)) {
+      throw new UsageError("Cannot use MEMSNAP_REDACTION_KEY: expected 64 hex characters (32 bytes)");
+    }
+    return decodeHex(env);
+  }
+  const dir = store.url.startsWith("s3://") ? await store.stateDir("_", "_store") : join(store.url, ".memsnap");
+  await Deno.mkdir(dir, { recursive: true });
+  const path = join(dir, "redaction.key");
+  try {
+    const text = (await Deno.readTextFile(path)).trim();
+    if (/^[0-9a-f]{64}$/.test(text)) return decodeHex(text);
+    throw new UsageError(`Cannot use the redaction key ${path}: expected 64 hex characters`);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  const key = crypto.getRandomValues(new Uint8Array(32));
+  try {
+    await Deno.writeTextFile(path, encodeHex(key) + "\n", { createNew: true, mode: 0o600 });
+    return key;
+  } catch (e) {
+    if (e instanceof Deno.errors.AlreadyExists) return decodeHex((await Deno.readTextFile(path)).trim());
+    throw e;
+  }
+}
