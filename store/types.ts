@@ -105,6 +105,105 @@ export interface AuditRecord {
   pid: number;
 }
 
+/** Options of {@linkcode Store.delete}. */
+export interface DeleteOptions {
+  /**
+   * Delete even a pinned snapshot or the agent's last snapshot.
+   *
+   * @default {false}
+   */
+  force?: boolean;
+}
+
+/** Filters for {@linkcode Store.auditLog}. All given filters must match. */
+export interface AuditFilter {
+  /** Tenant. */
+  tenant?: string;
+  /** Agent id. */
+  agent?: string;
+  /** Action, e.g. `"restore"`. */
+  action?: string;
+  /** Snapshot id. */
+  snapshot?: string;
+  /** At or after (ISO 8601). */
+  since?: string;
+  /** Before (ISO 8601). */
+  until?: string;
+}
+
+/** The content of a lock file or lock object: who holds it and until when. */
+export interface LockOwner {
+  /** Host name of the holder. */
+  host: string;
+  /** Process id of the holder. */
+  pid: number;
+  /** ISO 8601 time the lock was taken. */
+  created_at: string;
+  /** ISO 8601 time the lease ends unless refreshed. */
+  expires_at: string;
+  /** Random token identifying this holding of the lock. */
+  token: string;
+}
+
+/** A held lock that also tells whether it was lost (its lease taken over by another). */
+export interface HeldLock extends StoreLock, AsyncDisposable {
+  /** The token written in the lock. */
+  readonly token: string;
+  /**
+   * `true` once a refresh found the lock no longer ours (the lease expired and another
+   * process took it over). Release is then a no-op.
+   */
+  readonly lost: boolean;
+}
+
+/**
+ * A retention policy, in restic's vocabulary. Counts are non-negative integers, or `-1` for
+ * unlimited. Rules are applied per (tenant, agent); a snapshot is kept if any rule keeps it.
+ */
+export interface RetentionPolicy {
+  /** Keep the newest N snapshots. */
+  keepLast?: number;
+  /** Keep the newest snapshot of each of the last N hours that have one. */
+  keepHourly?: number;
+  /** Keep the newest snapshot of each of the last N days that have one. */
+  keepDaily?: number;
+  /** Keep the newest snapshot of each of the last N ISO weeks that have one. */
+  keepWeekly?: number;
+  /** Keep the newest snapshot of each of the last N months that have one. */
+  keepMonthly?: number;
+  /** Keep the newest snapshot of each of the last N years that have one. */
+  keepYearly?: number;
+  /**
+   * Keep every snapshot within this duration of the group's newest snapshot, e.g. `"2d3h"`,
+   * `"1y2m"` (units y, m, d, h).
+   */
+  keepWithin?: string;
+  /** Keep every snapshot with one of these labels. */
+  keepLabel?: string[];
+  /** Alias of {@linkcode RetentionPolicy.keepLabel} (restic's word). */
+  keepTag?: string[];
+}
+
+/** A calendar duration as restic writes it: `1y2m3d4h`. */
+export interface Duration {
+  /** Years. */
+  years: number;
+  /** Months. */
+  months: number;
+  /** Days. */
+  days: number;
+  /** Hours. */
+  hours: number;
+}
+
+/** What `planPrune()` decided. */
+export interface PrunePlan {
+  /** Snapshots kept, each with the rules that keep it. */
+  keep: { id: string; reasons: string[] }[];
+  /** Snapshots to remove. */
+  remove: SnapshotInfo[];
+}
+
 /**
  * Where bundles live: a local directory (with a SQLite catalog) or S3-compatible storage.
  * Bundles are the source of truth; the catalog can be rebuilt from them.
@@ -130,8 +229,14 @@ export interface Store {
   create(tenant: string, agentId: string, snapshotId: string): Promise<PendingBundle>;
   /** Adds an existing bundle file (already verified by the caller). */
   importFile(path: string, manifest: Manifest): Promise<SnapshotInfo>;
-  /** Deletes a snapshot. */
-  delete(id: string): Promise<void>;
+  /**
+   * Deletes a snapshot (exact id). Refuses a pinned snapshot or the agent's last snapshot
+   * unless `options.force`.
+   *
+   * @throws {NotFoundError} when no snapshot has that id.
+   * @throws {RefusedError} when pinned or the agent's last, without `force`.
+   */
+  delete(id: string, options?: DeleteOptions): Promise<void>;
   /** Pins or unpins a snapshot. */
   pin(id: string, pinned: boolean): Promise<void>;
   /** Takes the lock of one agent. @throws {LockedError} when held past the timeout. */
@@ -144,7 +249,7 @@ export interface Store {
   /** Appends to the audit log. */
   audit(record: AuditRecord): Promise<void>;
   /** Reads the audit log, oldest first. */
-  auditLog(filter?: { tenant?: string; agent?: string }): Promise<AuditRecord[]>;
+  auditLog(filter?: AuditFilter): Promise<AuditRecord[]>;
   /** Rebuilds the catalog from the bundles. Returns how many bundles were indexed. */
   reindex(): Promise<number>;
   /** Releases resources (catalog handle). */
