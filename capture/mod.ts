@@ -4,6 +4,8 @@
  * objects; write your own through the same interface (see `docs/PLUGINS.md`).
  *
  * - {@linkcode memdirPlugin}: the memory directory's files, `memdir/<rel>`.
+ * - {@linkcode sqlitePlugin}: consistent copies of live SQLite databases, `sqlite/<name>.sqlite`.
+ * - {@linkcode statePlugin}: JSON state files and runtime values, `state/<name>.json`.
  *
  * @example Capturing a memory directory
  * ```ts
@@ -16,3 +18,5 @@
  */
 export * from "./types.ts";
 export * from "./memdir.ts";
+export * from "./sqlite.ts";
+export * from "./state.ts";

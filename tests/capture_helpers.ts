@@ -201,17 +201,20 @@ export function fakeRedactor(): Redactor & { calls: string[] } {
       const { DatabaseSync } = await import("node:sqlite");
       const db = new DatabaseSync(dbPath);
       try {
-        const tables = db.prepare(
-          "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'",
-        ).all() as { name: string }[];
+        const all = db.prepare(
+          "SELECT name, sql FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'",
+        ).all() as { name: string; sql: string }[];
+        const virtual = all.filter((t) => /^CREATE VIRTUAL TABLE/i.test(t.sql)).map((t) => t.name);
+        const tables = all.filter((t) => !virtual.some((v) => t.name.startsWith(`${v}_`)));
         for (const { name } of tables) {
           const cols = db.prepare(`PRAGMA table_info("${name}")`).all() as { name: string }[];
           for (const c of cols) {
             db.prepare(
-              `UPDATE "${name}" SET "${c.name}" = replace("${c.name}", 'SECRET123', ?) WHERE typeof("${c.name}") = 'text'`,
+              `UPDATE "${name}" SET "${c.name}" = replace("${c.name}", 'SECRET123', ?) WHERE typeof("${c.name}") = 'text' AND "${c.name}" LIKE '%SECRET123%'`,
             ).run("[REDACTED:fake:00000000]");
           }
         }
+        for (const v of virtual) db.exec(`INSERT INTO "${v}"("${v}") VALUES ('optimize')`);
         calls.push(artifact);
       } finally {
         db.close();

@@ -1,0 +1,124 @@
+import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
+import { NotFoundError, UsageError } from "../errors.ts";
+import { sqlitePlugin } from "./sqlite.ts";
+import { captureInto, fakeRedactor, restoreInto } from "../tests/capture_helpers.ts";
+import { tempDir } from "../tests/_tools.ts";
+
+function makeDb(path: string, wal: boolean, userVersion = 3): void {
+  const db = new DatabaseSync(path);
+  if (wal) db.exec("PRAGMA journal_mode = WAL");
+  db.exec(`PRAGMA user_version = ${userVersion};
+    CREATE TABLE facts(id INTEGER PRIMARY KEY, body TEXT, data BLOB);
+    CREATE INDEX facts_body ON facts(body);
+    CREATE VIRTUAL TABLE facts_fts USING fts5(body);`);
+  const ins = db.prepare("INSERT INTO facts(body, data) VALUES (?, ?)");
+  for (let i = 0; i < 50; i++) {
+    ins.run(`fact ${i}${i === 7 ? " SECRET123" : ""}`, new Uint8Array([i, 0]));
+  }
+  db.exec("INSERT INTO facts_fts(body) SELECT body FROM facts");
+  db.close();
+}
+
+function dump(path: string): unknown {
+  const db = new DatabaseSync(path, { readOnly: true });
+  try {
+    return {
+      facts: db.prepare("SELECT * FROM facts ORDER BY id").all(),
+      fts: db.prepare("SELECT body FROM facts_fts WHERE facts_fts MATCH 'fact' ORDER BY rowid")
+        .all(),
+      user_version: db.prepare("PRAGMA user_version").get(),
+      journal_mode: db.prepare("PRAGMA journal_mode").get(),
+    };
+  } finally {
+    db.close();
+  }
+}
+
+Deno.test("sqlitePlugin() captures a consistent copy with metadata and restores it with its journal mode", async () => {
+  await using tmp = await tempDir();
+  const wal = `${tmp.path}/long_term.db`;
+  const plain = `${tmp.path}/short_term.db`;
+  makeDb(wal, true, 5);
+  makeDb(plain, false, 2);
+  // keep a connection open so the WAL holds uncheckpointed frames
+  const holder = new DatabaseSync(wal);
+  holder.exec("INSERT INTO facts(body) VALUES ('only in the wal')");
+  const plugin = sqlitePlugin({ databases: { long_term: wal, short_term: plain } });
+  const captured = await captureInto(tmp.path, [plugin]);
+  assert.deepEqual(captured.manifest.artifacts.map((a) => [a.path, a.kind]), [
+    ["sqlite/long_term.sqlite", "sqlite"],
+    ["sqlite/short_term.sqlite", "sqlite"],
+  ]);
+  const meta = (captured.manifest.captures.sqlite as {
+    databases: Record<string, Record<string, unknown>>;
+  }).databases;
+  assert.equal(meta.long_term!.user_version, 5);
+  assert.equal(meta.long_term!.journal_mode, "wal");
+  assert.equal(meta.short_term!.journal_mode, "delete");
+  assert.equal((meta.long_term!.tables as Record<string, number>).facts, 51);
+  assert.match(meta.long_term!.schema_sha256 as string, /^[0-9a-f]{64}$/);
+  assert.equal(meta.long_term!.schema_sha256, meta.short_term!.schema_sha256);
+  const want = dump(wal);
+  holder.close();
+
+  const { staged, targets } = await restoreInto(tmp.path, [plugin], captured);
+  assert.deepEqual(targets.find((t) => t.path === wal)?.companions, [
+    `${wal}-wal`,
+    `${wal}-shm`,
+    `${wal}-journal`,
+  ]);
+  assert.deepEqual(dump(staged.get(wal)!), want);
+  assert.deepEqual(dump(staged.get(plain)!), dump(plain));
+});
+
+Deno.test("sqlitePlugin() check() refuses a user_version newer than the runtime supports", async () => {
+  await using tmp = await tempDir();
+  makeDb(`${tmp.path}/a.db`, false, 7);
+  const captured = await captureInto(tmp.path, [
+    sqlitePlugin({ databases: { long_term: `${tmp.path}/a.db` } }),
+  ]);
+  const gate = sqlitePlugin({ databases: { long_term: `${tmp.path}/a.db` }, maxUserVersion: 5 });
+  assert.deepEqual(gate.check!(captured.manifest), [
+    "Cannot restore database long_term: its user_version 7 is newer than the 5 this runtime supports",
+  ]);
+  const perDb = sqlitePlugin({
+    databases: { long_term: `${tmp.path}/a.db` },
+    maxUserVersion: { long_term: 7 },
+  });
+  assert.deepEqual(perDb.check!(captured.manifest), []);
+});
+
+Deno.test("sqlitePlugin() names a missing database and rejects bad names", async () => {
+  await using tmp = await tempDir();
+  const plugin = sqlitePlugin({ databases: { long_term: `${tmp.path}/missing.db` } });
+  await assert.rejects(() => captureInto(tmp.path, [plugin]), (e: unknown) => {
+    assert(e instanceof NotFoundError);
+    assert.match(e.message, /database long_term: .*missing\.db does not exist/);
+    return true;
+  });
+  await assert.rejects(Deno.stat(`${tmp.path}/missing.db`), Deno.errors.NotFound);
+  assert.throws(() => sqlitePlugin({ databases: { "Bad Name": "x" } }), UsageError);
+});
+
+Deno.test("sqlitePlugin() redacts the copy and leaves no secret in its pages", async () => {
+  await using tmp = await tempDir();
+  const path = `${tmp.path}/a.db`;
+  makeDb(path, true);
+  const captured = await captureInto(
+    tmp.path,
+    [sqlitePlugin({ databases: { mem: path } })],
+    fakeRedactor(),
+  );
+  const bytes = await Deno.readFile(`${captured.payloadDir}/sqlite/mem.sqlite`);
+  assert(!new TextDecoder("latin1").decode(bytes).toLowerCase().includes("secret123"));
+  const live = new DatabaseSync(path, { readOnly: true });
+  assert.equal(
+    (live.prepare("SELECT count(*) n FROM facts WHERE body LIKE '%SECRET123%'").get() as {
+      n: number;
+    })
+      .n,
+    1,
+  );
+  live.close();
+});
