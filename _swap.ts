@@ -116,7 +116,11 @@ function oldCompanionPath(t: JournalTarget, companion: string): string {
 }
 
 /** Creates the journal entry for a target, choosing its stage and old locations. */
-export function planTarget(target: RestoreTarget, restoreId: string, index: number): Omit<JournalTarget, "existed"> {
+export function planTarget(
+  target: RestoreTarget,
+  restoreId: string,
+  index: number,
+): Omit<JournalTarget, "existed"> {
   const parent = dirname(target.path);
   const base = basename(target.path);
   return {
@@ -138,7 +142,9 @@ export async function readJournal(fs: SwapFs, stateDir: string): Promise<Journal
   if (text === undefined) return undefined;
   const j = JSON.parse(text) as Journal;
   if (j.version !== 1 || !Array.isArray(j.targets)) {
-    throw new Error(`Cannot read the restore journal ${join(stateDir, JOURNAL_FILE)}: unknown version`);
+    throw new Error(
+      `Cannot read the restore journal ${join(stateDir, JOURNAL_FILE)}: unknown version`,
+    );
   }
   return j;
 }
@@ -237,13 +243,14 @@ export async function runSwap(
   await writeJournal(fs, stateDir, journal);
   try {
     for (const t of journal.targets) await swapOne(fs, t);
+    journal.phase = "committed";
+    await writeJournal(fs, stateDir, journal);
   } catch (error) {
+    // Not committed (or the commit record may not be durable): put every target back.
     await rollbackAll(fs, journal);
     await removeJournal(fs, stateDir);
     throw error;
   }
-  journal.phase = "committed";
-  await writeJournal(fs, stateDir, journal);
   if (beforeCleanup) await beforeCleanup(journal);
   return await finishCommitted(fs, stateDir, journal);
 }
@@ -265,7 +272,11 @@ async function rollbackAll(fs: SwapFs, journal: Journal): Promise<void> {
   }
 }
 
-async function finishCommitted(fs: SwapFs, stateDir: string, journal: Journal): Promise<SwapResult> {
+async function finishCommitted(
+  fs: SwapFs,
+  stateDir: string,
+  journal: Journal,
+): Promise<SwapResult> {
   const aside: string[] = [];
   for (const t of journal.targets) {
     const kept = await cleanupOne(fs, journal, t);
