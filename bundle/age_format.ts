@@ -77,7 +77,8 @@ export function x25519PrivateKey(scalar: Uint8Array): KeyObject {
 
 /** The raw public key (u-coordinate) of an X25519 private key. */
 export function x25519PublicBytes(key: KeyObject): Uint8Array {
-  const der = createPublicKey(key).export({ format: "der", type: "spki" });
+  const pub = key.type === "public" ? key : createPublicKey(key);
+  const der = pub.export({ format: "der", type: "spki" });
   return new Uint8Array(der.subarray(der.length - 32));
 }
 
