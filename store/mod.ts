@@ -29,3 +29,7 @@ export * from "./types.ts";
 export * from "./local_store.ts";
 export * from "./lock_file.ts";
 export * from "./open_store.ts";
+export * from "./parse_duration.ts";
+export * from "./plan_prune.ts";
+export * from "./prune.ts";
+export * from "./validate_retention_policy.ts";
