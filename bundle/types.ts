@@ -22,7 +22,13 @@ export const MANIFEST_VERSION = 1;
  * Kind of an artifact: `"file"` (memory-dir file), `"symlink"` (memory-dir symlink, content is
  * the link target), `"git-bundle"`, `"sqlite"`, `"state"`, or a custom plugin's kind.
  */
-export type ArtifactKind = "file" | "symlink" | "git-bundle" | "sqlite" | "state" | (string & {});
+export type ArtifactKind =
+  | "file"
+  | "symlink"
+  | "git-bundle"
+  | "sqlite"
+  | "state"
+  | (string & Record<never, never>);
 
 /** One artifact recorded in the manifest (hash and size of the post-redaction bytes). */
 export interface ManifestArtifact {
@@ -103,3 +109,9 @@ export interface Manifest {
   /** Versions of the tools that wrote the bundle. */
   tools: Record<string, string>;
 }
+
+/**
+ * What the caller of `writeBundle()` supplies: the manifest's descriptive fields. The writer
+ * adds `format`, `manifest_version`, `artifacts` and `payload`.
+ */
+export type BundleHeader = Omit<Manifest, "format" | "manifest_version" | "artifacts" | "payload">;

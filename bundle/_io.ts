@@ -1,0 +1,64 @@
+/**
+ * Small I/O helpers (private).
+ *
+ * @module
+ */
+import { type BundleLimits, bundleLimits } from "./bundle_limits.ts";
+
+/** Writes all of `data` to `file`. */
+export async function writeAll(file: Deno.FsFile, data: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < data.length) off += await file.write(data.subarray(off));
+}
+
+/** Merges partial limits over the defaults, checking each is a positive number. */
+export function resolveLimits(partial: Partial<BundleLimits> | undefined): BundleLimits {
+  const out = { ...bundleLimits, ...partial };
+  for (const [k, v] of Object.entries(out)) {
+    if (typeof v !== "number" || !(v > 0)) {
+      throw new RangeError(`Cannot use the bundle limits: ${k} must be a positive number`);
+    }
+  }
+  return out;
+}
+
+/** Groups small chunks into buffers of about `size` bytes; passes large chunks through. */
+export async function* batch(
+  input: AsyncIterable<Uint8Array>,
+  size: number,
+): AsyncGenerator<Uint8Array> {
+  let buf = new Uint8Array(size);
+  let used = 0;
+  for await (const c of input) {
+    if (c.length >= size / 2) {
+      if (used > 0) {
+        yield buf.subarray(0, used);
+        buf = new Uint8Array(size);
+        used = 0;
+      }
+      yield c;
+      continue;
+    }
+    if (used + c.length > size) {
+      yield buf.subarray(0, used);
+      buf = new Uint8Array(size);
+      used = 0;
+    }
+    buf.set(c, used);
+    used += c.length;
+  }
+  if (used > 0) yield buf.subarray(0, used);
+}
+
+/** Turns a TransformStream into an async iterable stage. */
+export function throughTransform(
+  input: AsyncIterable<Uint8Array>,
+  transform: TransformStream<Uint8Array, Uint8Array>,
+): AsyncIterable<Uint8Array> {
+  return ReadableStream.from(input).pipeThrough(transform);
+}
+
+/** Lowercase hex of bytes. */
+export function hex(bytes: Uint8Array): string {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}

@@ -1,0 +1,100 @@
+/**
+ * Manifest parsing and validation (private).
+ *
+ * @module
+ */
+import { Ajv, type ValidateFunction } from "ajv";
+import { RefusedError } from "../errors.ts";
+import { FORMAT_ID, type Manifest, MANIFEST_VERSION } from "./types.ts";
+import { MANIFEST_SCHEMA } from "./_manifest_schema.ts";
+import { canonicalJson } from "./canonical_json.ts";
+import { corrupt, unsafe } from "./_errors.ts";
+import { checkPath, comparePaths } from "./_paths.ts";
+import type { BundleLimits } from "./bundle_limits.ts";
+
+export const MANIFEST_NAME = "manifest.json";
+export const SIGNATURE_NAME = "manifest.json.minisig";
+export const PAYLOAD_PLAIN = "payload.tar.zst";
+export const PAYLOAD_AGE = "payload.tar.zst.age";
+
+let validator: ValidateFunction | undefined;
+
+function schemaError(field: string, state: string): never {
+  throw corrupt(
+    "manifest_schema",
+    MANIFEST_NAME,
+    `is invalid: field ${JSON.stringify(field || "/")} ${state}`,
+  );
+}
+
+/**
+ * Parses and validates manifest bytes: UTF-8, JSON, canonical, a memsnap manifest of a
+ * supported version, valid against the schema, artifacts sorted and unique with safe paths,
+ * payload path consistent with its encryption.
+ */
+export function parseManifest(bytes: Uint8Array, limits: BundleLimits): Manifest {
+  let text: string;
+  let value: unknown;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    value = JSON.parse(text);
+  } catch (e) {
+    throw corrupt("manifest_json", MANIFEST_NAME, "is not valid UTF-8 JSON", e);
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    schemaError("/", "must be an object");
+  }
+  const obj = value as Record<string, unknown>;
+  if (obj.format !== FORMAT_ID) {
+    throw new RefusedError(
+      `Cannot read the bundle: its manifest format is ${
+        JSON.stringify(obj.format ?? null)
+      }, not "${FORMAT_ID}" (unsupported)`,
+    );
+  }
+  const version = obj.manifest_version;
+  if (typeof version !== "number" || !Number.isInteger(version) || version < 1) {
+    schemaError("/manifest_version", "must be an integer >= 1");
+  }
+  if (version > MANIFEST_VERSION) {
+    throw new RefusedError(
+      `Cannot read the bundle: manifest_version ${version} is newer than the supported ${MANIFEST_VERSION} (unsupported)`,
+      { hint: "Upgrade memsnap to read this bundle." },
+    );
+  }
+  validator ??= new Ajv({ strict: true, allErrors: false }).compile(MANIFEST_SCHEMA);
+  if (!validator(value)) {
+    const err = validator.errors?.[0];
+    schemaError(err?.instancePath ?? "", err?.message ?? "is invalid");
+  }
+  if (canonicalJson(value) !== text!) {
+    throw corrupt("manifest_canonical", MANIFEST_NAME, "is not canonical JSON");
+  }
+  const m = value as unknown as Manifest;
+  if (m.artifacts.length > limits.maxEntries) {
+    throw unsafe(
+      "max_entries",
+      MANIFEST_NAME,
+      `lists ${m.artifacts.length} artifacts, over the cap of ${limits.maxEntries}`,
+    );
+  }
+  let prev: string | undefined;
+  m.artifacts.forEach((a, i) => {
+    const problem = checkPath(a.path, limits.maxPathLength, limits.maxPathDepth);
+    if (problem) schemaError(`/artifacts/${i}/path`, `${problem.state} (${problem.rule})`);
+    if (prev !== undefined && comparePaths(prev, a.path) >= 0) {
+      schemaError(`/artifacts/${i}/path`, "is not sorted or is a duplicate");
+    }
+    prev = a.path;
+  });
+  const encrypted = m.payload.encryption !== null;
+  if (m.payload.path !== (encrypted ? PAYLOAD_AGE : PAYLOAD_PLAIN)) {
+    schemaError("/payload/path", "does not match payload.encryption");
+  }
+  return m;
+}
+
+/** The canonical bytes of a manifest. */
+export function encodeManifest(m: Manifest): Uint8Array {
+  return new TextEncoder().encode(canonicalJson(m));
+}

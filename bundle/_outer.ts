@@ -1,0 +1,37 @@
+/**
+ * The outer tar's entries (private).
+ *
+ * @module
+ */
+import type { Manifest } from "./types.ts";
+import type { BundleLimits } from "./bundle_limits.ts";
+import type { TarEntry } from "./_tar_reader.ts";
+import { corrupt, unsafe } from "./_errors.ts";
+import { MANIFEST_NAME, parseManifest } from "./_manifest.ts";
+
+/** Reads the first entry of an outer tar as the manifest, returning its bytes too. */
+export async function readManifestWithBytes(
+  entries: AsyncGenerator<TarEntry>,
+  limits: BundleLimits,
+): Promise<{ manifest: Manifest; bytes: Uint8Array }> {
+  const first = await entries.next();
+  if (first.done) throw corrupt("manifest_first", undefined, "the bundle is empty");
+  const e = first.value;
+  if (e.path !== MANIFEST_NAME) {
+    throw corrupt("manifest_first", e.path, `comes first instead of ${MANIFEST_NAME}`);
+  }
+  if (e.size > limits.maxManifestSize) {
+    throw unsafe(
+      "max_manifest_size",
+      e.path,
+      `is larger than the cap of ${limits.maxManifestSize} bytes`,
+    );
+  }
+  const bytes = new Uint8Array(e.size);
+  let off = 0;
+  for await (const c of e.body()) {
+    bytes.set(c, off);
+    off += c.length;
+  }
+  return { manifest: parseManifest(bytes, limits), bytes };
+}

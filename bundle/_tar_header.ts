@@ -1,0 +1,105 @@
+/**
+ * Deterministic ustar/pax header encoding (private). The writer emits only what is here:
+ * ustar regular-file headers (typeflag `0`), preceded by a pax `x` header when the path is
+ * longer than 100 bytes or not ASCII, or the size does not fit 11 octal digits.
+ *
+ * @module
+ */
+
+export const BLOCK = 512;
+const enc = new TextEncoder();
+/** Largest size an 11-digit octal field holds. */
+export const MAX_USTAR_SIZE = 0o77777777777;
+
+/** What one header describes. */
+export interface HeaderFields {
+  path: string;
+  size: number;
+  mode: number;
+  mtime: number;
+}
+
+function putString(b: Uint8Array, off: number, len: number, s: Uint8Array): void {
+  b.set(s.subarray(0, len), off);
+}
+
+function putOctal(b: Uint8Array, off: number, len: number, v: number): void {
+  // len-1 octal digits, zero padded, then NUL.
+  const s = v.toString(8).padStart(len - 1, "0");
+  if (s.length > len - 1) throw new RangeError(`Cannot write the tar header: ${v} overflows`);
+  b.set(enc.encode(s), off);
+  b[off + len - 1] = 0;
+}
+
+function ustar(fields: HeaderFields, name: Uint8Array, typeflag: string): Uint8Array {
+  const b = new Uint8Array(BLOCK);
+  putString(b, 0, 100, name);
+  putOctal(b, 100, 8, fields.mode);
+  putOctal(b, 108, 8, 0);
+  putOctal(b, 116, 8, 0);
+  putOctal(b, 124, 12, fields.size > MAX_USTAR_SIZE ? 0 : fields.size);
+  putOctal(b, 136, 12, fields.mtime);
+  b[156] = typeflag.charCodeAt(0);
+  b.set(enc.encode("ustar\x0000"), 257);
+  putOctal(b, 329, 8, 0);
+  putOctal(b, 337, 8, 0);
+  b.fill(0x20, 148, 156);
+  let sum = 0;
+  for (let i = 0; i < BLOCK; i++) sum += b[i]!;
+  const cs = sum.toString(8).padStart(6, "0");
+  b.set(enc.encode(cs), 148);
+  b[154] = 0;
+  b[155] = 0x20;
+  return b;
+}
+
+/** One pax record, `"<len> key=value\n"`, where len counts the whole record. */
+export function paxRecord(key: string, value: string): Uint8Array {
+  const body = enc.encode(` ${key}=${value}\n`);
+  let len = body.length + 1;
+  while (String(len).length + body.length > len) len++;
+  len = String(len).length + body.length;
+  const out = new Uint8Array(len);
+  out.set(enc.encode(String(len)), 0);
+  out.set(body, len - body.length);
+  return out;
+}
+
+/** Bytes of padding after `size` bytes of entry data. */
+export function padding(size: number): number {
+  const r = size % BLOCK;
+  return r === 0 ? 0 : BLOCK - r;
+}
+
+const ASCII = /^[\x20-\x7e]*$/;
+
+/** Encodes the header block(s) of a regular file: `[pax x header + data +] ustar header`. */
+export function encodeHeader(fields: HeaderFields): Uint8Array {
+  const name = enc.encode(fields.path);
+  const needPath = name.length > 100 || !ASCII.test(fields.path);
+  const needSize = fields.size > MAX_USTAR_SIZE;
+  if (!needPath && !needSize) return ustar(fields, name, "0");
+  const records: Uint8Array[] = [];
+  if (needPath) records.push(paxRecord("path", fields.path));
+  if (needSize) records.push(paxRecord("size", String(fields.size)));
+  const paxLen = records.reduce((n, r) => n + r.length, 0);
+  const fallback = name.map((c) => (c < 0x20 || c > 0x7e ? 0x5f : c)).subarray(0, 100);
+  const paxHeader = ustar(
+    { path: "", size: paxLen, mode: 0o644, mtime: fields.mtime },
+    enc.encode("PaxHeader"),
+    "x",
+  );
+  const total = BLOCK + paxLen + padding(paxLen) + BLOCK;
+  const out = new Uint8Array(total);
+  out.set(paxHeader, 0);
+  let off = BLOCK;
+  for (const r of records) {
+    out.set(r, off);
+    off += r.length;
+  }
+  out.set(ustar(fields, fallback, "0"), total - BLOCK);
+  return out;
+}
+
+/** The end-of-archive marker: two zero blocks. */
+export const END_OF_ARCHIVE: Uint8Array = new Uint8Array(2 * BLOCK);

@@ -1,0 +1,242 @@
+/**
+ * The strict tar reader (private). Accepts ustar (POSIX or GNU magic) regular files, with pax
+ * `x` extended headers parsed for `path` and `size` only. Refuses everything else with a
+ * typed error naming the rule and the entry.
+ *
+ * @module
+ */
+import { BLOCK, padding } from "./_tar_header.ts";
+import type { ByteSource } from "./_byte_source.ts";
+import { corrupt, unsafe } from "./_errors.ts";
+import { checkPath, PathSet } from "./_paths.ts";
+
+const dec = new TextDecoder("utf-8", { fatal: true });
+const latin = new TextDecoder("latin1");
+
+/** Caps for one tar layer. */
+export interface TarReadLimits {
+  maxEntries: number;
+  maxEntrySize: number;
+  maxPathLength: number;
+  maxPathDepth: number;
+  maxPaxSize: number;
+}
+
+/** One regular-file entry. Read its body before asking for the next entry (or it is skipped). */
+export interface TarEntry {
+  path: string;
+  size: number;
+  mode: number;
+  body(): AsyncGenerator<Uint8Array>;
+}
+
+const TYPE_NAMES: Record<string, string> = {
+  "1": "a hard link",
+  "2": "a symbolic link",
+  "3": "a character device",
+  "4": "a block device",
+  "5": "a directory",
+  "6": "a FIFO",
+  "7": "a contiguous file",
+  "L": "a GNU long name record",
+  "K": "a GNU long link record",
+  "S": "a GNU sparse file",
+  "D": "a GNU directory dump",
+  "M": "a GNU multi-volume continuation",
+  "V": "a GNU volume label",
+};
+
+function field(b: Uint8Array, off: number, len: number): Uint8Array {
+  const f = b.subarray(off, off + len);
+  const nul = f.indexOf(0);
+  return nul === -1 ? f : f.subarray(0, nul);
+}
+
+function parseNumber(
+  b: Uint8Array,
+  off: number,
+  len: number,
+  what: string,
+  entry?: string,
+): number {
+  const f = b.subarray(off, off + len);
+  if (f[0]! & 0x80) {
+    // GNU base-256 (big-endian, positive only).
+    if (f[0] !== 0x80) throw corrupt("header_field", entry, `has an invalid ${what} field`);
+    let v = 0;
+    for (let i = 1; i < len; i++) v = v * 256 + f[i]!;
+    if (!Number.isSafeInteger(v)) throw corrupt("header_field", entry, `has a ${what} too large`);
+    return v;
+  }
+  const s = latin.decode(field(b, off, len)).trim();
+  if (s === "") return 0;
+  if (!/^[0-7]+$/.test(s)) throw corrupt("header_field", entry, `has an invalid ${what} field`);
+  const v = parseInt(s, 8);
+  if (!Number.isSafeInteger(v)) throw corrupt("header_field", entry, `has a ${what} too large`);
+  return v;
+}
+
+function isZero(b: Uint8Array): boolean {
+  for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
+  return true;
+}
+
+function parsePax(data: Uint8Array, entry: string | undefined): Map<string, string> {
+  const out = new Map<string, string>();
+  let off = 0;
+  while (off < data.length) {
+    const sp = data.indexOf(0x20, off);
+    if (sp === -1 || sp - off > 20) {
+      throw corrupt("pax_header", entry, "has a malformed pax record");
+    }
+    const lenStr = latin.decode(data.subarray(off, sp));
+    if (!/^[1-9][0-9]*$/.test(lenStr)) {
+      throw corrupt("pax_header", entry, "has a malformed pax record length");
+    }
+    const len = Number(lenStr);
+    const end = off + len;
+    if (end > data.length || data[end - 1] !== 0x0a) {
+      throw corrupt("pax_header", entry, "has a pax record overrunning its header");
+    }
+    let rec: string;
+    try {
+      rec = dec.decode(data.subarray(sp + 1, end - 1));
+    } catch {
+      throw unsafe("path_encoding", entry, "has a pax record that is not UTF-8");
+    }
+    const eq = rec.indexOf("=");
+    if (eq <= 0) throw corrupt("pax_header", entry, "has a pax record without a key");
+    out.set(rec.slice(0, eq), rec.slice(eq + 1));
+    off = end;
+  }
+  return out;
+}
+
+/**
+ * Reads regular-file entries from a tar stream. After the end-of-archive marker, the rest of
+ * the stream must be zero bytes.
+ */
+export async function* readTar(
+  src: ByteSource,
+  limits: TarReadLimits,
+): AsyncGenerator<TarEntry> {
+  const seen = new PathSet();
+  let count = 0;
+  let pax: Map<string, string> | undefined;
+  let last: string | undefined;
+  for (;;) {
+    const h = await src.readExact(BLOCK, last);
+    if (h === null) {
+      if (pax) throw corrupt("truncated", last, "is truncated after its pax header");
+      throw corrupt("truncated", undefined, "the archive ends without its end-of-archive marker");
+    }
+    if (isZero(h)) {
+      if (pax) throw corrupt("pax_header", last, "has a pax header followed by nothing");
+      await src.expectZeros("trailing_data", "non-zero bytes follow the end-of-archive marker");
+      return;
+    }
+    // Checksum first: nothing in a header is trusted before it.
+    let sum = 0;
+    for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : h[i]!;
+    const stored = latin.decode(field(h, 148, 8)).trim();
+    if (!/^[0-7]{1,7}$/.test(stored) || parseInt(stored, 8) !== sum) {
+      throw corrupt(
+        "header_checksum",
+        last === undefined ? undefined : `after ${last}`,
+        "has a bad header checksum",
+      );
+    }
+    const magic = latin.decode(h.subarray(257, 265));
+    const posix = magic === "ustar\x0000";
+    if (!posix && magic !== "ustar  \x00") {
+      throw corrupt("header_format", undefined, "has a header that is not ustar");
+    }
+    let rawName: Uint8Array = field(h, 0, 100);
+    const prefix = posix ? field(h, 345, 155) : new Uint8Array(0);
+    if (prefix.length > 0) {
+      const joined = new Uint8Array(prefix.length + 1 + rawName.length);
+      joined.set(prefix, 0);
+      joined[prefix.length] = 0x2f;
+      joined.set(rawName, prefix.length + 1);
+      rawName = joined;
+    }
+    let path: string;
+    try {
+      path = dec.decode(rawName);
+    } catch {
+      throw unsafe("path_encoding", latin.decode(rawName), "has a path that is not UTF-8");
+    }
+    const type = String.fromCharCode(h[156]!);
+    let size = parseNumber(h, 124, 12, "size", path);
+
+    if (type === "x") {
+      if (pax) throw corrupt("pax_header", path, "has two pax headers in a row");
+      if (size > limits.maxPaxSize) {
+        throw unsafe(
+          "max_pax_size",
+          path,
+          `has a pax header larger than ${limits.maxPaxSize} bytes`,
+        );
+      }
+      const data = await src.readExact(size, path);
+      if (data === null) throw corrupt("truncated", path, "is truncated");
+      await src.skip(padding(size), path);
+      pax = parsePax(data, path);
+      for (const key of pax.keys()) {
+        if (key.startsWith("GNU.sparse.")) {
+          throw unsafe("entry_type", pax.get("path") ?? path, "is a GNU sparse file");
+        }
+      }
+      last = pax.get("path") ?? last;
+      continue;
+    }
+    if (type === "g") throw unsafe("pax_global", path, "is a pax global header");
+
+    if (pax) {
+      const p = pax.get("path");
+      if (p !== undefined) path = p;
+      const s = pax.get("size");
+      if (s !== undefined) {
+        if (!/^[0-9]{1,16}$/.test(s) || !Number.isSafeInteger(Number(s))) {
+          throw corrupt("pax_header", path, "has an invalid pax size");
+        }
+        size = Number(s);
+      }
+      pax = undefined;
+    }
+    last = path;
+    if (type !== "0" && type !== "\x00") {
+      const what = TYPE_NAMES[type] ?? `an entry of unknown type ${JSON.stringify(type)}`;
+      throw unsafe("entry_type", path, `is ${what}, not a regular file`);
+    }
+    const problem = checkPath(path, limits.maxPathLength, limits.maxPathDepth);
+    if (problem) throw unsafe(problem.rule, path, problem.state);
+    const clash = seen.add(path);
+    if (clash) throw unsafe(clash.rule, path, clash.state);
+    if (++count > limits.maxEntries) {
+      throw unsafe("max_entries", path, `is beyond the cap of ${limits.maxEntries} entries`);
+    }
+    if (size > limits.maxEntrySize) {
+      throw unsafe(
+        "max_entry_size",
+        path,
+        `is larger than the cap of ${limits.maxEntrySize} bytes`,
+      );
+    }
+    const mode = parseNumber(h, 100, 8, "mode", path) & 0o7777;
+    let left = size;
+    const entryPath = path;
+    yield {
+      path,
+      size,
+      mode,
+      async *body(): AsyncGenerator<Uint8Array> {
+        for await (const c of src.stream(left, entryPath)) {
+          left -= c.length;
+          yield c;
+        }
+      },
+    };
+    await src.skip(left + padding(size), path);
+  }
+}

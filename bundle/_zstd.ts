@@ -1,0 +1,241 @@
+/**
+ * zstd for the payload (private).
+ *
+ * Compression uses `node:zlib` (native libzstd). Decompression of untrusted bytes does not:
+ * in Deno 2.9 the `node:zlib` zstd decompressor raises decode errors found after the first
+ * write as uncaught exceptions (they kill the process) instead of emitting `error`. So the
+ * reader decodes with `fzstd` (pure JS, errors thrown synchronously), behind a frame scanner
+ * of ours that checks every frame header (window cap, no dictionary, no skippable frame) and
+ * every block header, and hands the decoder whole blocks so one push inflates to at most
+ * 32 blocks (4 MiB): memory stays bounded even for a zstd bomb.
+ *
+ * @module
+ */
+import { constants, createZstdCompress } from "node:zlib";
+import { pipeline, Readable } from "node:stream";
+import { Decompress } from "fzstd";
+import { corrupt, unsafe } from "./_errors.ts";
+
+/** The pinned compression parameters of format v1 (besides the level). */
+export function zstdParams(level: number): Record<number, number> {
+  return {
+    [constants.ZSTD_c_compressionLevel]: level,
+    [constants.ZSTD_c_checksumFlag]: 1,
+    [constants.ZSTD_c_contentSizeFlag]: 0,
+    [constants.ZSTD_c_windowLog]: 0, // 0 = level default (21 at level 3)
+  };
+}
+
+/** Compresses a byte stream (one zstd frame). */
+export function zstdCompress(
+  input: AsyncIterable<Uint8Array>,
+  level: number,
+): AsyncIterable<Uint8Array> {
+  const z = createZstdCompress({ params: zstdParams(level), chunkSize: 1 << 17 });
+  pipeline(Readable.from(input, { objectMode: false }), z, () => {});
+  return z as AsyncIterable<Uint8Array>;
+}
+
+const BLOCK_MAX = 128 * 1024;
+const PUSH_BLOCKS = 32;
+const PUSH_BYTES = 1 << 20;
+const PAYLOAD = "payload";
+
+/** A queue of input bytes with small peeks across chunk boundaries. */
+class Queue {
+  #chunks: Uint8Array[] = [];
+  length = 0;
+  push(c: Uint8Array): void {
+    if (c.length === 0) return;
+    this.#chunks.push(c);
+    this.length += c.length;
+  }
+  /** The byte at i (i < length). */
+  at(i: number): number {
+    for (const c of this.#chunks) {
+      if (i < c.length) return c[i]!;
+      i -= c.length;
+    }
+    throw new RangeError("Queue.at out of range");
+  }
+  /** Removes n bytes from the front, returning them as segments. */
+  take(n: number, into: Uint8Array[]): void {
+    this.length -= n;
+    while (n > 0) {
+      const c = this.#chunks[0]!;
+      if (c.length <= n) {
+        into.push(c);
+        this.#chunks.shift();
+        n -= c.length;
+      } else {
+        into.push(c.subarray(0, n));
+        this.#chunks[0] = c.subarray(n);
+        n = 0;
+      }
+    }
+  }
+}
+
+const enum State {
+  Magic,
+  Header,
+  BlockHeader,
+  BlockBody,
+  Checksum,
+}
+
+/**
+ * Decompresses an untrusted zstd stream of one or more frames, checking each frame's window
+ * against `2 ** maxWindowLog`.
+ *
+ * @throws {UnsafeBundleError} rule `zstd_window` if a frame needs a larger window.
+ * @throws {CorruptBundleError} rule `zstd` on malformed or truncated zstd data.
+ */
+export async function* zstdDecompress(
+  input: AsyncIterable<Uint8Array>,
+  maxWindowLog: number,
+): AsyncGenerator<Uint8Array> {
+  const q = new Queue();
+  const out: Uint8Array[] = [];
+  const d = new Decompress((blk: Uint8Array) => {
+    if (blk.length > 0) out.push(blk);
+  });
+  let state = State.Magic;
+  let need = 4;
+  let headerLen = 0;
+  let windowSize = 0;
+  let hasChecksum = false;
+  let lastBlock = false;
+  let frames = 0;
+  let pending: Uint8Array[] = [];
+  let pendingBytes = 0;
+  let pendingBlocks = 0;
+  const bad = (state: string): never => {
+    throw corrupt("zstd", PAYLOAD, `is not valid zstd: ${state}`);
+  };
+  const flush = (): void => {
+    try {
+      for (const seg of pending) d.push(seg, false);
+    } catch (e) {
+      throw corrupt("zstd", PAYLOAD, `is not valid zstd: ${(e as Error).message}`, e);
+    }
+    pending = [];
+    pendingBytes = 0;
+    pendingBlocks = 0;
+  };
+  const move = (n: number): void => {
+    q.take(n, pending);
+    pendingBytes += n;
+  };
+
+  for await (const chunk of input) {
+    q.push(chunk);
+    while (q.length >= need) {
+      switch (state) {
+        case State.Magic: {
+          const m = (q.at(0) | (q.at(1) << 8) | (q.at(2) << 16) | (q.at(3) << 24)) >>> 0;
+          if (m !== 0xfd2fb528) {
+            bad(
+              (m & 0xfffffff0) === 0x184d2a50
+                ? "skippable frames are not allowed"
+                : "bad frame magic",
+            );
+          }
+          state = State.Header;
+          need = 5;
+          break;
+        }
+        case State.Header: {
+          const fhd = q.at(4);
+          const fcsFlag = fhd >> 6;
+          const single = (fhd >> 5) & 1;
+          if (fhd & 0x08) bad("reserved frame header bit set");
+          hasChecksum = ((fhd >> 2) & 1) === 1;
+          const didSize = [0, 1, 2, 4][fhd & 3]!;
+          const fcsSize = [single ? 1 : 0, 2, 4, 8][fcsFlag]!;
+          headerLen = 4 + 1 + (single ? 0 : 1) + didSize + fcsSize;
+          if (q.length < headerLen) {
+            need = headerLen;
+            break;
+          }
+          let pos = 5;
+          if (!single) {
+            const wd = q.at(pos++);
+            const log = 10 + (wd >> 3);
+            const base = 2 ** log;
+            windowSize = base + (base / 8) * (wd & 7);
+          }
+          let did = 0;
+          for (let i = 0; i < didSize; i++) did += q.at(pos++) * 2 ** (8 * i);
+          if (did !== 0) bad("frames with a dictionary are not allowed");
+          if (single) {
+            let fcs = 0;
+            for (let i = 0; i < fcsSize; i++) fcs += q.at(pos++) * 2 ** (8 * i);
+            if (fcsSize === 2) fcs += 256;
+            windowSize = fcs;
+          }
+          if (windowSize > 2 ** maxWindowLog) {
+            throw unsafe(
+              "zstd_window",
+              PAYLOAD,
+              `needs a zstd window of ${windowSize} bytes, over the cap of 2^${maxWindowLog}`,
+            );
+          }
+          move(headerLen);
+          frames++;
+          state = State.BlockHeader;
+          need = 3;
+          break;
+        }
+        case State.BlockHeader: {
+          const v = q.at(0) | (q.at(1) << 8) | (q.at(2) << 16);
+          const last = v & 1;
+          const type = (v >> 1) & 3;
+          const size = v >>> 3;
+          if (type === 3) bad("reserved block type");
+          if (size > Math.min(BLOCK_MAX, Math.max(windowSize, 1))) bad("block larger than allowed");
+          move(3);
+          pendingBlocks++;
+          const body = type === 1 ? 1 : size;
+          state = State.BlockBody;
+          need = body;
+          lastBlock = last === 1;
+          break;
+        }
+        case State.BlockBody: {
+          move(need);
+          if (lastBlock) {
+            state = hasChecksum ? State.Checksum : State.Magic;
+            need = 4;
+            if (!hasChecksum) flush();
+          } else {
+            state = State.BlockHeader;
+            need = 3;
+          }
+          if (pendingBlocks >= PUSH_BLOCKS || pendingBytes >= PUSH_BYTES) flush();
+          break;
+        }
+        case State.Checksum: {
+          move(4);
+          flush();
+          state = State.Magic;
+          need = 4;
+          break;
+        }
+      }
+      if (out.length > 0) {
+        yield* out.splice(0);
+      }
+    }
+    if (pendingBytes > 0 && state !== State.Magic) {
+      // Let the decoder see what is complete so far; it buffers partial blocks itself.
+      if (pendingBlocks >= 1) flush();
+      if (out.length > 0) yield* out.splice(0);
+    }
+  }
+  if (state !== State.Magic || q.length > 0 || frames === 0) {
+    throw corrupt("zstd", PAYLOAD, "is truncated zstd data");
+  }
+  flush();
+  if (out.length > 0) yield* out.splice(0);
+}

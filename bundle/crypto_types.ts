@@ -1,0 +1,52 @@
+/**
+ * Hooks through which bundle encryption (age) and signing (minisign) plug into the bundle
+ * core. The bundle core never sees keys; it only streams bytes through these objects.
+ *
+ * Nothing in the manifest depends on ciphertext bytes other than `payload.size` and
+ * `payload.sha256`, so a payload re-encrypted by another tool stays valid once those two
+ * fields are updated (and the manifest re-signed).
+ *
+ * @module
+ */
+import type { Manifest } from "./types.ts";
+
+/** Encrypts the compressed payload (`payload.tar.zst` → `payload.tar.zst.age`). */
+export interface PayloadCipher {
+  /** The encryption scheme; always `"age"` in format v1. */
+  scheme: "age";
+  /** Recipient fingerprints recorded in the manifest (`payload.encryption.recipients`). */
+  recipients: string[];
+  /** Returns a fresh transform from plaintext to ciphertext; called once per bundle. */
+  encrypt(): TransformStream<Uint8Array, Uint8Array>;
+}
+
+/** Decrypts an encrypted payload. */
+export interface PayloadDecipher {
+  /**
+   * Returns a fresh transform from ciphertext to plaintext; called once per read. It must
+   * error (not end early) if the ciphertext is truncated or fails authentication.
+   */
+  decrypt(): TransformStream<Uint8Array, Uint8Array>;
+}
+
+/** Signs the manifest bytes (minisign). */
+export interface ManifestSigner {
+  /**
+   * Signs the canonical manifest bytes.
+   *
+   * @param manifestBytes The exact bytes of `manifest.json`.
+   * @param manifest The parsed manifest (for a trusted comment, say).
+   * @returns The full `manifest.json.minisig` file bytes.
+   */
+  sign(manifestBytes: Uint8Array, manifest: Manifest): Promise<Uint8Array>;
+}
+
+/** Verifies a manifest signature. */
+export interface ManifestVerifier {
+  /**
+   * Verifies `signature` (the `.minisig` file bytes) over `manifestBytes`.
+   *
+   * @throws {VerificationError} If the signature does not hold.
+   */
+  verify(manifestBytes: Uint8Array, signature: Uint8Array): Promise<void>;
+}

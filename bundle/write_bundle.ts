@@ -1,0 +1,299 @@
+/**
+ * The bundle writer.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { basename, dirname, join } from "node:path";
+import { MemsnapError } from "../errors.ts";
+import { noopProgress, type ProgressReporter } from "../progress.ts";
+import type { ArtifactSource } from "../capture/types.ts";
+import {
+  type BundleHeader,
+  FORMAT_ID,
+  type Manifest,
+  MANIFEST_VERSION,
+  type ManifestArtifact,
+} from "./types.ts";
+import type { ManifestSigner, PayloadCipher } from "./crypto_types.ts";
+import { BLOCK, encodeHeader, END_OF_ARCHIVE, padding } from "./_tar_header.ts";
+import { checkPath, comparePaths, PathSet } from "./_paths.ts";
+import { bundleLimits } from "./bundle_limits.ts";
+import { zstdCompress } from "./_zstd.ts";
+import { batch, throughTransform, writeAll } from "./_io.ts";
+import {
+  encodeManifest,
+  MANIFEST_NAME,
+  parseManifest,
+  PAYLOAD_AGE,
+  PAYLOAD_PLAIN,
+  SIGNATURE_NAME,
+} from "./_manifest.ts";
+
+/** Options of {@linkcode writeBundle}. */
+export interface WriteBundleOptions {
+  /** Encrypts the payload (age). Default: a plaintext payload. */
+  cipher?: PayloadCipher;
+  /** Signs the manifest (minisign). Default: no signature entry. */
+  signer?: ManifestSigner;
+  /** zstd level, 1-19. Changing it changes the bytes. @default {3} */
+  zstdLevel?: number;
+  /** Aborts the write; the temp files are removed. */
+  signal?: AbortSignal;
+  /** Receives `pack` progress (bytes of artifacts packed). */
+  progress?: ProgressReporter;
+  /** Directory of the temporary payload file. @default {dirname(destPath)} */
+  tempDir?: string;
+}
+
+const PAD = new Uint8Array(BLOCK);
+const CREATED_AT = /^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$/;
+
+function entryHeader(path: string, size: number, mode: number, mtime: number): Uint8Array {
+  return encodeHeader({ path, size, mode, mtime });
+}
+
+/**
+ * Writes a bundle: a tar of `manifest.json` (canonical JSON), `payload.tar.zst` (the artifacts
+ * as an inner tar, zstd level 3) or `payload.tar.zst.age` when a cipher is given, and
+ * `manifest.json.minisig` when a signer is given. The output is byte-for-byte determined by
+ * the header, the artifacts and the options: entries sorted by path, uid/gid 0, no user or
+ * group names, mode 0644 (or the artifact's mode), mtime = `created_at` in seconds.
+ *
+ * Streams in constant memory: each artifact is hashed while it is packed, the payload is
+ * compressed (and encrypted) into a temporary file beside `destPath` while being hashed, and
+ * the outer tar is written last since the manifest (first entry) holds the payload's hash.
+ *
+ * @param destPath Where to write; usually a temporary path the caller renames into place. It
+ * is created or truncated, and removed if the write fails.
+ * @param header The manifest's descriptive fields (snapshot id, agent, created_at...).
+ * @param artifacts The artifacts, in any order; each one's `open()` is called once.
+ * @param options Cipher, signer, zstd level, cancellation, progress.
+ * @returns The manifest written.
+ * @throws {TypeError} If the header or an artifact is invalid (bad path, duplicate, size).
+ * @throws {MemsnapError} If an artifact yields a different number of bytes than its `size`.
+ * @throws {DOMException} `AbortError` when aborted through `signal`.
+ *
+ * @example Write and read back a bundle
+ * ```ts
+ * import { writeBundle } from "./write_bundle.ts";
+ * import { readManifest } from "./read_manifest.ts";
+ * import { openBundleFile } from "./open_bundle_file.ts";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const bytes = new TextEncoder().encode("remember the milk\n");
+ * const manifest = await writeBundle(`${dir}/b.tar`, {
+ *   snapshot_id: "20261125T195222123Z-1a2b3c4d",
+ *   agent_id: "agent-1",
+ *   tenant: "default",
+ *   label: null,
+ *   created_at: "2026-11-25T19:52:22.123Z",
+ *   created_by: "api",
+ *   parent: null,
+ *   captures: {},
+ *   redaction: { redacted: false, packs: [], rules: [], skipped_binary: [] },
+ *   tools: { memsnap: "0.1.0" },
+ * }, [{
+ *   path: "memdir/notes.md",
+ *   kind: "file",
+ *   size: bytes.length,
+ *   open: () => Promise.resolve(new Blob([bytes]).stream()),
+ * }]);
+ * const again = await readManifest(await openBundleFile(`${dir}/b.tar`));
+ * console.log(again.payload.sha256 === manifest.payload.sha256); // true
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function writeBundle(
+  destPath: string,
+  header: BundleHeader,
+  artifacts: Iterable<ArtifactSource> | AsyncIterable<ArtifactSource>,
+  options: WriteBundleOptions = {},
+): Promise<Manifest> {
+  const { cipher, signer, signal } = options;
+  const level = options.zstdLevel ?? 3;
+  const progress = options.progress ?? noopProgress;
+  if (!Number.isInteger(level) || level < 1 || level > 19) {
+    throw new RangeError(`Cannot write the bundle: zstd level ${level} is not in 1-19`);
+  }
+  signal?.throwIfAborted();
+
+  // 1. Sources: validate, sort.
+  const sources: ArtifactSource[] = [];
+  for await (const s of artifacts) sources.push(s);
+  sources.sort((a, b) => comparePaths(a.path, b.path));
+  const seen = new PathSet();
+  let total = 0;
+  for (const s of sources) {
+    if (typeof s.path !== "string") {
+      throw new TypeError("Cannot write the bundle: an artifact has no path");
+    }
+    const problem = checkPath(s.path, bundleLimits.maxPathLength, bundleLimits.maxPathDepth) ??
+      seen.add(s.path);
+    if (problem) {
+      throw new TypeError(
+        `Cannot write the bundle: artifact path ${
+          JSON.stringify(s.path)
+        } ${problem.state} (${problem.rule})`,
+      );
+    }
+    if (!Number.isSafeInteger(s.size) || s.size < 0) {
+      throw new TypeError(
+        `Cannot write the bundle: artifact ${JSON.stringify(s.path)} has an invalid size ${s.size}`,
+      );
+    }
+    if (s.mode !== undefined && (!Number.isInteger(s.mode) || s.mode < 0 || s.mode > 0o777)) {
+      throw new TypeError(
+        `Cannot write the bundle: artifact ${JSON.stringify(s.path)} has an invalid mode ${s.mode}`,
+      );
+    }
+    total += s.size;
+  }
+  if (typeof header.created_at !== "string" || !CREATED_AT.test(header.created_at)) {
+    throw new TypeError(
+      `Cannot write the bundle: created_at ${
+        JSON.stringify(header.created_at)
+      } is not an ISO 8601 UTC timestamp with milliseconds`,
+    );
+  }
+  const mtime = Math.floor(Date.parse(header.created_at) / 1000);
+  const payloadPath = cipher ? PAYLOAD_AGE : PAYLOAD_PLAIN;
+  const encryption = cipher ? { scheme: cipher.scheme, recipients: [...cipher.recipients] } : null;
+  // Check the header against the schema before doing any work.
+  const probe: Manifest = {
+    ...header,
+    format: FORMAT_ID,
+    manifest_version: MANIFEST_VERSION,
+    artifacts: [],
+    payload: {
+      path: payloadPath,
+      size: 0,
+      sha256: "0".repeat(64),
+      compression: "zstd",
+      encryption,
+    },
+  };
+  try {
+    parseManifest(encodeManifest(probe), bundleLimits);
+  } catch (e) {
+    throw new TypeError(
+      `Cannot write the bundle: the header is invalid: ${(e as Error).message}`,
+      { cause: e },
+    );
+  }
+
+  const tmp = join(
+    options.tempDir ?? dirname(destPath),
+    `.${basename(destPath)}.payload-${crypto.randomUUID().slice(0, 8)}.tmp`,
+  );
+  let destCreated = false;
+  try {
+    // 2. Payload: inner tar -> zstd -> (cipher) -> hash -> temp file.
+    const manifestArtifacts: ManifestArtifact[] = [];
+    let done = 0;
+    const innerTar = async function* (): AsyncGenerator<Uint8Array> {
+      for (const s of sources) {
+        signal?.throwIfAborted();
+        const mode = s.mode ?? 0o644;
+        yield entryHeader(s.path, s.size, mode, mtime);
+        const hash = createHash("sha256");
+        let n = 0;
+        const stream = await s.open();
+        for await (const chunk of stream) {
+          signal?.throwIfAborted();
+          n += chunk.length;
+          if (n > s.size) {
+            await stream.cancel().catch(() => {});
+            break;
+          }
+          hash.update(chunk);
+          done += chunk.length;
+          progress.progress({ phase: "pack", done, total, item: s.path });
+          yield chunk;
+        }
+        if (n !== s.size) {
+          throw new MemsnapError(
+            `Cannot pack artifact ${JSON.stringify(s.path)}: it yielded ${
+              n > s.size ? "more than" : n
+            } bytes but its declared size is ${s.size} (the file changed during capture)`,
+            { hint: "Take the snapshot again." },
+          );
+        }
+        const pad = padding(s.size);
+        if (pad > 0) yield PAD.subarray(0, pad);
+        const a: ManifestArtifact = {
+          path: s.path,
+          kind: s.kind,
+          size: s.size,
+          sha256: hash.digest("hex"),
+        };
+        if (s.mode !== undefined && s.mode !== 0o644) a.mode = s.mode;
+        manifestArtifacts.push(a);
+      }
+      yield END_OF_ARCHIVE;
+    };
+    let stage: AsyncIterable<Uint8Array> = zstdCompress(batch(innerTar(), 1 << 18), level);
+    if (cipher) stage = throughTransform(stage, cipher.encrypt());
+    const payloadHash = createHash("sha256");
+    let payloadSize = 0;
+    {
+      using file = await Deno.open(tmp, { createNew: true, write: true });
+      for await (const chunk of stage) {
+        payloadHash.update(chunk);
+        payloadSize += chunk.length;
+        await writeAll(file, chunk);
+      }
+    }
+    signal?.throwIfAborted();
+
+    // 3. Manifest and signature.
+    const manifest: Manifest = {
+      ...probe,
+      artifacts: manifestArtifacts,
+      payload: {
+        path: payloadPath,
+        size: payloadSize,
+        sha256: payloadHash.digest("hex"),
+        compression: "zstd",
+        encryption,
+      },
+    };
+    const manifestBytes = encodeManifest(manifest);
+    const signature = signer ? await signer.sign(manifestBytes, manifest) : undefined;
+    signal?.throwIfAborted();
+
+    // 4. Outer tar.
+    using out = await Deno.open(destPath, { create: true, truncate: true, write: true });
+    destCreated = true;
+    await writeAll(out, entryHeader(MANIFEST_NAME, manifestBytes.length, 0o644, mtime));
+    await writeAll(out, manifestBytes);
+    await writeAll(out, PAD.subarray(0, padding(manifestBytes.length)));
+    await writeAll(out, entryHeader(payloadPath, payloadSize, 0o644, mtime));
+    {
+      using src = await Deno.open(tmp, { read: true });
+      let copied = 0;
+      for await (const chunk of src.readable) {
+        copied += chunk.length;
+        await writeAll(out, chunk);
+      }
+      if (copied !== payloadSize) {
+        throw new MemsnapError(
+          `Cannot write the bundle: the temporary payload file changed size (${copied} != ${payloadSize})`,
+        );
+      }
+    }
+    await writeAll(out, PAD.subarray(0, padding(payloadSize)));
+    if (signature) {
+      await writeAll(out, entryHeader(SIGNATURE_NAME, signature.length, 0o644, mtime));
+      await writeAll(out, signature);
+      await writeAll(out, PAD.subarray(0, padding(signature.length)));
+    }
+    await writeAll(out, END_OF_ARCHIVE);
+    return manifest;
+  } catch (e) {
+    if (destCreated) await Deno.remove(destPath).catch(() => {});
+    throw e;
+  } finally {
+    await Deno.remove(tmp).catch(() => {});
+  }
+}
