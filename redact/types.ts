@@ -22,8 +22,25 @@ export interface RedactionRule {
   entropy?: number;
   /** Matches whose secret matches any of these are left alone. */
   allowlist?: RegExp[];
-  /** Capture group holding the secret (default 0: the whole match). */
-  secretGroup?: number;
+  /**
+   * Capture group holding the secret (default 0: the whole match). `"first"` takes the first
+   * capture group that matched something, else the whole match (gitleaks' rule when no group
+   * is named).
+   */
+  secretGroup?: number | "first";
+  /**
+   * What {@linkcode RedactionRule.allowlist} is tested against: the secret (default), the whole
+   * match, or the line holding the match (gitleaks' `regexTarget`).
+   */
+  allowlistTarget?: "secret" | "match" | "line";
+  /** Case-insensitive words: a secret containing one of them is left alone (gitleaks' stopwords). */
+  stopwords?: string[];
+  /**
+   * For a rule with keywords whose matches span lines (e.g. PEM blocks): how many characters
+   * after a keyword occurrence the rule may look. Without it, a rule with keywords looks at the
+   * line holding each occurrence (clamped to 4096 characters either side).
+   */
+  maxSpan?: number;
   /** Extra validation of the secret (e.g. a Luhn check). */
   validate?: (secret: string) => boolean;
 }

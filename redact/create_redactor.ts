@@ -1,0 +1,302 @@
+/**
+ * {@linkcode createRedactor}: the engine that applies rule packs to captured artifacts.
+ *
+ * @module
+ */
+import { createHmac } from "node:crypto";
+import type { JsonValue, RedactionReport } from "../bundle/types.ts";
+import type { Redactor, RulePack } from "./types.ts";
+import { Engine, type Span } from "./_engine.ts";
+import { redactSqliteFile } from "./_sqlite.ts";
+
+/** Options of {@linkcode createRedactor}. */
+export interface CreateRedactorOptions {
+  /** The packs to apply, in order (the order breaks ties between overlapping matches). */
+  packs: RulePack[];
+  /**
+   * The store's redaction key (at least 16 bytes). Replacement tokens carry the first 8 hex of
+   * HMAC-SHA256(key, secret), so the same secret gives the same token across artifacts and
+   * snapshots of one store, and nothing an outsider can test a guess against.
+   */
+  key: Uint8Array;
+  /**
+   * Size in bytes of the blocks {@linkcode Redactor.redactFile} reads.
+   *
+   * @default {1048576}
+   */
+  chunkSize?: number;
+  /**
+   * Characters kept from one block to the next so a secret across a block boundary is still
+   * caught; also the longest secret guaranteed to be caught across a boundary.
+   *
+   * @default {65536}
+   */
+  overlap?: number;
+}
+
+const JSON_SECRET_KEY = /pass|pwd|secret|token|key|auth|cred/i;
+const BINARY_PROBE = 8192;
+
+/** A {@linkcode Redactor} with a few extras for tests and the scanner. */
+export interface RedactorWithStats extends Redactor {
+  /** Total replacements made so far. */
+  readonly replacements: number;
+}
+
+/**
+ * Creates a redactor: applies `packs` to strings, bytes, files, JSON values and SQLite
+ * databases, replacing each secret with `[REDACTED:<rule-id>:<8 hex of HMAC-SHA256(key, secret)>]`
+ * and accumulating a report that never contains a secret.
+ *
+ * Redaction is idempotent: replacement tokens are never matched again, so redacting twice
+ * gives the same bytes. Overlapping matches resolve to the earliest start, then the longest,
+ * then the first rule in pack order.
+ *
+ * @param options The packs and the key.
+ * @returns The redactor.
+ * @throws {TypeError} When the key is shorter than 16 bytes or a pack is malformed.
+ *
+ * @example Redacting a string and reading the report
+ * ```ts
+ * import { createRedactor, secretsPack } from "@memsnap/core/redact";
+ * import { assertEquals } from "node:assert/strict";
+ * const r = createRedactor({ packs: [secretsPack], key: new Uint8Array(32).fill(7) });
+ * const out = r.redactString("key AKIAZ7ZQWUXYVDCBA234 used", "memdir/a.md");
+ * console.log(out); // key [REDACTED:aws-access-key-id:xxxxxxxx] used
+ * assertEquals(r.redactString(out, "memdir/a.md"), out); // idempotent
+ * assertEquals(r.report().rules, [
+ *   { id: "aws-access-key-id", count: 1, artifacts: ["memdir/a.md"] },
+ * ]);
+ * ```
+ */
+export function createRedactor(options: CreateRedactorOptions): RedactorWithStats {
+  return new RedactorImpl(options);
+}
+
+class RedactorImpl implements RedactorWithStats {
+  #engine: Engine;
+  #key: Uint8Array;
+  #chunkSize: number;
+  #overlap: number;
+  #tokens = new Map<string, string>();
+  #counts = new Map<string, { count: number; artifacts: Set<string> }>();
+  #skipped = new Set<string>();
+  #replacements = 0;
+
+  constructor(options: CreateRedactorOptions) {
+    if (!(options.key instanceof Uint8Array) || options.key.length < 16) {
+      throw new TypeError("Cannot create the redactor: key must be a Uint8Array of 16+ bytes");
+    }
+    this.#engine = new Engine(options.packs);
+    this.#key = options.key.slice();
+    this.#chunkSize = options.chunkSize ?? 1 << 20;
+    this.#overlap = options.overlap ?? 1 << 16;
+    if (!(this.#chunkSize >= 1) || !(this.#overlap >= 0)) {
+      throw new RangeError("Cannot create the redactor: chunkSize must be >= 1, overlap >= 0");
+    }
+  }
+
+  get replacements(): number {
+    return this.#replacements;
+  }
+
+  #token(rule: string, secret: string): string {
+    let h = this.#tokens.get(secret);
+    if (h === undefined) {
+      h = createHmac("sha256", this.#key).update(secret, "utf8").digest("hex").slice(0, 8);
+      if (this.#tokens.size > 100_000) this.#tokens.clear();
+      this.#tokens.set(secret, h);
+    }
+    return `[REDACTED:${rule}:${h}]`;
+  }
+
+  #record(rule: string, artifact: string): void {
+    let c = this.#counts.get(rule);
+    if (c === undefined) {
+      c = { count: 0, artifacts: new Set() };
+      this.#counts.set(rule, c);
+    }
+    c.count++;
+    c.artifacts.add(artifact);
+    this.#replacements++;
+  }
+
+  /** Replaces `spans` (sorted, disjoint) in `text`. */
+  #apply(text: string, spans: Span[], artifact: string): string {
+    if (spans.length === 0) return text;
+    const parts: string[] = [];
+    let pos = 0;
+    for (const s of spans) {
+      parts.push(text.slice(pos, s.start), this.#token(s.rule, text.slice(s.start, s.end)));
+      this.#record(s.rule, artifact);
+      pos = s.end;
+    }
+    parts.push(text.slice(pos));
+    return parts.join("");
+  }
+
+  redactString(text: string, artifact: string): string {
+    let out = text;
+    for (let i = 0; i < 4; i++) {
+      const { spans, partial } = this.#engine.find(out);
+      out = this.#apply(out, spans, artifact);
+      if (!partial) break;
+    }
+    return out;
+  }
+
+  redactBytes(bytes: Uint8Array, artifact: string): Uint8Array | undefined {
+    const text = decodeText(bytes);
+    if (text === undefined) {
+      this.#skipped.add(artifact);
+      return undefined;
+    }
+    const out = this.redactString(text, artifact);
+    return out === text ? bytes : new TextEncoder().encode(out);
+  }
+
+  async redactFile(src: string, dest: string, artifact: string): Promise<boolean> {
+    const input = await Deno.open(src, { read: true });
+    let output: Deno.FsFile | undefined;
+    const enc = new TextEncoder();
+    const dec = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+    const block = new Uint8Array(this.#chunkSize);
+    let buf = "";
+    let first = true;
+    let binary = false;
+    try {
+      output = await Deno.open(dest, { write: true, create: true, truncate: true });
+      const writeAll = async (s: string): Promise<void> => {
+        if (s.length === 0) return;
+        const bytes = enc.encode(s);
+        let off = 0;
+        while (off < bytes.length) off += await output!.write(bytes.subarray(off));
+      };
+      let eof = false;
+      while (!eof) {
+        const n = await readFull(input, block);
+        eof = n < block.length;
+        const got = block.subarray(0, n);
+        if (first) {
+          first = false;
+          const probe = got.subarray(0, BINARY_PROBE);
+          if (probe.indexOf(0) >= 0) {
+            binary = true;
+            break;
+          }
+        }
+        try {
+          buf += dec.decode(got, { stream: !eof });
+        } catch {
+          binary = true;
+          break;
+        }
+        const done = this.#flush(buf, eof, artifact);
+        await writeAll(done.out);
+        buf = done.rest;
+      }
+    } finally {
+      input.close();
+      output?.close();
+    }
+    if (binary) {
+      this.#skipped.add(artifact);
+      await Deno.remove(dest).catch(() => {});
+      return false;
+    }
+    return true;
+  }
+
+  /** Redacts the committed part of the streaming buffer; returns it and the kept tail. */
+  #flush(buf: string, eof: boolean, artifact: string): { out: string; rest: string } {
+    if (eof) return { out: this.redactString(buf, artifact), rest: "" };
+    if (buf.length < this.#chunkSize + this.#overlap) return { out: "", rest: buf };
+    const limit = buf.length - this.#overlap;
+    // Cut at a line start so every rule sees whole lines; a hard cut only on a huge line.
+    let cut = buf.lastIndexOf("\n", limit - 1) + 1;
+    if (cut <= 0) cut = limit;
+    const { spans, partial } = this.#engine.find(buf);
+    const taken: Span[] = [];
+    let end = cut;
+    for (const s of spans) {
+      if (s.start >= cut) break;
+      taken.push(s);
+      if (s.end > end) end = s.end;
+    }
+    let out = this.#apply(buf.slice(0, end), taken, artifact);
+    if (partial) out = this.redactString(out, artifact);
+    return { out, rest: buf.slice(end) };
+  }
+
+  redactJson(value: JsonValue, artifact: string): JsonValue {
+    return this.#json(value, artifact, undefined);
+  }
+
+  #json(value: JsonValue, artifact: string, key: string | undefined): JsonValue {
+    if (typeof value === "string") {
+      if (key !== undefined && JSON_SECRET_KEY.test(key)) {
+        return this.#redactWithContext(`${key}=`, value, artifact);
+      }
+      return this.redactString(value, artifact);
+    }
+    if (Array.isArray(value)) return value.map((v) => this.#json(v, artifact, undefined));
+    if (value !== null && typeof value === "object") {
+      const out: { [key: string]: JsonValue } = {};
+      for (const [k, v] of Object.entries(value)) out[k] = this.#json(v, artifact, k);
+      return out;
+    }
+    return value;
+  }
+
+  /** Redacts `value` seen after `prefix` (its JSON key), so `"password": "..."` is caught. */
+  #redactWithContext(prefix: string, value: string, artifact: string): string {
+    const out = this.redactString(value, artifact);
+    if (out !== value) return out;
+    const { spans } = this.#engine.find(prefix + value);
+    const inValue = spans
+      .filter((s) => s.start >= prefix.length)
+      .map((s) => ({ ...s, start: s.start - prefix.length, end: s.end - prefix.length }));
+    return this.#apply(value, inValue, artifact);
+  }
+
+  async redactSqlite(dbPath: string, artifact: string): Promise<void> {
+    await redactSqliteFile(dbPath, (text) => this.redactString(text, artifact), (bytes) => {
+      const text = decodeText(bytes);
+      if (text === undefined) return undefined;
+      const out = this.redactString(text, artifact);
+      return out === text ? undefined : new TextEncoder().encode(out);
+    });
+  }
+
+  report(): RedactionReport {
+    return {
+      redacted: true,
+      packs: this.#engine.packs.map((p) => ({ id: p.id, version: p.version })),
+      rules: [...this.#counts.entries()]
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+        .map(([id, c]) => ({ id, count: c.count, artifacts: [...c.artifacts].sort() })),
+      skipped_binary: [...this.#skipped].sort(),
+    };
+  }
+}
+
+/** Decodes UTF-8 text; `undefined` when the bytes look binary (NUL, invalid UTF-8). */
+function decodeText(bytes: Uint8Array): string | undefined {
+  if (bytes.subarray(0, BINARY_PROBE).indexOf(0) >= 0) return undefined;
+  try {
+    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Reads until `buf` is full or the file ends; returns the bytes read. */
+async function readFull(file: Deno.FsFile, buf: Uint8Array): Promise<number> {
+  let off = 0;
+  while (off < buf.length) {
+    const n = await file.read(buf.subarray(off));
+    if (n === null) break;
+    off += n;
+  }
+  return off;
+}

@@ -1,0 +1,211 @@
+/**
+ * The built-in `secrets` pack: credentials of common services, private keys, JWTs, passwords in
+ * connection URLs and generic `password=`/`token:` assignments of high-entropy values.
+ *
+ * @module
+ */
+import type { RedactionRule, RulePack } from "../types.ts";
+import { charClasses, decodeBase64Url, isPlaceholder } from "../_util.ts";
+
+/** Documentation example values (AWS's `...EXAMPLE` keys) are left alone. */
+const AWS_EXAMPLE = /EXAMPLE/;
+
+const hasDigit = (s: string): boolean => /\d/.test(s);
+
+/** Case-insensitive spelling of a word without the `i` flag (`key` → `[kK][eE][yY]`). */
+const ci = (w: string): string => w.replace(/[a-z]/g, (c) => `[${c}${c.toUpperCase()}]`);
+/** The rest of a name after its keyword (`_prod`, `Value`, `s`), then an assignment operator. */
+const ASSIGN = String
+  .raw`(?:[_.-][\w.-]{0,24}|[A-Z][\w.-]{0,24}|[sS])?["']?[ \t]*(?::=|=>|=|:)[ \t]*["'\x60]?`;
+const VALUE = String.raw`([^\s"'\x60,;<>(){}\[\]]{5,199}[^\s"'\x60,;<>(){}\[\].:])`;
+
+const rules: RedactionRule[] = [
+  {
+    id: "aws-access-key-id",
+    description: "AWS access key id (AKIA, ASIA, ABIA, ACCA followed by 16 base32 characters)",
+    pattern: /(?<![A-Za-z0-9])(?:AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}(?![A-Za-z0-9])/,
+    keywords: ["akia", "asia", "abia", "acca"],
+    allowlist: [AWS_EXAMPLE],
+  },
+  {
+    id: "aws-secret-access-key",
+    description: "AWS secret access key assigned to aws_secret_access_key or similar",
+    pattern:
+      /(?:aws[_.-]?)?secret[_.-]?(?:access[_.-]?)?key["']?[ \t]*(?::=|=>|=|:)[ \t]*["']?([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])/i,
+    keywords: ["secret_access_key", "secretaccesskey", "secret-access-key", "aws_secret"],
+    secretGroup: 1,
+    entropy: 3.5,
+    allowlist: [AWS_EXAMPLE],
+  },
+  {
+    id: "github-token",
+    description: "GitHub classic token (ghp_, gho_, ghu_, ghs_, ghr_)",
+    pattern: /(?<![A-Za-z0-9_])gh[pousr]_[A-Za-z0-9]{36,251}(?![A-Za-z0-9_])/,
+    keywords: ["ghp_", "gho_", "ghu_", "ghs_", "ghr_"],
+    entropy: 3,
+  },
+  {
+    id: "github-fine-grained-pat",
+    description: "GitHub fine-grained personal access token (github_pat_...)",
+    pattern: /(?<![A-Za-z0-9_])github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}(?![A-Za-z0-9_])/,
+    keywords: ["github_pat_"],
+  },
+  {
+    id: "gitlab-pat",
+    description: "GitLab personal access token (glpat-...)",
+    pattern: /(?<![A-Za-z0-9_-])glpat-[A-Za-z0-9_-]{20,}(?:\.[A-Za-z0-9_-]+)*/,
+    keywords: ["glpat-"],
+    entropy: 3,
+  },
+  {
+    id: "slack-token",
+    description: "Slack token (xoxb-, xoxp-, xoxa-, xoxr-, xoxs-, xapp-)",
+    pattern: /(?<![A-Za-z0-9-])(?:xox[bpars]|xapp)-[0-9A-Za-z]+(?:-[0-9A-Za-z]+){1,6}/,
+    keywords: ["xoxb-", "xoxp-", "xoxa-", "xoxr-", "xoxs-", "xapp-"],
+    validate: (s) => s.length >= 24 && hasDigit(s) && !isPlaceholder(s.slice(5)),
+  },
+  {
+    id: "slack-webhook",
+    description: "Slack incoming webhook URL (the path after hooks.slack.com/services/)",
+    pattern:
+      /https?:\/\/hooks\.slack\.com\/(?:services|workflows|triggers)\/([A-Za-z0-9+/_-]{20,})/,
+    keywords: ["hooks.slack.com"],
+    secretGroup: 1,
+    validate: (s) => hasDigit(s) && !isPlaceholder(s),
+  },
+  {
+    id: "stripe-key",
+    description: "Stripe secret or restricted key (sk_live_, rk_live_, sk_test_, rk_test_)",
+    pattern: /(?<![A-Za-z0-9_])[sr]k_(?:live|test)_[0-9A-Za-z]{10,247}(?![A-Za-z0-9_])/,
+    keywords: ["sk_live_", "rk_live_", "sk_test_", "rk_test_"],
+    entropy: 3,
+  },
+  {
+    id: "anthropic-api-key",
+    description: "Anthropic API or admin key (sk-ant-api03-..., sk-ant-admin01-...)",
+    pattern: /(?<![A-Za-z0-9_-])sk-ant-(?:api|admin|oat|sid)\d{2}-[A-Za-z0-9_-]{20,}/,
+    keywords: ["sk-ant-"],
+    entropy: 3,
+  },
+  {
+    id: "openai-api-key",
+    description: "OpenAI API key (sk-..., sk-proj-..., sk-svcacct-..., sk-admin-...)",
+    pattern:
+      /(?<![A-Za-z0-9_-])sk-(?!ant-)(?:(?:proj|svcacct|admin|None)-)?[A-Za-z0-9_-]{20,}(?![A-Za-z0-9_-])/,
+    keywords: ["sk-"],
+    entropy: 3.5,
+    validate: (s) => hasDigit(s) && charClasses(s) >= 3,
+  },
+  {
+    id: "google-api-key",
+    description: "Google API key (AIza followed by 35 characters)",
+    pattern: /(?<![A-Za-z0-9_-])AIza[0-9A-Za-z_-]{35}(?![A-Za-z0-9_-])/,
+    keywords: ["aiza"],
+  },
+  {
+    id: "npm-token",
+    description: "npm access token (npm_ followed by 36 characters)",
+    pattern: /(?<![A-Za-z0-9_])npm_[A-Za-z0-9]{36}(?![A-Za-z0-9_])/,
+    keywords: ["npm_"],
+    entropy: 3,
+  },
+  {
+    id: "private-key",
+    description: "PEM or OpenSSH private key block (the whole block)",
+    pattern:
+      /-----BEGIN ((?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?)-----[\s\S]{1,32768}?-----END \1-----/,
+    keywords: ["-----begin"],
+    maxSpan: 40000,
+    validate: (s) => {
+      const body = s.replace(/^-----BEGIN[^\n]*\n?|-----END[^\n]*$/g, "")
+        .replace(/^[A-Za-z-]+:.*$/gm, "").replace(/\s+/g, "");
+      return /^[A-Za-z0-9+/=]{64,}$/.test(body);
+    },
+  },
+  {
+    id: "jwt",
+    description: "JSON Web Token (three base64url parts; the header decodes to JSON with alg)",
+    pattern: /(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{10,}/,
+    keywords: ["eyj"],
+    validate: (s) => {
+      const header = decodeBase64Url(s.slice(0, s.indexOf(".")));
+      if (header === undefined) return false;
+      try {
+        const h = JSON.parse(header);
+        return typeof h === "object" && h !== null && typeof h.alg === "string";
+      } catch {
+        return false;
+      }
+    },
+  },
+  {
+    id: "url-credentials",
+    description: "Password inside a connection URL (scheme://user:PASSWORD@host)",
+    pattern:
+      /(?<![A-Za-z0-9+.-])[A-Za-z][A-Za-z0-9+.-]{1,30}:\/\/[^\s:@/?#"'<>[\]]{0,256}:([^\s@/?#"'<>]{1,256})@[A-Za-z0-9[]/,
+    keywords: ["://"],
+    secretGroup: 1,
+    validate: (s) => !isPlaceholder(s),
+  },
+  {
+    id: "password-assignment",
+    description: "A password assigned in config or prose (password=, passwd:, pwd =...)",
+    pattern: new RegExp(
+      `(?:${ci("pass")}(?:${ci("word")}|${ci("wd")}|${ci("phrase")})?|${ci("pwd")})` + ASSIGN +
+        VALUE,
+    ),
+    keywords: ["pass", "pwd"],
+    secretGroup: 1,
+    entropy: 2.5,
+    validate: (s) =>
+      s.length >= 6 && charClasses(s) >= 2 && !isPlaceholder(s) && !/^\d+$/.test(s) &&
+      !/:\/\/|^\.{0,2}\//.test(s),
+  },
+  {
+    id: "generic-secret",
+    description: "A high-entropy value assigned to secret/token/api_key/auth/credential-like names",
+    pattern: new RegExp(
+      `(?:${ci("secret")}|${ci("token")}|(?:${ci("api")}|${ci("access")}|${ci("private")}|${
+        ci("auth")
+      })[_.-]?${ci("key")}|${ci("credential")})` + ASSIGN + VALUE,
+    ),
+    keywords: ["secret", "token", "key", "cred"],
+    secretGroup: 1,
+    entropy: 3.2,
+    validate: (s) =>
+      s.length >= 12 && charClasses(s) >= 2 && !isPlaceholder(s) && !/^\d+$/.test(s) &&
+      !/:\/\/|^\.{0,2}\//.test(s),
+  },
+];
+
+/**
+ * The built-in `secrets` pack.
+ *
+ * | rule | finds |
+ * |---|---|
+ * | `aws-access-key-id` | `AKIA`/`ASIA`... key ids (docs' `...EXAMPLE` keys left alone) |
+ * | `aws-secret-access-key` | 40-char secret after `aws_secret_access_key =` |
+ * | `github-token`, `github-fine-grained-pat` | `ghp_`... and `github_pat_...` |
+ * | `gitlab-pat` | `glpat-...` |
+ * | `slack-token`, `slack-webhook` | `xoxb-`... tokens, `hooks.slack.com/services/...` |
+ * | `stripe-key` | `sk_live_`, `rk_live_`, `sk_test_`, `rk_test_` |
+ * | `anthropic-api-key`, `openai-api-key` | `sk-ant-api03-...`, `sk-proj-...`, `sk-...` |
+ * | `google-api-key`, `npm-token` | `AIza...`, `npm_...` |
+ * | `private-key` | a whole PEM/OpenSSH private key block |
+ * | `jwt` | JWTs whose header decodes to JSON with `alg` |
+ * | `url-credentials` | the password in `scheme://user:PASSWORD@host` |
+ * | `password-assignment`, `generic-secret` | `password=...`, `api_key: ...` with entropy |
+ *
+ * @example Redacting a GitHub token
+ * ```ts
+ * import { createRedactor, secretsPack } from "@memsnap/core/redact";
+ * const r = createRedactor({ packs: [secretsPack], key: new Uint8Array(32) });
+ * const out = r.redactString("token ghp_" + "a1B2c3D4e5".repeat(4).slice(0, 36), "notes.md");
+ * console.log(out); // token [REDACTED:github-token:........]
+ * ```
+ */
+export const secretsPack: RulePack = {
+  id: "secrets",
+  version: "1.0.0",
+  rules,
+};
