@@ -31,3 +31,6 @@ export * from "./parse_snapshot_id.ts";
 export * from "./write_bundle.ts";
 export * from "./read_manifest.ts";
 export * from "./open_bundle_file.ts";
+export * from "./verify_bundle.ts";
+export * from "./assert_verified.ts";
+export * from "./extract_bundle.ts";

@@ -1,0 +1,307 @@
+/**
+ * The bundle reading pass shared by verifyBundle() and extractBundle() (private).
+ *
+ * One streaming pass: the outer tar's manifest entry, then the payload entry, hashed as it
+ * is read and (when plaintext or a decipher is given) piped through decipher, zstd and the
+ * inner tar reader, each artifact hashed; then the signature entry. Constant memory.
+ *
+ * @module
+ */
+import { createHash, type Hash } from "node:crypto";
+import {
+  CorruptBundleError,
+  RefusedError,
+  UnsafeBundleError,
+  VerificationError,
+  type VerificationFailure,
+} from "../errors.ts";
+import { noopProgress, type ProgressReporter } from "../progress.ts";
+import type { Manifest, ManifestArtifact } from "./types.ts";
+import type { ManifestVerifier, PayloadDecipher } from "./crypto_types.ts";
+import type { BundleLimits } from "./bundle_limits.ts";
+import { ByteSource } from "./_byte_source.ts";
+import { readTar, type TarEntry } from "./_tar_reader.ts";
+import { readManifestWithBytes } from "./_outer.ts";
+import { SIGNATURE_NAME } from "./_manifest.ts";
+import { corrupt, unsafe } from "./_errors.ts";
+import { zstdDecompress } from "./_zstd.ts";
+import { throughTransform } from "./_io.ts";
+
+/** Largest `manifest.json.minisig` accepted. */
+const MAX_SIGNATURE = 65_536;
+
+/** Where an artifact's bytes go (extraction); verification only hashes them. */
+export type ArtifactSink = (
+  artifact: ManifestArtifact,
+  chunks: AsyncIterable<Uint8Array>,
+) => Promise<void>;
+
+export interface ReadPassOptions {
+  decipher?: PayloadDecipher | undefined;
+  verifier?: ManifestVerifier | undefined;
+  requireSignature?: boolean | undefined;
+  limits: BundleLimits;
+  progress?: ProgressReporter | undefined;
+  signal?: AbortSignal | undefined;
+  phase: string;
+  /** Called once the manifest is read, before any artifact (may throw to refuse). */
+  onManifest?: (manifest: Manifest) => Promise<void> | void;
+  sink?: ArtifactSink;
+}
+
+export interface ReadPassResult {
+  manifest: Manifest;
+  signature: "valid" | "invalid" | "absent" | "not_checked";
+  artifacts_checked: boolean;
+  failures: VerificationFailure[];
+}
+
+/** Hashes the payload entry as it is pulled; return() does not close it, so it can be drained. */
+class PayloadTap implements AsyncIterable<Uint8Array> {
+  readonly hash: Hash = createHash("sha256");
+  size = 0;
+  #it: AsyncIterator<Uint8Array>;
+  #lock: Promise<unknown> = Promise.resolve();
+  #onChunk: (size: number) => void;
+
+  constructor(body: AsyncIterable<Uint8Array>, onChunk: (size: number) => void) {
+    this.#it = body[Symbol.asyncIterator]();
+    this.#onChunk = onChunk;
+  }
+
+  next(): Promise<IteratorResult<Uint8Array>> {
+    const run = this.#lock.then(async () => {
+      const r = await this.#it.next();
+      if (!r.done) {
+        this.hash.update(r.value);
+        this.size += r.value.length;
+        this.#onChunk(this.size);
+        // Copy: downstream stages may hold chunks past the next read.
+        return { done: false, value: r.value.slice() } as IteratorResult<Uint8Array>;
+      }
+      return r;
+    });
+    this.#lock = run.catch(() => {});
+    return run;
+  }
+
+  async drain(): Promise<void> {
+    while (!(await this.next()).done) { /* hash the rest */ }
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    return {
+      next: () => this.next(),
+      return: () => Promise.resolve({ done: true, value: undefined }),
+    };
+  }
+}
+
+function isRefusal(e: unknown): boolean {
+  return e instanceof UnsafeBundleError || e instanceof RefusedError;
+}
+
+/** Runs the reading pass. Throws refusals and I/O errors; returns verification failures. */
+export async function readPass(
+  source: ReadableStream<Uint8Array>,
+  opts: ReadPassOptions,
+): Promise<ReadPassResult> {
+  const { limits, decipher, verifier, signal } = opts;
+  const progress = opts.progress ?? noopProgress;
+  if (opts.requireSignature && !verifier) {
+    throw new TypeError("Cannot verify the bundle: requireSignature needs a verifier");
+  }
+  signal?.throwIfAborted();
+  const outer = new ByteSource(source);
+  try {
+    const entries = readTar(outer, {
+      ...limits,
+      maxEntries: 3,
+      maxEntrySize: Number.MAX_SAFE_INTEGER,
+    });
+    const { manifest, bytes: manifestBytes } = await readManifestWithBytes(entries, limits);
+    const failures: VerificationFailure[] = [];
+    const encrypted = manifest.payload.encryption !== null;
+    const checkArtifacts = !encrypted || decipher !== undefined;
+    await opts.onManifest?.(manifest);
+
+    // Payload.
+    const next = await entries.next();
+    if (next.done || next.value.path !== manifest.payload.path) {
+      throw corrupt(
+        "outer_layout",
+        next.done ? manifest.payload.path : next.value.path,
+        next.done
+          ? "is missing"
+          : `comes where ${JSON.stringify(manifest.payload.path)} is expected`,
+      );
+    }
+    const payloadEntry = next.value;
+    const total = payloadEntry.size;
+    const tap = new PayloadTap(payloadEntry.body(), (done) => {
+      signal?.throwIfAborted();
+      progress.progress({ phase: opts.phase, done, total, item: manifest.payload.path });
+    });
+    if (checkArtifacts) {
+      try {
+        await readArtifacts(tap, manifest, opts, failures);
+      } catch (e) {
+        if (isRefusal(e) || !(e instanceof VerificationError)) throw e;
+        failures.push(...failuresOf(e));
+      }
+    }
+    await tap.drain();
+    const sha = tap.hash.digest("hex");
+    if (tap.size !== manifest.payload.size) {
+      failures.unshift({
+        check: "payload_size",
+        path: manifest.payload.path,
+        detail: `payload is ${tap.size} bytes, manifest says ${manifest.payload.size}`,
+      });
+    }
+    if (sha !== manifest.payload.sha256) {
+      failures.unshift({
+        check: "payload_hash",
+        path: manifest.payload.path,
+        detail: `payload sha256 is ${sha}, manifest says ${manifest.payload.sha256}`,
+      });
+    }
+
+    // Signature.
+    let sig: Uint8Array | undefined;
+    const third = await entries.next();
+    if (!third.done) {
+      const e = third.value;
+      if (e.path !== SIGNATURE_NAME) {
+        throw corrupt("outer_layout", e.path, "is not an entry a bundle may contain");
+      }
+      if (e.size > MAX_SIGNATURE) {
+        throw unsafe("max_signature_size", e.path, `is larger than ${MAX_SIGNATURE} bytes`);
+      }
+      sig = await readAll(e);
+      const end = await entries.next();
+      if (!end.done) {
+        throw corrupt("outer_layout", end.value.path, "is not an entry a bundle may contain");
+      }
+    }
+    let signature: ReadPassResult["signature"];
+    if (!sig) {
+      signature = "absent";
+      if (opts.requireSignature) {
+        failures.push({
+          check: "signature_missing",
+          path: SIGNATURE_NAME,
+          detail: "the bundle is not signed and a signature is required",
+        });
+      }
+    } else if (!verifier) {
+      signature = "not_checked";
+    } else {
+      try {
+        await verifier.verify(manifestBytes, sig);
+        signature = "valid";
+      } catch (e) {
+        if (!(e instanceof VerificationError)) throw e;
+        signature = "invalid";
+        failures.push({
+          check: "signature",
+          path: SIGNATURE_NAME,
+          detail: e.message,
+        });
+      }
+    }
+    return { manifest, signature, artifacts_checked: checkArtifacts, failures };
+  } finally {
+    await outer.cancel();
+  }
+}
+
+function failuresOf(e: VerificationError): VerificationFailure[] {
+  if (e.failures.length > 0) return e.failures;
+  return [{ check: e instanceof CorruptBundleError ? e.rule : "payload", detail: e.message }];
+}
+
+async function readAll(e: TarEntry): Promise<Uint8Array> {
+  const out = new Uint8Array(e.size);
+  let off = 0;
+  for await (const c of e.body()) {
+    out.set(c, off);
+    off += c.length;
+  }
+  return out;
+}
+
+async function readArtifacts(
+  tap: PayloadTap,
+  manifest: Manifest,
+  opts: ReadPassOptions,
+  failures: VerificationFailure[],
+): Promise<void> {
+  const { limits } = opts;
+  let stage: AsyncIterable<Uint8Array> = tap;
+  if (manifest.payload.encryption !== null) stage = throughTransform(tap, opts.decipher!.decrypt());
+  const inner = new ByteSource(zstdDecompress(stage, limits.maxZstdWindowLog));
+  inner.onConsume = (n) => {
+    if (n > limits.maxTotalSize) {
+      throw unsafe(
+        "max_total_size",
+        manifest.payload.path,
+        `inflates to more than the cap of ${limits.maxTotalSize} bytes`,
+      );
+    }
+  };
+  const expected = new Map(manifest.artifacts.map((a) => [a.path, a]));
+  const seen = new Set<string>();
+  try {
+    for await (const entry of readTar(inner, limits)) {
+      const want = expected.get(entry.path);
+      seen.add(entry.path);
+      if (!want) {
+        failures.push({
+          check: "extra",
+          path: entry.path,
+          detail: `payload entry ${JSON.stringify(entry.path)} is not in the manifest`,
+        });
+        continue; // skipped by the reader
+      }
+      const hash = createHash("sha256");
+      let n = 0;
+      const chunks = (async function* (): AsyncGenerator<Uint8Array> {
+        for await (const c of entry.body()) {
+          hash.update(c);
+          n += c.length;
+          yield c;
+        }
+      })();
+      if (opts.sink) await opts.sink(want, chunks);
+      for await (const _ of chunks) { /* hash what the sink left */ }
+      if (n !== want.size) {
+        failures.push({
+          check: "artifact_size",
+          path: entry.path,
+          detail: `artifact is ${n} bytes, manifest says ${want.size}`,
+        });
+      } else {
+        const sha = hash.digest("hex");
+        if (sha !== want.sha256) {
+          failures.push({
+            check: "artifact_hash",
+            path: entry.path,
+            detail: `artifact sha256 is ${sha}, manifest says ${want.sha256}`,
+          });
+        }
+      }
+    }
+  } finally {
+    await inner.cancel();
+  }
+  for (const a of manifest.artifacts) {
+    if (!seen.has(a.path)) {
+      failures.push({
+        check: "missing",
+        path: a.path,
+        detail: `artifact ${JSON.stringify(a.path)} is not in the payload`,
+      });
+    }
+  }
+}
