@@ -4,6 +4,7 @@
  * objects; write your own through the same interface (see `docs/PLUGINS.md`).
  *
  * - {@linkcode memdirPlugin}: the memory directory's files, `memdir/<rel>`.
+ * - {@linkcode gitPlugin}: the memory dir's full git history as a git bundle, `git/memdir.bundle`.
  * - {@linkcode sqlitePlugin}: consistent copies of live SQLite databases, `sqlite/<name>.sqlite`.
  * - {@linkcode statePlugin}: JSON state files and runtime values, `state/<name>.json`.
  *
@@ -18,5 +19,6 @@
  */
 export * from "./types.ts";
 export * from "./memdir.ts";
+export * from "./git.ts";
 export * from "./sqlite.ts";
 export * from "./state.ts";

@@ -1,0 +1,296 @@
+/**
+ * Private git object plumbing for the git plugin: reading raw objects through isomorphic-git,
+ * walking reachability, writing packfiles and bundles, and writing an index.
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { Buffer } from "node:buffer";
+import { deflateSync } from "node:zlib";
+import git from "isomorphic-git";
+import { gitFs } from "./_git_repo.ts";
+
+/** A git object type. */
+export type ObjectType = "commit" | "tree" | "blob" | "tag";
+
+/** A git object: its type and its body (without the `"<type> <size>\0"` header). */
+export interface GitObject {
+  type: ObjectType;
+  body: Uint8Array;
+}
+
+/** Something objects can be read from. */
+export interface ObjectSource {
+  read(oid: string): Promise<GitObject>;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Reads objects of a repository (loose and packed) through isomorphic-git. */
+export function repoSource(gitdir: string): ObjectSource {
+  const cache = {};
+  return {
+    async read(oid: string): Promise<GitObject> {
+      const o = await git.readObject({ fs: gitFs, gitdir, oid, format: "content", cache });
+      return { type: o.type as ObjectType, body: o.object as Uint8Array };
+    },
+  };
+}
+
+/** A source that serves rewritten objects first, then falls back to another source. */
+export function overlaySource(objects: Map<string, GitObject>, base: ObjectSource): ObjectSource {
+  return {
+    read: (oid: string): Promise<GitObject> => {
+      const o = objects.get(oid);
+      return o === undefined ? base.read(oid) : Promise.resolve(o);
+    },
+  };
+}
+
+/** The object id (SHA-1 hex) of an object. */
+export function objectId(type: ObjectType, body: Uint8Array): string {
+  return createHash("sha1").update(`${type} ${body.byteLength}\0`).update(body).digest("hex");
+}
+
+/** One entry of a tree object. */
+export interface TreeEntry {
+  /** Octal mode as written in the tree, e.g. `"100644"`, `"40000"`. */
+  mode: string;
+  /** Raw name bytes. */
+  name: Uint8Array;
+  /** Object id. */
+  oid: string;
+}
+
+/** Parses a tree object body. */
+export function parseTree(body: Uint8Array): TreeEntry[] {
+  const out: TreeEntry[] = [];
+  let i = 0;
+  while (i < body.length) {
+    const sp = body.indexOf(0x20, i);
+    const nul = body.indexOf(0, sp);
+    if (sp < 0 || nul < 0 || nul + 21 > body.length) {
+      throw new Error("Cannot parse tree: truncated");
+    }
+    const mode = decoder.decode(body.subarray(i, sp));
+    const name = body.slice(sp + 1, nul);
+    const oid = Buffer.from(body.subarray(nul + 1, nul + 21)).toString("hex");
+    out.push({ mode, name, oid });
+    i = nul + 21;
+  }
+  return out;
+}
+
+/** Serializes tree entries (order kept as given). */
+export function formatTree(entries: TreeEntry[]): Uint8Array {
+  const parts: Uint8Array[] = [];
+  for (const e of entries) {
+    parts.push(
+      encoder.encode(`${e.mode} `),
+      e.name,
+      new Uint8Array([0]),
+      Buffer.from(e.oid, "hex"),
+    );
+  }
+  return Buffer.concat(parts);
+}
+
+/** Splits a commit or tag body into header lines and the message bytes. */
+export function splitHeaders(body: Uint8Array): { headers: string[]; message: Uint8Array } {
+  let end = -1;
+  for (let i = 0; i + 1 < body.length; i++) {
+    if (body[i] === 0x0a && body[i + 1] === 0x0a) {
+      end = i;
+      break;
+    }
+  }
+  if (end < 0) {
+    const text = decoder.decode(body).replace(/\n$/, "");
+    return { headers: text === "" ? [] : text.split("\n"), message: new Uint8Array() };
+  }
+  return {
+    headers: decoder.decode(body.subarray(0, end)).split("\n"),
+    message: body.slice(end + 2),
+  };
+}
+
+/** Joins header lines and a message into a commit or tag body. */
+export function joinHeaders(headers: string[], message: Uint8Array): Uint8Array {
+  return Buffer.concat([encoder.encode(headers.join("\n") + "\n\n"), message]);
+}
+
+/** The objects a commit or tag points at. */
+export function links(o: GitObject): string[] {
+  if (o.type === "tree") {
+    return parseTree(o.body).filter((e) => e.mode !== "160000").map((e) => e.oid);
+  }
+  if (o.type === "blob") return [];
+  const out: string[] = [];
+  for (const h of splitHeaders(o.body).headers) {
+    const m = /^(tree|parent|object) ([0-9a-f]{40})$/.exec(h);
+    if (m) out.push(m[2]!);
+  }
+  return out;
+}
+
+/** Every object reachable from `tips`, each once, tips' closure in DFS order. */
+export async function reachable(
+  source: ObjectSource,
+  tips: string[],
+  signal?: AbortSignal,
+): Promise<string[]> {
+  const seen = new Set<string>();
+  const order: string[] = [];
+  const stack = [...tips].reverse();
+  while (stack.length > 0) {
+    const oid = stack.pop()!;
+    if (seen.has(oid)) continue;
+    signal?.throwIfAborted();
+    seen.add(oid);
+    order.push(oid);
+    const o = await source.read(oid);
+    const next = links(o);
+    for (let i = next.length - 1; i >= 0; i--) if (!seen.has(next[i]!)) stack.push(next[i]!);
+  }
+  return order;
+}
+
+const TYPE_CODE: Record<ObjectType, number> = { commit: 1, tree: 2, blob: 3, tag: 4 };
+
+/** Encodes a pack object header: type and inflated size. */
+function packObjectHeader(type: ObjectType, size: number): Uint8Array {
+  const bytes: number[] = [];
+  let c = (TYPE_CODE[type] << 4) | (size & 0x0f);
+  size = Math.floor(size / 16);
+  while (size > 0) {
+    bytes.push(c | 0x80);
+    c = size & 0x7f;
+    size = Math.floor(size / 128);
+  }
+  bytes.push(c);
+  return new Uint8Array(bytes);
+}
+
+/** A ref line of a bundle. */
+export interface BundleRef {
+  oid: string;
+  name: string;
+}
+
+/**
+ * Writes a git bundle v2 (`# v2 git bundle`, ref lines, blank line, packfile of `oids`) to
+ * `path`. Objects are stored whole (no deltas), zlib-compressed.
+ *
+ * @returns The pack checksum (hex).
+ */
+export async function writeBundle(
+  path: string,
+  refs: BundleRef[],
+  source: ObjectSource,
+  oids: string[],
+  signal?: AbortSignal,
+): Promise<string> {
+  using file = await Deno.open(path, { write: true, create: true, truncate: true });
+  const write = async (bytes: Uint8Array): Promise<void> => {
+    let off = 0;
+    while (off < bytes.byteLength) off += await file.write(bytes.subarray(off));
+  };
+  await write(
+    encoder.encode(
+      "# v2 git bundle\n" + refs.map((r) => `${r.oid} ${r.name}\n`).join("") + "\n",
+    ),
+  );
+  const hash = createHash("sha1");
+  const header = new Uint8Array(12);
+  const view = new DataView(header.buffer);
+  header.set(encoder.encode("PACK"));
+  view.setUint32(4, 2);
+  view.setUint32(8, oids.length);
+  hash.update(header);
+  await write(header);
+  for (const oid of oids) {
+    signal?.throwIfAborted();
+    const o = await source.read(oid);
+    const chunk = Buffer.concat([packObjectHeader(o.type, o.body.byteLength), deflateSync(o.body)]);
+    hash.update(chunk);
+    await write(chunk);
+  }
+  const trailer = hash.digest();
+  await write(trailer);
+  return trailer.toString("hex");
+}
+
+/** A parsed bundle: its ref lines and where the pack starts. */
+export interface ParsedBundle {
+  refs: BundleRef[];
+  pack: Uint8Array;
+}
+
+/** Parses a git bundle v2; throws on prerequisites or a malformed header. */
+export function parseBundle(bytes: Uint8Array): ParsedBundle {
+  const sig = "# v2 git bundle\n";
+  if (decoder.decode(bytes.subarray(0, sig.length)) !== sig) {
+    throw new Error("not a v2 git bundle");
+  }
+  const refs: BundleRef[] = [];
+  let i = sig.length;
+  while (true) {
+    const nl = bytes.indexOf(0x0a, i);
+    if (nl < 0) throw new Error("truncated bundle header");
+    const line = decoder.decode(bytes.subarray(i, nl));
+    i = nl + 1;
+    if (line === "") break;
+    const m = /^([0-9a-f]{40}) (\S+)$/.exec(line);
+    if (m === null) throw new Error(`unsupported bundle header line "${line.slice(0, 80)}"`);
+    refs.push({ oid: m[1]!, name: m[2]! });
+  }
+  const pack = bytes.subarray(i);
+  if (decoder.decode(pack.subarray(0, 4)) !== "PACK") throw new Error("no packfile after header");
+  return { refs, pack };
+}
+
+/** One entry of the index file. */
+export interface IndexEntry {
+  path: Uint8Array;
+  mode: number;
+  oid: string;
+  stat?: Deno.FileInfo;
+}
+
+/** Serializes an index (version 2); entries are sorted by path bytes here. */
+export function formatIndex(entries: IndexEntry[]): Uint8Array {
+  const sorted = [...entries].sort((a, b) => Buffer.compare(a.path, b.path));
+  const parts: Uint8Array[] = [];
+  const head = new Uint8Array(12);
+  head.set(encoder.encode("DIRC"));
+  new DataView(head.buffer).setUint32(4, 2);
+  new DataView(head.buffer).setUint32(8, sorted.length);
+  parts.push(head);
+  const u32 = (n: number | null | undefined): number => Math.max(0, Math.floor(n ?? 0)) >>> 0;
+  for (const e of sorted) {
+    const len = 62 + e.path.byteLength;
+    const padded = Math.ceil((len + 1) / 8) * 8;
+    const buf = new Uint8Array(padded);
+    const v = new DataView(buf.buffer);
+    const s = e.stat;
+    const ctime = s?.ctime?.getTime() ?? 0;
+    const mtime = s?.mtime?.getTime() ?? 0;
+    v.setUint32(0, u32(ctime / 1000));
+    v.setUint32(4, u32((ctime % 1000) * 1e6));
+    v.setUint32(8, u32(mtime / 1000));
+    v.setUint32(12, u32((mtime % 1000) * 1e6));
+    v.setUint32(16, u32(s?.dev));
+    v.setUint32(20, u32(s?.ino));
+    v.setUint32(24, e.mode);
+    v.setUint32(28, u32(s?.uid));
+    v.setUint32(32, u32(s?.gid));
+    v.setUint32(36, u32(s?.size));
+    buf.set(Buffer.from(e.oid, "hex"), 40);
+    v.setUint16(60, Math.min(e.path.byteLength, 0xfff));
+    buf.set(e.path, 62);
+    parts.push(buf);
+  }
+  const body = Buffer.concat(parts);
+  return Buffer.concat([body, createHash("sha1").update(body).digest()]);
+}

@@ -1,0 +1,436 @@
+/**
+ * The git plugin: the memory dir's full git history as a standard git bundle,
+ * `git/memdir.bundle`, and its `.git/config`.
+ *
+ * @module
+ */
+import { posix } from "node:path";
+import { createHash } from "node:crypto";
+import { Buffer } from "node:buffer";
+import git from "isomorphic-git";
+import { UnsafeBundleError, UsageError } from "../errors.ts";
+import type { JsonValue, Manifest } from "../bundle/types.ts";
+import type {
+  ArtifactSource,
+  CaptureContext,
+  CapturePlugin,
+  CaptureResult,
+  RestoreContext,
+  RestorePlanEntry,
+} from "./types.ts";
+import { bytesArtifact, fileArtifact, isNotFound } from "./_util.ts";
+import { findGitdir, gitFs } from "./_git_repo.ts";
+import {
+  type BundleRef,
+  formatIndex,
+  type IndexEntry,
+  type ObjectSource,
+  overlaySource,
+  parseBundle,
+  parseTree,
+  reachable,
+  repoSource,
+  splitHeaders,
+  writeBundle,
+} from "./_git_objects.ts";
+import { BUNDLE_ARTIFACT, rewriteHistory } from "./_git_rewrite.ts";
+
+/** Options of {@linkcode gitPlugin}. */
+export interface GitPluginOptions {
+  /** The memory directory (the top of a git working tree). Made absolute. */
+  dir: string;
+  /**
+   * Accepted for symmetry with `memdirPlugin`; git history never holds ignored files, so this
+   * does not change what the git plugin captures.
+   *
+   * @default {false}
+   */
+  includeIgnored?: boolean;
+}
+
+/** HEAD as recorded in `manifest.captures.git.head`. */
+export interface GitHeadMeta {
+  /** Commit id HEAD points at in the bundle (rewritten when redacted), or `null` if unborn. */
+  oid: string | null;
+  /** The symbolic ref HEAD points at (e.g. `refs/heads/main`), or `null` when detached. */
+  ref: string | null;
+  /** First line of the commit message. */
+  subject: string | null;
+  /** `Name <email>` of the author. */
+  author: string | null;
+  /** Author time, ISO 8601. */
+  time: string | null;
+}
+
+const BUNDLE = BUNDLE_ARTIFACT;
+const CONFIG = "git/config";
+const EXCLUDE = "git/info/exclude";
+const DEFAULT_CONFIG = "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n" +
+  "\tbare = false\n\tlogallrefupdates = true\n";
+const decoder = new TextDecoder();
+const encoder = new TextEncoder();
+
+/** Whether a ref name is safe to write as a file under `.git`. */
+function safeRefName(name: string): boolean {
+  if (!name.startsWith("refs/") || name.length > 1024) return false;
+  const parts = name.split("/");
+  return parts.every((p) =>
+    p !== "" && !p.startsWith(".") && !p.endsWith(".lock") && !p.endsWith(".") &&
+    // deno-lint-ignore no-control-regex
+    !/[\x00-\x20\x7f~^:?*[\\]/.test(p) && !p.includes("..") && !p.includes("@{")
+  );
+}
+
+/** Reads the live refs: direct refs (name → oid) and symbolic refs (name → target). */
+async function readRefs(
+  gitdir: string,
+): Promise<{ refs: Map<string, string>; symrefs: Map<string, string> }> {
+  const refs = new Map<string, string>();
+  const symrefs = new Map<string, string>();
+  const names = (await git.listRefs({ fs: gitFs, gitdir, filepath: "refs" }))
+    .filter((n) => !n.endsWith("^{}"))
+    .map((n) => `refs/${n}`)
+    .sort();
+  for (const name of names) {
+    let loose: string | undefined;
+    try {
+      loose = (await Deno.readTextFile(posix.join(gitdir, name))).trim();
+    } catch {
+      loose = undefined;
+    }
+    if (loose?.startsWith("ref: ")) {
+      symrefs.set(name, loose.slice(5).trim());
+      continue;
+    }
+    refs.set(name, await git.resolveRef({ fs: gitFs, gitdir, ref: name }));
+  }
+  return { refs, symrefs };
+}
+
+/** Reads HEAD: symbolic target or detached oid. */
+async function readHead(gitdir: string): Promise<{ ref: string | null; oid: string | null }> {
+  const text = (await Deno.readTextFile(posix.join(gitdir, "HEAD"))).trim();
+  if (text.startsWith("ref: ")) return { ref: text.slice(5).trim(), oid: null };
+  if (/^[0-9a-f]{40}$/.test(text)) return { ref: null, oid: text };
+  throw new UsageError(`Cannot capture git repository: HEAD holds "${text.slice(0, 80)}"`);
+}
+
+/** Describes a commit for the manifest. */
+async function describeCommit(
+  source: ObjectSource,
+  oid: string,
+): Promise<Pick<GitHeadMeta, "subject" | "author" | "time">> {
+  const o = await source.read(oid);
+  if (o.type !== "commit") return { subject: null, author: null, time: null };
+  const { headers, message } = splitHeaders(o.body);
+  const author = headers.find((h) => h.startsWith("author "));
+  const m = author === undefined ? null : /^author (.*) (\d+) ([+-]\d{4})$/.exec(author);
+  return {
+    subject: decoder.decode(message).split("\n")[0] ?? "",
+    author: m?.[1] ?? null,
+    time: m ? new Date(Number(m[2]) * 1000).toISOString() : null,
+  };
+}
+
+/** Reads `manifest.captures[name]` as an object. */
+function metaOf(manifest: Manifest, name: string): Record<string, JsonValue> | undefined {
+  const m = manifest.captures[name];
+  return m !== null && typeof m === "object" && !Array.isArray(m) ? m : undefined;
+}
+
+/** Git blob id of a working file (or symlink), or `undefined` if it cannot be read. */
+async function workingBlobId(path: string, mode: number): Promise<string | undefined> {
+  try {
+    const bytes = mode === 0o120000
+      ? encoder.encode(await Deno.readLink(path))
+      : await Deno.readFile(path);
+    return createHash("sha1").update(`blob ${bytes.byteLength}\0`).update(bytes).digest("hex");
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Builds `.git/index` from a commit's tree. A working file whose content matches its blob gets
+ * its real stat data (so git sees it clean at once); others get zeroed stat data, which git
+ * resolves by comparing content.
+ */
+async function writeIndexFromTree(
+  worktree: string,
+  gitdir: string,
+  source: ObjectSource,
+  commitOid: string,
+): Promise<number> {
+  const commit = await source.read(commitOid);
+  const treeLine = splitHeaders(commit.body).headers.find((h) => h.startsWith("tree "));
+  if (treeLine === undefined) return 0;
+  const entries: IndexEntry[] = [];
+  const walk = async (treeOid: string, prefix: Uint8Array): Promise<void> => {
+    for (const e of parseTree((await source.read(treeOid)).body)) {
+      const path = Buffer.concat([prefix, e.name]);
+      if (e.mode === "40000") {
+        await walk(e.oid, Buffer.concat([path, encoder.encode("/")]));
+        continue;
+      }
+      const mode = parseInt(e.mode, 8);
+      const abs = posix.join(worktree, decoder.decode(path));
+      let stat: Deno.FileInfo | undefined;
+      if (mode !== 0o160000 && (await workingBlobId(abs, mode)) === e.oid) {
+        stat = await Deno.lstat(abs).catch(() => undefined);
+      }
+      entries.push({ path, mode, oid: e.oid, ...(stat === undefined ? {} : { stat }) });
+    }
+  };
+  await walk(treeLine.slice(5), new Uint8Array());
+  await Deno.writeFile(posix.join(gitdir, "index"), formatIndex(entries));
+  return entries.length;
+}
+
+/**
+ * Creates the git plugin. When `dir` is a git repository it captures every ref with its full
+ * history as `git/memdir.bundle` (a git bundle v2 that `git clone` and `git bundle verify`
+ * read; HEAD included), the repository's `.git/config` as `git/config` and
+ * `.git/info/exclude` as `git/info/exclude`. An empty repository yields no bundle; its HEAD is
+ * kept in the metadata. When `dir` is not a repository the plugin captures nothing.
+ *
+ * With a redactor the history is rewritten before packing: every reachable blob through
+ * `redactBytes` (binary blobs are kept), commit and tag messages and identities through
+ * `redactString`; trees, commits and tags are rewritten bottom-up and the bundle's refs point at
+ * the rewritten commits. Rewritten objects live in memory; the live repository is never
+ * written.
+ *
+ * Restore recreates `.git` inside the staged memory dir (the same dir target the memdir plugin
+ * fills): the pack and its index, every ref, HEAD (symbolic or detached), the config, and an
+ * index built from HEAD's tree, so `git status` shows what it showed at capture (staged but
+ * uncommitted changes show as unstaged). Stashes and reflogs are not kept.
+ *
+ * @param options The memory dir.
+ * @returns The plugin, named `"git"`.
+ * @throws {UsageError} On capture, for a linked worktree, a SHA-256 repository or an invalid HEAD.
+ * @throws {UnsafeBundleError} On restore, for a bundle with an unsafe ref name or prerequisites.
+ *
+ * @example Capturing a repository's history
+ * ```ts
+ * import { gitPlugin } from "./git.ts";
+ * import { noopProgress } from "../progress.ts";
+ * const dir = await Deno.makeTempDir();
+ * const staging = await Deno.makeTempDir();
+ * const plugin = gitPlugin({ dir });
+ * const result = await plugin.capture({
+ *   staging, redactor: undefined, signal: new AbortController().signal, progress: noopProgress,
+ * });
+ * console.log(result.meta); // { repository: false }
+ * await Deno.remove(dir, { recursive: true });
+ * await Deno.remove(staging, { recursive: true });
+ * ```
+ */
+export function gitPlugin(options: GitPluginOptions): CapturePlugin {
+  const dir = posix.resolve(options.dir);
+  const name = "git";
+
+  return {
+    name,
+    version: "1",
+    owns: (path: string): boolean => path.startsWith("git/"),
+
+    async capture(ctx: CaptureContext): Promise<CaptureResult> {
+      const gitdir = await findGitdir(dir);
+      if (gitdir === undefined) return { artifacts: [], meta: { repository: false } };
+      for (
+        const [file, why] of [["commondir", "linked worktrees"], ["shallow", "shallow clones"]]
+      ) {
+        if (await Deno.stat(posix.join(gitdir, file!)).then(() => true, () => false)) {
+          throw new UsageError(`Cannot capture git repository ${dir}: ${why} are not supported`);
+        }
+      }
+      const artifacts: ArtifactSource[] = [];
+      for (const [path, file] of [[CONFIG, "config"], [EXCLUDE, "info/exclude"]] as const) {
+        let bytes: Uint8Array;
+        try {
+          bytes = await Deno.readFile(posix.join(gitdir, file));
+        } catch (e) {
+          if (isNotFound(e)) continue;
+          throw e;
+        }
+        if (file === "config" && /objectformat\s*=\s*sha256/i.test(decoder.decode(bytes))) {
+          throw new UsageError(
+            `Cannot capture git repository ${dir}: SHA-256 repositories are not supported`,
+          );
+        }
+        if (ctx.redactor !== undefined) bytes = ctx.redactor.redactBytes(bytes, path) ?? bytes;
+        artifacts.push(bytesArtifact(path, bytes, "file"));
+      }
+
+      const head = await readHead(gitdir);
+      const { refs, symrefs } = await readRefs(gitdir);
+      const headOid = head.ref === null ? head.oid : refs.get(head.ref) ?? null;
+      const live = repoSource(gitdir);
+      const meta: Record<string, JsonValue> = {
+        repository: true,
+        empty: refs.size === 0 && headOid === null,
+        symrefs: Object.fromEntries(symrefs),
+      };
+      if (refs.size === 0 && headOid === null) {
+        meta.head = { oid: null, ref: head.ref, subject: null, author: null, time: null };
+        meta.refs = {};
+        return { artifacts, meta };
+      }
+
+      const tips = [...new Set([...refs.values(), ...(headOid === null ? [] : [headOid])])];
+      let source = live;
+      let map = (oid: string): string => oid;
+      if (ctx.redactor !== undefined) {
+        const rewrite = await rewriteHistory(live, tips, ctx.redactor, ctx.signal);
+        source = overlaySource(rewrite.objects, live);
+        map = (oid) => rewrite.map.get(oid) ?? oid;
+        meta.redacted = true;
+        meta.rewritten_objects = rewrite.changed;
+        if (headOid !== null) meta.original_head = headOid;
+      }
+      const bundleRefs: BundleRef[] = [...refs].map(([n, oid]) => ({ oid: map(oid), name: n }));
+      if (headOid !== null) bundleRefs.unshift({ oid: map(headOid), name: "HEAD" });
+      const oids = await reachable(source, bundleRefs.map((r) => r.oid), ctx.signal);
+      const bundlePath = posix.join(ctx.staging, "memdir.bundle");
+      ctx.progress.progress({ phase: "capture", done: 0, total: oids.length, item: BUNDLE });
+      await writeBundle(bundlePath, bundleRefs, source, oids, ctx.signal);
+      ctx.progress.progress({
+        phase: "capture",
+        done: oids.length,
+        total: oids.length,
+        item: BUNDLE,
+      });
+      artifacts.push(await fileArtifact(BUNDLE, bundlePath, "git-bundle"));
+
+      const described = headOid === null
+        ? { subject: null, author: null, time: null }
+        : await describeCommit(source, map(headOid));
+      meta.head = { oid: headOid === null ? null : map(headOid), ref: head.ref, ...described };
+      meta.refs = Object.fromEntries(
+        bundleRefs.filter((r) => r.name !== "HEAD").map((r) => [
+          r.name,
+          r.oid,
+        ]),
+      );
+      meta.objects = oids.length;
+      return { artifacts: artifacts.sort((a, b) => (a.path < b.path ? -1 : 1)), meta };
+    },
+
+    async restore(ctx: RestoreContext): Promise<void> {
+      const meta = metaOf(ctx.manifest, name);
+      if (meta === undefined || meta.repository !== true) return;
+      const headMeta = (meta.head ?? {}) as Partial<GitHeadMeta>;
+      const has = (p: string): boolean => ctx.artifacts.some((a) => a.path === p);
+      const payload = (p: string): string => posix.join(ctx.payloadDir, p);
+
+      // Validate everything before staging anything.
+      let bundle: ReturnType<typeof parseBundle> | undefined;
+      if (has(BUNDLE)) {
+        try {
+          bundle = parseBundle(await Deno.readFile(payload(BUNDLE)));
+        } catch (e) {
+          throw new UnsafeBundleError(
+            "git_bundle",
+            BUNDLE,
+            `Cannot restore ${BUNDLE}: ${e instanceof Error ? e.message : e}`,
+          );
+        }
+      }
+      const symrefs = Object.entries((meta.symrefs ?? {}) as Record<string, string>);
+      const headRef = headMeta.ref ?? null;
+      for (
+        const r of [
+          ...(bundle?.refs ?? []).filter((r) => r.name !== "HEAD").map((r) => r.name),
+          ...symrefs.flat(),
+          ...(headRef === null ? [] : [headRef]),
+        ]
+      ) {
+        if (!safeRefName(r)) {
+          throw new UnsafeBundleError(
+            "git_ref",
+            BUNDLE,
+            `Cannot restore git ref "${r}": the name is not a safe ref name`,
+          );
+        }
+      }
+      const headOid = bundle?.refs.find((r) => r.name === "HEAD")?.oid ?? null;
+      if (headRef === null && headOid === null) {
+        throw new UnsafeBundleError(
+          "git_head",
+          BUNDLE,
+          `Cannot restore git repository: a detached HEAD without a commit`,
+        );
+      }
+
+      const staged = await ctx.stage({ path: dir, type: "dir" });
+      const gitdir = posix.join(staged, ".git");
+      for (const d of ["objects/pack", "objects/info", "refs/heads", "refs/tags", "info"]) {
+        await Deno.mkdir(posix.join(gitdir, d), { recursive: true });
+      }
+      await Deno.writeFile(
+        posix.join(gitdir, "config"),
+        has(CONFIG) ? await Deno.readFile(payload(CONFIG)) : encoder.encode(DEFAULT_CONFIG),
+      );
+      if (has(EXCLUDE)) await Deno.copyFile(payload(EXCLUDE), posix.join(gitdir, "info/exclude"));
+      await Deno.writeTextFile(
+        posix.join(gitdir, "HEAD"),
+        headRef === null ? `${headOid}\n` : `ref: ${headRef}\n`,
+      );
+      for (const [n, target] of symrefs) {
+        await Deno.mkdir(posix.dirname(posix.join(gitdir, n)), { recursive: true });
+        await Deno.writeTextFile(posix.join(gitdir, n), `ref: ${target}\n`);
+      }
+      if (bundle === undefined) return;
+
+      const trailer = Buffer.from(bundle.pack.subarray(bundle.pack.byteLength - 20)).toString(
+        "hex",
+      );
+      const packRel = `.git/objects/pack/pack-${trailer}.pack`;
+      await Deno.writeFile(posix.join(staged, packRel), bundle.pack);
+      ctx.signal.throwIfAborted();
+      await git.indexPack({ fs: gitFs, dir: staged, gitdir, filepath: packRel });
+      for (const r of bundle.refs) {
+        if (r.name === "HEAD") continue;
+        await Deno.mkdir(posix.dirname(posix.join(gitdir, r.name)), { recursive: true });
+        await Deno.writeTextFile(posix.join(gitdir, r.name), `${r.oid}\n`);
+      }
+      const source = repoSource(gitdir);
+      const commitOid = headRef === null
+        ? headOid
+        : bundle.refs.find((r) => r.name === headRef)?.oid ?? null;
+      if (commitOid !== null) {
+        let target = await source.read(commitOid);
+        let oid = commitOid;
+        while (target.type === "tag") {
+          oid = /^object ([0-9a-f]{40})$/m.exec(decoder.decode(target.body))?.[1] ?? "";
+          target = await source.read(oid);
+        }
+        if (target.type === "commit") await writeIndexFromTree(staged, gitdir, source, oid);
+      }
+      ctx.progress.progress({ phase: "restore", done: 1, total: 1, item: BUNDLE });
+    },
+
+    async plan(ctx): Promise<RestorePlanEntry[]> {
+      const meta = metaOf(ctx.manifest, name);
+      if (meta === undefined || meta.repository !== true) return [];
+      const want = (meta.head ?? {}) as Partial<GitHeadMeta>;
+      let from = "none";
+      const gitdir = await findGitdir(dir);
+      if (gitdir !== undefined) {
+        try {
+          const head = await readHead(gitdir);
+          from = head.oid ??
+            await git.resolveRef({ fs: gitFs, gitdir, ref: head.ref! }).catch(() => "unborn");
+          from = `${head.ref ?? "detached"} ${from.slice(0, 12)}`;
+        } catch {
+          from = "unreadable";
+        }
+      }
+      const to = `${want.ref ?? "detached"} ${(want.oid ?? "unborn").slice(0, 12)}`;
+      return [{
+        target: posix.join(dir, ".git"),
+        action: "replace git repository",
+        detail: `HEAD ${from} → ${to}`,
+      }];
+    },
+  };
+}

@@ -1,0 +1,247 @@
+import assert from "node:assert/strict";
+import { gitPlugin } from "../capture/git.ts";
+import { memdirPlugin } from "../capture/memdir.ts";
+import { captureInto, fakeRedactor, restoreInto } from "./capture_helpers.ts";
+import { interopTest, run, tempDir } from "./_tools.ts";
+
+// deno-lint-ignore no-explicit-any
+type GitMeta = Record<string, any>;
+
+const ENV = {
+  GIT_AUTHOR_NAME: "Agent Smith",
+  GIT_AUTHOR_EMAIL: "agent@example.com",
+  GIT_COMMITTER_NAME: "Agent Smith",
+  GIT_COMMITTER_EMAIL: "agent@example.com",
+  GIT_AUTHOR_DATE: "2026-01-01T00:00:00Z",
+  GIT_COMMITTER_DATE: "2026-01-01T00:00:00Z",
+  GIT_CONFIG_NOSYSTEM: "1",
+  GIT_CONFIG_GLOBAL: "/dev/null",
+};
+
+/** Runs git in `dir`; throws on failure; returns stdout. */
+async function g(dir: string, ...args: string[]): Promise<string> {
+  const r = await run("git", ["-C", dir, ...args], { env: ENV });
+  if (r.code !== 0) throw new Error(`git ${args.join(" ")}: ${r.stderr}`);
+  return r.text;
+}
+
+async function commitFile(dir: string, path: string, text: string | Uint8Array, msg: string) {
+  const abs = `${dir}/${path}`;
+  await Deno.mkdir(abs.slice(0, abs.lastIndexOf("/")), { recursive: true });
+  if (typeof text === "string") await Deno.writeTextFile(abs, text);
+  else await Deno.writeFile(abs, text);
+  await g(dir, "add", "--", path);
+  await g(dir, "commit", "-q", "-m", msg);
+}
+
+/** A repo with branches, a merge, tags (annotated and light), binary and executable files. */
+async function richRepo(dir: string): Promise<void> {
+  await run("git", ["init", "-q", "-b", "main", dir], { env: ENV });
+  await g(dir, "config", "remote.origin.url", "https://example.com/agent/memory.git");
+  await g(dir, "config", "user.name", "Memory Keeper");
+  await commitFile(dir, "notes/a.md", "# A\nfirst\n", "first commit");
+  await commitFile(dir, "bin.dat", new Uint8Array([0, 1, 2, 0, 255, 254, 10, 0]), "binary");
+  await Deno.writeTextFile(`${dir}/run.sh`, "#!/bin/sh\necho hi\n");
+  await Deno.chmod(`${dir}/run.sh`, 0o755);
+  await g(dir, "add", "run.sh");
+  await g(dir, "commit", "-q", "-m", "exec script");
+  await g(dir, "tag", "-a", "v1", "-m", "release one\n\nwith a body");
+  await g(dir, "checkout", "-q", "-b", "dev");
+  await commitFile(dir, "notes/dev.md", "dev work\n", "dev: work");
+  await g(dir, "tag", "light");
+  await g(dir, "checkout", "-q", "main");
+  await commitFile(dir, "notes/a.md", "# A\nsecond\n", "second on main");
+  await g(dir, "merge", "-q", "--no-ff", "-m", "merge dev", "dev");
+  await g(dir, "branch", "topic", "HEAD~1");
+  await Deno.writeTextFile(`${dir}/.gitignore`, "*.log\n");
+  await g(dir, "add", ".gitignore");
+  await g(dir, "commit", "-q", "-m", "ignore logs");
+  // working tree state: modified, untracked, deleted, ignored
+  await Deno.writeTextFile(`${dir}/notes/a.md`, "# A\nsecond\nlocal edit\n");
+  await Deno.writeTextFile(`${dir}/untracked.md`, "new\n");
+  await Deno.remove(`${dir}/notes/dev.md`);
+  await Deno.writeTextFile(`${dir}/debug.log`, "noise\n");
+}
+
+async function snapshotOf(dir: string): Promise<Record<string, string>> {
+  return {
+    log: await g(dir, "log", "--all", "--format=%H %P %an <%ae> %s", "--date-order"),
+    refs: await g(dir, "for-each-ref", "--format=%(objectname) %(refname)"),
+    head: await g(dir, "rev-parse", "HEAD"),
+    symref: (await run("git", ["-C", dir, "symbolic-ref", "-q", "HEAD"], { env: ENV })).text,
+    status: await g(dir, "status", "--porcelain=v1", "--untracked-files=all"),
+  };
+}
+
+interopTest("gitPlugin() bundle is read by git bundle verify and git clone with every ref", [
+  "git",
+], async () => {
+  await using tmp = await tempDir();
+  const dir = `${tmp.path}/mem`;
+  await richRepo(dir);
+  const captured = await captureInto(tmp.path, [gitPlugin({ dir })]);
+  const paths = captured.manifest.artifacts.map((a) => a.path);
+  assert.deepEqual(paths, ["git/config", "git/info/exclude", "git/memdir.bundle"]);
+  const bundle = `${captured.payloadDir}/git/memdir.bundle`;
+  const meta = captured.manifest.captures.git as GitMeta;
+  assert.equal(meta.head.ref, "refs/heads/main");
+  assert.equal(meta.head.oid, (await g(dir, "rev-parse", "HEAD")).trim());
+  assert.equal(meta.head.subject, "ignore logs");
+  assert.equal(meta.head.author, "Agent Smith <agent@example.com>");
+  assert.equal(meta.head.time, "2026-01-01T00:00:00.000Z");
+
+  await run("git", ["init", "-q", `${tmp.path}/verify`], { env: ENV });
+  const v = await run("git", ["-C", `${tmp.path}/verify`, "bundle", "verify", bundle], {
+    env: ENV,
+  });
+  assert.equal(v.code, 0, v.stderr);
+  const heads = await g(tmp.path, "bundle", "list-heads", bundle);
+  const want = await g(dir, "for-each-ref", "--format=%(objectname) %(refname)");
+  assert.deepEqual(
+    heads.trim().split("\n").filter((l) => !l.endsWith(" HEAD")).sort(),
+    want.trim().split("\n").sort(),
+  );
+  const r = await run("git", ["clone", "-q", bundle, `${tmp.path}/clone`], { env: ENV });
+  assert.equal(r.code, 0, r.stderr);
+  const clone = `${tmp.path}/clone`;
+  const objects = async (d: string) =>
+    (await g(d, "rev-list", "--all", "--objects")).trim().split("\n").sort();
+  assert.deepEqual(await objects(clone), await objects(dir));
+  assert.deepEqual(
+    (await g(clone, "branch", "-r", "--format=%(refname:lstrip=3)")).trim().split("\n").sort(),
+    ["HEAD", "dev", "main", "topic"].sort(),
+  );
+  assert.equal(await g(clone, "cat-file", "-t", "v1"), "tag\n");
+  assert.equal(await g(clone, "fsck", "--strict", "--no-progress"), "");
+});
+
+interopTest("gitPlugin() and memdirPlugin() restore a repository git sees as identical", [
+  "git",
+], async () => {
+  await using tmp = await tempDir();
+  const dir = `${tmp.path}/mem`;
+  await richRepo(dir);
+  const plugins = [memdirPlugin({ dir }), gitPlugin({ dir })];
+  const before = await snapshotOf(dir);
+  const captured = await captureInto(tmp.path, plugins);
+  const { staged } = await restoreInto(tmp.path, plugins, captured);
+  const out = staged.get(dir)!;
+  assert.deepEqual(await snapshotOf(out), before);
+  assert.equal(
+    await g(out, "config", "remote.origin.url"),
+    "https://example.com/agent/memory.git\n",
+  );
+  assert.equal(await g(out, "fsck", "--strict", "--no-progress"), "");
+  assert.equal(await g(out, "diff"), await g(dir, "diff"));
+  assert.equal((await Deno.stat(`${out}/run.sh`)).mode! & 0o111, 0o111);
+  // restore order does not matter: git first, then memdir
+  await using tmp2 = await tempDir();
+  const reversed = await restoreInto(tmp2.path, [...plugins].reverse(), captured);
+  assert.deepEqual(await snapshotOf(reversed.staged.get(dir)!), before);
+});
+
+interopTest("gitPlugin() keeps a detached HEAD", ["git"], async () => {
+  await using tmp = await tempDir();
+  const dir = `${tmp.path}/mem`;
+  await richRepo(dir);
+  await g(dir, "stash", "-q", "-u");
+  await g(dir, "checkout", "-q", "--detach", "v1");
+  const plugins = [memdirPlugin({ dir }), gitPlugin({ dir })];
+  const before = await snapshotOf(dir);
+  assert.equal(before.symref, "");
+  const captured = await captureInto(tmp.path, plugins);
+  const meta = captured.manifest.captures.git as GitMeta;
+  assert.equal(meta.head.ref, null);
+  const { staged } = await restoreInto(tmp.path, plugins, captured);
+  const after = await snapshotOf(staged.get(dir)!);
+  // refs/stash is a ref too and survives as such
+  assert.deepEqual(after, before);
+});
+
+interopTest("gitPlugin() captures an empty repository as its HEAD only", ["git"], async () => {
+  await using tmp = await tempDir();
+  const dir = `${tmp.path}/mem`;
+  await run("git", ["init", "-q", "-b", "trunk", dir], { env: ENV });
+  await Deno.writeTextFile(`${dir}/draft.md`, "not committed yet\n");
+  const plugins = [memdirPlugin({ dir }), gitPlugin({ dir })];
+  const captured = await captureInto(tmp.path, plugins);
+  assert(!captured.manifest.artifacts.some((a) => a.path === "git/memdir.bundle"));
+  const meta = captured.manifest.captures.git as GitMeta;
+  assert.equal(meta.empty, true);
+  assert.equal(meta.head.ref, "refs/heads/trunk");
+  const { staged } = await restoreInto(tmp.path, plugins, captured);
+  const out = staged.get(dir)!;
+  assert.equal(await g(out, "symbolic-ref", "HEAD"), "refs/heads/trunk\n");
+  assert.equal(await g(out, "status", "--porcelain"), "?? draft.md\n");
+});
+
+interopTest("gitPlugin() redacts the whole history without touching the live repository", [
+  "git",
+], async () => {
+  await using tmp = await tempDir();
+  const dir = `${tmp.path}/mem`;
+  await run("git", ["init", "-q", "-b", "main", dir], { env: ENV });
+  await commitFile(dir, "keep.md", "nothing to hide\n", "start");
+  await commitFile(dir, "creds.txt", "token=SECRET123\n", "add creds SECRET123 by mistake");
+  await g(dir, "tag", "-a", "leaky", "-m", "tagged SECRET123");
+  await g(dir, "rm", "-q", "creds.txt");
+  await g(dir, "commit", "-q", "-m", "remove creds");
+  await commitFile(dir, "bin.dat", new Uint8Array([0, 83, 69, 67, 82, 69, 84, 49, 50, 51]), "bin");
+  await commitFile(dir, "notes/x.md", "x SECRET123 x\n", "note");
+  await g(dir, "checkout", "-q", "-b", "side", "HEAD~2");
+  await commitFile(dir, "side.md", "side SECRET123\n", "side");
+  await g(dir, "checkout", "-q", "main");
+  await Deno.writeTextFile(`${dir}/notes/x.md`, "x SECRET123 x\nedited\n");
+  const liveBefore = {
+    refs: await g(dir, "for-each-ref", "--format=%(objectname) %(refname)"),
+    log: await g(dir, "log", "-p", "--all"),
+    objects: await g(dir, "count-objects", "-v"),
+  };
+  assert(liveBefore.log.includes("SECRET123"));
+  const statusBefore = await g(dir, "status", "--porcelain=v1", "--untracked-files=all");
+
+  const plugins = [memdirPlugin({ dir }), gitPlugin({ dir })];
+  const captured = await captureInto(tmp.path, plugins, fakeRedactor());
+  const meta = captured.manifest.captures.git as GitMeta;
+  assert.equal(meta.redacted, true);
+  assert.equal(meta.original_head, (await g(dir, "rev-parse", "HEAD")).trim());
+  assert.notEqual(meta.head.oid, meta.original_head);
+
+  const bundle = `${captured.payloadDir}/git/memdir.bundle`;
+  const clone = `${tmp.path}/clone`;
+  const r = await run("git", ["clone", "-q", "--mirror", bundle, clone], { env: ENV });
+  assert.equal(r.code, 0, r.stderr);
+  const log = await g(clone, "log", "-p", "--all", "--format=%H%n%B");
+  assert(!log.includes("SECRET123"), log);
+  assert(log.includes("token=[REDACTED:fake:00000000]"));
+  assert(log.includes("remove creds"));
+  const tag = await g(clone, "cat-file", "-p", "leaky");
+  assert(tag.includes("tagged [REDACTED:fake:00000000]"));
+  assert.equal(
+    await g(clone, "cat-file", "blob", "main:bin.dat"),
+    await g(dir, "cat-file", "blob", "main:bin.dat"),
+  );
+  assert.equal(await g(clone, "fsck", "--strict", "--no-progress"), "");
+  assert.equal(
+    (await g(clone, "rev-list", "--all")).split("\n").length,
+    (await g(dir, "rev-list", "--all")).split("\n").length,
+  );
+  // live repository untouched
+  assert.deepEqual({
+    refs: await g(dir, "for-each-ref", "--format=%(objectname) %(refname)"),
+    log: await g(dir, "log", "-p", "--all"),
+    objects: await g(dir, "count-objects", "-v"),
+  }, liveBefore);
+  // the redacted working tree matches the redacted history
+  const { staged } = await restoreInto(tmp.path, plugins, captured);
+  const out = staged.get(dir)!;
+  assert.equal(await g(out, "status", "--porcelain=v1", "--untracked-files=all"), statusBefore);
+  assert(!(await g(out, "log", "-p", "--all")).includes("SECRET123"));
+});
+
+Deno.test("gitPlugin() captures nothing outside a repository", async () => {
+  await using tmp = await tempDir();
+  const captured = await captureInto(tmp.path, [gitPlugin({ dir: tmp.path })]);
+  assert.deepEqual(captured.manifest.artifacts, []);
+  assert.deepEqual(captured.manifest.captures.git, { repository: false });
+});
