@@ -14,18 +14,27 @@
  * - Plugins are plain objects `{ name, version?, dependencies?, setup(api) }`; `api` registers
  *   but cannot emit.
  *
- * Failure policy per hook ({@linkcode HOOK_POLICIES}, overridable per registry):
+ * Failure policy per hook ({@linkcode HOOK_POLICIES}; a registry overrides it with
+ * `createHooks({ policy })`):
  *
- * | hook             | on failure                                   | order | timeout | deadline |
- * | ---------------- | -------------------------------------------- | ----- | ------: | -------: |
- * | `pre-dream`      | best-effort: the dream goes on, failures reported | fifo  |    60 s |    120 s |
- * | `post-dream`     | best-effort                                  | fifo  |    30 s |     60 s |
- * | `pre-restore`    | fail-closed: first failure rejects the emit  | fifo  |    60 s |    300 s |
- * | `post-restore`   | best-effort                                  | fifo  |    30 s |     60 s |
- * | `pre-compaction` | best-effort                                  | fifo  |    60 s |    120 s |
- * | `shutdown`       | best-effort: every handler runs, all failures reported | lifo  |     5 s |     10 s |
- * | `scheduled`      | best-effort                                  | fifo  |    60 s |    300 s |
- * | custom           | declared (`failure` required)                | fifo  |    30 s |     60 s |
+ * | hook             | failure     | sequence | timeoutMs | deadlineMs |
+ * | ---------------- | ----------- | -------- | --------: | ---------: |
+ * | `pre-dream`      | best-effort | fifo     |    60 000 |    120 000 |
+ * | `post-dream`     | best-effort | fifo     |    30 000 |     60 000 |
+ * | `pre-restore`    | fail-closed | fifo     |    60 000 |    300 000 |
+ * | `post-restore`   | best-effort | fifo     |    30 000 |     60 000 |
+ * | `pre-compaction` | best-effort | fifo     |    60 000 |    120 000 |
+ * | `shutdown`       | best-effort | lifo     |     5 000 |     10 000 |
+ * | `scheduled`      | best-effort | fifo     |    60 000 |    300 000 |
+ * | custom           | declared    | fifo     |    30 000 |     60 000 |
+ *
+ * - best-effort: every handler runs; failures are reported in the emit result (`pre-dream`:
+ *   the dream goes on). `shutdown` also runs last-in-first-out and reports every failure.
+ * - fail-closed: the first failure stops the emit, which rejects with a {@linkcode HookError}
+ *   carrying the failures (`pre-restore`: the restore is aborted).
+ * - A handler's limit is its `timeout` (or the hook's `timeoutMs`), cut by the emit's deadline
+ *   (`deadlineMs`, or the context's earlier `deadline`); handlers not started by the deadline
+ *   are skipped and reported.
  *
  * @example Plugins, a fail-closed hook, and the emit result
  * ```ts
