@@ -7,6 +7,7 @@
  * - {@linkcode gitPlugin}: the memory dir's full git history as a git bundle, `git/memdir.bundle`.
  * - {@linkcode sqlitePlugin}: consistent copies of live SQLite databases, `sqlite/<name>.sqlite`.
  * - {@linkcode statePlugin}: JSON state files and runtime values, `state/<name>.json`.
+ * - {@linkcode checkArtifactPaths}: checks several plugins' artifacts (owned, safe, unique).
  *
  * @example Capturing a memory directory
  * ```ts
@@ -22,3 +23,4 @@ export * from "./memdir.ts";
 export * from "./git.ts";
 export * from "./sqlite.ts";
 export * from "./state.ts";
+export * from "./check_artifact_paths.ts";
