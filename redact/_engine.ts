@@ -19,8 +19,7 @@ interface CompiledRule {
   prefilter: RegExp | undefined;
   group: number | "first";
   entropy: number;
-  allowlist: RegExp[];
-  allowlistTarget: "secret" | "match" | "line";
+  allowlist: { re: RegExp; target: "secret" | "match" | "line" }[];
   stopwords: string[];
   validate: ((secret: string) => boolean) | undefined;
   maxSpan: number | undefined;
@@ -74,10 +73,18 @@ function compileRule(
     prefilter,
     group,
     entropy: rule.entropy ?? 0,
-    allowlist: (rule.allowlist ?? []).map((r) =>
-      new RegExp(r.source, r.flags.replace(/[gy]/g, ""))
-    ),
-    allowlistTarget: rule.allowlistTarget ?? "secret",
+    allowlist: (rule.allowlist ?? []).map((a) => {
+      const r = a instanceof RegExp ? a : a?.pattern;
+      if (!(r instanceof RegExp)) {
+        throw new TypeError(
+          `Cannot compile pack "${packId}": rule "${rule.id}" has an allowlist entry that is not a RegExp`,
+        );
+      }
+      return {
+        re: new RegExp(r.source, r.flags.replace(/[gy]/g, "")),
+        target: a instanceof RegExp ? rule.allowlistTarget ?? "secret" : a.target,
+      };
+    }),
     stopwords: (rule.stopwords ?? []).map((w) => w.toLowerCase()),
     validate: rule.validate,
     maxSpan: rule.maxSpan,
@@ -223,16 +230,16 @@ export class Engine {
       const low = secret.toLowerCase();
       for (const w of rule.stopwords) if (low.includes(w)) return false;
     }
-    if (rule.allowlist.length > 0) {
+    for (const a of rule.allowlist) {
       let target = secret;
-      if (rule.allowlistTarget === "match") target = text.slice(ms, me);
-      else if (rule.allowlistTarget === "line") {
+      if (a.target === "match") target = text.slice(ms, me);
+      else if (a.target === "line") {
         const ls = text.lastIndexOf("\n", ms - 1) + 1;
         let le = text.indexOf("\n", me);
         if (le < 0) le = text.length;
         target = text.slice(ls, le);
       }
-      for (const a of rule.allowlist) if (a.test(target)) return false;
+      if (a.re.test(target)) return false;
     }
     if (rule.validate !== undefined && !rule.validate(secret)) return false;
     return true;

@@ -59,7 +59,7 @@ export interface RedactorWithStats extends Redactor {
  * @example Redacting a string and reading the report
  * ```ts
  * import { createRedactor, secretsPack } from "@memsnap/core/redact";
- * import { assertEquals } from "node:assert/strict";
+ * import { deepStrictEqual as assertEquals } from "node:assert/strict";
  * const r = createRedactor({ packs: [secretsPack], key: new Uint8Array(32).fill(7) });
  * const out = r.redactString("key AKIAZ7ZQWUXYVDCBA234 used", "memdir/a.md");
  * console.log(out); // key [REDACTED:aws-access-key-id:xxxxxxxx] used

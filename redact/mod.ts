@@ -20,3 +20,6 @@ export * from "./types.ts";
 export * from "./create_redactor.ts";
 export * from "./packs/secrets.ts";
 export * from "./packs/pii.ts";
+export * from "./scan.ts";
+export * from "./load_pack.ts";
+export * from "./load_gitleaks_pack.ts";

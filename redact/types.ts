@@ -20,8 +20,11 @@ export interface RedactionRule {
   keywords?: string[];
   /** Minimum Shannon entropy (bits per char) of the secret for a match to count. */
   entropy?: number;
-  /** Matches whose secret matches any of these are left alone. */
-  allowlist?: RegExp[];
+  /**
+   * Matches whose secret matches any of these are left alone. A plain RegExp is tested against
+   * {@linkcode RedactionRule.allowlistTarget}; `{ pattern, target }` names its own target.
+   */
+  allowlist?: (RegExp | { pattern: RegExp; target: "secret" | "match" | "line" })[];
   /**
    * Capture group holding the secret (default 0: the whole match). `"first"` takes the first
    * capture group that matched something, else the whole match (gitleaks' rule when no group
