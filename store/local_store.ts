@@ -95,7 +95,7 @@ function exists(path: string): boolean {
  * await store.close();
  * ```
  */
-export class LocalStore implements Store {
+export class LocalStore implements Store, AsyncDisposable {
   /** The store location as given. */
   readonly url: string;
   /** The absolute directory. */
@@ -557,5 +557,10 @@ export class LocalStore implements Store {
   close(): Promise<void> {
     this.#catalog.close();
     return Promise.resolve();
+  }
+
+  /** Closes the store (for `await using`). */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
   }
 }

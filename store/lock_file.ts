@@ -4,11 +4,10 @@
  *
  * @module
  */
-import process from "node:process";
 import { dirname } from "node:path";
-import { LockedError } from "../errors.ts";
 import type { HeldLock, LockOptions, LockOwner } from "./types.ts";
 import { randomHex } from "./_names.ts";
+import { isStale, lockedError, lockTimes, sleep } from "./_lock_owner.ts";
 
 /** Options of {@linkcode lockFile}. */
 export interface LockFileOptions extends LockOptions {
@@ -20,26 +19,10 @@ export interface LockFileOptions extends LockOptions {
   what?: string;
 }
 
-const DEFAULT_TIMEOUT_MS = 60_000;
-const DEFAULT_LEASE_MS = 120_000;
 /** A breaker file older than this is left from a crashed process and removed. */
 const BREAKER_STALE_MS = 30_000;
 /** A lock file that does not parse (being written without link support) counts as held this long. */
 const UNPARSABLE_GRACE_MS = 10_000;
-
-/**
- * Whether a process with this id is alive on this host. `EPERM` (it exists but belongs to
- * another user) counts as alive.
- */
-function pidAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as { code?: string }).code !== "ESRCH";
-  }
-}
 
 async function readOwner(path: string): Promise<LockOwner | undefined> {
   let text: string;
@@ -98,11 +81,6 @@ async function tryCreate(path: string, owner: LockOwner): Promise<boolean> {
   }
 }
 
-function isStale(owner: LockOwner, host: string, now: number): boolean {
-  if (Date.parse(owner.expires_at) < now) return true;
-  return owner.host === host && owner.pid !== Deno.pid && owner.pid > 0 && !pidAlive(owner.pid);
-}
-
 /**
  * Removes a stale lock, race-safely: only the holder of the breaker file (O_EXCL) may remove
  * it, and only if the lock still holds exactly what was seen stale.
@@ -134,21 +112,6 @@ async function breakStale(path: string, seen: LockOwner): Promise<boolean> {
   } finally {
     await Deno.remove(breaker).catch(() => {});
   }
-}
-
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const onAbort = () => {
-      clearTimeout(id);
-      reject(signal?.reason);
-    };
-    const id = setTimeout(() => {
-      signal?.removeEventListener("abort", onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener("abort", onAbort, { once: true });
-  });
 }
 
 class FileLock implements HeldLock {
@@ -252,11 +215,7 @@ class FileLock implements HeldLock {
  * ```
  */
 export async function lockFile(path: string, options: LockFileOptions = {}): Promise<HeldLock> {
-  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const leaseMs = options.leaseMs ?? DEFAULT_LEASE_MS;
-  if (!(timeoutMs >= 0)) {
-    throw new RangeError(`Cannot lock: timeoutMs must be >= 0, got ${timeoutMs}`);
-  }
+  const { timeoutMs, leaseMs } = lockTimes(options);
   if (!(leaseMs > 0) || !Number.isFinite(leaseMs)) {
     throw new RangeError(`Cannot lock: leaseMs must be a positive number, got ${leaseMs}`);
   }
@@ -286,15 +245,7 @@ export async function lockFile(path: string, options: LockFileOptions = {}): Pro
     }
     const waited = Date.now() - start;
     if (waited >= timeoutMs) {
-      const who = current
-        ? `held by pid ${current.pid} on host ${current.host} since ${current.created_at}`
-        : "held by another process";
-      throw new LockedError(`Cannot lock ${what}: ${who}`, {
-        hint: current
-          ? `Wait for it to finish; if that process is gone, the lock is recovered when its ` +
-            `lease ends (${current.expires_at}) or at once on the same host.`
-          : "Try again.",
-      });
+      throw lockedError(what, current);
     }
     spins = 0;
     await sleep(Math.min(backoff, timeoutMs - waited), signal);

@@ -33,3 +33,4 @@ export * from "./parse_duration.ts";
 export * from "./plan_prune.ts";
 export * from "./prune.ts";
 export * from "./validate_retention_policy.ts";
+export * from "./s3_store.ts";

@@ -5,11 +5,13 @@
  * @module
  */
 import { fileURLToPath } from "node:url";
+import { UsageError } from "../errors.ts";
 import type { Store } from "./types.ts";
 import { LocalStore, type LocalStoreOptions } from "./local_store.ts";
+import { S3Store, type S3StoreOptions } from "./s3_store.ts";
 
-/** Options of {@linkcode openStore}. */
-export interface OpenStoreOptions extends LocalStoreOptions {
+/** Options of {@linkcode openStore}: those of the local store and of the S3 store. */
+export interface OpenStoreOptions extends LocalStoreOptions, S3StoreOptions {
 }
 
 /**
@@ -32,6 +34,12 @@ export interface OpenStoreOptions extends LocalStoreOptions {
  * ```
  */
 export async function openStore(url: string, options: OpenStoreOptions = {}): Promise<Store> {
+  if (url.startsWith("s3://")) return await S3Store.open(url, options);
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url) && !url.startsWith("file://")) {
+    throw new UsageError(`Cannot open store ${url}: unknown scheme`, {
+      hint: "Use a directory path or s3://bucket/prefix.",
+    });
+  }
   if (url.startsWith("file://")) {
     return await LocalStore.open(fileURLToPath(url), options);
   }
