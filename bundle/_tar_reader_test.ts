@@ -1,0 +1,253 @@
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { CorruptBundleError, UnsafeBundleError } from "../errors.ts";
+import { ByteSource } from "./_byte_source.ts";
+import { readTar } from "./_tar_reader.ts";
+import { encodeHeader, END_OF_ARCHIVE, padding } from "./_tar_header.ts";
+import { type BundleLimits, bundleLimits } from "./bundle_limits.ts";
+import { concat, EOA, paxRecord, rawEntry, rawHeader, streamOf } from "../tests/bundle_helpers.ts";
+
+async function readAll(
+  bytes: Uint8Array,
+  limits: Partial<BundleLimits> = {},
+): Promise<{ path: string; data: Uint8Array; mode: number }[]> {
+  const src = new ByteSource(streamOf(bytes, 700));
+  const out = [];
+  for await (const e of readTar(src, { ...bundleLimits, ...limits })) {
+    const parts: Uint8Array[] = [];
+    for await (const c of e.body()) parts.push(c.slice());
+    out.push({ path: e.path, data: concat(parts), mode: e.mode });
+  }
+  return out;
+}
+
+function refused(
+  klass: typeof CorruptBundleError | typeof UnsafeBundleError,
+  rule: string,
+  entry?: string,
+): (e: unknown) => boolean {
+  return (e: unknown) => {
+    assert.ok(e instanceof klass, `expected ${klass.name}, got ${e}`);
+    assert.equal((e as CorruptBundleError).rule, rule);
+    if (entry !== undefined) assert.equal((e as CorruptBundleError).entry, entry);
+    assert.match((e as Error).message, /^Cannot read the bundle: .*\(rule [a-z_]+\)$/);
+    return true;
+  };
+}
+
+const ok = (name: string, data = "x") => rawEntry({ name }, data);
+
+Deno.test("readTar() reads regular files with ustar prefix and GNU magic", async () => {
+  const bytes = concat([
+    rawEntry({ name: "b.txt", prefix: "dir/sub" }, "hello"),
+    rawEntry({ name: "gnu.txt", magic: "ustar  \0" }, "g"),
+    rawEntry({ name: "nul-type", type: "\0", mode: 0o755 }, ""),
+    EOA,
+  ]);
+  const got = await readAll(bytes);
+  assert.deepEqual(got.map((e) => e.path), ["dir/sub/b.txt", "gnu.txt", "nul-type"]);
+  assert.equal(new TextDecoder().decode(got[0]!.data), "hello");
+  assert.equal(got[2]!.mode, 0o755);
+});
+
+Deno.test("readTar() refuses a bad header checksum", async () => {
+  const bytes = concat([rawEntry({ name: "a", checksum: "0000001\0" }), EOA]);
+  await assert.rejects(readAll(bytes), refused(CorruptBundleError, "header_checksum"));
+});
+
+for (
+  const [type, what] of [
+    ["1", "hard link"],
+    ["2", "symbolic link"],
+    ["3", "character device"],
+    ["4", "block device"],
+    ["5", "directory"],
+    ["6", "FIFO"],
+  ] as const
+) {
+  Deno.test(`readTar() refuses a ${what} entry`, async () => {
+    const bytes = concat([rawEntry({ name: "evil", type }), EOA]);
+    await assert.rejects(readAll(bytes), (e) => {
+      refused(UnsafeBundleError, "entry_type", "evil")(e);
+      assert.match((e as Error).message, new RegExp(what));
+      return true;
+    });
+  });
+}
+
+Deno.test("readTar() refuses an absolute path", async () => {
+  await assert.rejects(
+    readAll(concat([ok("/etc/passwd"), EOA])),
+    refused(UnsafeBundleError, "path_absolute", "/etc/passwd"),
+  );
+});
+
+Deno.test("readTar() refuses a path with ..", async () => {
+  await assert.rejects(readAll(concat([ok("a/../../x"), EOA])), (e) => {
+    refused(UnsafeBundleError, "path_escape", "a/../../x")(e);
+    assert.equal(
+      (e as Error).message,
+      'Cannot read the bundle: entry "a/../../x" escapes the destination (rule path_escape)',
+    );
+    return true;
+  });
+});
+
+Deno.test("readTar() refuses unnormalized paths, backslashes and control characters", async () => {
+  for (const name of ["a//b", "./a", "a/", "a/./b"]) {
+    await assert.rejects(
+      readAll(concat([ok(name), EOA])),
+      refused(UnsafeBundleError, "path_not_normalized", name),
+    );
+  }
+  for (const name of ["a\\b", "a\x01b"]) {
+    await assert.rejects(
+      readAll(concat([ok(name), EOA])),
+      refused(UnsafeBundleError, "path_invalid"),
+    );
+  }
+});
+
+Deno.test("readTar() refuses a duplicate entry", async () => {
+  await assert.rejects(
+    readAll(concat([ok("a"), ok("a"), EOA])),
+    refused(UnsafeBundleError, "duplicate", "a"),
+  );
+});
+
+Deno.test("readTar() refuses a file that is also a directory", async () => {
+  await assert.rejects(
+    readAll(concat([ok("a"), ok("a/b"), EOA])),
+    refused(UnsafeBundleError, "path_conflict", "a/b"),
+  );
+});
+
+Deno.test("readTar() refuses an entry over maxEntrySize", async () => {
+  await assert.rejects(
+    readAll(concat([rawEntry({ name: "big" }, "x".repeat(11)), EOA]), { maxEntrySize: 10 }),
+    refused(UnsafeBundleError, "max_entry_size", "big"),
+  );
+});
+
+Deno.test("readTar() refuses more than maxEntries entries", async () => {
+  await assert.rejects(
+    readAll(concat([ok("a"), ok("b"), ok("c"), EOA]), { maxEntries: 2 }),
+    refused(UnsafeBundleError, "max_entries", "c"),
+  );
+});
+
+Deno.test("readTar() refuses paths over maxPathLength or maxPathDepth", async () => {
+  await assert.rejects(
+    readAll(concat([ok("a".repeat(20)), EOA]), { maxPathLength: 10 }),
+    refused(UnsafeBundleError, "max_path_length"),
+  );
+  await assert.rejects(
+    readAll(concat([ok("a/b/c/d"), EOA]), { maxPathDepth: 3 }),
+    refused(UnsafeBundleError, "max_path_depth"),
+  );
+});
+
+Deno.test("readTar() refuses a pax header over maxPaxSize (pax bomb)", async () => {
+  // Declares a 1 GiB pax header; refused before anything is buffered.
+  const bytes = concat([rawHeader({ name: "PaxHeader", type: "x", size: 2 ** 30 }), EOA]);
+  await assert.rejects(readAll(bytes), refused(UnsafeBundleError, "max_pax_size"));
+});
+
+Deno.test("readTar() refuses a pax global header", async () => {
+  const bytes = concat([rawEntry({ name: "g", type: "g" }, paxRecord("comment", "x")), EOA]);
+  await assert.rejects(readAll(bytes), refused(UnsafeBundleError, "pax_global"));
+});
+
+Deno.test("readTar() refuses a GNU sparse file announced by pax", async () => {
+  const bytes = concat([
+    rawEntry({ name: "P", type: "x" }, paxRecord("GNU.sparse.major", "1")),
+    ok("s"),
+    EOA,
+  ]);
+  await assert.rejects(readAll(bytes), refused(UnsafeBundleError, "entry_type"));
+});
+
+Deno.test("readTar() takes path and size from pax and refuses a pax path escaping", async () => {
+  const long = "d/" + "é".repeat(120);
+  const good = concat([
+    rawEntry({ name: "P", type: "x" }, paxRecord("path", long) + paxRecord("mtime", "1.5")),
+    rawEntry({ name: "fallback" }, "data"),
+    EOA,
+  ]);
+  assert.deepEqual((await readAll(good)).map((e) => e.path), [long]);
+  const bad = concat([
+    rawEntry({ name: "P", type: "x" }, paxRecord("path", "../../etc/x")),
+    ok("harmless"),
+    EOA,
+  ]);
+  await assert.rejects(readAll(bad), refused(UnsafeBundleError, "path_escape", "../../etc/x"));
+});
+
+Deno.test("readTar() refuses a malformed pax record", async () => {
+  const bytes = concat([rawEntry({ name: "P", type: "x" }, "99 path=x\n"), ok("a"), EOA]);
+  await assert.rejects(readAll(bytes), refused(CorruptBundleError, "pax_header"));
+});
+
+Deno.test("readTar() detects a truncated archive", async () => {
+  const full = concat([rawEntry({ name: "a" }, "x".repeat(2000)), EOA]);
+  await assert.rejects(
+    readAll(full.subarray(0, 1000)),
+    refused(CorruptBundleError, "truncated", "a"),
+  );
+  await assert.rejects(
+    readAll(full.subarray(0, 512 * 5)),
+    refused(CorruptBundleError, "truncated"),
+  );
+});
+
+Deno.test("readTar() tolerates trailing zeros but not trailing garbage", async () => {
+  const base = concat([ok("a"), EOA]);
+  assert.equal((await readAll(concat([base, new Uint8Array(10240)]))).length, 1);
+  await assert.rejects(
+    readAll(concat([base, new Uint8Array([0, 0, 7])])),
+    refused(CorruptBundleError, "trailing_data"),
+  );
+});
+
+Deno.test("readTar() refuses a non-ustar header", async () => {
+  await assert.rejects(
+    readAll(concat([rawEntry({ name: "a", magic: "\0\0\0\0\0\0\0\0" }), EOA])),
+    refused(CorruptBundleError, "header_format"),
+  );
+});
+
+// Path segments: ASCII, unicode (incl. astral), long.
+const segment = fc.oneof(
+  fc.stringMatching(/^[A-Za-z0-9_-]{1,12}$/),
+  fc.string({ unit: "grapheme", minLength: 1, maxLength: 8 }),
+  fc.stringMatching(/^[a-z]{90,140}$/),
+).filter((s) => !/[\x00-\x1f\x7f\\/]/.test(s) && s !== "." && s !== "..");
+
+Deno.test("readTar() round-trips what the writer encodes (property)", async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.uniqueArray(
+        fc.record({
+          path: fc.array(segment, { minLength: 1, maxLength: 3 }).map((s) => s.join("/")),
+          data: fc.uint8Array({ maxLength: 3000 }),
+          mode: fc.constantFrom(0o644, 0o755, 0o600),
+        }),
+        { selector: (e) => e.path, maxLength: 6 },
+      ).map((es) =>
+        // No file may also be a directory of another.
+        es.filter((e) => !es.some((o) => o.path.startsWith(e.path + "/")))
+      ),
+      async (entries) => {
+        const parts: Uint8Array[] = [];
+        for (const e of entries) {
+          parts.push(encodeHeader({ path: e.path, size: e.data.length, mode: e.mode, mtime: 1 }));
+          parts.push(e.data, new Uint8Array(padding(e.data.length)));
+        }
+        parts.push(END_OF_ARCHIVE);
+        const got = await readAll(concat(parts));
+        assert.deepEqual(got, entries.map((e) => ({ path: e.path, data: e.data, mode: e.mode })));
+      },
+    ),
+    { numRuns: 60 },
+  );
+});

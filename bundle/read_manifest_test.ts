@@ -1,0 +1,138 @@
+import assert from "node:assert/strict";
+import { CorruptBundleError, RefusedError, UnsafeBundleError } from "../errors.ts";
+import { readManifest } from "./read_manifest.ts";
+import { writeBundle } from "./write_bundle.ts";
+import { canonicalJson } from "./canonical_json.ts";
+import { concat, EOA, rawEntry, source, streamOf, testHeader } from "../tests/bundle_helpers.ts";
+import { tempDir } from "../tests/_tools.ts";
+
+async function bundleBytes(): Promise<Uint8Array> {
+  await using dir = await tempDir();
+  const big = new Uint8Array(200_000).map((_, i) => (i * 13) & 0xff);
+  await writeBundle(`${dir.path}/b`, testHeader(), [source("a", "x"), source("big", big)]);
+  return await Deno.readFile(`${dir.path}/b`);
+}
+
+function withManifest(value: unknown): Uint8Array {
+  const text = typeof value === "string" ? value : canonicalJson(value);
+  return concat([rawEntry({ name: "manifest.json" }, text), EOA]);
+}
+
+async function validManifest(): Promise<Record<string, unknown>> {
+  return await readManifest(streamOf(await bundleBytes())) as unknown as Record<string, unknown>;
+}
+
+Deno.test("readManifest() reads the first entry of a truncated prefix and cancels the rest", async () => {
+  const bytes = await bundleBytes();
+  const m = await readManifest(streamOf(bytes));
+  const manifestSize = new TextEncoder().encode(canonicalJson(m)).length;
+  const prefix = bytes.subarray(0, 512 + Math.ceil(manifestSize / 512) * 512);
+  assert.deepEqual(await readManifest(streamOf(prefix)), m);
+  let cancelled = false;
+  let pulled = 0;
+  const s = new ReadableStream<Uint8Array>({
+    pull(c) {
+      c.enqueue(bytes.subarray(pulled, pulled + 1024));
+      pulled += 1024;
+    },
+    cancel() {
+      cancelled = true;
+    },
+  });
+  await readManifest(s);
+  assert.ok(cancelled);
+  assert.ok(pulled < 16384);
+});
+
+Deno.test("readManifest() fails on a prefix shorter than the manifest (rule truncated)", async () => {
+  const bytes = await bundleBytes();
+  await assert.rejects(
+    readManifest(streamOf(bytes.subarray(0, 700))),
+    (e) => e instanceof CorruptBundleError && e.rule === "truncated",
+  );
+});
+
+Deno.test("readManifest() refuses a bundle whose first entry is not manifest.json", async () => {
+  await assert.rejects(
+    readManifest(streamOf(concat([rawEntry({ name: "payload.tar.zst" }, "x"), EOA]))),
+    (e) => e instanceof CorruptBundleError && e.rule === "manifest_first",
+  );
+});
+
+Deno.test("readManifest() refuses a newer manifest_version as unsupported", async () => {
+  const m = await validManifest();
+  await assert.rejects(
+    readManifest(streamOf(withManifest({ ...m, manifest_version: 2, new_shape: [1] }))),
+    (e) =>
+      e instanceof RefusedError && !(e instanceof UnsafeBundleError) && e.exitCode === 4 &&
+      /unsupported/.test(e.message),
+  );
+});
+
+Deno.test("readManifest() refuses a wrong format id", async () => {
+  const m = await validManifest();
+  await assert.rejects(
+    readManifest(streamOf(withManifest({ ...m, format: "other" }))),
+    (e) => e instanceof RefusedError && /format/.test(e.message),
+  );
+});
+
+Deno.test("readManifest() names the field that breaks the schema", async () => {
+  const m = await validManifest();
+  const cases: [unknown, string][] = [
+    [{ ...m, agent_id: 7 }, "/agent_id"],
+    [
+      { ...m, artifacts: [{ path: "a", kind: "file", size: -1, sha256: "0".repeat(64) }] },
+      "/artifacts/0/size",
+    ],
+    [
+      { ...m, artifacts: [{ path: "a", kind: "file", size: 1, sha256: "0".repeat(64), x: 1 }] },
+      "/artifacts/0",
+    ],
+    [{ ...m, payload: { ...(m.payload as object), compression: "gzip" } }, "/payload/compression"],
+    [
+      { ...m, artifacts: [{ path: "../a", kind: "f", size: 1, sha256: "0".repeat(64) }] },
+      "/artifacts/0/path",
+    ],
+    [{
+      ...m,
+      artifacts: [
+        { path: "b", kind: "f", size: 1, sha256: "0".repeat(64) },
+        { path: "a", kind: "f", size: 1, sha256: "0".repeat(64) },
+      ],
+    }, "/artifacts/1/path"],
+  ];
+  for (const [value, field] of cases) {
+    await assert.rejects(readManifest(streamOf(withManifest(value))), (e) => {
+      assert.ok(e instanceof CorruptBundleError, String(e));
+      assert.equal(e.rule, "manifest_schema");
+      assert.ok(e.message.includes(JSON.stringify(field)), e.message);
+      return true;
+    });
+  }
+});
+
+Deno.test("readManifest() allows unknown top-level fields (forward compatibility)", async () => {
+  const m = await validManifest();
+  const got = await readManifest(streamOf(withManifest({ ...m, future_field: { x: 1 } })));
+  assert.deepEqual((got as unknown as Record<string, unknown>).future_field, { x: 1 });
+});
+
+Deno.test("readManifest() refuses non-canonical or non-JSON manifests", async () => {
+  const m = await validManifest();
+  await assert.rejects(
+    readManifest(streamOf(withManifest(JSON.stringify(m, null, 1)))),
+    (e) => e instanceof CorruptBundleError && e.rule === "manifest_canonical",
+  );
+  await assert.rejects(
+    readManifest(streamOf(withManifest("{not json"))),
+    (e) => e instanceof CorruptBundleError && e.rule === "manifest_json",
+  );
+});
+
+Deno.test("readManifest() refuses a manifest over maxManifestSize", async () => {
+  await assert.rejects(
+    readManifest(streamOf(await bundleBytes()), { limits: { maxManifestSize: 100 } }),
+    (e) => e instanceof UnsafeBundleError && e.rule === "max_manifest_size",
+  );
+});

@@ -1,0 +1,159 @@
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { MemsnapError } from "../errors.ts";
+import { writeBundle } from "./write_bundle.ts";
+import { readManifest } from "./read_manifest.ts";
+import { openBundleFile } from "./open_bundle_file.ts";
+import { verifyBundle } from "./verify_bundle.ts";
+import { source, testHeader, testSigner, xorCipher } from "../tests/bundle_helpers.ts";
+import { tempDir } from "../tests/_tools.ts";
+
+function sources() {
+  const big = new Uint8Array(300_000).map((_, i) => (i * 7) & 0xff);
+  return [
+    source("state/s.json", '{"a":1}', { kind: "state" }),
+    source("memdir/notes/a.md", "hello\n", { chunk: 2 }),
+    source("memdir/run.sh", "#!/bin/sh\n", { mode: 0o755 }),
+    source("memdir/empty", ""),
+    source("sqlite/db.sqlite", big, { kind: "sqlite", chunk: 10_000 }),
+    source(`memdir/${"ü".repeat(70)}/long.md`, "long name"),
+  ];
+}
+
+async function sha(path: string): Promise<string> {
+  return createHash("sha256").update(await Deno.readFile(path)).digest("hex");
+}
+
+Deno.test("writeBundle() produces identical bytes for identical input and clock", async () => {
+  await using dir = await tempDir();
+  for (const opts of [{}, { cipher: xorCipher(), signer: testSigner() }]) {
+    await writeBundle(`${dir.path}/a`, testHeader(), sources(), opts);
+    await writeBundle(`${dir.path}/b`, testHeader(), sources().reverse(), opts);
+    assert.equal(await sha(`${dir.path}/a`), await sha(`${dir.path}/b`));
+  }
+  await writeBundle(
+    `${dir.path}/c`,
+    testHeader({ created_at: "2026-11-25T19:52:23.000Z" }),
+    sources(),
+  );
+  assert.notEqual(await sha(`${dir.path}/a`), await sha(`${dir.path}/c`));
+});
+
+Deno.test("writeBundle() records sorted artifacts with hashes, sizes, modes", async () => {
+  await using dir = await tempDir();
+  const m = await writeBundle(`${dir.path}/b`, testHeader(), sources());
+  const paths = m.artifacts.map((a) => a.path);
+  assert.deepEqual(paths, [...paths].sort());
+  const a = m.artifacts.find((x) => x.path === "memdir/notes/a.md")!;
+  assert.equal(a.sha256, createHash("sha256").update("hello\n").digest("hex"));
+  assert.equal(a.size, 6);
+  assert.equal(a.mode, undefined);
+  assert.equal(m.artifacts.find((x) => x.path === "memdir/run.sh")!.mode, 0o755);
+  assert.equal(m.payload.path, "payload.tar.zst");
+  assert.equal(m.payload.encryption, null);
+  assert.deepEqual(
+    await readManifest(await openBundleFile(`${dir.path}/b`)),
+    JSON.parse(JSON.stringify(m)),
+  );
+  const st = await Deno.stat(`${dir.path}/b`);
+  assert.equal(st.size % 512, 0);
+});
+
+Deno.test("writeBundle() with a cipher records the encryption and the payload name", async () => {
+  await using dir = await tempDir();
+  const m = await writeBundle(`${dir.path}/b`, testHeader(), sources(), { cipher: xorCipher() });
+  assert.equal(m.payload.path, "payload.tar.zst.age");
+  assert.deepEqual(m.payload.encryption, { scheme: "age", recipients: ["0123456789abcdef"] });
+});
+
+Deno.test("writeBundle() fails clearly when a source yields more or fewer bytes than its size", async () => {
+  await using dir = await tempDir();
+  for (const size of [3, 10]) {
+    await assert.rejects(
+      writeBundle(`${dir.path}/b`, testHeader(), [source("memdir/a", "12345", { size })]),
+      (e) => {
+        assert.ok(e instanceof MemsnapError);
+        assert.match(e.message, /^Cannot pack artifact "memdir\/a": .*changed during capture/);
+        return true;
+      },
+    );
+    assert.deepEqual([...Deno.readDirSync(dir.path)], [], "no temp file or partial bundle left");
+  }
+});
+
+Deno.test("writeBundle() refuses invalid paths, duplicates, bad sizes and a bad header", async () => {
+  await using dir = await tempDir();
+  const dest = `${dir.path}/b`;
+  for (const bad of ["../x", "/abs", "a//b", "a\\b", ""]) {
+    await assert.rejects(writeBundle(dest, testHeader(), [source(bad, "x")]), TypeError);
+  }
+  await assert.rejects(
+    writeBundle(dest, testHeader(), [source("a", "x"), source("a", "y")]),
+    /appears twice/,
+  );
+  await assert.rejects(
+    writeBundle(dest, testHeader(), [source("a", "x"), source("a/b", "y")]),
+    /path_conflict/,
+  );
+  await assert.rejects(
+    writeBundle(dest, testHeader(), [source("a", "x", { size: -1 })]),
+    TypeError,
+  );
+  await assert.rejects(
+    writeBundle(dest, testHeader({ snapshot_id: "nope" }), []),
+    /snapshot_id/,
+  );
+  await assert.rejects(writeBundle(dest, testHeader({ created_at: "yesterday" }), []), TypeError);
+  assert.deepEqual([...Deno.readDirSync(dir.path)], []);
+});
+
+Deno.test("writeBundle() honours an abort signal and cleans up", async () => {
+  await using dir = await tempDir();
+  const ac = new AbortController();
+  const slow = {
+    path: "a",
+    kind: "file",
+    size: 10,
+    open: () =>
+      Promise.resolve(
+        new ReadableStream<Uint8Array>({
+          pull(c) {
+            ac.abort();
+            c.enqueue(new Uint8Array(1));
+          },
+        }),
+      ),
+  };
+  await assert.rejects(
+    writeBundle(`${dir.path}/b`, testHeader(), [slow], { signal: ac.signal }),
+    (e) => e instanceof DOMException && e.name === "AbortError",
+  );
+  assert.deepEqual([...Deno.readDirSync(dir.path)], []);
+});
+
+Deno.test("writeBundle() accepts async iterables and an empty artifact list", async () => {
+  await using dir = await tempDir();
+  async function* gen() {
+    yield source("b", "2");
+    yield source("a", "1");
+  }
+  const m = await writeBundle(`${dir.path}/b`, testHeader(), gen());
+  assert.deepEqual(m.artifacts.map((a) => a.path), ["a", "b"]);
+  await writeBundle(`${dir.path}/e`, testHeader(), []);
+  assert.ok((await verifyBundle(await openBundleFile(`${dir.path}/e`))).ok);
+});
+
+Deno.test("writeBundle() reports pack progress", async () => {
+  await using dir = await tempDir();
+  let last = 0;
+  await writeBundle(`${dir.path}/b`, testHeader(), sources(), {
+    progress: {
+      progress: (e) => {
+        assert.equal(e.phase, "pack");
+        last = e.done;
+      },
+      warn: () => {},
+    },
+  });
+  assert.equal(last, sources().reduce((n, s) => n + s.size, 0));
+});
