@@ -258,7 +258,7 @@ export function gitPlugin(options: GitPluginOptions): CapturePlugin {
           );
         }
         if (ctx.redactor !== undefined) bytes = ctx.redactor.redactBytes(bytes, path) ?? bytes;
-        artifacts.push(bytesArtifact(path, bytes, "file"));
+        artifacts.push(bytesArtifact(path, bytes, "git-file"));
       }
 
       const head = await readHead(gitdir);

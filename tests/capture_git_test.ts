@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { UnsafeBundleError } from "../errors.ts";
 import { gitPlugin } from "../capture/git.ts";
 import { memdirPlugin } from "../capture/memdir.ts";
 import { captureInto, fakeRedactor, restoreInto } from "./capture_helpers.ts";
@@ -54,13 +55,16 @@ async function richRepo(dir: string): Promise<void> {
   await g(dir, "merge", "-q", "--no-ff", "-m", "merge dev", "dev");
   await g(dir, "branch", "topic", "HEAD~1");
   await Deno.writeTextFile(`${dir}/.gitignore`, "*.log\n");
-  await g(dir, "add", ".gitignore");
+  await Deno.symlink("notes/a.md", `${dir}/a-link`);
+  await Deno.writeTextFile(`${dir}/notes/ünïcødé 🧠.md`, "unicode\n");
+  await g(dir, "add", ".gitignore", "a-link", "notes/ünïcødé 🧠.md");
   await g(dir, "commit", "-q", "-m", "ignore logs");
   // working tree state: modified, untracked, deleted, ignored
   await Deno.writeTextFile(`${dir}/notes/a.md`, "# A\nsecond\nlocal edit\n");
   await Deno.writeTextFile(`${dir}/untracked.md`, "new\n");
   await Deno.remove(`${dir}/notes/dev.md`);
   await Deno.writeTextFile(`${dir}/debug.log`, "noise\n");
+  await Deno.chmod(`${dir}/bin.dat`, 0o755);
 }
 
 async function snapshotOf(dir: string): Promise<Record<string, string>> {
@@ -244,4 +248,53 @@ Deno.test("gitPlugin() captures nothing outside a repository", async () => {
   const captured = await captureInto(tmp.path, [gitPlugin({ dir: tmp.path })]);
   assert.deepEqual(captured.manifest.artifacts, []);
   assert.deepEqual(captured.manifest.captures.git, { repository: false });
+});
+
+interopTest("gitPlugin() restore refuses unsafe ref names and prerequisites", ["git"], async () => {
+  await using tmp = await tempDir();
+  const dir = `${tmp.path}/mem`;
+  await run("git", ["init", "-q", "-b", "main", dir], { env: ENV });
+  await commitFile(dir, "a.md", "a\n", "a");
+  const plugin = gitPlugin({ dir });
+  const captured = await captureInto(tmp.path, [plugin]);
+  const path = `${captured.payloadDir}/git/memdir.bundle`;
+  const original = await Deno.readFile(path);
+  const text = new TextDecoder("latin1").decode(original);
+  const oid = (await g(dir, "rev-parse", "HEAD")).trim();
+  for (
+    const forged of [
+      text.replace("refs/heads/main", "refs/../../../evil"),
+      text.replace("refs/heads/main", "refs/heads/.hidden/x"),
+      text.replace("# v2 git bundle\n", `# v2 git bundle\n-${oid} missing\n`),
+      text.replace("# v2 git bundle", "# v3 git bundle"),
+    ]
+  ) {
+    await Deno.writeFile(path, Uint8Array.from(forged, (c) => c.charCodeAt(0)));
+    await using t = await tempDir();
+    await assert.rejects(() => restoreInto(t.path, [plugin], captured), UnsafeBundleError);
+    assert.equal((await Array.fromAsync(Deno.readDir(t.path))).length, 0);
+  }
+});
+
+interopTest("gitPlugin() plan() shows HEAD from and to", ["git"], async () => {
+  await using tmp = await tempDir();
+  const dir = `${tmp.path}/mem`;
+  await run("git", ["init", "-q", "-b", "main", dir], { env: ENV });
+  await commitFile(dir, "a.md", "a\n", "a");
+  const plugin = gitPlugin({ dir });
+  const captured = await captureInto(tmp.path, [plugin]);
+  const from = (await g(dir, "rev-parse", "HEAD")).trim();
+  await commitFile(dir, "b.md", "b\n", "b");
+  const to = (await g(dir, "rev-parse", "HEAD")).trim();
+  const plan = await plugin.plan!({
+    manifest: captured.manifest,
+    artifacts: captured.manifest.artifacts,
+    signal: new AbortController().signal,
+    progress: { progress() {}, warn() {} },
+  });
+  assert.deepEqual(plan, [{
+    target: `${dir}/.git`,
+    action: "replace git repository",
+    detail: `HEAD refs/heads/main ${to.slice(0, 12)} → refs/heads/main ${from.slice(0, 12)}`,
+  }]);
 });
