@@ -5,7 +5,7 @@
  */
 import { HookError } from "./hook_error.ts";
 import { OrderCycle, sortHandlers } from "./_order.ts";
-import { settle } from "./_settle.ts";
+import { ABORTED, FAILED, PENDING, SPINS, TIMED_OUT, Watch } from "./_settle.ts";
 import type {
   BuiltinHooks,
   EmitResult,
@@ -270,15 +270,13 @@ export class HookRegistry<H extends BuiltinHooks> implements Hooks<H> {
           returned !== undefined && returned !== null &&
           typeof (returned as PromiseLike<unknown>).then === "function"
         ) {
-          const outcome = await settle(
-            returned as PromiseLike<unknown>,
-            controller,
-            limitAt,
-            cancel,
-          );
-          if (outcome.kind === "error") {
-            failure = this.#threw(hook, entry.plugin, outcome.error);
-          } else if (outcome.kind === "timeout") {
+          const watch = new Watch(returned as PromiseLike<unknown>);
+          // Yield a few microtasks before paying for a timer: most handlers settle by then.
+          for (let s = 0; s < SPINS && watch.state === PENDING; s++) await undefined;
+          if (watch.state === PENDING) await watch.wait(controller, limitAt, cancel);
+          if (watch.state === FAILED) {
+            failure = this.#threw(hook, entry.plugin, watch.error);
+          } else if (watch.state === TIMED_OUT) {
             if (byDeadline) deadlineHit = true;
             timedOut.push(entry.plugin);
             failure = {
@@ -293,7 +291,7 @@ export class HookRegistry<H extends BuiltinHooks> implements Hooks<H> {
               ),
             };
             this.#reportHung(failure);
-          } else if (outcome.kind === "aborted") {
+          } else if (watch.state === ABORTED) {
             throw cancel!.reason;
           }
         }

@@ -1,85 +1,91 @@
 /**
- * Waits for an asynchronous handler within its time limit, without paying for a timer when the
- * handler settles within a few microtasks. Private to `hooks/`.
+ * Watches an asynchronous handler so the registry can wait for it within a time limit, paying
+ * for a timer only when the handler does not settle within a few microtasks. Private to
+ * `hooks/`.
  *
  * @module
  */
 
-/** How an asynchronous handler ended. */
-export type Outcome =
-  | { readonly kind: "ok" }
-  | { readonly kind: "error"; readonly error: unknown }
-  | { readonly kind: "timeout" }
-  | { readonly kind: "aborted" };
-
-const OK: Outcome = Object.freeze({ kind: "ok" });
-const TIMEOUT: Outcome = Object.freeze({ kind: "timeout" });
-const ABORTED: Outcome = Object.freeze({ kind: "aborted" });
+/** States of a {@linkcode Watch}. */
+export const PENDING = 0, OK = 1, FAILED = 2, TIMED_OUT = 3, ABORTED = 4;
 
 /**
- * Microtasks to wait before arming a timer. A handler that only awaits already-settled work
- * finishes within them; one doing real I/O takes a macrotask, where a timer costs nothing
- * noticeable. (A timer costs microseconds in Deno; a microtask tens of nanoseconds.)
+ * Microtasks the registry yields before arming a timer. A handler that only awaits
+ * already-settled work finishes within them; one doing real I/O takes a macrotask, where a
+ * timer costs nothing noticeable. (A timer costs microseconds in Deno; a microtask tens of
+ * nanoseconds.)
  */
-const SPINS = 16;
+export const SPINS = 8;
 
 /** setTimeout's largest delay. */
 const MAX_DELAY = 2 ** 31 - 1;
 
 /**
- * Waits for `pending` to settle, or for `limitAt` to pass, or for `cancel` to abort.
- * On timeout or cancellation, aborts `controller` (the handler's signal) and stops waiting;
- * a late settlement of `pending` is swallowed (never an unhandled rejection).
- *
- * @param pending What the handler returned.
- * @param controller Controls the signal the handler received.
- * @param limitAt Epoch milliseconds at which the handler times out.
- * @param cancel The emit's cancellation signal, if any.
- * @returns The outcome.
+ * The outcome of what a handler returned. A settlement after a timeout or an abort is
+ * swallowed (never an unhandled rejection).
  */
-export function settle(
-  pending: PromiseLike<unknown>,
-  controller: AbortController,
-  limitAt: number,
-  cancel: AbortSignal | undefined,
-): Promise<Outcome> {
-  return new Promise<Outcome>((resolve) => {
-    let done = false;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    let onAbort: (() => void) | undefined;
-    const finish = (outcome: Outcome): void => {
-      if (done) return;
-      done = true;
-      if (timer !== undefined) clearTimeout(timer);
-      if (onAbort !== undefined) cancel?.removeEventListener("abort", onAbort);
-      resolve(outcome);
-    };
+export class Watch {
+  /** One of PENDING, OK, FAILED, TIMED_OUT, ABORTED. */
+  state: number = PENDING;
+  /** What the handler rejected with, when FAILED. */
+  error: unknown = undefined;
+  #wake: (() => void) | undefined = undefined;
+
+  /**
+   * Starts watching.
+   *
+   * @param pending What the handler returned.
+   */
+  constructor(pending: PromiseLike<unknown>) {
     Promise.resolve(pending).then(
-      () => finish(OK),
-      (error: unknown) => finish({ kind: "error", error }),
+      () => this.#end(OK),
+      (error: unknown) => {
+        if (this.state === PENDING) this.error = error;
+        this.#end(FAILED);
+      },
     );
-    let spins = 0;
-    const spin = (): void => {
-      if (done) return;
-      if (++spins < SPINS) {
-        queueMicrotask(spin);
-        return;
-      }
+  }
+
+  #end(state: number): void {
+    if (this.state !== PENDING) return;
+    this.state = state;
+    this.#wake?.();
+  }
+
+  /**
+   * Waits until the handler settles, `limitAt` passes (TIMED_OUT), or `cancel` aborts
+   * (ABORTED). On timeout or abort, aborts `controller`, the handler's signal.
+   *
+   * @param controller Controls the signal the handler received.
+   * @param limitAt Epoch milliseconds at which the handler times out.
+   * @param cancel The emit's cancellation signal, if any.
+   * @returns A promise resolved once `state` is no longer PENDING.
+   */
+  wait(
+    controller: AbortController,
+    limitAt: number,
+    cancel: AbortSignal | undefined,
+  ): Promise<void> {
+    if (this.state !== PENDING) return Promise.resolve();
+    return new Promise<void>((resolve) => {
       const delay = Math.min(Math.max(0, limitAt - Date.now()), MAX_DELAY);
-      timer = setTimeout(() => {
-        timer = undefined;
+      const timer = setTimeout(() => {
         controller.abort(new DOMException("The hook handler timed out", "TimeoutError"));
-        finish(TIMEOUT);
+        this.#end(TIMED_OUT);
       }, delay);
+      const onAbort = (): void => {
+        controller.abort(cancel!.reason);
+        this.#end(ABORTED);
+      };
+      this.#wake = (): void => {
+        clearTimeout(timer);
+        cancel?.removeEventListener("abort", onAbort);
+        resolve();
+      };
       if (cancel !== undefined) {
-        onAbort = (): void => {
-          controller.abort(cancel.reason);
-          finish(ABORTED);
-        };
         if (cancel.aborted) onAbort();
         else cancel.addEventListener("abort", onAbort, { once: true });
       }
-    };
-    queueMicrotask(spin);
-  });
+    });
+  }
 }
