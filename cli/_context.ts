@@ -1,0 +1,280 @@
+/**
+ * Builds stores, capture plugins, keys and Snapshotters from CLI flags.
+ *
+ * @module
+ */
+import { join, resolve } from "node:path";
+import { NotFoundError, UsageError } from "../errors.ts";
+import type { Store } from "../store/types.ts";
+import { openStore } from "../store/open_store.ts";
+import type { CapturePlugin } from "../capture/types.ts";
+import { gitPlugin, memdirPlugin, sqlitePlugin, statePlugin } from "../capture/mod.ts";
+import { createSnapshotter, type RedactSettings, type Snapshotter } from "../snapshotter.ts";
+import { loadPacks } from "../redact/load_pack.ts";
+import type {
+  ManifestSigner,
+  ManifestVerifier,
+  PayloadCipher,
+  PayloadDecipher,
+} from "../bundle/crypto_types.ts";
+import { ageCipher } from "../bundle/age_cipher.ts";
+import { ageDecipher } from "../bundle/age_decipher.ts";
+import { parseIdentityFile, parseRecipientsFile } from "../bundle/age_keys.ts";
+import { minisignSigner } from "../bundle/minisign_signer.ts";
+import { minisignVerifier } from "../bundle/minisign_verifier.ts";
+import { redactionKey } from "../redaction_key.ts";
+import type { CommandContext, Flags, FlagSpec } from "./_spec.ts";
+import { parseMapFlag } from "./_config.ts";
+
+/** Flags naming the store and agent. */
+export const STORE_FLAGS: FlagSpec = {
+  store: { type: "string" },
+  agent: { type: "string" },
+  tenant: { type: "string" },
+};
+
+/** Help for {@linkcode STORE_FLAGS}. */
+export const STORE_HELP: Record<string, string> = {
+  store: "store: a directory or s3://bucket/prefix",
+  agent: "agent id",
+  tenant: 'tenant (default "default")',
+};
+
+/** Flags naming what to capture and restore. */
+export const SOURCE_FLAGS: FlagSpec = {
+  memdir: { type: "string" },
+  "include-ignored": { type: "boolean" },
+  sqlite: { type: "string", multiple: true },
+  state: { type: "string", multiple: true },
+  "max-user-version": { type: "string", multiple: true },
+};
+
+/** Help for {@linkcode SOURCE_FLAGS}. */
+export const SOURCE_HELP: Record<string, string> = {
+  memdir: "the agent's memory directory (a git repository or a plain directory)",
+  "include-ignored": "also capture files ignored by .gitignore",
+  sqlite: "a database as NAME=PATH, e.g. long_term=./long_term.sqlite",
+  state: "a JSON state file as NAME=PATH, e.g. extract_cursor=./cursor.json",
+  "max-user-version": "newest user_version the runtime supports, NAME=N (restore gate)",
+};
+
+/** Flags for lock waiting. */
+export const LOCK_FLAGS: FlagSpec = {
+  "lock-timeout": { type: "string" },
+  "no-wait": { type: "boolean" },
+};
+
+/** Help for {@linkcode LOCK_FLAGS}. */
+export const LOCK_HELP: Record<string, string> = {
+  "lock-timeout": "seconds to wait for the agent's lock (default 60)",
+  "no-wait": "fail at once (exit 5) if the agent's lock is held",
+};
+
+/** Flags for reading encrypted or signed bundles. */
+export const READ_KEY_FLAGS: FlagSpec = {
+  identity: { type: "string", multiple: true },
+  pubkey: { type: "string" },
+  "require-signature": { type: "boolean" },
+};
+
+/** Help for {@linkcode READ_KEY_FLAGS}. */
+export const READ_KEY_HELP: Record<string, string> = {
+  identity: "age identity file to decrypt the payload",
+  pubkey: "minisign public key (file or key string) to check the signature",
+  "require-signature": "fail if the bundle is not signed",
+};
+
+/** A string flag's value. */
+export function str(flags: Flags, name: string): string | undefined {
+  const v = flags[name];
+  if (v === undefined || v === false) return undefined;
+  if (Array.isArray(v)) return v.at(-1);
+  if (v === true) return undefined;
+  return v;
+}
+
+/** A list flag's values. */
+export function list(flags: Flags, name: string): string[] {
+  const v = flags[name];
+  if (v === undefined || typeof v === "boolean") return [];
+  return Array.isArray(v) ? v : [v];
+}
+
+/** A required string flag. */
+export function required(flags: Flags, name: string, command: string): string {
+  const v = str(flags, name);
+  if (v === undefined || v === "") {
+    throw new UsageError(`Cannot run "${command}": --${name} is required`, {
+      hint: `pass --${name} or set "${name.replaceAll("-", "_")}" in memsnap.json`,
+    });
+  }
+  return v;
+}
+
+/** Opens the store named by `--store`. */
+export async function storeFrom(flags: Flags, command: string): Promise<Store> {
+  const url = required(flags, "store", command);
+  return await openStore(url.startsWith("s3://") ? url : resolve(url));
+}
+
+/** Parses `--lock-timeout` / `--no-wait` into milliseconds. */
+export function lockTimeoutMs(flags: Flags): number {
+  if (flags["no-wait"]) return 0;
+  const v = str(flags, "lock-timeout");
+  if (v === undefined) return 60_000;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) {
+    throw new UsageError(`Cannot use --lock-timeout "${v}": expected a number of seconds`);
+  }
+  return Math.round(n * 1000);
+}
+
+async function readKeyFile(path: string, what: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new NotFoundError(`Cannot read the ${what} ${path}: it does not exist`);
+    }
+    if (e instanceof Deno.errors.PermissionDenied) {
+      throw new UsageError(`Cannot read the ${what} ${path}: permission denied`);
+    }
+    throw new UsageError(`Cannot read the ${what} ${path}: ${(e as Error).message}`);
+  }
+}
+
+/** The payload cipher from `--recipient`/`--recipients-file`, if any. */
+export async function cipherFrom(flags: Flags): Promise<PayloadCipher | undefined> {
+  const recipients = [...list(flags, "recipient"), ...list(flags, "recipients")];
+  for (const f of list(flags, "recipients-file")) {
+    recipients.push(...parseRecipientsFile(await readKeyFile(f, "recipients file")));
+  }
+  return recipients.length > 0 ? ageCipher(recipients) : undefined;
+}
+
+/** The payload decipher from `--identity`, if any. */
+export async function decipherFrom(flags: Flags): Promise<PayloadDecipher | undefined> {
+  const ids: string[] = [];
+  for (const f of list(flags, "identity")) {
+    ids.push(...parseIdentityFile(await readKeyFile(f, "identity file")));
+  }
+  return ids.length > 0 ? ageDecipher(ids) : undefined;
+}
+
+/** The manifest signer from `--sign`, if any. */
+export async function signerFrom(flags: Flags): Promise<ManifestSigner | undefined> {
+  const path = str(flags, "sign");
+  if (!path) return undefined;
+  const text = await readKeyFile(path, "signing key");
+  const passphrase = Deno.env.get("MEMSNAP_SIGN_PASSPHRASE");
+  return minisignSigner(text, passphrase === undefined ? {} : { passphrase });
+}
+
+/** The manifest verifier from `--pubkey`, if any. */
+export async function verifierFrom(flags: Flags): Promise<ManifestVerifier | undefined> {
+  const v = str(flags, "pubkey");
+  if (!v) return undefined;
+  let text = v;
+  if (!/^RW[A-Za-z0-9+/=]{40,}$/.test(v.trim())) text = await readKeyFile(v, "public key");
+  return minisignVerifier(text);
+}
+
+/** Capture plugins from `--memdir`, `--sqlite`, `--state`. */
+export async function capturesFrom(flags: Flags, command: string): Promise<CapturePlugin[]> {
+  const plugins: CapturePlugin[] = [];
+  const memdir = str(flags, "memdir");
+  if (memdir) {
+    const dir = resolve(memdir);
+    let st: Deno.FileInfo;
+    try {
+      st = await Deno.stat(dir);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) {
+        throw new NotFoundError(`Cannot use --memdir ${dir}: it does not exist`);
+      }
+      throw new UsageError(`Cannot use --memdir ${dir}: ${(e as Error).message}`);
+    }
+    if (!st.isDirectory) throw new UsageError(`Cannot use --memdir ${dir}: it is not a directory`);
+    const includeIgnored = flags["include-ignored"] === true;
+    plugins.push(memdirPlugin({ dir, includeIgnored }));
+    plugins.push(gitPlugin({ dir, includeIgnored }));
+  }
+  const dbs = parseMapFlag("sqlite", list(flags, "sqlite"));
+  const maxUv: Record<string, number> = {};
+  for (
+    const [k, v] of Object.entries(
+      parseMapFlag("max-user-version", list(flags, "max-user-version")),
+    )
+  ) {
+    if (!/^\d+$/.test(v)) {
+      throw new UsageError(`Cannot use --max-user-version ${k}=${v}: expected a whole number`);
+    }
+    maxUv[k] = Number(v);
+  }
+  if (Object.keys(dbs).length > 0) {
+    const databases: Record<string, string> = {};
+    for (const [k, v] of Object.entries(dbs)) databases[k] = resolve(v);
+    plugins.push(sqlitePlugin({ databases, maxUserVersion: maxUv }));
+  }
+  const states = parseMapFlag("state", list(flags, "state"));
+  if (Object.keys(states).length > 0) {
+    const files: Record<string, string> = {};
+    for (const [k, v] of Object.entries(states)) files[k] = resolve(v);
+    plugins.push(statePlugin({ files }));
+  }
+  if (plugins.length === 0) {
+    throw new UsageError(`Cannot run "${command}": nothing to capture`, {
+      hint:
+        "pass --memdir DIR, --sqlite NAME=PATH or --state NAME=FILE (or set them in memsnap.json)",
+    });
+  }
+  return plugins;
+}
+
+/** Redaction settings from `--redact`/`--no-redact` (on by default with the built-in packs). */
+export async function redactFrom(flags: Flags, store: Store): Promise<RedactSettings | undefined> {
+  if (flags["no-redact"] === true) return undefined;
+  const spec = str(flags, "redact") ?? "default";
+  const packs = await loadPacks(spec === "default" ? "secrets,pii" : spec);
+  return { packs, key: await redactionKey(store) };
+}
+
+/** A Snapshotter for the agent named by the flags. */
+export async function snapshotterFrom(
+  ctx: CommandContext,
+  command: string,
+  options: { needCaptures: boolean; store?: Store },
+): Promise<Snapshotter> {
+  const flags = ctx.flags;
+  const agent = required(flags, "agent", command);
+  const store = options.store ?? await storeFrom(flags, command);
+  const captures = options.needCaptures ? await capturesFrom(flags, command) : [];
+  const cipher = await cipherFrom(flags);
+  const decipher = await decipherFrom(flags);
+  const signer = await signerFrom(flags);
+  const verifier = await verifierFrom(flags);
+  const redact = "redact" in flags || "no-redact" in flags || command === "snapshot"
+    ? await redactFrom(flags, store)
+    : undefined;
+  const tenant = str(flags, "tenant");
+  return createSnapshotter({
+    store,
+    agent,
+    ...(tenant ? { tenant } : {}),
+    captures,
+    ...(redact ? { redact } : {}),
+    ...(cipher ? { cipher } : {}),
+    ...(decipher ? { decipher } : {}),
+    ...(signer ? { signer } : {}),
+    ...(verifier ? { verifier } : {}),
+    requireSignature: flags["require-signature"] === true,
+    skipUnchanged: flags["skip-unchanged"] === true,
+    lockTimeoutMs: lockTimeoutMs(flags),
+    progress: ctx.out.reporter(),
+  });
+}
+
+/** Path of a file in the agent's state dir. */
+export function stateFile(dir: string, name: string): string {
+  return join(dir, name);
+}

@@ -1,0 +1,119 @@
+/**
+ * CLI output: human text or JSON, and progress rendering (a bar on a TTY, JSON lines with
+ * `--json`, nothing when piped).
+ *
+ * @module
+ */
+import type { ProgressEvent, ProgressReporter } from "../progress.ts";
+
+const enc = new TextEncoder();
+
+/** Output helpers of one CLI invocation. */
+export class Output {
+  /** Whether `--json` was given. */
+  readonly json: boolean;
+  #lastDraw = 0;
+  #barShown = false;
+  readonly #tty: boolean;
+  readonly #quiet: boolean;
+
+  /**
+   * @param json Whether to print JSON.
+   * @param quiet Whether to suppress progress.
+   */
+  constructor(json: boolean, quiet = false) {
+    this.json = json;
+    this.#quiet = quiet;
+    this.#tty = Deno.stderr.isTerminal() && !Deno.env.get("NO_PROGRESS");
+  }
+
+  /** Prints a line of text to stdout (ignored in JSON mode). */
+  text(line = ""): void {
+    if (!this.json) this.#write(Deno.stdout, line + "\n");
+  }
+
+  /** Prints a JSON value as one line to stdout. */
+  data(value: unknown): void {
+    this.#write(Deno.stdout, JSON.stringify(value) + "\n");
+  }
+
+  /** Prints a result: JSON in JSON mode, else the human lines. */
+  result(value: unknown, human: () => string[]): void {
+    if (this.json) this.data(value);
+    else for (const l of human()) this.text(l);
+  }
+
+  /** Prints a warning to stderr. */
+  warn(message: string): void {
+    this.#clearBar();
+    if (this.json) this.#write(Deno.stderr, JSON.stringify({ type: "warning", message }) + "\n");
+    else this.#write(Deno.stderr, `warning: ${message}\n`);
+  }
+
+  /** A progress reporter rendering to stderr. */
+  reporter(): ProgressReporter {
+    return {
+      progress: (e) => this.#progress(e),
+      warn: (m) => this.warn(m),
+    };
+  }
+
+  /** Removes the progress bar, if shown. */
+  done(): void {
+    this.#clearBar();
+  }
+
+  #progress(e: ProgressEvent): void {
+    if (this.#quiet) return;
+    if (this.json) {
+      const now = Date.now();
+      if (now - this.#lastDraw < 200 && e.total !== e.done) return;
+      this.#lastDraw = now;
+      this.#write(Deno.stderr, JSON.stringify({ type: "progress", ...e }) + "\n");
+      return;
+    }
+    if (!this.#tty) return;
+    const now = Date.now();
+    if (now - this.#lastDraw < 80 && e.total !== e.done) return;
+    this.#lastDraw = now;
+    const width = 28;
+    let bar = "";
+    if (e.total && e.total > 0) {
+      const frac = Math.min(1, e.done / e.total);
+      const fill = Math.round(frac * width);
+      bar = `[${"#".repeat(fill)}${".".repeat(width - fill)}] ${
+        (frac * 100).toFixed(0).padStart(3)
+      }% `;
+    }
+    const amount = e.total ? `${formatBytes(e.done)}/${formatBytes(e.total)}` : formatBytes(e.done);
+    const item = e.item ? ` ${e.item.length > 40 ? "…" + e.item.slice(-39) : e.item}` : "";
+    this.#write(Deno.stderr, `\r\x1b[2K${e.phase.padEnd(8)} ${bar}${amount}${item}`);
+    this.#barShown = true;
+  }
+
+  #clearBar(): void {
+    if (this.#barShown) {
+      this.#write(Deno.stderr, "\r\x1b[2K");
+      this.#barShown = false;
+    }
+  }
+
+  #write(f: { writeSync(p: Uint8Array): number }, s: string): void {
+    const bytes = enc.encode(s);
+    let off = 0;
+    while (off < bytes.length) off += f.writeSync(bytes.subarray(off));
+  }
+}
+
+/** Formats a byte count, e.g. `1.5 MiB`. */
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ["KiB", "MiB", "GiB", "TiB"];
+  let v = n / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
+}

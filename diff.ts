@@ -1,0 +1,284 @@
+/**
+ * What changed between two snapshots: artifacts, memory-dir files, database tables and row
+ * counts, git commits between the two HEADs, and state keys.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+import { createHash } from "node:crypto";
+import git from "isomorphic-git";
+import * as nodeFs from "node:fs";
+import type { JsonValue, Manifest, ManifestArtifact } from "./bundle/types.ts";
+import type { PayloadDecipher } from "./bundle/crypto_types.ts";
+import { extractBundle } from "./bundle/extract_bundle.ts";
+import { RefusedError } from "./errors.ts";
+
+/** Per-table change of a database. */
+export interface TableDiff {
+  /** Table name. */
+  table: string;
+  /** `"added"`, `"removed"` or `"changed"`. */
+  change: "added" | "removed" | "changed";
+  /** Row count in A (`null` when absent). */
+  rows_a: number | null;
+  /** Row count in B (`null` when absent). */
+  rows_b: number | null;
+}
+
+/** The difference between two snapshots. */
+export interface SnapshotDiff {
+  /** Snapshot A (older, usually). */
+  a: string;
+  /** Snapshot B. */
+  b: string;
+  /** Artifacts by path. */
+  artifacts: { added: string[]; removed: string[]; changed: string[] };
+  /** Memory-dir files (relative to the memory dir). */
+  memdir: { added: string[]; removed: string[]; changed: string[] };
+  /** Per database that differs: tables with changes (row counts). */
+  databases: { name: string; change: "added" | "removed" | "changed"; tables: TableDiff[] }[];
+  /** Git: HEADs and the commits reachable from B's HEAD but not from A's (newest first). */
+  git: {
+    head_a: string | null;
+    head_b: string | null;
+    commits: { oid: string; subject: string }[];
+    /** Commits reachable from A but no longer from B (history rewritten or reset). */
+    removed_commits: { oid: string; subject: string }[];
+  } | null;
+  /** Per state file that differs: top-level keys added, removed, changed. */
+  state: { name: string; added: string[]; removed: string[]; changed: string[] }[];
+}
+
+/** A bundle to compare: its manifest and an opener of its bytes. */
+export interface DiffSide {
+  /** The manifest (read from the first entry only). */
+  manifest: Manifest;
+  /** Opens the whole bundle (only called when contents must be compared). */
+  open(): Promise<ReadableStream<Uint8Array>>;
+}
+
+/** Options of {@linkcode diffSnapshots}. */
+export interface DiffOptions {
+  /** Decrypts encrypted payloads. */
+  decipher?: PayloadDecipher;
+}
+
+function byPath(m: Manifest): Map<string, ManifestArtifact> {
+  return new Map(m.artifacts.map((a) => [a.path, a]));
+}
+
+function sorted(xs: Iterable<string>): string[] {
+  return [...xs].sort();
+}
+
+/**
+ * Compares two snapshots. Manifests alone give artifact and file changes; databases, git and
+ * state are compared from the extracted (verified) payloads when they differ.
+ *
+ * @param a The older side.
+ * @param b The newer side.
+ * @param options Keys.
+ * @returns The diff.
+ * @throws {RefusedError} when a payload that must be read is encrypted and no identity is given.
+ */
+export async function diffSnapshots(
+  a: DiffSide,
+  b: DiffSide,
+  options: DiffOptions = {},
+): Promise<SnapshotDiff> {
+  const ma = byPath(a.manifest), mb = byPath(b.manifest);
+  const added = sorted([...mb.keys()].filter((p) => !ma.has(p)));
+  const removed = sorted([...ma.keys()].filter((p) => !mb.has(p)));
+  const changed = sorted(
+    [...mb.keys()].filter((p) =>
+      ma.has(p) && (ma.get(p)!.sha256 !== mb.get(p)!.sha256 || ma.get(p)!.kind !== mb.get(p)!.kind)
+    ),
+  );
+  const mem = (xs: string[]): string[] =>
+    xs.filter((p) => p.startsWith("memdir/")).map((p) => p.slice(7));
+  const result: SnapshotDiff = {
+    a: a.manifest.snapshot_id,
+    b: b.manifest.snapshot_id,
+    artifacts: { added, removed, changed },
+    memdir: { added: mem(added), removed: mem(removed), changed: mem(changed) },
+    databases: [],
+    git: null,
+    state: [],
+  };
+  const touched = [...added, ...removed, ...changed];
+  const needContent = touched.some((p) =>
+    p.startsWith("sqlite/") || p.startsWith("git/") || p.startsWith("state/")
+  );
+  const headOf = (m: Manifest): string | null => {
+    const g = m.captures.git as { head?: { oid?: string } } | null | undefined;
+    return g?.head?.oid ?? null;
+  };
+  if (!needContent) {
+    if (headOf(a.manifest) || headOf(b.manifest)) {
+      result.git = {
+        head_a: headOf(a.manifest),
+        head_b: headOf(b.manifest),
+        commits: [],
+        removed_commits: [],
+      };
+    }
+    return result;
+  }
+  for (const side of [a, b]) {
+    if (side.manifest.payload.encryption && !options.decipher) {
+      throw new RefusedError(
+        `Cannot diff ${side.manifest.snapshot_id}: its payload is encrypted and no identity was given`,
+        { hint: "pass --identity FILE" },
+      );
+    }
+  }
+  const work = await Deno.makeTempDir({ prefix: "memsnap-diff-" });
+  try {
+    const da = join(work, "a"), db = join(work, "b");
+    const dec = options.decipher ? { decipher: options.decipher } : {};
+    await extractBundle(await a.open(), da, dec);
+    await extractBundle(await b.open(), db, dec);
+    // Databases.
+    const dbNames = new Set(
+      touched.filter((p) => p.startsWith("sqlite/") && p.endsWith(".sqlite")).map((p) =>
+        p.slice(7, -7)
+      ),
+    );
+    for (const name of sorted(dbNames)) {
+      const p = `sqlite/${name}.sqlite`;
+      const ta = ma.has(p) ? tableCounts(join(da, p)) : new Map<string, number>();
+      const tb = mb.has(p) ? tableCounts(join(db, p)) : new Map<string, number>();
+      const tables: TableDiff[] = [];
+      for (const t of sorted(new Set([...ta.keys(), ...tb.keys()]))) {
+        const ra = ta.get(t) ?? null, rb = tb.get(t) ?? null;
+        if (ra === null) tables.push({ table: t, change: "added", rows_a: null, rows_b: rb });
+        else if (rb === null) {
+          tables.push({ table: t, change: "removed", rows_a: ra, rows_b: null });
+        } else if (ra !== rb || tableHash(join(da, p), t) !== tableHash(join(db, p), t)) {
+          tables.push({ table: t, change: "changed", rows_a: ra, rows_b: rb });
+        }
+      }
+      result.databases.push({
+        name,
+        change: !ma.has(p) ? "added" : !mb.has(p) ? "removed" : "changed",
+        tables,
+      });
+    }
+    // State.
+    for (const p of touched.filter((x) => x.startsWith("state/") && x.endsWith(".json")).sort()) {
+      const va = ma.has(p) ? JSON.parse(await Deno.readTextFile(join(da, p))) as JsonValue : {};
+      const vb = mb.has(p) ? JSON.parse(await Deno.readTextFile(join(db, p))) as JsonValue : {};
+      const oa = isObject(va) ? va : { "": va }, ob = isObject(vb) ? vb : { "": vb };
+      result.state.push({
+        name: p.slice(6, -5),
+        added: sorted(Object.keys(ob).filter((k) => !(k in oa))),
+        removed: sorted(Object.keys(oa).filter((k) => !(k in ob))),
+        changed: sorted(
+          Object.keys(ob).filter((k) => k in oa && JSON.stringify(oa[k]) !== JSON.stringify(ob[k])),
+        ),
+      });
+    }
+    // Git.
+    const headA = headOf(a.manifest), headB = headOf(b.manifest);
+    if (headA || headB) {
+      const repo = join(work, "repo.git");
+      await git.init({ fs: nodeFs, dir: repo, bare: true });
+      for (const [dir, m] of [[da, ma], [db, mb]] as const) {
+        if (m.has("git/memdir.bundle")) {
+          await importBundlePack(repo, join(dir, "git/memdir.bundle"));
+        }
+      }
+      const reach = async (oid: string | null): Promise<{ oid: string; subject: string }[]> => {
+        if (!oid) return [];
+        try {
+          const log = await git.log({ fs: nodeFs, gitdir: repo, ref: oid });
+          return log.map((c) => ({ oid: c.oid, subject: c.commit.message.split("\n")[0] ?? "" }));
+        } catch {
+          return [];
+        }
+      };
+      const la = await reach(headA), lb = await reach(headB);
+      const inA = new Set(la.map((c) => c.oid)), inB = new Set(lb.map((c) => c.oid));
+      result.git = {
+        head_a: headA,
+        head_b: headB,
+        commits: lb.filter((c) => !inA.has(c.oid)),
+        removed_commits: la.filter((c) => !inB.has(c.oid)),
+      };
+    }
+    return result;
+  } finally {
+    await Deno.remove(work, { recursive: true }).catch(() => {});
+  }
+}
+
+function isObject(v: JsonValue): v is { [k: string]: JsonValue } {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function tableCounts(path: string): Map<string, number> {
+  const db = new DatabaseSync(path, { readOnly: true });
+  try {
+    const names = db.prepare(
+      "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+    )
+      .all() as { name: string }[];
+    const out = new Map<string, number>();
+    for (const { name } of names) {
+      try {
+        const row = db.prepare(`SELECT count(*) AS n FROM "${name.replaceAll('"', '""')}"`)
+          .get() as { n: number };
+        out.set(name, Number(row.n));
+      } catch {
+        // Virtual tables whose module is missing: skip.
+      }
+    }
+    return out;
+  } finally {
+    db.close();
+  }
+}
+
+function tableHash(path: string, table: string): string {
+  const db = new DatabaseSync(path, { readOnly: true });
+  try {
+    const h = createHash("sha256");
+    const q = `SELECT * FROM "${table.replaceAll('"', '""')}"`;
+    for (const row of db.prepare(q).iterate()) {
+      h.update(
+        JSON.stringify(
+          row,
+          (_k, v) => typeof v === "bigint" ? String(v) : v instanceof Uint8Array ? [...v] : v,
+        ),
+      );
+      h.update("\n");
+    }
+    return h.digest("hex");
+  } catch {
+    return "";
+  } finally {
+    db.close();
+  }
+}
+
+/** Adds the pack of a git bundle v2 file to a bare repo (objects only). */
+async function importBundlePack(gitdir: string, bundlePath: string): Promise<void> {
+  const bytes = await Deno.readFile(bundlePath);
+  // Header: "# v2 git bundle\n", ref lines, a blank line, then the pack.
+  let i = -1;
+  for (let k = 0; k + 1 < bytes.length && k < 1 << 24; k++) {
+    if (bytes[k] === 0x0a && bytes[k + 1] === 0x0a) {
+      i = k + 2;
+      break;
+    }
+  }
+  if (i < 0) return;
+  const pack = bytes.subarray(i);
+  if (pack.length < 32) return;
+  const name = `pack-import-${crypto.randomUUID().slice(0, 8)}`;
+  const rel = `objects/pack/${name}.pack`;
+  await Deno.mkdir(join(gitdir, "objects/pack"), { recursive: true });
+  await Deno.writeFile(join(gitdir, rel), pack);
+  await git.indexPack({ fs: nodeFs, dir: gitdir, gitdir, filepath: rel });
+}

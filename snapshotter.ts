@@ -1,0 +1,764 @@
+/**
+ * The Snapshotter wires capture plugins, redaction, the bundle core and a store for one agent.
+ *
+ * @module
+ */
+import { dirname, isAbsolute, join, relative, resolve } from "node:path";
+import { createHash } from "node:crypto";
+import os from "node:os";
+import type { CapturePlugin, RestorePlanEntry, RestoreTarget } from "./capture/types.ts";
+import type { JsonValue, Manifest, RedactionReport } from "./bundle/types.ts";
+import type {
+  ManifestSigner,
+  ManifestVerifier,
+  PayloadCipher,
+  PayloadDecipher,
+} from "./bundle/crypto_types.ts";
+import type { ListFilter, SnapshotInfo, Store, StoreLock } from "./store/types.ts";
+import type { RulePack } from "./redact/types.ts";
+import { writeBundle } from "./bundle/write_bundle.ts";
+import { extractBundle } from "./bundle/extract_bundle.ts";
+import { verifyBundle, type VerifyReport } from "./bundle/verify_bundle.ts";
+import { newSnapshotId } from "./bundle/new_snapshot_id.ts";
+import { createRedactor } from "./redact/create_redactor.ts";
+import { CancelledError, MemsnapError, NotFoundError, RefusedError, UsageError } from "./errors.ts";
+import { noopProgress, type ProgressReporter } from "./progress.ts";
+import { MEMSNAP_VERSION } from "./version.ts";
+import type { BuiltinHooks, Hooks } from "./hooks/types.ts";
+import {
+  type Journal,
+  type JournalTarget,
+  planTarget,
+  realSwapFs,
+  type RecoverResult,
+  recoverSwap,
+  runSwap,
+  stagedPath,
+  type SwapFs,
+  writeJournal,
+} from "./_swap.ts";
+
+/** Redaction settings of a Snapshotter. */
+export interface RedactSettings {
+  /** The rule packs to apply. */
+  packs: RulePack[];
+  /** The per-store HMAC key of replacement tokens. */
+  key: Uint8Array;
+}
+
+/** Options of {@linkcode createSnapshotter}. */
+export interface SnapshotterOptions {
+  /** Where bundles live. */
+  store: Store;
+  /** The agent id. */
+  agent: string;
+  /** The tenant. @default {"default"} */
+  tenant?: string;
+  /** Capture plugins, in order. */
+  captures: CapturePlugin[];
+  /** Redaction applied to snapshots by default (never to pre-restore snapshots). */
+  redact?: RedactSettings;
+  /** Encrypts payloads for these recipients. */
+  cipher?: PayloadCipher;
+  /** Decrypts payloads (restore, verify). */
+  decipher?: PayloadDecipher;
+  /** Signs manifests. */
+  signer?: ManifestSigner;
+  /** Checks manifest signatures on verify and restore. */
+  verifier?: ManifestVerifier;
+  /** Refuse unsigned bundles on verify and restore. @default {false} */
+  requireSignature?: boolean;
+  /** Skip a snapshot whose artifacts equal the previous one's, reporting that one. @default {false} */
+  skipUnchanged?: boolean;
+  /** Lock wait in ms. @default {60000} */
+  lockTimeoutMs?: number;
+  /** The clock; `SOURCE_DATE_EPOCH` wins when set. */
+  clock?: () => Date;
+  /** Progress and warnings. */
+  progress?: ProgressReporter;
+  /** Called after each snapshot this Snapshotter takes (e.g. to apply retention). */
+  afterSnapshot?: (result: SnapshotResult) => Promise<void>;
+  /** Filesystem layer of the restore swap (tests inject faults). */
+  swapFs?: SwapFs;
+}
+
+/** Options of {@linkcode Snapshotter.snapshot}. */
+export interface SnapshotOptions {
+  /** A label. */
+  label?: string;
+  /** What takes the snapshot. @default {"api"} */
+  createdBy?: string;
+  /** Whether to redact (when the Snapshotter has redaction settings). @default {true} */
+  redact?: boolean;
+  /** Explicit snapshot id (deterministic builds). */
+  id?: string;
+  /** Explicit creation time (deterministic builds). */
+  createdAt?: Date;
+  /** Aborts the snapshot. */
+  signal?: AbortSignal;
+}
+
+/** Result of a snapshot. */
+export interface SnapshotResult {
+  /** The stored snapshot (the previous one when skipped). */
+  info: SnapshotInfo;
+  /** Its manifest. */
+  manifest: Manifest;
+  /** Whether it was skipped because nothing changed. */
+  skipped: boolean;
+}
+
+/** Options of {@linkcode Snapshotter.restore}. */
+export interface RestoreOptions {
+  /** Print the plan, change nothing. */
+  dryRun?: boolean;
+  /** Do not take the pre-restore safety snapshot. @default {false} */
+  noPreSnapshot?: boolean;
+  /** Restore a bundle of another agent. @default {false} */
+  allowAgentMismatch?: boolean;
+  /** Restore a bundle of another tenant. @default {false} */
+  allowTenantMismatch?: boolean;
+  /** Aborts before the swap starts. */
+  signal?: AbortSignal;
+  /** Called after staging, just before the swap (tests inject crashes here). */
+  beforeSwap?: () => Promise<void> | void;
+}
+
+/** Result of a restore. */
+export interface RestoreResult {
+  /** The restored snapshot id. */
+  snapshotId: string;
+  /** The pre-restore safety snapshot, if one was taken. */
+  preSnapshot: SnapshotInfo | null;
+  /** What changed (or would change with `dryRun`). */
+  plan: RestorePlanEntry[];
+  /** Where old state was kept. */
+  aside: string[];
+  /** Whether this was a dry run. */
+  dryRun: boolean;
+}
+
+/** Events memsnap reports for runtimes to observe. */
+export type SnapshotterEvent =
+  | { type: "snapshot-created"; info: SnapshotInfo; manifest: Manifest; skipped: boolean }
+  | { type: "snapshot-failed"; createdBy: string; error: unknown }
+  | { type: "restored"; snapshotId: string; preSnapshotId: string | null }
+  | { type: "restore-failed"; snapshotId: string; error: unknown }
+  | { type: "recovered"; outcome: RecoverResult["outcome"]; snapshotId: string | null };
+
+/** Per-hook settings of {@linkcode Snapshotter.attach}. */
+export interface AttachHookOptions {
+  /** Take a snapshot on this hook. @default {true} */
+  enabled?: boolean;
+  /** Redact this hook's snapshots (never for `pre-restore`). @default {true when configured} */
+  redact?: boolean;
+  /** Label of this hook's snapshots. */
+  label?: string;
+  /** Handler timeout in ms (default: the hook's policy). */
+  timeoutMs?: number;
+}
+
+/** Options of {@linkcode Snapshotter.attach}. */
+export interface AttachOptions {
+  /** `pre-dream`: a snapshot before a dream pass rewrites memory. */
+  preDream?: AttachHookOptions;
+  /** `pre-restore`: an unredacted safety snapshot; fail-closed (its failure blocks the restore). */
+  preRestore?: AttachHookOptions;
+  /** `pre-compaction`: a snapshot before context compaction. */
+  preCompaction?: AttachHookOptions;
+  /** `shutdown`: a final snapshot within the shutdown deadline. */
+  shutdown?: AttachHookOptions;
+  /** `scheduled`: a periodic snapshot. */
+  scheduled?: AttachHookOptions;
+  /** Plugin name the handlers register under. @default {"memsnap"} */
+  plugin?: string;
+}
+
+/** A Snapshotter for one agent. */
+export interface Snapshotter {
+  /** The agent id. */
+  readonly agent: string;
+  /** The tenant. */
+  readonly tenant: string;
+  /** The store. */
+  readonly store: Store;
+  /** Takes a snapshot. Concurrent calls in one process share the one in flight. */
+  snapshot(options?: SnapshotOptions): Promise<SnapshotResult>;
+  /** Restores a snapshot (id, unique prefix, `latest`, or a bundle file path). */
+  restore(ref: string, options?: RestoreOptions): Promise<RestoreResult>;
+  /** Lists this agent's snapshots, oldest first. */
+  list(filter?: Omit<ListFilter, "agent" | "tenant">): Promise<SnapshotInfo[]>;
+  /** Verifies a bundle (id, prefix, `latest`, or file path). */
+  verify(ref: string): Promise<VerifyReport>;
+  /** Completes or rolls back an interrupted restore of this agent. */
+  recover(): Promise<RecoverResult>;
+  /** Observes memsnap's own events. Returns an unsubscribe function. */
+  on(listener: (event: SnapshotterEvent) => void): () => void;
+  /**
+   * Registers snapshot handlers on a runtime's hooks: `pre-dream`, `pre-restore` (unredacted
+   * safety snapshot), `pre-compaction`, `shutdown` (final snapshot within the deadline) and
+   * `scheduled`. Returns a function that unregisters them all.
+   */
+  attach<H extends BuiltinHooks>(hooks: Hooks<H>, options?: AttachOptions): () => void;
+}
+
+/** Time from `SOURCE_DATE_EPOCH` if set and valid. */
+export function sourceDateEpoch(): Date | undefined {
+  const v = Deno.env.get("SOURCE_DATE_EPOCH");
+  if (v === undefined || v === "") return undefined;
+  if (!/^\d+$/.test(v)) {
+    throw new UsageError(`Cannot use SOURCE_DATE_EPOCH: "${v}" is not a whole number of seconds`);
+  }
+  return new Date(Number(v) * 1000);
+}
+
+/** Opens a bundle reference as a stream: a file path, or an id/prefix/`latest` in the store. */
+export async function openBundleRef(
+  store: Store,
+  ref: string,
+  filter: ListFilter = {},
+): Promise<{ stream: ReadableStream<Uint8Array>; info: SnapshotInfo | undefined; path: string }> {
+  if (ref.includes("/") || ref.endsWith(".msnap")) {
+    const path = resolve(ref);
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(path, { read: true });
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) {
+        throw new NotFoundError(`Cannot open the bundle: ${path} does not exist`);
+      }
+      throw e;
+    }
+    return { stream: file.readable, info: undefined, path };
+  }
+  // Filters only disambiguate `latest`; an explicit id or prefix names one snapshot anywhere.
+  const info = await store.resolve(ref, ref === "latest" ? filter : {});
+  const local = store.localPath(info.id);
+  if (local) {
+    const file = await Deno.open(local, { read: true });
+    return { stream: file.readable, info, path: local };
+  }
+  return { stream: await store.open(info.id), info, path: info.path };
+}
+
+function sameArtifacts(a: Manifest, b: Manifest): boolean {
+  if (a.artifacts.length !== b.artifacts.length) return false;
+  for (let i = 0; i < a.artifacts.length; i++) {
+    const x = a.artifacts[i]!, y = b.artifacts[i]!;
+    if (
+      x.path !== y.path || x.sha256 !== y.sha256 || x.kind !== y.kind ||
+      (x.mode ?? 0) !== (y.mode ?? 0)
+    ) {
+      return false;
+    }
+  }
+  return JSON.stringify(a.captures) === JSON.stringify(b.captures);
+}
+
+const EMPTY_REPORT: RedactionReport = { redacted: false, packs: [], rules: [], skipped_binary: [] };
+
+/**
+ * Creates a Snapshotter for one agent.
+ *
+ * @param options Store, agent, capture plugins, redaction, keys.
+ * @returns The Snapshotter.
+ */
+export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
+  const tenant = options.tenant ?? "default";
+  const agent = options.agent;
+  validateName("agent", agent);
+  validateName("tenant", tenant);
+  const store = options.store;
+  const progress = options.progress ?? noopProgress;
+  const swapFs = options.swapFs ?? realSwapFs;
+  const listeners = new Set<(e: SnapshotterEvent) => void>();
+  let inFlight: Promise<SnapshotResult> | undefined;
+  let exclusive: Promise<unknown> = Promise.resolve();
+
+  const emit = (e: SnapshotterEvent): void => {
+    for (const l of listeners) {
+      try {
+        l(e);
+      } catch {
+        // A listener's failure is not the snapshot's.
+      }
+    }
+  };
+
+  /** Runs `fn` exclusively within this process. */
+  const serialize = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = exclusive.then(fn, fn);
+    exclusive = run.catch(() => {});
+    return run;
+  };
+
+  const withLock = async <T>(fn: (lock: StoreLock) => Promise<T>): Promise<T> => {
+    const lock = await store.lock(tenant, agent, { timeoutMs: options.lockTimeoutMs ?? 60_000 });
+    try {
+      return await fn(lock);
+    } finally {
+      await lock.release();
+    }
+  };
+
+  const recoverLocked = async (): Promise<RecoverResult> => {
+    const stateDir = await store.stateDir(tenant, agent);
+    const r = await recoverSwap(swapFs, stateDir);
+    if (r.outcome !== "none" && r.journal) {
+      await store.audit({
+        at: new Date().toISOString(),
+        action: "recover",
+        tenant,
+        agent_id: agent,
+        snapshot_id: r.journal.snapshot_id,
+        result: r.outcome,
+        detail: `interrupted restore ${r.journal.restore_id} ${r.outcome.replace("_", " ")}`,
+        host: os.hostname(),
+        pid: Deno.pid,
+      });
+      emit({ type: "recovered", outcome: r.outcome, snapshotId: r.journal.snapshot_id });
+      progress.warn(
+        `Recovered an interrupted restore of ${r.journal.snapshot_id}: ${
+          r.outcome.replace("_", " ")
+        }`,
+      );
+    }
+    return r;
+  };
+
+  const snapshotLocked = async (opts: SnapshotOptions): Promise<SnapshotResult> => {
+    const createdBy = opts.createdBy ?? "api";
+    const signal = opts.signal ?? new AbortController().signal;
+    const createdAt = opts.createdAt ?? sourceDateEpoch() ??
+      (options.clock ?? (() => new Date()))();
+    const previous = (await store.list({ agent, tenant })).at(-1);
+    const useRedact = opts.redact !== false && options.redact !== undefined;
+    const redactor = useRedact
+      ? createRedactor({ packs: options.redact!.packs, key: options.redact!.key })
+      : undefined;
+    const staging = await Deno.makeTempDir({ prefix: "memsnap-capture-" });
+    try {
+      const artifacts = [];
+      const captures: Record<string, JsonValue> = {};
+      const seen = new Set<string>();
+      for (const plugin of options.captures) {
+        if (signal.aborted) throw new CancelledError("Cannot take the snapshot: cancelled");
+        const dir = join(staging, plugin.name);
+        await Deno.mkdir(dir);
+        let result;
+        try {
+          result = await plugin.capture({ staging: dir, redactor, signal, progress });
+        } catch (e) {
+          if (e instanceof MemsnapError) throw e;
+          throw new MemsnapError(
+            `Cannot capture with plugin "${plugin.name}": ${(e as Error)?.message ?? e}`,
+            {
+              cause: e,
+            },
+          );
+        }
+        for (const a of result.artifacts) {
+          if (seen.has(a.path)) {
+            throw new UsageError(
+              `Cannot take the snapshot: artifact path "${a.path}" is produced twice`,
+            );
+          }
+          seen.add(a.path);
+          artifacts.push(a);
+        }
+        captures[plugin.name] = result.meta ?? null;
+      }
+      artifacts.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+      const id = opts.id ?? newSnapshotId(
+        createdAt,
+        sourceDateEpoch() || opts.createdAt
+          ? createHash("sha256")
+            .update(
+              JSON.stringify([
+                tenant,
+                agent,
+                createdBy,
+                opts.label ?? null,
+                artifacts.map((a) => [a.path, a.size]),
+              ]),
+            )
+            .digest("hex").slice(0, 8)
+          : undefined,
+      );
+      const pending = await store.create(tenant, agent, id);
+      let manifest: Manifest;
+      try {
+        manifest = await writeBundle(
+          pending.path,
+          {
+            snapshot_id: id,
+            agent_id: agent,
+            tenant,
+            label: opts.label ?? null,
+            created_at: createdAt.toISOString(),
+            created_by: createdBy,
+            parent: previous?.id ?? null,
+            captures,
+            redaction: redactor ? redactor.report() : EMPTY_REPORT,
+            tools: { memsnap: MEMSNAP_VERSION, deno: Deno.version.deno },
+          },
+          artifacts,
+          {
+            ...(options.cipher ? { cipher: options.cipher } : {}),
+            ...(options.signer ? { signer: options.signer } : {}),
+            signal,
+            progress,
+          },
+        );
+        if (options.skipUnchanged && previous) {
+          const prevManifest = await store.readManifest(previous.id);
+          if (sameArtifacts(prevManifest, manifest)) {
+            await pending.abort();
+            return { info: previous, manifest: prevManifest, skipped: true };
+          }
+        }
+      } catch (e) {
+        await pending.abort();
+        throw e;
+      }
+      const info = await pending.commit(manifest);
+      return { info, manifest, skipped: false };
+    } finally {
+      await Deno.remove(staging, { recursive: true }).catch(() => {});
+    }
+  };
+
+  const snapshot = (opts: SnapshotOptions = {}): Promise<SnapshotResult> => {
+    if (inFlight) return inFlight;
+    const p = serialize(() =>
+      withLock(async () => {
+        await recoverLocked();
+        return await snapshotLocked(opts);
+      })
+    ).then(async (r) => {
+      emit({ type: "snapshot-created", info: r.info, manifest: r.manifest, skipped: r.skipped });
+      if (options.afterSnapshot) await options.afterSnapshot(r);
+      return r;
+    }, (error) => {
+      emit({ type: "snapshot-failed", createdBy: opts.createdBy ?? "api", error });
+      throw error;
+    });
+    inFlight = p;
+    const clear = (): void => {
+      if (inFlight === p) inFlight = undefined;
+    };
+    p.then(clear, clear);
+    return p;
+  };
+
+  const restoreLocked = async (ref: string, opts: RestoreOptions): Promise<RestoreResult> => {
+    const signal = opts.signal ?? new AbortController().signal;
+    const stateDir = await store.stateDir(tenant, agent);
+    const restoreId = `${Date.now().toString(36)}-${crypto.randomUUID().slice(0, 8)}`;
+    const work = join(stateDir, `restore-${restoreId}`);
+    const payloadDir = join(work, "payload");
+    await Deno.mkdir(work, { recursive: true });
+    let journal: Journal | undefined;
+    try {
+      // 1. Verify everything first: extraction checks every hash, nothing missing or extra.
+      const { stream } = await openBundleRef(store, ref, { agent, tenant });
+      const manifest = await extractBundle(stream, payloadDir, {
+        ...(options.decipher ? { decipher: options.decipher } : {}),
+        ...(options.verifier ? { verifier: options.verifier } : {}),
+        ...(options.requireSignature ? { requireSignature: true } : {}),
+        signal,
+        progress,
+      });
+      // 2. Gates.
+      const reasons: string[] = [];
+      if (manifest.agent_id !== agent && !opts.allowAgentMismatch) {
+        reasons.push(
+          `the bundle belongs to agent "${manifest.agent_id}", not "${agent}" (use --allow-agent-mismatch to override)`,
+        );
+      }
+      if (manifest.tenant !== tenant && !opts.allowTenantMismatch) {
+        reasons.push(
+          `the bundle belongs to tenant "${manifest.tenant}", not "${tenant}" (use --allow-tenant-mismatch to override)`,
+        );
+      }
+      const involved = options.captures.filter((p) =>
+        p.name in manifest.captures || manifest.artifacts.some((a) => p.owns(a.path))
+      );
+      for (const p of involved) reasons.push(...(p.check?.(manifest) ?? []));
+      const orphans = manifest.artifacts.filter((a) =>
+        !options.captures.some((p) => p.owns(a.path))
+      );
+      if (orphans.length > 0) {
+        reasons.push(
+          `no configured capture plugin restores ${orphans.length} artifact(s), e.g. "${
+            orphans[0]!.path
+          }"`,
+        );
+      }
+      if (reasons.length > 0) {
+        throw new RefusedError(`Cannot restore ${manifest.snapshot_id}: ${reasons.join("; ")}`);
+      }
+      const plan: RestorePlanEntry[] = [];
+      for (const p of involved) {
+        if (p.plan) {
+          plan.push(
+            ...await p.plan({
+              manifest,
+              artifacts: manifest.artifacts.filter((a) => p.owns(a.path)),
+              payloadDir,
+              signal,
+              progress,
+            }),
+          );
+        }
+      }
+      if (opts.dryRun) {
+        return {
+          snapshotId: manifest.snapshot_id,
+          preSnapshot: null,
+          plan,
+          aside: [],
+          dryRun: true,
+        };
+      }
+      // 3. Safety snapshot of the current state, never redacted.
+      let preSnapshot: SnapshotInfo | null = null;
+      if (!opts.noPreSnapshot) {
+        try {
+          preSnapshot =
+            (await snapshotLocked({ createdBy: "pre-restore", redact: false, signal })).info;
+        } catch (e) {
+          throw new RefusedError(
+            `Cannot restore ${manifest.snapshot_id}: the pre-restore safety snapshot failed (${
+              (e as Error)?.message ?? e
+            }); fix it or pass --no-pre-snapshot`,
+            { cause: e },
+          );
+        }
+      }
+      // 4. Stage every artifact next to its target, under a journal.
+      journal = {
+        version: 1,
+        restore_id: restoreId,
+        tenant,
+        agent_id: agent,
+        snapshot_id: manifest.snapshot_id,
+        pre_snapshot_id: preSnapshot?.id ?? null,
+        started_at: new Date().toISOString(),
+        phase: "staging",
+        keep_old: preSnapshot === null,
+        targets: [],
+      };
+      await writeJournal(swapFs, stateDir, journal);
+      const j = journal;
+      const stage = async (target: RestoreTarget): Promise<string> => {
+        if (!isAbsolute(target.path)) {
+          throw new TypeError(`Cannot stage ${target.path}: path must be absolute`);
+        }
+        const existing = j.targets.find((t) => t.path === target.path);
+        if (existing) {
+          if (existing.type !== target.type) {
+            throw new TypeError(
+              `Cannot stage ${target.path}: staged both as ${existing.type} and ${target.type}`,
+            );
+          }
+          return stagedPath(existing);
+        }
+        const planned = planTarget(target, restoreId, j.targets.length);
+        const t: JournalTarget = { ...planned, existed: await swapFs.exists(target.path) };
+        j.targets.push(t);
+        await writeJournal(swapFs, stateDir, j);
+        await Deno.mkdir(t.stageDir, { recursive: true });
+        if (t.type === "dir") await Deno.mkdir(stagedPath(t));
+        return stagedPath(t);
+      };
+      for (const p of involved) {
+        await p.restore({
+          manifest,
+          artifacts: manifest.artifacts.filter((a) => p.owns(a.path)),
+          payloadDir,
+          stage,
+          signal,
+          progress,
+        });
+      }
+      if (signal.aborted) throw new CancelledError("Cannot restore: cancelled before the swap");
+      if (opts.beforeSwap) await opts.beforeSwap();
+      // 5. Swap; any failure rolls every target back.
+      const swapped = await runSwap(swapFs, stateDir, journal, (jj) => keepAbsentFiles(jj));
+      journal = undefined;
+      await store.audit({
+        at: new Date().toISOString(),
+        action: "restore",
+        tenant,
+        agent_id: agent,
+        snapshot_id: manifest.snapshot_id,
+        result: "ok",
+        detail: `pre-restore snapshot ${preSnapshot?.id ?? "none"}; ${plan.length} change(s)`,
+        host: os.hostname(),
+        pid: Deno.pid,
+      });
+      return {
+        snapshotId: manifest.snapshot_id,
+        preSnapshot,
+        plan,
+        aside: swapped.aside,
+        dryRun: false,
+      };
+    } catch (e) {
+      if (journal) {
+        // Failed while staging: nothing live was touched; drop staging and the journal.
+        await recoverSwap(swapFs, stateDir).catch(() => {});
+      }
+      await store.audit({
+        at: new Date().toISOString(),
+        action: "restore",
+        tenant,
+        agent_id: agent,
+        snapshot_id: ref,
+        result: "failed",
+        detail: (e as Error)?.message ?? String(e),
+        host: os.hostname(),
+        pid: Deno.pid,
+      }).catch(() => {});
+      throw e;
+    } finally {
+      await Deno.remove(work, { recursive: true }).catch(() => {});
+    }
+  };
+
+  return {
+    agent,
+    tenant,
+    store,
+    snapshot,
+    restore(ref: string, opts: RestoreOptions = {}): Promise<RestoreResult> {
+      return serialize(() =>
+        withLock(async () => {
+          await recoverLocked();
+          return await restoreLocked(ref, opts);
+        })
+      ).then((r) => {
+        if (!r.dryRun) {
+          emit({
+            type: "restored",
+            snapshotId: r.snapshotId,
+            preSnapshotId: r.preSnapshot?.id ?? null,
+          });
+        }
+        return r;
+      }, (error) => {
+        emit({ type: "restore-failed", snapshotId: ref, error });
+        throw error;
+      });
+    },
+    list(filter = {}): Promise<SnapshotInfo[]> {
+      return store.list({ ...filter, agent, tenant });
+    },
+    async verify(ref: string): Promise<VerifyReport> {
+      const { stream } = await openBundleRef(store, ref, { agent, tenant });
+      return await verifyBundle(stream, {
+        ...(options.decipher ? { decipher: options.decipher } : {}),
+        ...(options.verifier ? { verifier: options.verifier } : {}),
+        ...(options.requireSignature ? { requireSignature: true } : {}),
+        progress,
+      });
+    },
+    recover(): Promise<RecoverResult> {
+      return serialize(() => withLock(() => recoverLocked()));
+    },
+    on(listener: (event: SnapshotterEvent) => void): () => void {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    attach<H extends BuiltinHooks>(hooks: Hooks<H>, attachOptions: AttachOptions = {}): () => void {
+      const plugin = attachOptions.plugin ?? "memsnap";
+      const offs: (() => void)[] = [];
+      const table: [keyof BuiltinHooks, AttachHookOptions | undefined, boolean][] = [
+        ["pre-dream", attachOptions.preDream, true],
+        ["pre-restore", attachOptions.preRestore, false],
+        ["pre-compaction", attachOptions.preCompaction, true],
+        ["shutdown", attachOptions.shutdown, true],
+        ["scheduled", attachOptions.scheduled, true],
+      ];
+      for (const [name, o, mayRedact] of table) {
+        if (o?.enabled === false) continue;
+        const handler = async (
+          ctx: { signal?: AbortSignal; deadline?: number },
+          signal: AbortSignal,
+        ) => {
+          const signals = [signal, ...(ctx.signal ? [ctx.signal] : [])];
+          await snapshot({
+            createdBy: name,
+            redact: mayRedact && o?.redact !== false,
+            ...(o?.label ? { label: o.label } : {}),
+            signal: AbortSignal.any(signals),
+          });
+        };
+        const timeout = o?.timeoutMs;
+        offs.push(
+          (hooks as unknown as Hooks).on(name, handler, {
+            plugin,
+            ...(timeout !== undefined ? { timeout } : {}),
+          }),
+        );
+      }
+      return () => {
+        for (const off of offs.splice(0)) off();
+      };
+    },
+  };
+}
+
+/**
+ * When a pre-restore snapshot holds the old state, old dirs are removed after commit, except
+ * memory-dir files absent from the restored snapshot: those are kept aside (never deleted).
+ */
+async function keepAbsentFiles(j: Journal): Promise<void> {
+  if (j.keep_old) return; // everything is kept anyway
+  for (const t of j.targets) {
+    if (t.type !== "dir") continue;
+    const oldRoot = join(t.oldDir, "t");
+    const absent: string[] = [];
+    const walk = async (dir: string): Promise<void> => {
+      let entries: Deno.DirEntry[];
+      try {
+        entries = [];
+        for await (const e of Deno.readDir(dir)) entries.push(e);
+      } catch (e) {
+        if (e instanceof Deno.errors.NotFound) return;
+        throw e;
+      }
+      for (const e of entries) {
+        const abs = join(dir, e.name);
+        const rel = relative(oldRoot, abs);
+        if (rel === ".git" || rel.startsWith(".git/")) continue; // history is in the pre-restore snapshot
+        if (e.isDirectory) await walk(abs);
+        else if (!(await realSwapFs.exists(join(t.path, rel)))) absent.push(rel);
+      }
+    };
+    await walk(oldRoot);
+    if (absent.length === 0) continue;
+    const dest = join(
+      dirname(t.path),
+      ".memsnap-aside",
+      j.restore_id,
+      relative(dirname(t.path), t.path),
+    );
+    for (const rel of absent) {
+      await Deno.mkdir(dirname(join(dest, rel)), { recursive: true });
+      await Deno.rename(join(oldRoot, rel), join(dest, rel));
+    }
+  }
+}
+
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+
+/** Validates an agent or tenant name. */
+export function validateName(what: string, value: string): void {
+  if (!NAME_RE.test(value)) {
+    throw new UsageError(
+      `Cannot use ${what} "${value}": use 1-128 letters, digits, "_", "." or "-", starting with a letter or digit`,
+    );
+  }
+}

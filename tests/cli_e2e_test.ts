@@ -1,0 +1,230 @@
+/**
+ * CLI end to end: snapshot, list, inspect, verify, tamper, restore, and the exit codes.
+ */
+import { assert, assertEquals } from "./_assert.ts";
+import { join } from "node:path";
+import {
+  dream,
+  fingerprint,
+  generateSampleMemory,
+  type SampleMemory,
+} from "../examples/sample_memory.ts";
+
+const CLI = new URL("../cli.ts", import.meta.url).pathname;
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+  json: unknown;
+}
+
+async function memsnap(args: string[], env: Record<string, string> = {}): Promise<Run> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI, ...args],
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1", ...env },
+  }).output();
+  const stdout = new TextDecoder().decode(out.stdout);
+  let json: unknown = undefined;
+  try {
+    json = JSON.parse(stdout.trim().split("\n").at(-1) ?? "");
+  } catch {
+    // not JSON
+  }
+  return { code: out.code, stdout, stderr: new TextDecoder().decode(out.stderr), json };
+}
+
+function sourceFlags(mem: SampleMemory): string[] {
+  return [
+    "--memdir",
+    mem.memdir,
+    ...Object.entries(mem.sqlite).flatMap(([k, v]) => ["--sqlite", `${k}=${v}`]),
+    ...Object.entries(mem.state).flatMap(([k, v]) => ["--state", `${k}=${v}`]),
+  ];
+}
+
+async function setup(): Promise<
+  { root: string; mem: SampleMemory; store: string; base: string[] }
+> {
+  const root = await Deno.makeTempDir({ prefix: "memsnap-e2e-" });
+  const mem = await generateSampleMemory(join(root, "agent"), { notes: 8, facts: 40 });
+  const store = join(root, "store");
+  return { root, mem, store, base: ["--store", store, "--agent", "a1"] };
+}
+
+Deno.test("memsnap snapshot/list/inspect/verify/restore round trip through the CLI", async () => {
+  const { root, mem, store, base } = await setup();
+  try {
+    const snap = await memsnap([
+      "snapshot",
+      ...base,
+      ...sourceFlags(mem),
+      "--label",
+      "first",
+      "--no-redact",
+      "--json",
+    ]);
+    assertEquals(snap.code, 0, snap.stderr);
+    const { id, path } = snap.json as { id: string; path: string };
+    assert(/^\d{8}T\d{9}Z-[0-9a-f]{8}$/.test(id), id);
+    assert(path.endsWith(`${id}.msnap`));
+    const before = await fingerprint(mem);
+
+    const list = await memsnap(["list", "--store", store, "--json"]);
+    assertEquals(list.code, 0, list.stderr);
+    const rows = list.json as { id: string; label: string; parent: string | null }[];
+    assertEquals(rows.map((r) => [r.id, r.label, r.parent]), [[id, "first", null]]);
+
+    const inspect = await memsnap(["inspect", path, "--json"]);
+    assertEquals(inspect.code, 0, inspect.stderr);
+    const m = inspect.json as { snapshot_id: string; artifacts: { path: string }[] };
+    assertEquals(m.snapshot_id, id);
+    assert(m.artifacts.some((a) => a.path === "git/memdir.bundle"));
+    assert(m.artifacts.some((a) => a.path === "sqlite/long_term.sqlite"));
+    assert(m.artifacts.some((a) => a.path === "state/extract_cursor.json"));
+
+    const verify = await memsnap(["verify", "--store", store, id, "--json"]);
+    assertEquals(verify.code, 0, verify.stdout + verify.stderr);
+    assertEquals((verify.json as { ok: boolean }).ok, true);
+
+    await dream(mem);
+    const dreamed = await fingerprint(mem);
+    const dry = await memsnap(["restore", id, ...base, ...sourceFlags(mem), "--dry-run", "--json"]);
+    assertEquals(dry.code, 0, dry.stderr);
+    assert((dry.json as { plan: unknown[] }).plan.length > 0);
+    assertEquals(await fingerprint(mem), dreamed, "a dry run changes nothing");
+
+    const restore = await memsnap(["restore", id, ...base, ...sourceFlags(mem), "--json"]);
+    assertEquals(restore.code, 0, restore.stderr);
+    assertEquals(await fingerprint(mem), before);
+    const pre = (restore.json as { pre_snapshot: { id: string } }).pre_snapshot.id;
+
+    // Undo through the pre-restore snapshot gives the dreamed state back exactly.
+    const undo = await memsnap(["restore", pre, ...base, ...sourceFlags(mem), "--no-pre-snapshot"]);
+    assertEquals(undo.code, 0, undo.stderr);
+    assertEquals(await fingerprint(mem), dreamed);
+
+    const log = await memsnap(["log", "--store", store, "--json"]);
+    const records = log.json as { action: string; result: string }[];
+    assertEquals(records.filter((r) => r.action === "restore").map((r) => r.result), ["ok", "ok"]);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("memsnap verify exits 3 on a flipped byte or a truncated bundle, and restore refuses it", async () => {
+  const { root, mem, store, base } = await setup();
+  try {
+    const snap = await memsnap([
+      "snapshot",
+      ...base,
+      "--memdir",
+      mem.memdir,
+      "--no-redact",
+      "--json",
+    ]);
+    assertEquals(snap.code, 0, snap.stderr);
+    const { path } = snap.json as { path: string };
+    const bytes = await Deno.readFile(path);
+    const flipped = join(root, "flipped.msnap");
+    const copy = bytes.slice();
+    copy[Math.floor(copy.length * 0.6)]! ^= 0x40;
+    await Deno.writeFile(flipped, copy);
+    const truncated = join(root, "truncated.msnap");
+    await Deno.writeFile(truncated, bytes.subarray(0, Math.floor(bytes.length / 2)));
+    for (const bad of [flipped, truncated]) {
+      const v = await memsnap(["verify", bad]);
+      assertEquals(v.code, 3, `${bad}: ${v.stdout}${v.stderr}`);
+      const before = await fingerprint(mem);
+      const r = await memsnap(["restore", bad, ...base, "--memdir", mem.memdir]);
+      assertEquals(r.code, 3, r.stderr);
+      assertEquals(await fingerprint(mem), before);
+    }
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("memsnap reports usage errors with exit 2 and one line, no stack", async () => {
+  const { root, mem, store } = await setup();
+  try {
+    const cases: [string[], RegExp][] = [
+      [["frobnicate"], /no such command/],
+      [
+        ["snapshot", "--store", store, "--agent", "a1", "--memdir", mem.memdir, "--bogus"],
+        /unknown flag|bogus/i,
+      ],
+      [["snapshot", "--agent", "a1", "--memdir", mem.memdir], /--store is required/],
+      [
+        ["snapshot", "--store", store, "--agent", "a1", "--memdir", join(root, "nope")],
+        /does not exist/,
+      ],
+      [["snapshot", "--store", store, "--agent", "a1", "--sqlite", "nonsense"], /NAME=VALUE/],
+      [["snapshot", "--store", store, "--agent", "bad agent!", "--memdir", mem.memdir], /agent/],
+      [["verify", "abc"], /--store is required/],
+      [["list", "--store", store, "--since", "yesterday-ish"], /--since/],
+      [["snapshot", "--config", join(root, "missing.json"), "--agent", "a1"], /config file/],
+    ];
+    for (const [args, re] of cases) {
+      const r = await memsnap(args);
+      assertEquals(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+      assert(re.test(r.stderr), `${args.join(" ")}: ${r.stderr}`);
+      assert(!/\n\s+at /.test(r.stderr), `stack printed for ${args.join(" ")}: ${r.stderr}`);
+    }
+    const json = await memsnap(["frobnicate", "--json"]);
+    assertEquals(json.code, 2);
+    assertEquals((json.json as { code: string; exit_code: number }).exit_code, 2);
+    const badConfig = join(root, "bad.json");
+    await Deno.writeTextFile(badConfig, '{"store": 42}');
+    const c = await memsnap(["list", "--config", badConfig]);
+    assertEquals(c.code, 2);
+    assert(/"store" must be/.test(c.stderr), c.stderr);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("memsnap restore refuses another agent's bundle with exit 4 and reads flags from memsnap.json", async () => {
+  const { root, mem, store } = await setup();
+  try {
+    const config = join(root, "memsnap.json");
+    await Deno.writeTextFile(
+      config,
+      JSON.stringify({
+        store: "store",
+        memdir: "agent/memory",
+        sqlite: { long_term: "agent/db/long_term.sqlite" },
+        state: { extract_cursor: "agent/state/extract_cursor.json" },
+        redact: false,
+      }),
+    );
+    const snap = await memsnap(["snapshot", "--config", config, "--agent", "other", "--json"]);
+    assertEquals(snap.code, 0, snap.stderr);
+    const { id } = snap.json as { id: string };
+    const m = await memsnap(["inspect", "--store", store, id, "--json"]);
+    assert(
+      (m.json as { artifacts: { path: string }[] }).artifacts.some((a) =>
+        a.path === "sqlite/long_term.sqlite"
+      ),
+    );
+    const r = await memsnap(["restore", id, "--config", config, "--agent", "a1"]);
+    assertEquals(r.code, 4, r.stderr);
+    assert(/belongs to agent "other"/.test(r.stderr), r.stderr);
+    const ok = await memsnap([
+      "restore",
+      id,
+      "--config",
+      config,
+      "--agent",
+      "a1",
+      "--allow-agent-mismatch",
+      "--dry-run",
+    ]);
+    assertEquals(ok.code, 0, ok.stderr);
+    void mem;
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
