@@ -68,7 +68,7 @@ function checkName(value: unknown, what: string): asserts value is string {
 
 /** A registry. Implements {@linkcode Hooks}; created only by `createHooks()`. */
 export class HookRegistry<H extends BuiltinHooks> implements Hooks<H> {
-  readonly names: readonly HookName<H>[];
+  readonly names: readonly string[];
   #hooks: Map<string, HookState>;
   #plugins = new Map<string, HookPluginInfo>();
   #pending = new Set<string>();
@@ -91,7 +91,7 @@ export class HookRegistry<H extends BuiltinHooks> implements Hooks<H> {
         constrained: 0,
       });
     }
-    this.names = Object.freeze([...policies.keys()]) as readonly HookName<H>[];
+    this.names = Object.freeze([...policies.keys()]);
     this.#onHung = onHung;
   }
 

@@ -235,7 +235,7 @@ export interface HookApi<H extends BuiltinHooks = BuiltinHooks> {
   /** The plugin this facade registers for. */
   readonly plugin: string;
   /** The hook names the registry accepts. */
-  readonly names: readonly HookName<H>[];
+  readonly names: readonly string[];
   /**
    * Registers a handler.
    *
@@ -300,8 +300,11 @@ export interface HookPluginInfo {
  * in `H`, so `emit()` and `on()` are checked from the name.
  */
 export interface Hooks<H extends BuiltinHooks = BuiltinHooks> {
-  /** The hook names the registry accepts: the built-in ones, then the declared ones. */
-  readonly names: readonly HookName<H>[];
+  /**
+   * The hook names the registry accepts: the built-in ones, then the declared ones. Typed as
+   * strings so that a runtime's `Hooks<MyHooks>` is assignable to plain `Hooks`.
+   */
+  readonly names: readonly string[];
   /**
    * Registers a handler for a plugin.
    *

@@ -82,3 +82,17 @@ Deno.test("HookApi cannot emit, and a plugin sees the runtime's hooks", async ()
   await hooks.register(plugin);
   assert.deepEqual(hooks.order("turn-end"), ["p"]);
 });
+
+Deno.test("Hooks<MyHooks> is assignable to Hooks and usable from generic code", async () => {
+  const mine = createHooks<MyHooks>({ hooks: { "turn-end": { failure: "best-effort" } } });
+  const base: Hooks = mine;
+  function attach<H extends BuiltinHooks>(hooks: Hooks<H>): () => void {
+    return hooks.on("pre-dream", (ctx, signal) => {
+      void ctx.agentId, signal.aborted;
+    }, { plugin: "generic" });
+  }
+  const off = attach(mine);
+  assert.deepEqual(base.order("pre-dream"), ["generic"]);
+  off();
+  await base.emit("pre-dream", {});
+});
