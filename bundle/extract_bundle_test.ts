@@ -1,0 +1,173 @@
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { join } from "node:path";
+import { RefusedError, UnsafeBundleError, VerificationError } from "../errors.ts";
+import { extractBundle } from "./extract_bundle.ts";
+import { writeBundle } from "./write_bundle.ts";
+import { openBundleFile } from "./open_bundle_file.ts";
+import {
+  concat,
+  craftInner,
+  EOA,
+  rawEntry,
+  source,
+  streamOf,
+  testHeader,
+  testSigner,
+  testVerifier,
+  xorCipher,
+  xorDecipher,
+} from "../tests/bundle_helpers.ts";
+import { tempDir } from "../tests/_tools.ts";
+
+async function listTree(dir: string, prefix = ""): Promise<string[]> {
+  const out: string[] = [];
+  for await (const e of Deno.readDir(dir)) {
+    const rel = prefix + e.name;
+    if (e.isDirectory) out.push(...await listTree(join(dir, e.name), rel + "/"));
+    else out.push(rel);
+  }
+  return out.sort();
+}
+
+Deno.test("extractBundle() writes every artifact with its bytes and mode", async () => {
+  await using dir = await tempDir();
+  const b = `${dir.path}/b`;
+  await writeBundle(b, testHeader(), [
+    source("memdir/notes/a.md", "alpha"),
+    source("memdir/run.sh", "#!/bin/sh", { mode: 0o755 }),
+    source("state/empty.json", ""),
+  ]);
+  const dest = `${dir.path}/out/nested`;
+  const m = await extractBundle(await openBundleFile(b), dest);
+  assert.equal(m.artifacts.length, 3);
+  assert.deepEqual(await listTree(dest), [
+    "memdir/notes/a.md",
+    "memdir/run.sh",
+    "state/empty.json",
+  ]);
+  assert.equal(await Deno.readTextFile(`${dest}/memdir/notes/a.md`), "alpha");
+  assert.equal((await Deno.stat(`${dest}/memdir/run.sh`)).mode! & 0o777, 0o755);
+  assert.equal((await Deno.stat(`${dest}/memdir/notes/a.md`)).mode! & 0o777, 0o644);
+});
+
+Deno.test("extractBundle() round-trips random artifacts (property)", async () => {
+  await using dir = await tempDir();
+  let n = 0;
+  const seg = fc.oneof(
+    fc.stringMatching(/^[a-z0-9]{1,8}$/),
+    fc.constantFrom("ünï", "日本語", "😀x", "a".repeat(120)),
+  );
+  await fc.assert(
+    fc.asyncProperty(
+      fc.uniqueArray(
+        fc.record({
+          path: fc.array(seg, { minLength: 1, maxLength: 3 }).map((s) => s.join("/")),
+          data: fc.uint8Array({ maxLength: 70_000 }),
+        }),
+        { selector: (e) => e.path, maxLength: 5 },
+      ).map((es) => es.filter((e) => !es.some((o) => o.path.startsWith(e.path + "/")))),
+      async (arts) => {
+        const b = `${dir.path}/b${n}`;
+        const dest = `${dir.path}/d${n++}`;
+        await writeBundle(
+          b,
+          testHeader(),
+          arts.map((a) => source(a.path, a.data, { chunk: 5000 })),
+          {
+            cipher: xorCipher(),
+          },
+        );
+        await extractBundle(await openBundleFile(b), dest, { decipher: xorDecipher() });
+        assert.deepEqual(await listTree(dest), arts.map((a) => a.path).sort());
+        for (const a of arts) assert.deepEqual(await Deno.readFile(join(dest, a.path)), a.data);
+      },
+    ),
+    { numRuns: 15 },
+  );
+});
+
+Deno.test("extractBundle() refuses a tar-slip bundle and writes nothing outside", async () => {
+  await using dir = await tempDir();
+  const dest = `${dir.path}/a/b`;
+  const inner = concat([
+    rawEntry({ name: "ok.txt" }, "fine"),
+    rawEntry({ name: "../../escaped.txt" }, "pwned"),
+    EOA,
+  ]);
+  await assert.rejects(
+    extractBundle(streamOf(craftInner(inner, { "ok.txt": "fine" })), dest),
+    (e) => e instanceof UnsafeBundleError && e.rule === "path_escape",
+  );
+  assert.deepEqual(await listTree(dir.path), [], "nothing written, destDir removed");
+  await Deno.stat(`${dir.path}/a`); // only the parent the caller asked for
+});
+
+Deno.test("extractBundle() leaves an existing empty destDir empty on failure", async () => {
+  await using dir = await tempDir();
+  const inner = concat([rawEntry({ name: "a" }, "1"), rawEntry({ name: "b" }, "bad"), EOA]);
+  await assert.rejects(
+    extractBundle(streamOf(craftInner(inner, { a: "1", b: "good" })), dir.path),
+    (e) => {
+      assert.ok(e instanceof VerificationError);
+      assert.deepEqual(e.failures.map((f) => [f.check, f.path]), [["artifact_size", "b"]]);
+      return true;
+    },
+  );
+  assert.deepEqual(await listTree(dir.path), []);
+});
+
+Deno.test("extractBundle() fails on missing and extra artifacts", async () => {
+  await using dir = await tempDir();
+  const inner = concat([rawEntry({ name: "a" }, "1"), rawEntry({ name: "x" }, "2"), EOA]);
+  await assert.rejects(
+    extractBundle(streamOf(craftInner(inner, { a: "1", gone: "3" })), `${dir.path}/d`),
+    (e) =>
+      e instanceof VerificationError &&
+      e.failures.map((f) => f.check).sort().join() === "extra,missing",
+  );
+  assert.deepEqual(await listTree(dir.path), []);
+});
+
+Deno.test("extractBundle() refuses a non-empty destDir and an encrypted bundle without identity", async () => {
+  await using dir = await tempDir();
+  const b = `${dir.path}/b`;
+  await writeBundle(b, testHeader(), [source("a", "1")], { cipher: xorCipher() });
+  await assert.rejects(
+    extractBundle(await openBundleFile(b), dir.path),
+    (e) => e instanceof RefusedError && /not empty/.test(e.message),
+  );
+  await assert.rejects(
+    extractBundle(await openBundleFile(b), `${dir.path}/d`),
+    (e) => e instanceof RefusedError && /encrypted/.test(e.message),
+  );
+  assert.deepEqual(await listTree(dir.path), ["b"]);
+});
+
+Deno.test("extractBundle() enforces a required signature", async () => {
+  await using dir = await tempDir();
+  const b = `${dir.path}/b`;
+  await writeBundle(b, testHeader(), [source("a", "1")], { signer: testSigner() });
+  await extractBundle(await openBundleFile(b), `${dir.path}/ok`, {
+    verifier: testVerifier(),
+    requireSignature: true,
+  });
+  await assert.rejects(
+    extractBundle(await openBundleFile(b), `${dir.path}/bad`, { verifier: testVerifier("x") }),
+    (e) => e instanceof VerificationError && e.failures[0]?.check === "signature",
+  );
+  assert.deepEqual(await listTree(dir.path), ["b", "ok/a"]);
+});
+
+Deno.test("extractBundle() cleans up when aborted", async () => {
+  await using dir = await tempDir();
+  const b = `${dir.path}/b`;
+  await writeBundle(b, testHeader(), [source("a", new Uint8Array(500_000))]);
+  const ac = new AbortController();
+  ac.abort();
+  await assert.rejects(
+    extractBundle(await openBundleFile(b), `${dir.path}/d`, { signal: ac.signal }),
+    (e) => e instanceof DOMException && e.name === "AbortError",
+  );
+  assert.deepEqual(await listTree(dir.path), ["b"]);
+});
