@@ -1,11 +1,11 @@
 // Copyright memsnap authors. MIT license.
 // Private: the one place store/ reads a manifest from a bundle's byte stream.
 import type { Manifest } from "../bundle/types.ts";
-import { readFirstManifest } from "./_first_entry.ts";
+import { readManifest } from "../bundle/read_manifest.ts";
 
-/** Reads only the manifest (first tar entry) and cancels the stream. */
+/** Reads only the manifest (first tar entry, validated by bundle/) and cancels the stream. */
 export function readManifestStream(source: ReadableStream<Uint8Array>): Promise<Manifest> {
-  return readFirstManifest(source);
+  return readManifest(source);
 }
 
 /** Reads only the manifest of a local bundle file. */

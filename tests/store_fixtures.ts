@@ -5,6 +5,7 @@
  * @module
  */
 import type { Manifest } from "../bundle/types.ts";
+import { canonicalJson } from "../bundle/canonical_json.ts";
 
 const enc = new TextEncoder();
 
@@ -36,7 +37,7 @@ export function bundleBytes(
   manifest: Manifest,
   payload: Uint8Array = new Uint8Array(16),
 ): Uint8Array {
-  const m = enc.encode(JSON.stringify(manifest));
+  const m = enc.encode(canonicalJson(manifest));
   const out = new Uint8Array(512 + pad(m.length) + 512 + pad(payload.length) + 1024);
   out.set(header("manifest.json", m.length), 0);
   out.set(m, 512);
