@@ -21,7 +21,10 @@ function human(d: SnapshotDiff): string[] {
   sec("", other(d.artifacts.removed), "-");
   sec("", other(d.artifacts.changed), "~");
   for (const db of d.databases) {
-    lines.push(`  database ${db.name}: ${db.change}`);
+    const note = db.change === "changed" && db.tables.length === 0
+      ? " (file bytes differ; every table is identical)"
+      : "";
+    lines.push(`  database ${db.name}: ${db.change}${note}`);
     for (const t of db.tables) {
       lines.push(`    ${t.change} table ${t.table}: rows ${t.rows_a ?? "-"} -> ${t.rows_b ?? "-"}`);
     }

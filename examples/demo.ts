@@ -95,18 +95,13 @@ try {
   const restored = await fingerprint(mem);
   const differ = Object.keys({ ...before, ...restored }).filter((k) => before[k] !== restored[k]);
   // The snapshot was redacted: the pasted token and the emails come back as redaction tokens.
-  const expectedRedacted = [
-    "memdir/notes/scratch.md",
-    "sqlite/long_term/facts",
-    "sqlite/long_term/facts_fts_data",
-    "sqlite/long_term/facts_fts_docsize",
-    "sqlite/long_term/facts_fts_idx",
-  ];
-  const unexpected = differ.filter((k) => !expectedRedacted.includes(k));
+  const redactedParts = (k: string): boolean =>
+    k === "memdir/notes/scratch.md" || k.startsWith("sqlite/long_term/facts");
+  const unexpected = differ.filter((k) => !redactedParts(k));
   for (const k of Object.keys(before).sort()) {
     const mark = before[k] === restored[k]
       ? "same    "
-      : expectedRedacted.includes(k)
+      : redactedParts(k)
       ? "redacted"
       : "DIFFERS ";
     if (
@@ -129,6 +124,11 @@ try {
     bold("\n7. Undo is one command: the pre-restore snapshot holds the dreamed state exactly"),
   );
   await memsnap(["list", "--store", store]);
+  const all = await captureJson(["list", "--store", store, "--agent", "demo-agent"]) as {
+    id: string;
+  }[];
+  console.log(bold("\n8. What did the dream change? (diff of the two snapshots)"));
+  await memsnap(["diff", "--store", store, id, all.at(-1)!.id]);
   console.log(bold("\nDone.") + (keep ? ` Files kept in ${root}` : ""));
 } finally {
   if (!keep) await Deno.remove(root, { recursive: true }).catch(() => {});

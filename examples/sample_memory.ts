@@ -130,7 +130,7 @@ export async function generateSampleMemory(
     await Deno.writeTextFile(
       join(memdir, "notes/scratch.md"),
       "# scratch\n\nThe user pasted a deploy token: ghp_" + "R2d2C3p0BB8kX9qLmN4vT7wZ1yA5sE6uJ0hF" +
-        "\nand asked to email ops at ops-team@example.com.\n",
+        "\nand asked to email ops at ops-team@acme-robotics.io.\n",
     );
   }
   await Deno.writeTextFile(join(memdir, "cache.tmp"), "ignored scratch\n");
@@ -156,7 +156,7 @@ export async function generateSampleMemory(
     ins.run(TOPICS[i % TOPICS.length]!, sentence(r, 12), author.timestamp + i);
   }
   if (options.plantSecrets ?? true) {
-    ins.run("contacts", "The user's personal email is jane.doe@example.org", author.timestamp);
+    ins.run("contacts", "The user's personal email is jane.doe@fastmail.com", author.timestamp);
   }
   lt.exec("COMMIT");
   lt.close();
