@@ -231,12 +231,13 @@ export class HookRegistry<H extends BuiltinHooks> implements Hooks<H> {
     const timedOut: string[] = [];
     const skipped: string[] = [];
     let deadlineHit = false;
+    // The clock, read once per handler: after it ends, serving also as the next one's start.
+    let now = start;
 
     for (let i = 0; i < list.length; i++) {
       const entry = list[i]!;
       if (!entry.active) continue;
       if (cancel?.aborted) throw cancel.reason;
-      const now = i === 0 ? start : Date.now();
       if (deadlineHit || now >= deadlineAt) {
         for (let j = i; j < list.length; j++) {
           const rest = list[j]!;
@@ -264,12 +265,14 @@ export class HookRegistry<H extends BuiltinHooks> implements Hooks<H> {
       const limitAt = byDeadline ? deadlineAt : now + own;
       const controller = new AbortController();
       let failure: HookFailure | undefined;
+      let sync = true;
       try {
         const returned = entry.handler(context, controller.signal) as unknown;
         if (
           returned !== undefined && returned !== null &&
           typeof (returned as PromiseLike<unknown>).then === "function"
         ) {
+          sync = false;
           const watch = new Watch(returned as PromiseLike<unknown>);
           // Yield a few microtasks before paying for a timer: most handlers settle by then.
           for (let s = 0; s < SPINS && watch.state === PENDING; s++) await undefined;
@@ -299,6 +302,25 @@ export class HookRegistry<H extends BuiltinHooks> implements Hooks<H> {
         if (cancel?.aborted && error === cancel.reason) throw error;
         failure = this.#threw(hook, entry.plugin, error);
       }
+      const began = now;
+      now = Date.now();
+      if (sync && failure === undefined && now > limitAt) {
+        // A synchronous handler cannot be interrupted, but overrunning its limit is reported.
+        if (byDeadline) deadlineHit = true;
+        timedOut.push(entry.plugin);
+        failure = {
+          plugin: entry.plugin,
+          hook,
+          kind: "timeout",
+          error: new HookError(
+            "hook_timeout",
+            `Cannot run hook "${hook}": plugin "${entry.plugin}" ran synchronously for ` +
+              `${now - began} ms, past ` +
+              (byDeadline ? "the emit's deadline" : `its limit of ${own} ms`),
+            { plugin: entry.plugin, hook },
+          ),
+        };
+      }
       if (failure !== undefined) {
         failures.push(failure);
         if (state.failClosed) {
@@ -309,7 +331,7 @@ export class HookRegistry<H extends BuiltinHooks> implements Hooks<H> {
         }
       }
     }
-    return { hook, ran, failures, timedOut, skipped, durationMs: Date.now() - start };
+    return { hook, ran, failures, timedOut, skipped, durationMs: now - start };
   }
 
   #threw(hook: string, plugin: string, error: unknown): HookFailure {

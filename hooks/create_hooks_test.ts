@@ -241,6 +241,27 @@ Deno.test("emit() reports a hung handler as a timeout naming plugin and hook, th
   assert.deepEqual(hung, [failure]);
 });
 
+Deno.test("emit() reports a synchronous handler that overran its limit", async () => {
+  const hung: HookFailure[] = [];
+  const hooks = createHooks({ onHung: (f) => hung.push(f) });
+  hooks.on("pre-dream", () => {
+    const t0 = Date.now();
+    while (Date.now() < t0 + 5) {
+      // busy: a synchronous handler cannot be interrupted
+    }
+  }, { plugin: "busy", timeout: 1 });
+  hooks.on("pre-dream", () => {}, { plugin: "next" });
+  const result = await hooks.emit("pre-dream", {});
+  assert.deepEqual(result.ran, ["busy", "next"]);
+  assert.deepEqual(result.timedOut, ["busy"]);
+  assert.equal(result.failures[0]!.kind, "timeout");
+  assert.match(
+    result.failures[0]!.error.message,
+    /"busy" ran synchronously for \d+ ms, past its limit of 1 ms/,
+  );
+  assert.deepEqual(hung, []);
+});
+
 Deno.test("emit() uses the hook policy's default timeout", async () => {
   const hooks = createHooks({ policy: { "post-dream": { timeoutMs: 5 } } });
   hooks.on("post-dream", hang, { plugin: "stuck" });
