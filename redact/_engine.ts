@@ -58,7 +58,7 @@ function compileRule(
   const kws = (rule.keywords ?? []).filter((k) => k.length > 0).map((k) => k.toLowerCase());
   let prefilter: RegExp | undefined;
   if (kws.length > 0) {
-    const src = [...new Set(kws)].sort().map(escapeRegExp).join("|");
+    const src = trieSource([...new Set(kws)].sort());
     prefilter = prefilters.get(src);
     if (prefilter === undefined) {
       prefilter = new RegExp(src, "gi");
@@ -273,4 +273,23 @@ function windows(text: string, prefilter: RegExp, maxSpan: number | undefined): 
     if (le > prefilter.lastIndex) prefilter.lastIndex = le;
   }
   return out;
+}
+
+/** A regex source matching any of `words`, factored as a trie (V8 scans it much faster). */
+function trieSource(words: string[]): string {
+  if (words.includes("")) {
+    const rest = words.filter((w) => w !== "");
+    return rest.length === 0 ? "" : `(?:${trieSource(rest)})?`;
+  }
+  const groups = new Map<string, string[]>();
+  for (const w of words) {
+    const c = w[0]!;
+    let g = groups.get(c);
+    if (g === undefined) groups.set(c, g = []);
+    g.push(w.slice(1));
+  }
+  const alts = [...groups].map(([c, rest]) =>
+    escapeRegExp(c) + (rest.length === 1 ? escapeRegExp(rest[0]!) : trieSource(rest))
+  );
+  return alts.length === 1 ? alts[0]! : `(?:${alts.join("|")})`;
 }

@@ -52,7 +52,7 @@ const rules: RedactionRule[] = [
     id: "payment-card",
     description:
       "Payment card number: 13-19 digits, optional space/dash groups, known brand prefix, Luhn",
-    pattern: /(?<![\d.,/+-])[2-6]\d{3}(?:[ -]?\d){8,15}(?![\d]|[.,/-]\d)/,
+    pattern: /[2-6](?<![\d.,/+-][2-6])\d{3}(?:[ -]?\d){8,15}(?![\d]|[.,/-]\d)/,
     validate: (s) => {
       const d = s.replace(/[ -]/g, "");
       return d.length >= 12 && d.length <= 19 && cardSeparatorsOk(s) && cardBrandOk(d) &&
@@ -66,12 +66,12 @@ const rules: RedactionRule[] = [
     pattern: new RegExp(
       [
         // International: +CC then 7-14 more digits in groups.
-        String.raw`(?<![\w+])\+[1-9]\d{0,3}(?:[ .-]?\(?\d{1,5}\)?){1,6}(?![\w]|[.-]\d)`,
+        String.raw`\+(?<![\w+]\+)[1-9]\d{0,3}(?:[ .-]?\(?\d{1,5}\)?){1,6}(?![\w]|[.-]\d)`,
         // North American: (NXX) NXX-XXXX, NXX-NXX-XXXX, NXX.NXX.XXXX.
         String
-          .raw`(?<![\w.+-])(?:\([2-9]\d{2}\) ?|[2-9]\d{2}([-.]))[2-9]\d{2}(?:\1|-)\d{4}(?![\w]|[.-]\d)`,
+          .raw`(?:\((?<![\w.+-]\()[2-9]\d{2}\) ?|[2-9](?<![\w.+-][2-9])\d{2}([-.]))[2-9]\d{2}(?:\1|-)\d{4}(?![\w]|[.-]\d)`,
         // National with a trunk 0: 020 7946 0958, 030-1234-5678.
-        String.raw`(?<![\w.+-])0\d{1,4}([ -])\d{3,4}\2\d{3,4}(?![\w]|[.-]\d)`,
+        String.raw`0(?<![\w.+-]0)\d{1,4}([ -])\d{3,4}\2\d{3,4}(?![\w]|[.-]\d)`,
       ].join("|"),
     ),
     validate: (s) => {
