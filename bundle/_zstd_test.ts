@@ -50,7 +50,9 @@ Deno.test("zstdDecompress() refuses garbage, trailing garbage, truncation, skipp
 });
 
 Deno.test("zstdDecompress() refuses a window over the cap before inflating", async () => {
-  const f = new Uint8Array(zstdCompressSync(data, { params: { [constants.ZSTD_c_windowLog]: 20 } }));
+  const f = new Uint8Array(
+    zstdCompressSync(data, { params: { [constants.ZSTD_c_windowLog]: 20 } }),
+  );
   assert.deepEqual(await inflate(f, 20), data);
   await assert.rejects(
     inflate(f, 19),

@@ -47,10 +47,25 @@ export interface ExtractBundleOptions {
  * `destDir` is not empty.
  *
  * @example
- * ```ts no-eval
+ * ```ts
  * import { extractBundle } from "./extract_bundle.ts";
  * import { openBundleFile } from "./open_bundle_file.ts";
- * const manifest = await extractBundle(await openBundleFile("snap.memsnap"), "/tmp/restore");
+ * import { writeBundle } from "./write_bundle.ts";
+ * const header = {
+ *   snapshot_id: "20261125T195222123Z-1a2b3c4d", agent_id: "a", tenant: "default",
+ *   label: null, created_at: "2026-11-25T19:52:22.123Z", created_by: "api", parent: null,
+ *   captures: {}, tools: {},
+ *   redaction: { redacted: false, packs: [], rules: [], skipped_binary: [] },
+ * };
+ * const bytes = new TextEncoder().encode("hello");
+ * const dir = await Deno.makeTempDir();
+ * await writeBundle(`${dir}/snap.memsnap`, header, [{
+ *   path: "memdir/a.md", kind: "file", size: bytes.length,
+ *   open: () => Promise.resolve(new Blob([bytes]).stream()),
+ * }]);
+ * await extractBundle(await openBundleFile(`${dir}/snap.memsnap`), `${dir}/out`);
+ * console.log(await Deno.readTextFile(`${dir}/out/memdir/a.md`)); // hello
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function extractBundle(

@@ -33,11 +33,25 @@ export interface ReadManifestOptions {
  * @throws {UnsafeBundleError} If the first entry breaks a safety rule.
  *
  * @example
- * ```ts no-eval
+ * ```ts
  * import { readManifest } from "./read_manifest.ts";
  * import { openBundleFile } from "./open_bundle_file.ts";
- * const m = await readManifest(await openBundleFile("snap.memsnap"));
- * console.log(m.snapshot_id, m.artifacts.length);
+ * import { writeBundle } from "./write_bundle.ts";
+ * const header = {
+ *   snapshot_id: "20261125T195222123Z-1a2b3c4d", agent_id: "a", tenant: "default",
+ *   label: null, created_at: "2026-11-25T19:52:22.123Z", created_by: "api", parent: null,
+ *   captures: {}, tools: {},
+ *   redaction: { redacted: false, packs: [], rules: [], skipped_binary: [] },
+ * };
+ * const bytes = new TextEncoder().encode("hello");
+ * const dir = await Deno.makeTempDir();
+ * await writeBundle(`${dir}/snap.memsnap`, header, [{
+ *   path: "memdir/a.md", kind: "file", size: bytes.length,
+ *   open: () => Promise.resolve(new Blob([bytes]).stream()),
+ * }]);
+ * const m = await readManifest(await openBundleFile(`${dir}/snap.memsnap`));
+ * console.log(m.snapshot_id, m.artifacts[0]?.sha256);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function readManifest(

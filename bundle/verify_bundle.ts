@@ -62,12 +62,27 @@ export interface VerifyReport {
  * @throws {CorruptBundleError} If the manifest itself cannot be read.
  *
  * @example
- * ```ts no-eval
+ * ```ts
  * import { verifyBundle } from "./verify_bundle.ts";
  * import { assertVerified } from "./assert_verified.ts";
  * import { openBundleFile } from "./open_bundle_file.ts";
- * const report = await verifyBundle(await openBundleFile("snap.memsnap"));
- * assertVerified(report);
+ * import { writeBundle } from "./write_bundle.ts";
+ * const header = {
+ *   snapshot_id: "20261125T195222123Z-1a2b3c4d", agent_id: "a", tenant: "default",
+ *   label: null, created_at: "2026-11-25T19:52:22.123Z", created_by: "api", parent: null,
+ *   captures: {}, tools: {},
+ *   redaction: { redacted: false, packs: [], rules: [], skipped_binary: [] },
+ * };
+ * const bytes = new TextEncoder().encode("hello");
+ * const dir = await Deno.makeTempDir();
+ * await writeBundle(`${dir}/snap.memsnap`, header, [{
+ *   path: "memdir/a.md", kind: "file", size: bytes.length,
+ *   open: () => Promise.resolve(new Blob([bytes]).stream()),
+ * }]);
+ * const report = await verifyBundle(await openBundleFile(`${dir}/snap.memsnap`));
+ * assertVerified(report); // throws VerificationError unless report.ok
+ * console.log(report.signature, report.artifacts_checked); // absent true
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function verifyBundle(
