@@ -143,12 +143,31 @@ export class LocalStore implements Store, AsyncDisposable {
     };
   }
 
-  /** Rows whose bundle exists; rows whose bundle is gone are dropped from the catalog. */
+  /**
+   * Rows whose bundle exists; rows whose bundle is gone are dropped from the catalog. Few
+   * rows are checked with one stat each, many with one directory read per agent directory.
+   */
   #live(rows: CatalogRow[]): SnapshotInfo[] {
     const gone: string[] = [];
     const out: SnapshotInfo[] = [];
+    const dirs = new Map<string, Set<string>>();
+    const present = (rel: string): boolean => {
+      if (rows.length <= 16) return exists(join(this.root, rel));
+      const dir = dirname(rel);
+      let names = dirs.get(dir);
+      if (!names) {
+        names = new Set();
+        try {
+          for (const e of Deno.readDirSync(join(this.root, dir))) names.add(e.name);
+        } catch {
+          // no directory: nothing present
+        }
+        dirs.set(dir, names);
+      }
+      return names.has(rel.slice(dir.length + 1));
+    };
     for (const row of rows) {
-      if (exists(join(this.root, row.rel))) out.push(this.#info(row));
+      if (present(row.rel)) out.push(this.#info(row));
       else gone.push(row.id);
     }
     if (gone.length) this.#catalog.delete(gone);
