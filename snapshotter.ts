@@ -20,6 +20,7 @@ import { writeBundle } from "./bundle/write_bundle.ts";
 import { extractBundle } from "./bundle/extract_bundle.ts";
 import { verifyBundle, type VerifyReport } from "./bundle/verify_bundle.ts";
 import { newSnapshotId } from "./bundle/new_snapshot_id.ts";
+import { canonicalJson } from "./bundle/canonical_json.ts";
 import { createRedactor } from "./redact/create_redactor.ts";
 import { CancelledError, MemsnapError, NotFoundError, RefusedError, UsageError } from "./errors.ts";
 import { noopProgress, type ProgressReporter } from "./progress.ts";
@@ -252,7 +253,7 @@ function sameArtifacts(a: Manifest, b: Manifest): boolean {
       return false;
     }
   }
-  return JSON.stringify(a.captures) === JSON.stringify(b.captures);
+  return canonicalJson(a.captures) === canonicalJson(b.captures);
 }
 
 const EMPTY_REPORT: RedactionReport = { redacted: false, packs: [], rules: [], skipped_binary: [] };
@@ -697,7 +698,7 @@ export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
         };
         const timeout = o?.timeoutMs;
         offs.push(
-          (hooks as unknown as Hooks).on(name, handler, {
+          (hooks as Hooks).on(name, handler, {
             plugin,
             ...(timeout !== undefined ? { timeout } : {}),
           }),

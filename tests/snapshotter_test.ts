@@ -1,0 +1,185 @@
+/**
+ * Snapshotter: serialization, events, hooks, skip_unchanged, restore failures and recovery.
+ */
+import { assert, assertEquals, assertRejects } from "./_assert.ts";
+import { join } from "node:path";
+import { createSnapshotter, type Snapshotter, type SnapshotterEvent } from "../snapshotter.ts";
+import { gitPlugin, memdirPlugin, sqlitePlugin, statePlugin } from "../capture/mod.ts";
+import { openStore } from "../store/open_store.ts";
+import type { Store } from "../store/types.ts";
+import { createHooks } from "../hooks/create_hooks.ts";
+import { realSwapFs, type SwapFs } from "../_swap.ts";
+import {
+  dream,
+  fingerprint,
+  generateSampleMemory,
+  type SampleMemory,
+} from "../examples/sample_memory.ts";
+import { LockedError, RefusedError } from "../errors.ts";
+
+async function setup(
+  extra: { swapFs?: SwapFs; skipUnchanged?: boolean; maxUserVersion?: number } = {},
+): Promise<{ root: string; mem: SampleMemory; store: Store; snap: Snapshotter } & AsyncDisposable> {
+  const root = await Deno.makeTempDir({ prefix: "memsnap-snapshotter-" });
+  const mem = await generateSampleMemory(join(root, "agent"), { notes: 6, facts: 30 });
+  const store = await openStore(join(root, "store"));
+  const snap = createSnapshotter({
+    store,
+    agent: "a1",
+    captures: [
+      memdirPlugin({ dir: mem.memdir }),
+      gitPlugin({ dir: mem.memdir }),
+      sqlitePlugin({
+        databases: mem.sqlite,
+        ...(extra.maxUserVersion !== undefined ? { maxUserVersion: extra.maxUserVersion } : {}),
+      }),
+      statePlugin({ files: mem.state }),
+    ],
+    ...(extra.swapFs ? { swapFs: extra.swapFs } : {}),
+    ...(extra.skipUnchanged ? { skipUnchanged: true } : {}),
+  });
+  return {
+    root,
+    mem,
+    store,
+    snap,
+    async [Symbol.asyncDispose]() {
+      await store.close();
+      await Deno.remove(root, { recursive: true });
+    },
+  };
+}
+
+Deno.test("createSnapshotter() shares the snapshot in flight and chains parents", async () => {
+  await using t = await setup();
+  const events: SnapshotterEvent[] = [];
+  t.snap.on((e) => events.push(e));
+  const [a, b] = await Promise.all([t.snap.snapshot(), t.snap.snapshot()]);
+  assertEquals(a.info.id, b.info.id, "concurrent calls share one snapshot");
+  const c = await t.snap.snapshot({ label: "second" });
+  assertEquals(c.info.parent, a.info.id);
+  assertEquals((await t.snap.list()).map((s) => s.id), [a.info.id, c.info.id]);
+  // The shared snapshot is reported once.
+  assertEquals(events.filter((e) => e.type === "snapshot-created").length, 2);
+});
+
+Deno.test("createSnapshotter() skipUnchanged reports the previous snapshot when nothing changed", async () => {
+  await using t = await setup({ skipUnchanged: true });
+  const a = await t.snap.snapshot();
+  const b = await t.snap.snapshot();
+  assert(b.skipped);
+  assertEquals(b.info.id, a.info.id);
+  await dream(t.mem);
+  const c = await t.snap.snapshot();
+  assert(!c.skipped);
+  assertEquals(c.info.parent, a.info.id);
+  assertEquals((await t.snap.list()).length, 2);
+});
+
+Deno.test("Snapshotter.attach() snapshots on pre-dream and shutdown, and fails pre-restore closed", async () => {
+  await using t = await setup();
+  const hooks = createHooks();
+  const off = t.snap.attach(hooks);
+  const r = await hooks.emit("pre-dream", { agentId: "a1" });
+  assertEquals(r.failures, []);
+  await hooks.emit("shutdown", { deadline: Date.now() + 30_000 });
+  assertEquals((await t.snap.list()).map((s) => s.created_by), ["pre-dream", "shutdown"]);
+  // A pre-restore snapshot that fails blocks the restore (fail-closed).
+  await Deno.remove(t.mem.sqlite.vector!);
+  await assertRejects(() => hooks.emit("pre-restore", { snapshotId: "x" }));
+  off();
+  const after = await hooks.emit("pre-dream", {});
+  assertEquals(after.ran, []);
+});
+
+Deno.test("Snapshotter.restore() refuses a newer user_version and leaves memory untouched", async () => {
+  await using t = await setup({ maxUserVersion: 2 });
+  const { info } = await t.snap.snapshot();
+  const before = await fingerprint(t.mem);
+  const e = await assertRejects(() => t.snap.restore(info.id));
+  assert(e instanceof RefusedError, String(e));
+  assert(/user_version 3/.test((e as Error).message), (e as Error).message);
+  assertEquals(await fingerprint(t.mem), before);
+});
+
+Deno.test("Snapshotter.restore() rolls every target back when a swap step fails", async () => {
+  let renames = 0;
+  const failing: SwapFs = {
+    ...realSwapFs,
+    rename: (from, to) => {
+      // Fail at the 5th rename: the memory dir is already swapped, the databases are not.
+      if (++renames === 5) return Promise.reject(new Error("injected: disk error"));
+      return realSwapFs.rename(from, to);
+    },
+  };
+  await using t = await setup({ swapFs: failing });
+  const { info } = await t.snap.snapshot();
+  await dream(t.mem);
+  const dreamed = await fingerprint(t.mem);
+  renames = 0;
+  await assertRejects(() => t.snap.restore(info.id));
+  assertEquals(await fingerprint(t.mem), dreamed);
+  const log = await t.store.auditLog({ action: "restore" });
+  assertEquals(log.at(-1)?.result, "failed");
+});
+
+Deno.test("the next snapshot() completes or rolls back a restore that crashed mid-swap", async () => {
+  let renames = 0;
+  let dead = false;
+  const crashing: SwapFs = {
+    ...realSwapFs,
+    rename: (from, to) => {
+      if (dead || ++renames === 4) {
+        dead = true; // the process "dies": nothing after this point happens
+        return Promise.reject(new Error("killed"));
+      }
+      return realSwapFs.rename(from, to);
+    },
+    remove: (p) => dead ? Promise.reject(new Error("killed")) : realSwapFs.remove(p),
+    writeFileAtomic: (p, d) =>
+      dead ? Promise.reject(new Error("killed")) : realSwapFs.writeFileAtomic(p, d),
+  };
+  await using t = await setup({ swapFs: crashing });
+  const { info } = await t.snap.snapshot();
+  await dream(t.mem);
+  const dreamed = await fingerprint(t.mem);
+  renames = 0;
+  await assertRejects(() => t.snap.restore(info.id));
+  // The "process" died mid-swap: a journal is left behind. A new process recovers.
+  const fresh = createSnapshotter({
+    store: t.store,
+    agent: "a1",
+    captures: [
+      memdirPlugin({ dir: t.mem.memdir }),
+      gitPlugin({ dir: t.mem.memdir }),
+      sqlitePlugin({ databases: t.mem.sqlite }),
+      statePlugin({ files: t.mem.state }),
+    ],
+  });
+  const events: SnapshotterEvent[] = [];
+  fresh.on((e) => events.push(e));
+  await fresh.snapshot();
+  const rec = events.find((e) => e.type === "recovered");
+  assert(
+    rec && rec.type === "recovered" && rec.outcome === "rolled_back",
+    JSON.stringify(events.map((e) => e.type)),
+  );
+  assertEquals(await fingerprint(t.mem), dreamed);
+});
+
+Deno.test("Snapshotter lock: a second process's lock makes snapshot() fail at once with lockTimeoutMs 0", async () => {
+  await using t = await setup();
+  const lock = await t.store.lock("default", "a1", { timeoutMs: 0 });
+  try {
+    const quick = createSnapshotter({
+      store: t.store,
+      agent: "a1",
+      captures: [memdirPlugin({ dir: t.mem.memdir })],
+      lockTimeoutMs: 0,
+    });
+    const e = await assertRejects(() => quick.snapshot());
+    assert(e instanceof LockedError, String(e));
+  } finally {
+    await lock.release();
+  }
+});
