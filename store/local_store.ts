@@ -291,11 +291,8 @@ export class LocalStore implements Store, AsyncDisposable {
       (id !== undefined && manifest.snapshot_id !== id)
     ) {
       throw new RefusedError(
-        `Cannot commit snapshot ${id}: the manifest is for ${
-          describeAgent(manifest.tenant, manifest.agent_id)
-        } snapshot ${manifest.snapshot_id}, not ${
-          describeAgent(tenant ?? "", agentId ?? "")
-        } snapshot ${id}`,
+        `Cannot commit snapshot ${id}: the manifest is for snapshot ${manifest.snapshot_id} ` +
+          `of ${describeAgent(manifest.tenant, manifest.agent_id)}`,
       );
     }
   }
