@@ -72,13 +72,17 @@ export class MemsnapError extends Error {
 
 /** Bad flags, arguments or configuration (exit 2). */
 export class UsageError extends MemsnapError {
+  /** Stable code: `"usage"`. */
   override readonly code: string = "usage";
+  /** Exit code: `ExitCode.Usage`. */
   override readonly exitCode: ExitCodeValue = ExitCode.Usage;
 }
 
 /** A path or object the user named does not exist (exit 2). */
 export class NotFoundError extends MemsnapError {
+  /** Stable code: `"not_found"`. */
   override readonly code: string = "not_found";
+  /** Exit code: `ExitCode.Usage`. */
   override readonly exitCode: ExitCodeValue = ExitCode.Usage;
 }
 
@@ -94,7 +98,9 @@ export interface VerificationFailure {
 
 /** A bundle failed verification: corrupt, truncated, tampered, bad signature (exit 3). */
 export class VerificationError extends MemsnapError {
+  /** Stable code: `"verification_failed"`. */
   override readonly code: string = "verification_failed";
+  /** Exit code: `ExitCode.VerificationFailed`. */
   override readonly exitCode: ExitCodeValue = ExitCode.VerificationFailed;
   /** Every failed check. */
   readonly failures: VerificationFailure[];
@@ -118,6 +124,7 @@ export class VerificationError extends MemsnapError {
 
 /** The bundle's bytes break the format: bad checksum, truncation, bad zstd (exit 3). */
 export class CorruptBundleError extends VerificationError {
+  /** Stable code: `"corrupt_bundle"`. */
   override readonly code: string = "corrupt_bundle";
   /** The reader rule that was broken, e.g. `"header_checksum"`, `"truncated"`. */
   readonly rule: string;
@@ -150,7 +157,9 @@ export class CorruptBundleError extends VerificationError {
 
 /** Refused: unsupported version, mismatched agent or tenant, newer schema, missing key (exit 4). */
 export class RefusedError extends MemsnapError {
+  /** Stable code: `"refused"`. */
   override readonly code: string = "refused";
+  /** Exit code: `ExitCode.Refused`. */
   override readonly exitCode: ExitCodeValue = ExitCode.Refused;
 }
 
@@ -159,6 +168,7 @@ export class RefusedError extends MemsnapError {
  * caps on size/count/window exceeded (exit 4). Nothing outside staging has been written.
  */
 export class UnsafeBundleError extends RefusedError {
+  /** Stable code: `"unsafe_bundle"`. */
   override readonly code: string = "unsafe_bundle";
   /** The reader rule that was broken, e.g. `"path_escape"`, `"entry_type"`, `"max_entries"`. */
   readonly rule: string;
@@ -187,13 +197,17 @@ export class UnsafeBundleError extends RefusedError {
 
 /** The agent's lock is held by another live process (exit 5). */
 export class LockedError extends MemsnapError {
+  /** Stable code: `"locked"`. */
   override readonly code: string = "locked";
+  /** Exit code: `ExitCode.Locked`. */
   override readonly exitCode: ExitCodeValue = ExitCode.Locked;
 }
 
 /** The operation was cancelled (exit 130). */
 export class CancelledError extends MemsnapError {
+  /** Stable code: `"cancelled"`. */
   override readonly code: string = "cancelled";
+  /** Exit code: `ExitCode.Cancelled`. */
   override readonly exitCode: ExitCodeValue = ExitCode.Cancelled;
 }
 
