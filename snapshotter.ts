@@ -203,6 +203,35 @@ export interface Snapshotter {
   attach<H extends BuiltinHooks>(hooks: Hooks<H>, options?: AttachOptions): () => void;
 }
 
+/**
+ * Test-only: `MEMSNAP_TEST_SWAP_DELAY_MS` (read once, at load) slows the restore swap down:
+ * a pause after each journal write and each rename of the default swap filesystem, so crash
+ * tests can SIGKILL a process inside the swap window. Unset (the default) changes nothing.
+ */
+const TEST_SWAP_DELAY_MS: number = (() => {
+  try {
+    const v = Number(Deno.env.get("MEMSNAP_TEST_SWAP_DELAY_MS") ?? "");
+    return Number.isFinite(v) && v > 0 ? v : 0;
+  } catch {
+    return 0; // no env permission
+  }
+})();
+
+function delayedSwapFs(fs: SwapFs, ms: number): SwapFs {
+  const pause = (): Promise<void> => new Promise((r) => setTimeout(r, ms));
+  return {
+    ...fs,
+    rename: async (from, to) => {
+      await fs.rename(from, to);
+      await pause();
+    },
+    writeFileAtomic: async (path, data) => {
+      await fs.writeFileAtomic(path, data);
+      await pause();
+    },
+  };
+}
+
 /** Time from `SOURCE_DATE_EPOCH` if set and valid. */
 export function sourceDateEpoch(): Date | undefined {
   const v = Deno.env.get("SOURCE_DATE_EPOCH");
@@ -271,7 +300,8 @@ export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
   validateName("tenant", tenant);
   const store = options.store;
   const progress = options.progress ?? noopProgress;
-  const swapFs = options.swapFs ?? realSwapFs;
+  const swapFs = options.swapFs ??
+    (TEST_SWAP_DELAY_MS > 0 ? delayedSwapFs(realSwapFs, TEST_SWAP_DELAY_MS) : realSwapFs);
   const listeners = new Set<(e: SnapshotterEvent) => void>();
   let inFlight: Promise<SnapshotResult> | undefined;
   let exclusive: Promise<unknown> = Promise.resolve();
