@@ -16,7 +16,8 @@ interface CompiledRule {
   order: number;
   re: RegExp | undefined;
   fn: ((text: string) => Iterable<{ start: number; end: number }>) | undefined;
-  prefilter: RegExp | undefined;
+  /** Lowercased keywords (empty: the rule runs on the whole text). */
+  keywords: string[];
   group: number | "first";
   entropy: number;
   allowlist: { re: RegExp; target: "secret" | "match" | "line" }[];
@@ -32,7 +33,6 @@ function compileRule(
   rule: RedactionRule,
   order: number,
   packId: string,
-  prefilters: Map<string, RegExp>,
 ): CompiledRule {
   if (typeof rule.id !== "string" || !RULE_ID_RE.test(rule.id)) {
     throw new TypeError(
@@ -56,21 +56,12 @@ function compileRule(
     );
   }
   const kws = (rule.keywords ?? []).filter((k) => k.length > 0).map((k) => k.toLowerCase());
-  let prefilter: RegExp | undefined;
-  if (kws.length > 0) {
-    const src = trieSource([...new Set(kws)].sort());
-    prefilter = prefilters.get(src);
-    if (prefilter === undefined) {
-      prefilter = new RegExp(src, "gi");
-      prefilters.set(src, prefilter);
-    }
-  }
   return {
     id: rule.id,
     order,
     re,
     fn,
-    prefilter,
+    keywords: [...new Set(kws)].sort(),
     group,
     entropy: rule.entropy ?? 0,
     allowlist: (rule.allowlist ?? []).map((a) => {
@@ -94,6 +85,7 @@ function compileRule(
 /** Compiled packs: finds secrets in text. */
 export class Engine {
   readonly rules: readonly CompiledRule[];
+  #scanner: KeywordScanner;
   /** Packs, in order, with versions. */
   readonly packs: readonly { id: string; version: string }[];
 
@@ -101,7 +93,6 @@ export class Engine {
     const rules: CompiledRule[] = [];
     const seen = new Set<string>();
     const packIds = new Set<string>();
-    const prefilters = new Map<string, RegExp>();
     for (const pack of packs) {
       if (packIds.has(pack.id)) {
         throw new TypeError(`Cannot compile packs: pack "${pack.id}" is given twice`);
@@ -114,10 +105,11 @@ export class Engine {
           );
         }
         seen.add(rule.id);
-        rules.push(compileRule(rule, rules.length, pack.id, prefilters));
+        rules.push(compileRule(rule, rules.length, pack.id));
       }
     }
     this.rules = rules;
+    this.#scanner = new KeywordScanner(rules.flatMap((r) => r.keywords));
     this.packs = packs.map((p) => ({ id: p.id, version: p.version }));
   }
 
@@ -136,16 +128,21 @@ export class Engine {
       }
     }
     const cands: Span[] = [];
-    const prefilterHits = new Map<RegExp, [number, number][]>();
+    const hits = this.#scanner.scan(text);
+    const lineWindows = new Map<string, [number, number][]>();
     for (const rule of this.rules) {
-      if (rule.prefilter === undefined) {
+      if (rule.keywords.length === 0) {
         this.#runRule(rule, text, 0, text.length, cands);
         continue;
       }
-      let wins = prefilterHits.get(rule.prefilter);
-      if (wins === undefined || rule.maxSpan !== undefined) {
-        wins = windows(text, rule.prefilter, rule.maxSpan);
-        if (rule.maxSpan === undefined) prefilterHits.set(rule.prefilter, wins);
+      const cacheKey = rule.maxSpan === undefined ? rule.keywords.join("\0") : undefined;
+      let wins = cacheKey === undefined ? undefined : lineWindows.get(cacheKey);
+      if (wins === undefined) {
+        const positions = rule.keywords.length === 1
+          ? hits.get(rule.keywords[0]!) ?? []
+          : rule.keywords.flatMap((k) => hits.get(k) ?? []).sort((a, b) => a - b);
+        wins = windows(text, positions, rule.maxSpan);
+        if (cacheKey !== undefined) lineWindows.set(cacheKey, wins);
       }
       for (const [s, e] of wins) this.#runRule(rule, text, s, e, cands);
     }
@@ -246,14 +243,17 @@ export class Engine {
   }
 }
 
-/** Windows `[start, end)` around each keyword occurrence, merged, sorted. */
-function windows(text: string, prefilter: RegExp, maxSpan: number | undefined): [number, number][] {
+/** Windows `[start, end)` around each keyword occurrence (sorted positions), merged. */
+function windows(
+  text: string,
+  positions: number[],
+  maxSpan: number | undefined,
+): [number, number][] {
   const out: [number, number][] = [];
-  prefilter.lastIndex = 0;
-  let m: RegExpExecArray | null;
   const n = text.length;
-  while ((m = prefilter.exec(text)) !== null) {
-    const p = m.index;
+  let covered = -1;
+  for (const p of positions) {
+    if (p < covered) continue;
     const from = p > WINDOW ? p - WINDOW : 0;
     const back = text.slice(from, p).lastIndexOf("\n");
     const ls = back < 0 ? from : from + back + 1;
@@ -270,9 +270,97 @@ function windows(text: string, prefilter: RegExp, maxSpan: number | undefined): 
     } else {
       out.push([ls, le]);
     }
-    if (le > prefilter.lastIndex) prefilter.lastIndex = le;
+    covered = le;
   }
   return out;
+}
+
+/**
+ * Preference of anchor characters: the rarer in prose, the earlier. A letter is searched in
+ * both cases (keywords are case-insensitive).
+ */
+const ANCHORS = "_@/:=-jqxzk.";
+
+/**
+ * Finds case-insensitive keyword occurrences. A keyword holding punctuation is found by
+ * `indexOf` of its rarest punctuation character (memchr speed) and verified in place; one pass
+ * per character serves every keyword sharing it. Other keywords get one trie-factored regex.
+ */
+class KeywordScanner {
+  #anchored = new Map<string, { kw: string; offset: number }[]>();
+  #regex: RegExp | undefined;
+  #plain: string[] = [];
+
+  constructor(keywords: string[]) {
+    const plain: string[] = [];
+    for (const kw of new Set(keywords)) {
+      let best = -1;
+      for (const a of ANCHORS) {
+        const i = kw.indexOf(a);
+        if (i >= 0) {
+          best = i;
+          break;
+        }
+      }
+      if (best < 0) {
+        plain.push(kw);
+        continue;
+      }
+      const ch = kw[best]!;
+      for (const c of new Set([ch, ch.toUpperCase()])) {
+        let g = this.#anchored.get(c);
+        if (g === undefined) this.#anchored.set(c, g = []);
+        g.push({ kw, offset: best });
+      }
+    }
+    if (plain.length > 0) this.#regex = new RegExp(trieSource(plain.sort()), "gi");
+    this.#plain = plain;
+  }
+
+  /** Keyword → sorted start positions of its occurrences. */
+  scan(text: string): Map<string, number[]> {
+    const hits = new Map<string, number[]>();
+    const add = (kw: string, p: number): void => {
+      let a = hits.get(kw);
+      if (a === undefined) hits.set(kw, a = []);
+      a.push(p);
+    };
+    for (const [ch, kws] of this.#anchored) {
+      let i = text.indexOf(ch);
+      while (i >= 0) {
+        for (const { kw, offset } of kws) {
+          const s = i - offset;
+          if (s >= 0 && matchesLower(text, s, kw)) add(kw, s);
+        }
+        i = text.indexOf(ch, i + 1);
+      }
+    }
+    if (this.#regex !== undefined) {
+      const re = this.#regex;
+      re.lastIndex = 0;
+      let m: RegExpExecArray | null;
+      while ((m = re.exec(text)) !== null) {
+        const found = m[0].toLowerCase();
+        add(found, m.index);
+        // A shorter keyword that is a prefix of the one found occurs here too.
+        for (const k of this.#plain) {
+          if (k.length < found.length && found.startsWith(k)) add(k, m.index);
+        }
+      }
+    }
+    return hits;
+  }
+}
+
+/** Whether `text` at `s` equals the lowercase `kw`, ignoring ASCII case. */
+function matchesLower(text: string, s: number, kw: string): boolean {
+  if (s + kw.length > text.length) return false;
+  for (let j = 0; j < kw.length; j++) {
+    let c = text.charCodeAt(s + j);
+    if (c >= 65 && c <= 90) c |= 32;
+    if (c !== kw.charCodeAt(j)) return false;
+  }
+  return true;
 }
 
 /** A regex source matching any of `words`, factored as a trie (V8 scans it much faster). */

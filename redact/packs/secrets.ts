@@ -64,7 +64,7 @@ const rules: RedactionRule[] = [
     description: "AWS secret access key assigned to aws_secret_access_key or similar",
     pattern:
       /(?:aws[_.-]?)?secret[_.-]?(?:access[_.-]?)?key["']?[ \t]*(?::=|=>|=|:)[ \t]*["']?([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])/i,
-    keywords: ["secret_access_key", "secretaccesskey", "secret-access-key", "secret_key"],
+    keywords: ["secret_access_key", "secret-access-key", "secret_key"],
     secretGroup: 1,
     entropy: 3.5,
     allowlist: [AWS_EXAMPLE],
@@ -73,6 +73,7 @@ const rules: RedactionRule[] = [
     id: "github-token",
     description: "GitHub classic token (ghp_, gho_, ghu_, ghs_, ghr_)",
     pattern: /gh[pousr]_(?<![A-Za-z0-9_]gh._)[A-Za-z0-9]{36,251}(?![A-Za-z0-9_])/,
+    keywords: ["ghp_", "gho_", "ghu_", "ghs_", "ghr_"],
     entropy: 3,
   },
   {
@@ -80,17 +81,20 @@ const rules: RedactionRule[] = [
     description: "GitHub fine-grained personal access token (github_pat_...)",
     pattern:
       /github_pat_(?<![A-Za-z0-9_]github_pat_)[A-Za-z0-9]{22}_[A-Za-z0-9]{59}(?![A-Za-z0-9_])/,
+    keywords: ["github_pat_"],
   },
   {
     id: "gitlab-pat",
     description: "GitLab personal access token (glpat-...)",
     pattern: /glpat-(?<![A-Za-z0-9_-]glpat-)[A-Za-z0-9_-]{20,}(?:\.[A-Za-z0-9_-]+)*/,
+    keywords: ["glpat-"],
     entropy: 3,
   },
   {
     id: "slack-token",
     description: "Slack token (xoxb-, xoxp-, xoxa-, xoxr-, xoxs-, xapp-)",
     pattern: /x(?:ox[bpars]|app)-(?<![A-Za-z0-9-]x[a-z]{3}-)[0-9A-Za-z]+(?:-[0-9A-Za-z]+){1,6}/,
+    keywords: ["xoxb-", "xoxp-", "xoxa-", "xoxr-", "xoxs-", "xapp-"],
     validate: (s) => s.length >= 24 && hasDigit(s) && !isPlaceholder(s.slice(5)),
   },
   {
@@ -98,7 +102,7 @@ const rules: RedactionRule[] = [
     description: "Slack incoming webhook URL (the path after hooks.slack.com/services/)",
     pattern:
       /https?:\/\/hooks\.slack\.com\/(?:services|workflows|triggers)\/([A-Za-z0-9+/_-]{20,})/,
-    keywords: ["hooks.slack.com"],
+    keywords: ["slack.com/services/", "slack.com/workflows/", "slack.com/triggers/"],
     secretGroup: 1,
     validate: (s) => hasDigit(s) && !isPlaceholder(s),
   },
@@ -107,12 +111,14 @@ const rules: RedactionRule[] = [
     description: "Stripe secret or restricted key (sk_live_, rk_live_, sk_test_, rk_test_)",
     pattern:
       /[sr]k_(?:live|test)_(?<![A-Za-z0-9_][sr]k_[a-z]{4}_)[0-9A-Za-z]{10,247}(?![A-Za-z0-9_])/,
+    keywords: ["sk_live_", "rk_live_", "sk_test_", "rk_test_"],
     entropy: 3,
   },
   {
     id: "anthropic-api-key",
     description: "Anthropic API or admin key (sk-ant-api03-..., sk-ant-admin01-...)",
     pattern: /sk-ant-(?<![A-Za-z0-9_-]sk-ant-)(?:api|admin|oat|sid)\d{2}-[A-Za-z0-9_-]{20,}/,
+    keywords: ["sk-ant-"],
     entropy: 3,
   },
   {
@@ -120,6 +126,7 @@ const rules: RedactionRule[] = [
     description: "OpenAI API key (sk-..., sk-proj-..., sk-svcacct-..., sk-admin-...)",
     pattern:
       /sk-(?<![A-Za-z0-9_-]sk-)(?!ant-)(?:(?:proj|svcacct|admin|None)-)?[A-Za-z0-9_-]{20,}(?![A-Za-z0-9_-])/,
+    keywords: ["sk-"],
     entropy: 3.5,
     validate: (s) => hasDigit(s) && charClasses(s) >= 3,
   },
@@ -132,6 +139,7 @@ const rules: RedactionRule[] = [
     id: "npm-token",
     description: "npm access token (npm_ followed by 36 characters)",
     pattern: /npm_(?<![A-Za-z0-9_]npm_)[A-Za-z0-9]{36}(?![A-Za-z0-9_])/,
+    keywords: ["npm_"],
     entropy: 3,
   },
   {
@@ -151,6 +159,7 @@ const rules: RedactionRule[] = [
     id: "jwt",
     description: "JSON Web Token (three base64url parts; the header decodes to JSON with alg)",
     pattern: /eyJ(?<![A-Za-z0-9_-]eyJ)[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{10,}/,
+    keywords: ["eyj"],
     validate: (s) => {
       const header = decodeBase64Url(s.slice(0, s.indexOf(".")));
       if (header === undefined) return false;

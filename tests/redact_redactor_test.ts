@@ -1,0 +1,207 @@
+// createRedactor(): tokens, determinism, idempotence, overlaps, report, bytes, files, JSON.
+import { deepStrictEqual, notStrictEqual, ok, strictEqual, throws } from "node:assert/strict";
+import { createRedactor, piiPack, type RulePack, secretsPack } from "../redact/mod.ts";
+
+const KEY = new Uint8Array(32).fill(1);
+const KEY2 = new Uint8Array(32).fill(2);
+const GH = "ghp_Zq7Xw3Vb9Nm1Kp5Lr8Ts2Uy4Wa6Cd0Ef2Gh4J";
+const AKIA = "AKIAZ7ZQWUXYVDCBA234";
+const TOKEN_RE = /\[REDACTED:[a-z0-9-]+:[0-9a-f]{8}\]/g;
+const packs = [secretsPack, piiPack];
+
+Deno.test("createRedactor() replaces a secret with [REDACTED:<rule>:<8 hex of HMAC>]", async () => {
+  const r = createRedactor({ packs, key: KEY });
+  const out = r.redactString(`t ${GH} end`, "a");
+  const k = await crypto.subtle.importKey("raw", KEY, { name: "HMAC", hash: "SHA-256" }, false, [
+    "sign",
+  ]);
+  const mac = new Uint8Array(await crypto.subtle.sign("HMAC", k, new TextEncoder().encode(GH)));
+  const hex = [...mac.slice(0, 4)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  strictEqual(out, `t [REDACTED:github-token:${hex}] end`);
+});
+
+Deno.test("createRedactor() gives the same token for the same secret and key, across redactors", () => {
+  const a = createRedactor({ packs, key: KEY }).redactString(`x ${GH}`, "a");
+  const b = createRedactor({ packs, key: KEY }).redactString(`y ${GH}`, "b");
+  strictEqual(a.slice(2), b.slice(2));
+  const c = createRedactor({ packs, key: KEY2 }).redactString(`x ${GH}`, "a");
+  notStrictEqual(a, c);
+});
+
+Deno.test("createRedactor() refuses a short key and duplicate rule ids", () => {
+  throws(() => createRedactor({ packs, key: new Uint8Array(8) }), TypeError);
+  throws(() => createRedactor({ packs: [secretsPack, secretsPack], key: KEY }), TypeError);
+  const bad: RulePack = {
+    id: "x",
+    version: "1",
+    rules: [{ id: "bad id!", description: "", pattern: /x/ }],
+  };
+  throws(() => createRedactor({ packs: [bad], key: KEY }), TypeError);
+});
+
+Deno.test("redactString() is idempotent and never matches a token again", () => {
+  const r = createRedactor({ packs, key: KEY });
+  const text = `a ${GH}\npassword: Hunter2Hunter2\njane@acme.io ${AKIA}\n`;
+  const once = r.redactString(text, "a");
+  const twice = r.redactString(once, "a");
+  strictEqual(twice, once);
+  strictEqual(once.match(TOKEN_RE)?.length, 4);
+  // Tokens inside a secret-looking context stay as they are.
+  const ctx = `api_key: ${once.match(TOKEN_RE)![0]}`;
+  strictEqual(r.redactString(ctx, "a"), ctx);
+});
+
+Deno.test("redactString() resolves overlaps: earliest start, then longest, then pack order", () => {
+  const pack: RulePack = {
+    id: "o",
+    version: "1",
+    rules: [
+      { id: "short", description: "", pattern: /abc/ },
+      { id: "long", description: "", pattern: /abcdef/ },
+      { id: "later", description: "", pattern: /cdefgh/ },
+      { id: "same", description: "", pattern: /abc/ },
+    ],
+  };
+  const r = createRedactor({ packs: [pack], key: KEY });
+  const out = r.redactString("abcdefgh", "a");
+  ok(/^\[REDACTED:long:[0-9a-f]{8}\]gh$/.test(out), out);
+  strictEqual(r.redactString(out, "a"), out);
+  const r2 = createRedactor({ packs: [pack], key: KEY });
+  ok(/^\[REDACTED:short:[0-9a-f]{8}\]$/.test(r2.redactString("abc", "a")));
+});
+
+Deno.test("report() lists packs, rules sorted by id with sorted artifacts, never a secret", () => {
+  const r = createRedactor({ packs, key: KEY });
+  r.redactString(`${GH} and ${AKIA}`, "memdir/b.md");
+  r.redactString(`${GH}`, "memdir/a.md");
+  r.redactBytes(new Uint8Array([0, 1, 2]), "memdir/z.bin");
+  r.redactBytes(new Uint8Array([0xff, 0xfe, 0x41]), "memdir/y.bin");
+  const rep = r.report();
+  deepStrictEqual(rep, {
+    redacted: true,
+    packs: [{ id: "secrets", version: "1.0.0" }, { id: "pii", version: "1.0.0" }],
+    rules: [
+      { id: "aws-access-key-id", count: 1, artifacts: ["memdir/b.md"] },
+      { id: "github-token", count: 2, artifacts: ["memdir/a.md", "memdir/b.md"] },
+    ],
+    skipped_binary: ["memdir/y.bin", "memdir/z.bin"],
+  });
+  const json = JSON.stringify(rep);
+  ok(!json.includes(GH) && !json.includes(AKIA) && !json.includes("REDACTED"));
+});
+
+Deno.test("report() is identical for any key when nothing matched", () => {
+  const a = createRedactor({ packs, key: KEY });
+  const b = createRedactor({ packs, key: KEY2 });
+  a.redactString("plain notes", "a");
+  b.redactString("plain notes", "a");
+  strictEqual(JSON.stringify(a.report()), JSON.stringify(b.report()));
+});
+
+Deno.test("redactBytes() keeps bytes (BOM included) and returns undefined for binary", () => {
+  const r = createRedactor({ packs, key: KEY });
+  const bom = new Uint8Array([0xef, 0xbb, 0xbf, ...new TextEncoder().encode("hi\r\n")]);
+  strictEqual(r.redactBytes(bom, "a"), bom);
+  const withSecret = new Uint8Array([0xef, 0xbb, 0xbf, ...new TextEncoder().encode(GH)]);
+  const out = r.redactBytes(withSecret, "a")!;
+  deepStrictEqual([...out.slice(0, 3)], [0xef, 0xbb, 0xbf]);
+  strictEqual(r.redactBytes(new Uint8Array([104, 0, 105]), "bin"), undefined);
+  deepStrictEqual(r.report().skipped_binary, ["bin"]);
+});
+
+Deno.test("redactJson() redacts string values, keeps keys and structure, uses the key as context", () => {
+  const r = createRedactor({ packs, key: KEY });
+  const input = {
+    [GH]: "a secret used as a key stays (documented)",
+    password: "Hunter2Hunter2",
+    nested: [{ token: GH, n: 1, ok: true, nil: null }],
+    note: "mail jane@acme.io",
+    plain: "Hunter2Hunter2",
+  };
+  const out = r.redactJson(input, "state/s.json") as Record<string, unknown>;
+  deepStrictEqual(Object.keys(out), Object.keys(input));
+  ok(/^\[REDACTED:generic-secret:[0-9a-f]{8}\]$/.test(out.password as string));
+  strictEqual(out.plain, "Hunter2Hunter2");
+  const nested = (out.nested as Record<string, unknown>[])[0]!;
+  ok(/^\[REDACTED:github-token:/.test(nested.token as string));
+  deepStrictEqual([nested.n, nested.ok, nested.nil], [1, true, null]);
+  ok(/^mail \[REDACTED:email:/.test(out.note as string));
+});
+
+async function withTmp(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "memsnap_redact_" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("redactFile() catches secrets planted exactly across chunk boundaries", async () => {
+  await withTmp(async (dir) => {
+    const chunk = 1024;
+    const filler = "lorem ipsum dolor sit amet\n";
+    let text = "";
+    const planted: string[] = [];
+    for (let b = 1; b <= 8; b++) {
+      // Place a secret so the boundary at b * chunk falls at offset b*3 inside it.
+      const secret = b % 2 === 0
+        ? GH.slice(0, -4) + "ABCDEFGHI"[b]!.repeat(4)
+        : `AKIAZ7ZQWUXYVDCB${"ABCDEFGHI"[b]!.repeat(4)}`;
+      const cut = (b * 3) % secret.length || 1;
+      while (text.length < b * chunk - cut - 1) {
+        text += filler.slice(0, b * chunk - cut - 1 - text.length);
+      }
+      text += " " + secret + " ";
+      strictEqual(text.indexOf(secret), b * chunk - cut);
+      planted.push(secret);
+    }
+    text += "tail\n";
+    await Deno.writeTextFile(`${dir}/in.md`, text);
+    const r = createRedactor({ packs, key: KEY, chunkSize: chunk, overlap: 256 });
+    strictEqual(await r.redactFile(`${dir}/in.md`, `${dir}/out.md`, "memdir/in.md"), true);
+    const out = await Deno.readTextFile(`${dir}/out.md`);
+    for (const s of planted) ok(!out.includes(s), `survived: ${s}`);
+    const whole = createRedactor({ packs, key: KEY }).redactString(text, "x");
+    strictEqual(out, whole);
+  });
+});
+
+Deno.test("redactFile() handles multi-byte characters split across blocks", async () => {
+  await withTmp(async (dir) => {
+    const text = "é".repeat(700) + ` ${GH} ` + "日本語".repeat(500) + `\n${AKIA}\n`;
+    await Deno.writeTextFile(`${dir}/in.md`, text);
+    const r = createRedactor({ packs, key: KEY, chunkSize: 333, overlap: 100 });
+    await r.redactFile(`${dir}/in.md`, `${dir}/out.md`, "a");
+    const whole = createRedactor({ packs, key: KEY }).redactString(text, "a");
+    strictEqual(await Deno.readTextFile(`${dir}/out.md`), whole);
+  });
+});
+
+Deno.test("redactFile() skips binary files (NUL, invalid UTF-8 later on) and writes nothing", async () => {
+  await withTmp(async (dir) => {
+    await Deno.writeFile(`${dir}/nul.bin`, new Uint8Array([1, 2, 0, 3]));
+    const late = new Uint8Array(5000).fill(97);
+    late[4000] = 0xff;
+    await Deno.writeFile(`${dir}/late.txt`, late);
+    const r = createRedactor({ packs, key: KEY, chunkSize: 1024, overlap: 64 });
+    strictEqual(await r.redactFile(`${dir}/nul.bin`, `${dir}/o1`, "nul.bin"), false);
+    strictEqual(await r.redactFile(`${dir}/late.txt`, `${dir}/o2`, "late.txt"), false);
+    await Deno.stat(`${dir}/o1`).then(() => ok(false, "o1 written"), () => {});
+    await Deno.stat(`${dir}/o2`).then(() => ok(false, "o2 written"), () => {});
+    deepStrictEqual(r.report().skipped_binary, ["late.txt", "nul.bin"]);
+  });
+});
+
+Deno.test("redactFile() copies a file without secrets byte for byte", async () => {
+  await withTmp(async (dir) => {
+    const bytes = new Uint8Array([0xef, 0xbb, 0xbf, ...new TextEncoder().encode("a\r\nb\n")]);
+    await Deno.writeFile(`${dir}/in`, bytes);
+    const r = createRedactor({ packs, key: KEY });
+    await r.redactFile(`${dir}/in`, `${dir}/out`, "a");
+    deepStrictEqual(await Deno.readFile(`${dir}/out`), bytes);
+    await Deno.writeFile(`${dir}/empty`, new Uint8Array());
+    strictEqual(await r.redactFile(`${dir}/empty`, `${dir}/out2`, "e"), true);
+    strictEqual((await Deno.readFile(`${dir}/out2`)).length, 0);
+  });
+});
