@@ -29,11 +29,11 @@ import {
   parseBundle,
   parseTree,
   reachable,
-  repoSource,
   splitHeaders,
   writeBundle,
 } from "./_git_objects.ts";
 import { BUNDLE_ARTIFACT, rewriteHistory } from "./_git_rewrite.ts";
+import { packReader } from "./_git_pack_reader.ts";
 
 /** Options of {@linkcode gitPlugin}. */
 export interface GitPluginOptions {
@@ -264,7 +264,7 @@ export function gitPlugin(options: GitPluginOptions): CapturePlugin {
       const head = await readHead(gitdir);
       const { refs, symrefs } = await readRefs(gitdir);
       const headOid = head.ref === null ? head.oid : refs.get(head.ref) ?? null;
-      const live = repoSource(gitdir);
+      const live = await packReader(gitdir);
       const meta: Record<string, JsonValue> = {
         repository: true,
         empty: refs.size === 0 && headOid === null,
@@ -393,7 +393,7 @@ export function gitPlugin(options: GitPluginOptions): CapturePlugin {
         await Deno.mkdir(posix.dirname(posix.join(gitdir, r.name)), { recursive: true });
         await Deno.writeTextFile(posix.join(gitdir, r.name), `${r.oid}\n`);
       }
-      const source = repoSource(gitdir);
+      const source = await packReader(gitdir);
       const commitOid = headRef === null
         ? headOid
         : bundle.refs.find((r) => r.name === headRef)?.oid ?? null;

@@ -298,3 +298,46 @@ interopTest("gitPlugin() plan() shows HEAD from and to", ["git"], async () => {
     detail: `HEAD refs/heads/main ${to.slice(0, 12)} → refs/heads/main ${from.slice(0, 12)}`,
   }]);
 });
+
+interopTest("gitPlugin() reads packed, deltified history after git gc", ["git"], async () => {
+  await using tmp = await tempDir();
+  const dir = `${tmp.path}/mem`;
+  await richRepo(dir);
+  // many small edits of one big file make deltas (ofs and chains)
+  const big = Array.from({ length: 400 }, (_, i) => `line ${i} of a long memory file`);
+  for (let i = 0; i < 12; i++) {
+    big[i * 7] = `edited in round ${i}`;
+    await commitFile(dir, "notes/big.md", big.join("\n") + "\n", `round ${i}`);
+  }
+  await g(dir, "gc", "-q", "--aggressive");
+  await commitFile(dir, "notes/loose.md", "a loose object after gc\n", "loose");
+  const verify = await g(
+    dir,
+    "verify-pack",
+    "-v",
+    ...(await Array.fromAsync(
+      Deno.readDir(`${dir}/.git/objects/pack`),
+    )).filter((e) => e.name.endsWith(".idx")).map((e) => `${dir}/.git/objects/pack/${e.name}`),
+  );
+  assert.match(verify, /chain length = [1-9]/);
+  const plugins = [memdirPlugin({ dir }), gitPlugin({ dir })];
+  const before = await snapshotOf(dir);
+  const captured = await captureInto(tmp.path, plugins);
+  const clone = `${tmp.path}/clone`;
+  const r = await run("git", [
+    "clone",
+    "-q",
+    "--mirror",
+    `${captured.payloadDir}/git/memdir.bundle`,
+    clone,
+  ], {
+    env: ENV,
+  });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(await g(clone, "fsck", "--strict", "--no-progress"), "");
+  const objects = async (d: string) =>
+    (await g(d, "rev-list", "--all", "--objects")).trim().split("\n").sort();
+  assert.deepEqual(await objects(clone), await objects(dir));
+  const { staged } = await restoreInto(tmp.path, plugins, captured);
+  assert.deepEqual(await snapshotOf(staged.get(dir)!), before);
+});
