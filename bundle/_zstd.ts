@@ -85,21 +85,19 @@ const enum State {
 }
 
 /**
- * Decompresses an untrusted zstd stream of one or more frames, checking each frame's window
- * against `2 ** maxWindowLog`.
+ * Scans an untrusted zstd stream of one or more frames without decoding it: checks each
+ * frame header (window within `2 ** maxWindowLog`, no dictionary, not skippable) and each
+ * block header, and yields the stream re-cut into groups of whole blocks (at most 32 blocks
+ * or about 1 MiB each, so each group inflates to at most 4 MiB).
  *
  * @throws {UnsafeBundleError} rule `zstd_window` if a frame needs a larger window.
- * @throws {CorruptBundleError} rule `zstd` on malformed or truncated zstd data.
+ * @throws {CorruptBundleError} rule `zstd` on malformed or truncated zstd framing.
  */
-export async function* zstdDecompress(
+export async function* scanFrames(
   input: AsyncIterable<Uint8Array>,
   maxWindowLog: number,
-): AsyncGenerator<Uint8Array> {
+): AsyncGenerator<Uint8Array[]> {
   const q = new Queue();
-  const out: Uint8Array[] = [];
-  const d = new Decompress((blk: Uint8Array) => {
-    if (blk.length > 0) out.push(blk);
-  });
   let state = State.Magic;
   let need = 4;
   let headerLen = 0;
@@ -113,15 +111,12 @@ export async function* zstdDecompress(
   const bad = (state: string): never => {
     throw corrupt("zstd", PAYLOAD, `is not valid zstd: ${state}`);
   };
-  const flush = (): void => {
-    try {
-      for (const seg of pending) d.push(seg, false);
-    } catch (e) {
-      throw corrupt("zstd", PAYLOAD, `is not valid zstd: ${(e as Error).message}`, e);
-    }
+  const take = (): Uint8Array[] => {
+    const out = pending;
     pending = [];
     pendingBytes = 0;
     pendingBlocks = 0;
+    return out;
   };
   const move = (n: number): void => {
     q.take(n, pending);
@@ -161,8 +156,7 @@ export async function* zstdDecompress(
           let pos = 5;
           if (!single) {
             const wd = q.at(pos++);
-            const log = 10 + (wd >> 3);
-            const base = 2 ** log;
+            const base = 2 ** (10 + (wd >> 3));
             windowSize = base + (base / 8) * (wd & 7);
           }
           let did = 0;
@@ -189,53 +183,65 @@ export async function* zstdDecompress(
         }
         case State.BlockHeader: {
           const v = q.at(0) | (q.at(1) << 8) | (q.at(2) << 16);
-          const last = v & 1;
           const type = (v >> 1) & 3;
           const size = v >>> 3;
           if (type === 3) bad("reserved block type");
           if (size > Math.min(BLOCK_MAX, Math.max(windowSize, 1))) bad("block larger than allowed");
           move(3);
           pendingBlocks++;
-          const body = type === 1 ? 1 : size;
+          lastBlock = (v & 1) === 1;
           state = State.BlockBody;
-          need = body;
-          lastBlock = last === 1;
+          need = type === 1 ? 1 : size;
           break;
         }
         case State.BlockBody: {
           move(need);
           if (lastBlock) {
             state = hasChecksum ? State.Checksum : State.Magic;
-            need = 4;
-            if (!hasChecksum) flush();
           } else {
             state = State.BlockHeader;
-            need = 3;
           }
-          if (pendingBlocks >= PUSH_BLOCKS || pendingBytes >= PUSH_BYTES) flush();
+          need = state === State.BlockHeader ? 3 : 4;
+          if (state === State.Magic || pendingBlocks >= PUSH_BLOCKS || pendingBytes >= PUSH_BYTES) {
+            yield take();
+          }
           break;
         }
         case State.Checksum: {
           move(4);
-          flush();
+          yield take();
           state = State.Magic;
           need = 4;
           break;
         }
       }
-      if (out.length > 0) {
-        yield* out.splice(0);
-      }
     }
-    if (pendingBytes > 0 && state !== State.Magic) {
-      // Let the decoder see what is complete so far; it buffers partial blocks itself.
-      if (pendingBlocks >= 1) flush();
-      if (out.length > 0) yield* out.splice(0);
-    }
+    if (pendingBlocks > 0) yield take();
   }
   if (state !== State.Magic || q.length > 0 || frames === 0) {
     throw corrupt("zstd", PAYLOAD, "is truncated zstd data");
   }
-  flush();
-  if (out.length > 0) yield* out.splice(0);
+  if (pendingBytes > 0) yield take();
+}
+
+/**
+ * Decompresses an untrusted zstd stream (see {@linkcode scanFrames} for the checks) with the
+ * pure-JS decoder.
+ */
+export async function* zstdDecompress(
+  input: AsyncIterable<Uint8Array>,
+  maxWindowLog: number,
+): AsyncGenerator<Uint8Array> {
+  const out: Uint8Array[] = [];
+  const d = new Decompress((blk: Uint8Array) => {
+    if (blk.length > 0) out.push(blk);
+  });
+  for await (const group of scanFrames(input, maxWindowLog)) {
+    try {
+      for (const seg of group) d.push(seg, false);
+    } catch (e) {
+      throw corrupt("zstd", PAYLOAD, `is not valid zstd: ${(e as Error).message}`, e);
+    }
+    if (out.length > 0) yield* out.splice(0);
+  }
 }
