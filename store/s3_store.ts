@@ -222,20 +222,21 @@ export class S3Store implements Store, AsyncDisposable {
     };
   }
 
-  /** Whether the server honours conditional PUTs (probed once). */
+  /**
+   * Whether the server honours conditional PUTs, probed once per store with the small
+   * object `<prefix>/.conditional-probe` (kept, so later probes answer in one request):
+   * `PUT If-None-Match: *` answering `412` when the object exists means yes.
+   *
+   * @returns `true` when conditional writes are honoured.
+   */
   async conditionalWrites(): Promise<boolean> {
     if (this.#conditional !== undefined) return this.#conditional;
-    const key = this.#key(`.probe/${randomHex(8)}`);
-    const body = new TextEncoder().encode("probe");
-    try {
-      const a = await this.#client.put(key, body, { "if-none-match": "*" }, [400, 412, 501]);
-      const b = a.status === 200
-        ? await this.#client.put(key, body, { "if-none-match": "*" }, [400, 412, 501])
-        : a;
-      this.#conditional = a.status === 200 && b.status === 412;
-    } finally {
-      await this.#client.delete(key).catch(() => {});
-    }
+    const key = this.#key(".conditional-probe");
+    const body = new TextEncoder().encode("memsnap probe of If-None-Match support\n");
+    const once = async () =>
+      (await this.#client.put(key, body, { "if-none-match": "*" }, [400, 409, 412, 501])).status;
+    const a = await once();
+    this.#conditional = a === 412 || (a === 200 && (await once()) === 412);
     return this.#conditional;
   }
 

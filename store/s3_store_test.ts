@@ -8,7 +8,7 @@ import { prune } from "./prune.ts";
 import { put, storeContract } from "../tests/store_contract.ts";
 import { assert, assertEquals, assertRejects } from "../tests/store_assert.ts";
 import { bundleBytes, manifest } from "../tests/store_fixtures.ts";
-import { LockedError, NotFoundError, UsageError } from "../errors.ts";
+import { LockedError, NotFoundError, RefusedError, UsageError } from "../errors.ts";
 import type { Store } from "./types.ts";
 
 // s3rver makes ListObjectsV2 continuation tokens with DES, which Deno's node:crypto lacks:
@@ -45,11 +45,69 @@ const creds: S3StoreOptions = {
   env: {},
 };
 
-async function fresh(extra: S3StoreOptions = {}): Promise<S3Store & AsyncDisposable> {
+// A loopback proxy in front of s3rver that honours conditional writes (If-None-Match: *,
+// If-Match on PUT, CompleteMultipartUpload and DELETE) as AWS S3 and R2 do, one request at a
+// time, so the conditional code paths run in tests. s3rver alone ignores these headers.
+let queue: Promise<unknown> = Promise.resolve();
+const serial = <T>(fn: () => Promise<T>): Promise<T> => {
+  const next = queue.then(fn, fn);
+  queue = next.catch(() => {});
+  return next;
+};
+const proxy = Deno.serve(
+  { hostname: "127.0.0.1", port: 0, onListen() {} },
+  (req) =>
+    serial(async () => {
+      const u = new URL(req.url);
+      const headers = new Headers(req.headers);
+      headers.delete("host");
+      const inm = headers.get("if-none-match");
+      const im = headers.get("if-match");
+      headers.delete("if-none-match");
+      headers.delete("if-match");
+      const body = req.body ? new Uint8Array(await req.arrayBuffer()) : undefined;
+      const conditional = (req.method === "PUT" && !u.searchParams.has("partNumber")) ||
+        (req.method === "POST" && u.searchParams.has("uploadId")) ||
+        (req.method === "DELETE" && !u.searchParams.has("uploadId"));
+      if (conditional && (inm || im)) {
+        const head = await fetch(`${endpoint}${u.pathname}`, { method: "HEAD", headers });
+        await head.body?.cancel();
+        const etag = head.headers.get("etag");
+        if ((inm === "*" && head.ok) || (im && (!head.ok || etag !== im))) {
+          return new Response(
+            "<Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions " +
+              "you specified did not hold</Message></Error>",
+            { status: 412 },
+          );
+        }
+      }
+      const res = await fetch(`${endpoint}${u.pathname}${u.search}`, {
+        method: req.method,
+        headers,
+        ...(body && body.length ? { body } : {}),
+      });
+      const out = req.method === "HEAD" ? null : new Uint8Array(await res.arrayBuffer());
+      const h = new Headers(res.headers);
+      h.delete("content-length");
+      h.delete("transfer-encoding");
+      if (req.method === "HEAD" || [204, 205, 304].includes(res.status)) {
+        return new Response(null, { status: res.status, headers: res.headers });
+      }
+      return new Response(out, { status: res.status, headers: h });
+    }),
+);
+const proxyEndpoint = `http://127.0.0.1:${proxy.addr.port}`;
+
+async function fresh(
+  extra: S3StoreOptions = {},
+  probe = false,
+): Promise<S3Store & AsyncDisposable> {
   const stateRoot = await Deno.makeTempDir({ prefix: "memsnap-s3state-" });
+  // s3rver ignores conditional headers: say so instead of probing (the probe is tested below).
   const store = await S3Store.open(`s3://test/p-${crypto.randomUUID().slice(0, 8)}`, {
     ...creds,
     stateRoot,
+    ...(probe ? {} : { conditionalWrites: false }),
     ...extra,
   });
   return Object.assign(store, {
@@ -178,7 +236,8 @@ Deno.test({
       ),
     );
     await assertRejects(() => s.lock("default", "a1", { timeoutMs: 0 }), LockedError, "gone-host");
-    console.log(`s3rver honours conditional writes: ${await s.conditionalWrites()}`);
+    await using probe = await fresh({}, true);
+    assertEquals(await probe.conditionalWrites(), false);
   },
 });
 
@@ -207,9 +266,87 @@ Deno.test({
 });
 
 Deno.test({
+  name: "S3Store with conditional writes: probe, duplicate commit refused, lock is exclusive",
+  ...opts,
+  fn: async () => {
+    await using a = await fresh({ endpoint: proxyEndpoint }, true);
+    assertEquals(await a.conditionalWrites(), true);
+    const prefix = a.url.slice("s3://test/".length);
+    const stores = await Promise.all(
+      [0, 1, 2].map(async () =>
+        await S3Store.open(a.url, {
+          ...creds,
+          endpoint: proxyEndpoint,
+          stateRoot: await Deno.makeTempDir(),
+        })
+      ),
+    );
+    try {
+      // The same id committed from two "hosts": one wins, the other is refused.
+      const m = manifest({});
+      const results = await Promise.allSettled(stores.slice(0, 2).map((s) => put(s, m)));
+      assertEquals(results.filter((r) => r.status === "fulfilled").length, 1);
+      const failed = results.find((r) => r.status === "rejected") as PromiseRejectedResult;
+      assert(failed.reason instanceof RefusedError, String(failed.reason));
+      // Three "hosts" race a stale lock, then take turns: a shared counter sees every turn.
+      const client = new S3Client(
+        1000,
+        { ...creds, endpoint: proxyEndpoint, bucket: "test" } as S3Config,
+      );
+      const lockKey = `${prefix}/default/a1/.lock`;
+      await client.put(
+        lockKey,
+        new TextEncoder().encode(JSON.stringify({
+          host: "gone",
+          pid: 1,
+          created_at: "2020-01-01T00:00:00.000Z",
+          expires_at: "2020-01-01T00:00:01.000Z",
+          token: "stale",
+        })),
+      );
+      const counterKey = `${prefix}/counter`;
+      await client.put(counterKey, new TextEncoder().encode("0"));
+      const ROUNDS = 4;
+      await Promise.all(stores.map(async (s) => {
+        for (let i = 0; i < ROUNDS; i++) {
+          const l = await s.lock("default", "a1", { timeoutMs: 60_000 });
+          const n = Number(await (await client.get(counterKey))!.text());
+          await new Promise((r) => setTimeout(r, 5));
+          await client.put(counterKey, new TextEncoder().encode(String(n + 1)));
+          await l.release();
+        }
+      }));
+      assertEquals(Number(await (await client.get(counterKey))!.text()), 3 * ROUNDS);
+      // A refresh of a lock taken over is detected (lost).
+      const held = await stores[0]!.lock("default", "a2", { timeoutMs: 0, leaseMs: 90 });
+      await client.put(
+        `${prefix}/default/a2/.lock`,
+        new TextEncoder().encode(JSON.stringify({
+          host: "other",
+          pid: 7,
+          created_at: new Date().toISOString(),
+          expires_at: new Date(Date.now() + 60_000).toISOString(),
+          token: "theirs",
+        })),
+      );
+      for (let i = 0; i < 40 && !held.lost; i++) await new Promise((r) => setTimeout(r, 25));
+      assert(held.lost, "lock marked lost");
+      await held.release();
+      assert((await client.get(`${prefix}/default/a2/.lock`)) !== undefined, "their lock kept");
+    } finally {
+      for (const s of stores) {
+        await s.close();
+        await Deno.remove(s.stateRoot, { recursive: true });
+      }
+    }
+  },
+});
+
+Deno.test({
   name: "S3Store teardown: close s3rver",
   ...opts,
   fn: async () => {
+    await proxy.shutdown();
     await server.close();
     await Deno.remove(dir, { recursive: true });
   },
