@@ -98,6 +98,19 @@ function describe(db: DatabaseSync, journalMode: string): SqliteDatabaseMeta {
   };
 }
 
+/** Copies the live database into `copy` in one read transaction; returns its journal mode. */
+function vacuumInto(path: string, copy: string, busyMs: number, readOnly: boolean): string {
+  const live = new DatabaseSync(path, { readOnly });
+  try {
+    live.exec(`PRAGMA busy_timeout = ${busyMs}`);
+    const mode = String(pragma(live, "journal_mode"));
+    live.prepare("VACUUM INTO ?").run(copy);
+    return mode;
+  } finally {
+    live.close();
+  }
+}
+
 function limitFor(
   max: Record<string, number> | number | undefined,
   name: string,
@@ -178,18 +191,20 @@ export function sqlitePlugin(options: SqlitePluginOptions): CapturePlugin {
         const copy = posix.join(ctx.staging, `${db}${SUFFIX}`);
         await Deno.remove(copy).catch(() => {});
         let journalMode: string;
-        const live = new DatabaseSync(path);
         try {
-          live.exec(`PRAGMA busy_timeout = ${busy}`);
-          journalMode = String(pragma(live, "journal_mode"));
-          live.prepare("VACUUM INTO ?").run(copy);
-        } catch (e) {
-          throw new UsageError(
-            `Cannot capture database ${db}: ${e instanceof Error ? e.message : e}`,
-            { cause: e },
-          );
-        } finally {
-          live.close();
+          journalMode = vacuumInto(path, copy, busy, true);
+        } catch {
+          // A read-only connection cannot recover a WAL left by a crashed writer; a normal
+          // one can (it still changes no content).
+          await Deno.remove(copy).catch(() => {});
+          try {
+            journalMode = vacuumInto(path, copy, busy, false);
+          } catch (e) {
+            throw new UsageError(
+              `Cannot capture database ${db}: ${e instanceof Error ? e.message : e}`,
+              { cause: e },
+            );
+          }
         }
         const ensureDelete = new DatabaseSync(copy);
         ensureDelete.exec("PRAGMA journal_mode = DELETE");

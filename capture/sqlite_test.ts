@@ -122,3 +122,17 @@ Deno.test("sqlitePlugin() redacts the copy and leaves no secret in its pages", a
   );
   live.close();
 });
+
+Deno.test("sqlitePlugin() leaves the live database and its directory unchanged", async () => {
+  await using tmp = await tempDir();
+  const path = `${tmp.path}/live/a.db`;
+  await Deno.mkdir(`${tmp.path}/live`);
+  makeDb(path, true);
+  const before = await Deno.readFile(path);
+  const names = async () =>
+    (await Array.fromAsync(Deno.readDir(`${tmp.path}/live`))).map((e) => e.name).sort();
+  const listed = await names();
+  await captureInto(tmp.path, [sqlitePlugin({ databases: { a: path } })]);
+  assert.deepEqual(await Deno.readFile(path), before);
+  assert.deepEqual(await names(), listed);
+});
