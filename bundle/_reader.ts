@@ -116,7 +116,7 @@ export async function readPass(
   try {
     const entries = readTar(outer, {
       ...limits,
-      maxEntries: 3,
+      maxEntries: 16,
       maxEntrySize: Number.MAX_SAFE_INTEGER,
     });
     const { manifest, bytes: manifestBytes } = await readManifestWithBytes(entries, limits);

@@ -142,8 +142,10 @@ export async function* readTar(
     if (!/^[0-7]{1,7}$/.test(stored) || parseInt(stored, 8) !== sum) {
       throw corrupt(
         "header_checksum",
-        last === undefined ? undefined : `after ${last}`,
-        "has a bad header checksum",
+        undefined,
+        last === undefined
+          ? "the first header has a bad checksum"
+          : `the header after entry ${JSON.stringify(last)} has a bad checksum`,
       );
     }
     const magic = latin.decode(h.subarray(257, 265));

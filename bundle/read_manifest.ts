@@ -63,7 +63,7 @@ export async function readManifest(
   try {
     const entries = readTar(src, {
       ...limits,
-      maxEntries: 3,
+      maxEntries: 16,
       maxEntrySize: Number.MAX_SAFE_INTEGER,
     });
     return (await readManifestWithBytes(entries, limits)).manifest;
