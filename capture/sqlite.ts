@@ -190,15 +190,18 @@ export function sqlitePlugin(options: SqlitePluginOptions): CapturePlugin {
         }
         const copy = posix.join(ctx.staging, `${db}${SUFFIX}`);
         await Deno.remove(copy).catch(() => {});
+        // With a live WAL (another connection open, or one left by a crash) read through a
+        // read-only connection: it never checkpoints into the live file. Without one, a normal
+        // connection is cleaner: it removes the -wal/-shm it creates when it closes (a
+        // read-only one would leave them behind). Either way no content changes.
+        const walExists = await Deno.stat(`${path}-wal`).then(() => true, () => false);
         let journalMode: string;
         try {
-          journalMode = vacuumInto(path, copy, busy, true);
+          journalMode = vacuumInto(path, copy, busy, walExists);
         } catch {
-          // A read-only connection cannot recover a WAL left by a crashed writer; a normal
-          // one can (it still changes no content).
           await Deno.remove(copy).catch(() => {});
           try {
-            journalMode = vacuumInto(path, copy, busy, false);
+            journalMode = vacuumInto(path, copy, busy, !walExists);
           } catch (e) {
             throw new UsageError(
               `Cannot capture database ${db}: ${e instanceof Error ? e.message : e}`,

@@ -135,4 +135,18 @@ Deno.test("sqlitePlugin() leaves the live database and its directory unchanged",
   await captureInto(tmp.path, [sqlitePlugin({ databases: { a: path } })]);
   assert.deepEqual(await Deno.readFile(path), before);
   assert.deepEqual(await names(), listed);
+  // with a live WAL (a writer holds the database open): nothing is checkpointed
+  const holder = new DatabaseSync(path);
+  holder.exec("INSERT INTO facts(body) VALUES ('pending in the wal')");
+  const db = await Deno.readFile(path);
+  const wal = await Deno.readFile(`${path}-wal`);
+  await using tmp2 = await tempDir();
+  const captured = await captureInto(tmp2.path, [sqlitePlugin({ databases: { a: path } })]);
+  assert.deepEqual(await Deno.readFile(path), db);
+  assert.deepEqual(await Deno.readFile(`${path}-wal`), wal);
+  const meta = captured.manifest.captures.sqlite as {
+    databases: { a: { tables: { facts: number } } };
+  };
+  assert.equal(meta.databases.a.tables.facts, 51);
+  holder.close();
 });
