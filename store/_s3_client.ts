@@ -63,6 +63,55 @@ function tag(xml: string, name: string): string | undefined {
   return m?.[1] === undefined ? undefined : xmlText(m[1]);
 }
 
+/** What {@linkcode signV4} signs. */
+export interface SignInput {
+  method: string;
+  /** The full URL; its path and query must already be in canonical (RFC 3986) encoding. */
+  url: URL;
+  /** Extra headers to sign and send (lowercase names). */
+  headers: Record<string, string>;
+  /** Hex SHA-256 of the body (`x-amz-content-sha256`). */
+  payloadHash: string;
+  region: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  date: Date;
+}
+
+/**
+ * Signs a request with AWS Signature Version 4 for S3: returns the headers to send (all
+ * given headers plus `x-amz-date`, `x-amz-content-sha256` and `authorization`; `host` is
+ * signed but left to fetch).
+ */
+export function signV4(i: SignInput): Record<string, string> {
+  const amzDate = i.date.toISOString().replace(/[-:]/g, "").replace(/\.\d{3}/, "");
+  const day = amzDate.slice(0, 8);
+  const headers: Record<string, string> = {
+    ...i.headers,
+    host: i.url.host,
+    "x-amz-date": amzDate,
+    "x-amz-content-sha256": i.payloadHash,
+  };
+  const names = Object.keys(headers).sort();
+  const canonicalHeaders = names.map((n) => `${n}:${String(headers[n]).trim()}\n`).join("");
+  const signed = names.join(";");
+  const query = i.url.search.replace(/^\?/, "");
+  const canonical = [i.method, i.url.pathname, query, canonicalHeaders, signed, i.payloadHash]
+    .join("\n");
+  const scope = `${day}/${i.region}/s3/aws4_request`;
+  const toSign = ["AWS4-HMAC-SHA256", amzDate, scope, hex(canonical)].join("\n");
+  let k = hmac(`AWS4${i.secretAccessKey}`, day);
+  k = hmac(k, i.region);
+  k = hmac(k, "s3");
+  k = hmac(k, "aws4_request");
+  const signature = createHmac("sha256", k).update(toSign).digest("hex");
+  const out: Record<string, string> = { ...headers };
+  delete out.host;
+  out.authorization = `AWS4-HMAC-SHA256 Credential=${i.accessKeyId}/${scope}, ` +
+    `SignedHeaders=${signed}, Signature=${signature}`;
+  return out;
+}
+
 /** Request options. */
 export interface S3RequestOptions {
   query?: Record<string, string>;
@@ -107,35 +156,20 @@ export class S3Client {
     );
     const canonicalQuery = query.map(([k, v]) => `${enc(k)}=${enc(v)}`).join("&");
     if (canonicalQuery) url.search = canonicalQuery;
-    const now = new Date();
-    const amzDate = now.toISOString().replace(/[-:]/g, "").replace(/\.\d{3}/, "");
-    const day = amzDate.slice(0, 8);
     const body = o.body ?? new Uint8Array();
-    const payloadHash = hex(body);
-    const headers: Record<string, string> = {
-      host: url.host,
-      "x-amz-date": amzDate,
-      "x-amz-content-sha256": payloadHash,
-    };
+    const headers: Record<string, string> = {};
     if (this.config.sessionToken) headers["x-amz-security-token"] = this.config.sessionToken;
     for (const [k, v] of Object.entries(o.headers ?? {})) headers[k.toLowerCase()] = v;
-    const names = Object.keys(headers).sort();
-    const canonicalHeaders = names.map((n) => `${n}:${String(headers[n]).trim()}\n`).join("");
-    const signed = names.join(";");
-    const canonical = [method, url.pathname, canonicalQuery, canonicalHeaders, signed, payloadHash]
-      .join("\n");
-    const scope = `${day}/${this.config.region}/s3/aws4_request`;
-    const toSign = ["AWS4-HMAC-SHA256", amzDate, scope, hex(canonical)].join("\n");
-    let k = hmac(`AWS4${this.config.secretAccessKey}`, day);
-    k = hmac(k, this.config.region);
-    k = hmac(k, "s3");
-    k = hmac(k, "aws4_request");
-    const signature = createHmac("sha256", k).update(toSign).digest("hex");
-    const sendHeaders: Record<string, string> = { ...headers };
-    delete sendHeaders.host;
-    sendHeaders.authorization =
-      `AWS4-HMAC-SHA256 Credential=${this.config.accessKeyId}/${scope}, ` +
-      `SignedHeaders=${signed}, Signature=${signature}`;
+    const sendHeaders = signV4({
+      method,
+      url,
+      headers,
+      payloadHash: hex(body),
+      region: this.config.region,
+      accessKeyId: this.config.accessKeyId,
+      secretAccessKey: this.config.secretAccessKey,
+      date: new Date(),
+    });
     this.requests++;
     let res: Response;
     try {
