@@ -1,0 +1,154 @@
+// redactSqlite(): every table, FTS indexes kept consistent, triggers silent, no secret left.
+import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
+import { createRedactor, piiPack, secretsPack } from "../redact/mod.ts";
+import { interopTest, run } from "./_tools.ts";
+
+const KEY = new Uint8Array(32).fill(5);
+const SECRET = "ghp_Zq7Xw3Vb9Nm1Kp5Lr8Ts2Uy4Wa6Cd0Ef2Gh4J";
+const TAIL = SECRET.slice(4);
+const EMAIL = "jane.doe@acme-mail.io";
+
+async function makeDb(dir: string): Promise<string> {
+  const path = `${dir}/mem.sqlite`;
+  const db = new DatabaseSync(path);
+  db.exec(`
+    PRAGMA user_version = 7;
+    CREATE TABLE notes(id INTEGER PRIMARY KEY, body TEXT, data BLOB, n INTEGER);
+    CREATE VIRTUAL TABLE notes_fts USING fts5(body, content='notes', content_rowid='id');
+    CREATE TRIGGER notes_ai AFTER INSERT ON notes BEGIN
+      INSERT INTO notes_fts(rowid, body) VALUES (new.id, new.body);
+    END;
+    CREATE TRIGGER notes_au AFTER UPDATE ON notes BEGIN
+      INSERT INTO notes_fts(notes_fts, rowid, body) VALUES('delete', old.id, old.body);
+      INSERT INTO notes_fts(rowid, body) VALUES (new.id, new.body);
+    END;
+    CREATE VIRTUAL TABLE memories USING fts5(title, body);
+    CREATE VIRTUAL TABLE legacy USING fts4(body);
+    CREATE TABLE kv(k TEXT PRIMARY KEY, v TEXT) WITHOUT ROWID;
+    CREATE TABLE audit(id INTEGER PRIMARY KEY, msg TEXT);
+    CREATE TRIGGER kv_au AFTER UPDATE ON kv BEGIN
+      INSERT INTO audit(msg) VALUES ('changed ' || old.v);
+    END;
+    CREATE TABLE loose(x);
+  `);
+  const ins = db.prepare("INSERT INTO notes(body, data, n) VALUES (?, ?, ?)");
+  ins.run(`deploy with ${SECRET} today`, new TextEncoder().encode(`blob ${SECRET}`), 1);
+  ins.run("ordinary deploy notes", new Uint8Array([0, 1, 2, 255]), 2);
+  ins.run(`mail ${EMAIL} about deploy`, null, 3);
+  db.prepare("INSERT INTO memories(title, body) VALUES (?, ?)").run(
+    "creds",
+    `the token is ${SECRET} keep it`,
+  );
+  db.prepare("INSERT INTO memories(title, body) VALUES (?, ?)").run("plain", "nothing to hide");
+  db.prepare("INSERT INTO legacy(body) VALUES (?)").run(`old note ${SECRET} legacy`);
+  db.prepare("INSERT INTO kv VALUES (?, ?)").run("gh", SECRET);
+  db.prepare("INSERT INTO loose VALUES (?)").run(`loose ${SECRET}`);
+  db.prepare("INSERT INTO loose VALUES (?)").run(42);
+  // Leave a deleted secret in a free page, as a live database would.
+  db.exec(`CREATE TABLE scratch(t TEXT); INSERT INTO scratch VALUES ('${SECRET} scratch')`);
+  db.exec("DROP TABLE scratch");
+  db.close();
+  return path;
+}
+
+async function withTmp(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "memsnap_redact_sql_" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("redactSqlite() redacts every table, keeps FTS consistent and silences triggers", async () => {
+  await withTmp(async (dir) => {
+    const path = await makeDb(dir);
+    const r = createRedactor({ packs: [secretsPack, piiPack], key: KEY });
+    await r.redactSqlite(path, "sqlite/mem.sqlite");
+    const db = new DatabaseSync(path);
+    try {
+      const count = (sql: string, ...args: string[]): number =>
+        Number((db.prepare(sql).get(...args) as { c: number }).c);
+      // Secret tokens are gone from every FTS index.
+      strictEqual(
+        count(`SELECT count(*) c FROM notes_fts WHERE notes_fts MATCH ?`, `"${TAIL}"`),
+        0,
+      );
+      strictEqual(count(`SELECT count(*) c FROM memories WHERE memories MATCH ?`, `"${TAIL}"`), 0);
+      strictEqual(count(`SELECT count(*) c FROM legacy WHERE legacy MATCH ?`, TAIL), 0);
+      strictEqual(count(`SELECT count(*) c FROM notes_fts WHERE notes_fts MATCH 'acme'`), 0);
+      // Normal words still match.
+      strictEqual(count(`SELECT count(*) c FROM notes_fts WHERE notes_fts MATCH 'deploy'`), 3);
+      strictEqual(count(`SELECT count(*) c FROM memories WHERE memories MATCH 'keep'`), 1);
+      strictEqual(count(`SELECT count(*) c FROM legacy WHERE legacy MATCH 'legacy'`), 1);
+      strictEqual(count(`SELECT count(*) c FROM notes_fts WHERE notes_fts MATCH 'redacted'`), 2);
+      // FTS integrity checks pass.
+      db.exec(`INSERT INTO notes_fts(notes_fts, rank) VALUES('integrity-check', 0)`);
+      db.exec(`INSERT INTO memories(memories) VALUES('integrity-check')`);
+      // The UPDATE trigger did not fire: no audit row copying the old value.
+      strictEqual(count("SELECT count(*) c FROM audit"), 0);
+      deepStrictEqual(
+        (db.prepare("SELECT name FROM sqlite_schema WHERE type = 'trigger' ORDER BY name")
+          .all() as { name: string }[]).map((t) => t.name),
+        ["kv_au", "notes_ai", "notes_au"],
+      );
+      // Non-text values are untouched; text in BLOB is rewritten as BLOB.
+      const rows = db.prepare("SELECT body, data, n FROM notes ORDER BY id").all() as {
+        body: string;
+        data: Uint8Array | null;
+        n: number;
+      }[];
+      ok(/^deploy with \[REDACTED:github-token:[0-9a-f]{8}\] today$/.test(rows[0]!.body));
+      ok(rows[0]!.data instanceof Uint8Array);
+      ok(new TextDecoder().decode(rows[0]!.data!).startsWith("blob [REDACTED:github-token:"));
+      deepStrictEqual([...rows[1]!.data!], [0, 1, 2, 255]);
+      deepStrictEqual(rows.map((x) => Number(x.n)), [1, 2, 3]);
+      strictEqual(
+        Number((db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version),
+        7,
+      );
+      strictEqual(count("SELECT count(*) c FROM loose WHERE x = 42"), 1);
+    } finally {
+      db.close();
+    }
+    // No trace of the secret in the file, free pages included.
+    const raw = new TextDecoder("latin1").decode(await Deno.readFile(path)).toLowerCase();
+    ok(!raw.includes(TAIL.toLowerCase()), "secret left in the database file");
+    ok(!raw.includes("acme-mail"), "email left in the database file");
+    const rep = r.report();
+    deepStrictEqual(rep.rules.map((x) => x.id), ["email", "github-token"]);
+    deepStrictEqual(rep.rules[1]!.artifacts, ["sqlite/mem.sqlite"]);
+  });
+});
+
+Deno.test("redactSqlite() leaves a database without matches byte for byte", async () => {
+  await withTmp(async (dir) => {
+    const path = `${dir}/clean.sqlite`;
+    const db = new DatabaseSync(path);
+    db.exec("CREATE TABLE t(x TEXT); INSERT INTO t VALUES ('hello'), ('world');");
+    db.close();
+    const before = await Deno.readFile(path);
+    const r = createRedactor({ packs: [secretsPack, piiPack], key: KEY });
+    await r.redactSqlite(path, "sqlite/clean.sqlite");
+    deepStrictEqual(await Deno.readFile(path), before);
+    deepStrictEqual(r.report().rules, []);
+  });
+});
+
+interopTest("redactSqlite(): sqlite3 .dump of the redacted copy holds no secret", [
+  "sqlite3",
+], async () => {
+  await withTmp(async (dir) => {
+    const path = await makeDb(dir);
+    const r = createRedactor({ packs: [secretsPack, piiPack], key: KEY });
+    await r.redactSqlite(path, "sqlite/mem.sqlite");
+    const { text: stdout, code } = await run("sqlite3", [path, ".dump"]);
+    strictEqual(code, 0);
+    ok(stdout.includes("REDACTED:github-token"));
+    ok(!stdout.toLowerCase().includes(TAIL.toLowerCase()));
+    ok(!stdout.includes(EMAIL));
+    const check = await run("sqlite3", [path, "PRAGMA integrity_check"]);
+    strictEqual(check.text.trim(), "ok");
+  });
+});
