@@ -1,0 +1,301 @@
+/**
+ * A realistic agent memory of a chosen size, for `bench/compare.ts` (private).
+ *
+ * Layout under `home`:
+ *
+ * - `memory/`: a git repository (git CLI, three commits) holding many small markdown notes
+ *   (1-32 KiB), a few large text files (transcripts, logs) and a few binary files (half random,
+ *   half structured, like packed embeddings or images). About 55% of the bytes.
+ * - `long_term.sqlite`: facts with text rows (about 25% of the bytes).
+ * - `vectors.sqlite`: blob rows of float32 vectors plus a text column (about 15%).
+ * - `state/cursor.json`, `state/session.json`: small JSON state.
+ *
+ * Text comes from a deterministic generator of notes with occasional planted secrets and PII
+ * (about one line in 500), so redaction has something to do. Generation is deterministic for a
+ * size and seed, except for git object timestamps (fixed too, through the environment).
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+
+/** Paths and facts of a generated fixture. */
+export interface Fixture {
+  /** The agent's home (what the native pipeline tars). */
+  home: string;
+  /** The git-tracked memory dir. */
+  memdir: string;
+  /** Databases by name. */
+  sqlite: Record<string, string>;
+  /** State files by name. */
+  state: Record<string, string>;
+  /** Bytes of live files, excluding `.git`. */
+  bytes: number;
+  /** Bytes of text files (notes, transcripts, JSON). */
+  textBytes: number;
+  /** Number of files in the memory dir's working tree. */
+  files: number;
+  /** A text sample (the notes generator), for in-process redaction throughput. */
+  sample: string;
+}
+
+const WORDS = (
+  "the agent remembered that user prefers short answers and we deployed version on meeting " +
+  "notes about config database migration review pull request commit deploy staging production " +
+  "logs error timeout retry cache memory index query token password key secret api auth login " +
+  "followed up with the team about latency budget dashboards alerts runbook incident postmortem " +
+  "customer asked for export of conversation history summarize tomorrow schedule calendar " +
+  "travel plans flight hotel conference talk slides draft feedback reading list paper chapter"
+).split(" ");
+const B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+const ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/** A small deterministic PRNG. */
+export function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 0x100000000;
+  };
+}
+
+/** Deterministic notes text of about `bytes` bytes, with occasional secrets and PII. */
+export function notesText(bytes: number, seed: number): string {
+  const rnd = rng(seed);
+  const pick = <T>(a: readonly T[]): T => a[Math.floor(rnd() * a.length)]!;
+  const rs = (n: number, alpha: string): string => {
+    let o = "";
+    for (let i = 0; i < n; i++) o += alpha[Math.floor(rnd() * alpha.length)];
+    return o;
+  };
+  const secretLines = [
+    () => `aws key AKIA${rs(16, B32)} for backups`,
+    () => `export GITHUB_TOKEN=ghp_${rs(36, ALNUM)}`,
+    () => `DATABASE_URL=postgres://app:${rs(14, ALNUM)}@db.internal:5432/app`,
+    () => `reach me at ${rs(6, "abcdefghij")}.${rs(5, "klmnopqrs")}@acme-mail.com`,
+    () => `call +1 415 555 ${String(1000 + Math.floor(rnd() * 8999))}`,
+  ];
+  const lines: string[] = [];
+  let size = 0;
+  while (size < bytes) {
+    let line: string;
+    const x = rnd();
+    if (x < 0.002) line = pick(secretLines)();
+    else if (x < 0.04) {
+      line = `- ${new Date(1700000000000 + Math.floor(rnd() * 1e10)).toISOString()} commit ${
+        rs(40, "0123456789abcdef")
+      }`;
+    } else if (x < 0.07) line = `## ${pick(WORDS)} ${pick(WORDS)}`;
+    else {
+      const n = 6 + Math.floor(rnd() * 14);
+      const w: string[] = [];
+      for (let i = 0; i < n; i++) w.push(pick(WORDS));
+      line = w.join(" ") + (rnd() < 0.3 ? `: ${pick(WORDS)} ${Math.floor(rnd() * 1000)}` : ".");
+    }
+    lines.push(line);
+    size += line.length + 1;
+  }
+  return lines.join("\n") + "\n";
+}
+
+/** A text pool sliced into files: varied enough for zstd, cheap to generate at 1 GiB. */
+class TextPool {
+  #bytes: Uint8Array;
+  #rnd: () => number;
+  constructor(size: number, seed: number) {
+    this.#bytes = new TextEncoder().encode(notesText(size, seed));
+    this.#rnd = rng(seed ^ 0x5bd1e995);
+  }
+  get text(): Uint8Array {
+    return this.#bytes;
+  }
+  /** `n` bytes from a random line start, wrapping around; ends with a newline. */
+  take(n: number, title: string): Uint8Array {
+    const head = new TextEncoder().encode(`# ${title}\n\n`);
+    const out = new Uint8Array(Math.max(n, head.length + 1));
+    out.set(head);
+    let off = head.length;
+    let at = Math.floor(this.#rnd() * this.#bytes.length);
+    while (at > 0 && this.#bytes[at - 1] !== 10) at--;
+    while (off < out.length) {
+      const k = Math.min(out.length - off, this.#bytes.length - at);
+      out.set(this.#bytes.subarray(at, at + k), off);
+      off += k;
+      at = 0;
+    }
+    out[out.length - 1] = 10;
+    return out;
+  }
+}
+
+/** Binary bytes: alternating random and structured (float-like) 4 KiB pages. */
+function binaryBytes(n: number, rnd: () => number): Uint8Array {
+  const out = new Uint8Array(n);
+  const view = new DataView(out.buffer);
+  for (let page = 0; page < n; page += 4096) {
+    const end = Math.min(n, page + 4096);
+    if ((page / 4096) % 2 === 0) {
+      crypto.getRandomValues(out.subarray(page, end));
+    } else {
+      for (let i = page; i + 4 <= end; i += 4) view.setFloat32(i, Math.round(rnd() * 64) / 64);
+    }
+  }
+  return out;
+}
+
+async function run(cmd: string, args: string[], cwd: string): Promise<void> {
+  const out = await new Deno.Command(cmd, {
+    args,
+    cwd,
+    stdout: "null",
+    stderr: "piped",
+    env: {
+      GIT_AUTHOR_NAME: "Agent",
+      GIT_AUTHOR_EMAIL: "agent@example.invalid",
+      GIT_COMMITTER_NAME: "Agent",
+      GIT_COMMITTER_EMAIL: "agent@example.invalid",
+      GIT_AUTHOR_DATE: "2026-11-01T00:00:00Z",
+      GIT_COMMITTER_DATE: "2026-11-01T00:00:00Z",
+    },
+  }).output();
+  if (!out.success) {
+    throw new Error(`${cmd} ${args.join(" ")} failed: ${new TextDecoder().decode(out.stderr)}`);
+  }
+}
+
+/**
+ * Generates a fixture of about `size` bytes of live files in `home` (which must not exist).
+ *
+ * @param home Where to create it.
+ * @param size Target bytes (memory dir working tree + databases + state).
+ * @param seed Generator seed.
+ */
+export async function generateFixture(home: string, size: number, seed = 7): Promise<Fixture> {
+  const rnd = rng(seed);
+  const memdir = join(home, "memory");
+  await Deno.mkdir(join(memdir, "notes"), { recursive: true });
+  await Deno.mkdir(join(home, "state"), { recursive: true });
+  const pool = new TextPool(Math.min(16 << 20, Math.max(2 << 20, size >> 4)), seed);
+  let bytes = 0, textBytes = 0, files = 0;
+
+  // Small notes: 30% of the bytes, 1-32 KiB each (mean ~12 KiB), in topic dirs.
+  const notePaths: string[] = [];
+  let budget = size * 0.30;
+  for (let i = 0; budget > 0; i++) {
+    const n = Math.floor(1024 + rnd() * rnd() * 31 * 1024);
+    const dir = `notes/topic-${String(i % 40).padStart(2, "0")}`;
+    if (i < 40) await Deno.mkdir(join(memdir, dir), { recursive: true });
+    const rel = `${dir}/note-${String(i).padStart(6, "0")}.md`;
+    await Deno.writeFile(join(memdir, rel), pool.take(n, rel));
+    notePaths.push(rel);
+    budget -= n;
+    bytes += n;
+    textBytes += n;
+    files++;
+  }
+  // Large text: 15% in 3 files (transcripts, an append-only log).
+  await Deno.mkdir(join(memdir, "transcripts"));
+  for (let i = 0; i < 3; i++) {
+    const n = Math.floor(size * 0.05);
+    const rel = `transcripts/session-${i}.md`;
+    await Deno.writeFile(join(memdir, rel), pool.take(n, rel));
+    bytes += n;
+    textBytes += n;
+    files++;
+  }
+  // Binary: 10% in 2 files.
+  await Deno.mkdir(join(memdir, "attachments"));
+  for (let i = 0; i < 2; i++) {
+    const n = Math.floor(size * 0.05);
+    await Deno.writeFile(join(memdir, `attachments/blob-${i}.bin`), binaryBytes(n, rnd));
+    bytes += n;
+    files++;
+  }
+
+  // Git: commit 1 = first 60% of the notes; commit 2 = everything; commit 3 edits 5% of notes.
+  await run("git", ["init", "-q", "-b", "main"], memdir);
+  const first = notePaths.slice(0, Math.floor(notePaths.length * 0.6));
+  for (let i = 0; i < first.length; i += 2000) {
+    await run("git", ["add", "--", ...first.slice(i, i + 2000)], memdir);
+  }
+  await run("git", ["commit", "-q", "-m", "notes"], memdir);
+  await run("git", ["add", "-A"], memdir);
+  await run("git", ["commit", "-q", "-m", "more notes, transcripts, attachments"], memdir);
+  const edited = new TextEncoder().encode("\n- follow up: reviewed during the dream pass\n");
+  for (let i = 0; i < notePaths.length; i += 20) {
+    using f = await Deno.open(join(memdir, notePaths[i]!), { append: true });
+    await f.write(edited);
+    bytes += edited.length;
+    textBytes += edited.length;
+  }
+  await run("git", ["commit", "-q", "-a", "-m", "dream pass"], memdir);
+
+  // SQLite: facts (text) and vectors (blobs + text).
+  const sqlite = {
+    long_term: join(home, "long_term.sqlite"),
+    vectors: join(home, "vectors.sqlite"),
+  };
+  {
+    const db = new DatabaseSync(sqlite.long_term);
+    db.exec("PRAGMA journal_mode=WAL; PRAGMA user_version=3;");
+    db.exec("CREATE TABLE facts (id INTEGER PRIMARY KEY, topic TEXT, body TEXT, at TEXT)");
+    const ins = db.prepare("INSERT INTO facts (topic, body, at) VALUES (?, ?, ?)");
+    db.exec("BEGIN");
+    let b = size * 0.25;
+    const dec = new TextDecoder();
+    for (let i = 0; b > 0; i++) {
+      const n = 200 + Math.floor(rnd() * 3000);
+      ins.run(`topic-${i % 40}`, dec.decode(pool.take(n, `fact ${i}`)), "2026-11-01T00:00:00Z");
+      b -= n;
+    }
+    db.exec("COMMIT");
+    db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+    db.close();
+  }
+  {
+    const db = new DatabaseSync(sqlite.vectors);
+    db.exec("PRAGMA user_version=1;");
+    db.exec("CREATE TABLE vectors (id INTEGER PRIMARY KEY, note TEXT, embedding BLOB)");
+    const ins = db.prepare("INSERT INTO vectors (note, embedding) VALUES (?, ?)");
+    db.exec("BEGIN");
+    let b = size * 0.15;
+    const vec = new Uint8Array(1536 * 4);
+    const view = new DataView(vec.buffer);
+    for (let i = 0; b > 0; i++) {
+      for (let k = 0; k < 1536; k++) view.setFloat32(k * 4, (rnd() - 0.5) * 0.2, true);
+      ins.run(`notes/note-${i}.md`, vec);
+      b -= vec.length + 20;
+    }
+    db.exec("COMMIT");
+    db.close();
+  }
+  for (const p of Object.values(sqlite)) bytes += (await Deno.stat(p)).size;
+
+  const state = {
+    cursor: join(home, "state", "cursor.json"),
+    session: join(home, "state", "session.json"),
+  };
+  const cursor = JSON.stringify({ extract_cursor: 123456, last_dream: "2026-11-24T03:00:00Z" });
+  const session = JSON.stringify({
+    turns: Array.from({ length: 200 }, (_, i) => ({
+      i,
+      role: i % 2 ? "assistant" : "user",
+      text: new TextDecoder().decode(pool.take(300, `turn ${i}`)),
+    })),
+  });
+  await Deno.writeTextFile(state.cursor, cursor);
+  await Deno.writeTextFile(state.session, session);
+  bytes += cursor.length + session.length;
+  textBytes += cursor.length + session.length;
+
+  return {
+    home,
+    memdir,
+    sqlite,
+    state,
+    bytes,
+    textBytes,
+    files,
+    sample: new TextDecoder().decode(pool.text),
+  };
+}
