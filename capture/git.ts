@@ -285,7 +285,10 @@ export function gitPlugin(options: GitPluginOptions): CapturePlugin {
         map = (oid) => rewrite.map.get(oid) ?? oid;
         meta.redacted = true;
         meta.rewritten_objects = rewrite.changed;
-        if (headOid !== null) meta.original_head = headOid;
+        if (headOid !== null) {
+          meta.original_head = headOid;
+          meta.rewritten_head = map(headOid);
+        }
       }
       const bundleRefs: BundleRef[] = [...refs].map(([n, oid]) => ({ oid: map(oid), name: n }));
       if (headOid !== null) bundleRefs.unshift({ oid: map(headOid), name: "HEAD" });

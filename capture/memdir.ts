@@ -4,7 +4,7 @@
  * @module
  */
 import { posix } from "node:path";
-import { UnsafeBundleError } from "../errors.ts";
+import { NotFoundError, UnsafeBundleError } from "../errors.ts";
 import type { JsonValue, ManifestArtifact } from "../bundle/types.ts";
 import type {
   ArtifactSource,
@@ -164,6 +164,7 @@ async function listDir(
  *
  * @param options The memory dir and what to leave out.
  * @returns The plugin, named `"memdir"`.
+ * @throws {NotFoundError} On capture, if `dir` is not a directory.
  * @throws {UnsafeBundleError} On restore, for a path or symlink escaping the memory dir, or an
  * artifact inside `.git`.
  *
@@ -196,6 +197,10 @@ export function memdirPlugin(options: MemdirPluginOptions): CapturePlugin {
     owns: (path: string): boolean => path.startsWith(PREFIX),
 
     async capture(ctx: CaptureContext): Promise<CaptureResult> {
+      const info = await Deno.stat(dir).catch(() => undefined);
+      if (info === undefined || !info.isDirectory) {
+        throw new NotFoundError(`Cannot capture memory dir: ${dir} is not a directory`);
+      }
       const { entries, skipped, ignored } = await listDir(dir, includeIgnored, exclude, ctx.signal);
       for (const s of skipped) {
         ctx.progress.warn(

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { posix } from "node:path";
-import { UnsafeBundleError } from "../errors.ts";
+import { NotFoundError, UnsafeBundleError } from "../errors.ts";
 import { memdirPlugin } from "./memdir.ts";
 import { captureInto, fakeRedactor, restoreInto, treeOf } from "../tests/capture_helpers.ts";
 import { run, tempDir } from "../tests/_tools.ts";
@@ -159,4 +159,12 @@ Deno.test("memdirPlugin() plan() lists added, removed and changed files", async 
     ["new", "remove file"],
     ["removed-later", "add file"],
   ]);
+});
+
+Deno.test("memdirPlugin() names a missing memory dir", async () => {
+  await using tmp = await tempDir();
+  await assert.rejects(
+    () => captureInto(tmp.path, [memdirPlugin({ dir: `${tmp.path}/nope` })]),
+    (e: unknown) => e instanceof NotFoundError && e.message.includes(`${tmp.path}/nope`),
+  );
 });

@@ -210,6 +210,7 @@ interopTest("gitPlugin() redacts the whole history without touching the live rep
   assert.equal(meta.redacted, true);
   assert.equal(meta.original_head, (await g(dir, "rev-parse", "HEAD")).trim());
   assert.notEqual(meta.head.oid, meta.original_head);
+  assert.equal(meta.rewritten_head, meta.head.oid);
 
   const bundle = `${captured.payloadDir}/git/memdir.bundle`;
   const clone = `${tmp.path}/clone`;
