@@ -29,7 +29,7 @@ export const CHUNK_SIZE = 65536;
 /** Poly1305 tag length. */
 export const TAG_SIZE = 16;
 /** Ciphertext bytes per full STREAM chunk. */
-export const ENC_CHUNK_SIZE = CHUNK_SIZE + TAG_SIZE;
+export const ENC_CHUNK_SIZE: number = CHUNK_SIZE + TAG_SIZE;
 /** Length of the payload nonce that follows the header. */
 export const PAYLOAD_NONCE_SIZE = 16;
 /** Largest header this reader accepts. */

@@ -8,8 +8,8 @@ import {
   MINISIGN_OPSLIMIT_SENSITIVE,
   parseMinisignPublicKey,
   parseMinisignSecretKey,
-  scryptParams,
 } from "./minisign_keys.ts";
+import { scryptParams } from "./minisign_format.ts";
 
 const FAST = { opsLimit: 1 << 20, memLimit: 1 << 24 }; // N=2^14, r=8, p=2
 

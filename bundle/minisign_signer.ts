@@ -10,12 +10,8 @@ import { Buffer } from "node:buffer";
 import { UsageError } from "../errors.ts";
 import type { ManifestSigner } from "./crypto_types.ts";
 import type { Manifest } from "./types.ts";
-import {
-  ed25519PrivateKey,
-  type MinisignSecretKey,
-  readSecretKeyFile,
-  unlockSecretKey,
-} from "./minisign_keys.ts";
+import type { MinisignSecretKey } from "./minisign_keys.ts";
+import { ed25519PrivateKey, readSecretKeyFile, unlockSecretKey } from "./minisign_format.ts";
 
 /** The untrusted comment minisign writes by default. */
 const DEFAULT_UNTRUSTED_COMMENT = "signature from minisign secret key";

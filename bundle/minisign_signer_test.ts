@@ -2,11 +2,8 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { createHash, verify } from "node:crypto";
 import { UsageError } from "../errors.ts";
-import {
-  ed25519PublicKey,
-  generateSigningKeyPair,
-  parseMinisignPublicKey,
-} from "./minisign_keys.ts";
+import { generateSigningKeyPair, parseMinisignPublicKey } from "./minisign_keys.ts";
+import { ed25519PublicKey } from "./minisign_format.ts";
 import { defaultTrustedComment, minisignSigner } from "./minisign_signer.ts";
 import type { Manifest } from "./types.ts";
 

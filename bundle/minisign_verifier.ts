@@ -9,12 +9,8 @@ import { createHash, verify } from "node:crypto";
 import { Buffer } from "node:buffer";
 import { VerificationError } from "../errors.ts";
 import type { ManifestVerifier } from "./crypto_types.ts";
-import {
-  decodeBase64Strict,
-  ed25519PublicKey,
-  type MinisignPublicKey,
-  parseMinisignPublicKey,
-} from "./minisign_keys.ts";
+import { type MinisignPublicKey, parseMinisignPublicKey } from "./minisign_keys.ts";
+import { decodeBase64Strict, ed25519PublicKey, keyIdOf } from "./minisign_format.ts";
 
 /** A parsed `.minisig` file. */
 export interface MinisignSignature {
@@ -91,8 +87,7 @@ export function parseMinisignSignature(bytes: Uint8Array): MinisignSignature {
   return {
     prehashed,
     keyNum,
-    keyId: Array.from(keyNum).reverse().map((b) => b.toString(16).padStart(2, "0")).join("")
-      .toUpperCase(),
+    keyId: keyIdOf(keyNum),
     signature: sig.slice(10),
     untrustedComment: c1.slice("untrusted comment: ".length),
     trustedComment: c2.slice("trusted comment: ".length),

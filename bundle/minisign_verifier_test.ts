@@ -2,11 +2,8 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { sign } from "node:crypto";
 import { UsageError, VerificationError } from "../errors.ts";
-import {
-  ed25519PrivateKey,
-  generateSigningKeyPair,
-  parseMinisignSecretKey,
-} from "./minisign_keys.ts";
+import { generateSigningKeyPair, parseMinisignSecretKey } from "./minisign_keys.ts";
+import { ed25519PrivateKey } from "./minisign_format.ts";
 import { minisignSigner } from "./minisign_signer.ts";
 import { minisignVerifier, parseMinisignSignature } from "./minisign_verifier.ts";
 import type { Manifest } from "./types.ts";

@@ -166,9 +166,13 @@ interopTest("minisignVerifier() accepts minisign -S signatures from minisign -G 
   const ours = await minisignSigner(keyText).sign(manifestBytes, manifest);
   const r = await minisignVerify(dir.path, pubText, manifestBytes, ours);
   assert.equal(r.code, 0, r.stderr);
-  // Key ids are printed the same way.
+  // Key ids are the same number.
   const { keyId } = await parseMinisignSecretKey(keyText);
-  assert.ok(pubText.startsWith(`untrusted comment: minisign public key ${keyId}\n`));
+  // (minisign 0.11 drops leading zeros from key ids; later versions pad them.)
+  assert.match(
+    pubText,
+    new RegExp(`^untrusted comment: minisign public key 0*${keyId.replace(/^0+/, "")}\n`),
+  );
 });
 
 interopTest("minisignVerifier() names the key ids minisign would", ["minisign"], async () => {
@@ -178,9 +182,11 @@ interopTest("minisignVerifier() names the key ids minisign would", ["minisign"],
   const sig = await minisignSigner(b.secretKey).sign(manifestBytes, manifest);
   const r = await minisignVerify(dir.path, a.publicKey, manifestBytes, sig);
   assert.notEqual(r.code, 0);
+  // minisign 0.11 prints key ids without leading zeros; later versions pad them to 16 digits.
+  const id = (k: string) => `0*${k.replace(/^0+/, "")}`;
   assert.match(
     r.stderr,
-    new RegExp(`is ${b.keyId}\\nbut the key id in the public key is ${a.keyId}`),
+    new RegExp(`is ${id(b.keyId)}\\nbut the key id in the public key is ${id(a.keyId)}`),
   );
   await assert.rejects(
     minisignVerifier(a.publicKey).verify(manifestBytes, sig),
