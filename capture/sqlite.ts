@@ -299,7 +299,8 @@ export function sqlitePlugin(options: SqlitePluginOptions): CapturePlugin {
         let liveVersion: number | undefined;
         try {
           await Deno.stat(path);
-          const d = new DatabaseSync(path, { readOnly: true });
+          const walExists = await Deno.stat(`${path}-wal`).then(() => true, () => false);
+          const d = new DatabaseSync(path, { readOnly: walExists });
           try {
             liveVersion = Number(pragma(d, "user_version"));
           } finally {

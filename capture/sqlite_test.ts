@@ -150,3 +150,29 @@ Deno.test("sqlitePlugin() leaves the live database and its directory unchanged",
   assert.equal(meta.databases.a.tables.facts, 51);
   holder.close();
 });
+
+Deno.test("sqlitePlugin() plan() shows the user_version change and leaves no stray files", async () => {
+  await using tmp = await tempDir();
+  const path = `${tmp.path}/live/a.db`;
+  await Deno.mkdir(`${tmp.path}/live`);
+  makeDb(path, true, 4);
+  const plugin = sqlitePlugin({ databases: { a: path } });
+  const captured = await captureInto(tmp.path, [plugin]);
+  const db = new DatabaseSync(path);
+  db.exec("PRAGMA user_version = 6");
+  db.close();
+  const plan = await plugin.plan!({
+    manifest: captured.manifest,
+    artifacts: captured.manifest.artifacts,
+    signal: new AbortController().signal,
+    progress: { progress() {}, warn() {} },
+  });
+  assert.deepEqual(plan, [{
+    target: path,
+    action: "replace database",
+    detail: "user_version 6 → 4",
+  }]);
+  assert.deepEqual((await Array.fromAsync(Deno.readDir(`${tmp.path}/live`))).map((e) => e.name), [
+    "a.db",
+  ]);
+});
