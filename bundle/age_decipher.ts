@@ -11,6 +11,7 @@ import {
   AGE_VERSION_LINE,
   corrupt,
   decodeIdentity,
+  DEFAULT_MAX_SCRYPT_WORK_FACTOR,
   ENC_CHUNK_SIZE,
   findMacLine,
   headerMac,
@@ -18,9 +19,11 @@ import {
   incrementNonce,
   macEqual,
   MAX_HEADER_SIZE,
+  type ParsedHeader,
   parseHeader,
   PAYLOAD_NONCE_SIZE,
   TAG_SIZE,
+  unwrapScrypt,
   unwrapX25519,
   x25519PrivateKey,
   x25519PublicBytes,
@@ -33,6 +36,23 @@ interface Identity {
 
 const MAGIC = new TextEncoder().encode(AGE_VERSION_LINE + "\n");
 
+/** Options of {@linkcode ageDecipher}. */
+export interface AgeDecipherOptions {
+  /**
+   * Passphrase for payloads encrypted with `age -p` (a lone scrypt stanza). Identities are
+   * not tried on such files, and the passphrase is not tried on files with recipients.
+   *
+   * @default {undefined}
+   */
+  passphrase?: string;
+  /**
+   * Largest scrypt work factor (log2 N) accepted with a passphrase, as in age.
+   *
+   * @default {22}
+   */
+  maxScryptWorkFactor?: number;
+}
+
 /**
  * Creates a {@linkcode PayloadDecipher} that decrypts age v1 files with X25519 identities.
  *
@@ -40,13 +60,16 @@ const MAGIC = new TextEncoder().encode(AGE_VERSION_LINE + "\n");
  * tampered or reordered chunk, a truncated stream or data after the final chunk make the
  * stream error; plaintext is only released chunk by chunk after its tag is checked.
  *
- * @param identities `AGE-SECRET-KEY-1...` strings (see {@linkcode parseIdentityFile}).
+ * @param identities `AGE-SECRET-KEY-1...` strings (see {@linkcode parseIdentityFile}); may
+ *   be empty when `options.passphrase` is given.
+ * @param options A passphrase for `age -p` files, and the scrypt work factor limit.
  * @returns The decipher.
- * @throws {UsageError} If the list is empty or an identity is malformed (named by position,
- *   never echoed).
+ * @throws {UsageError} If there is neither an identity nor a passphrase, or an identity is
+ *   malformed (named by position, never echoed).
  *
  * The stream returned by `decrypt()` errors with:
- * - {@linkcode RefusedError} when no identity matches any recipient stanza;
+ * - {@linkcode RefusedError} when no identity matches any recipient stanza, the passphrase
+ *   is wrong, or the scrypt work factor is above the limit;
  * - {@linkcode CorruptBundleError} (a {@linkcode VerificationError}) when the ciphertext is
  *   malformed, tampered or truncated.
  *
@@ -66,8 +89,11 @@ const MAGIC = new TextEncoder().encode(AGE_VERSION_LINE + "\n");
  * console.log(out); // memory
  * ```
  */
-export function ageDecipher(identities: string[]): PayloadDecipher {
-  if (identities.length === 0) {
+export function ageDecipher(
+  identities: string[],
+  options: AgeDecipherOptions = {},
+): PayloadDecipher {
+  if (identities.length === 0 && options.passphrase === undefined) {
     throw new UsageError("Cannot decrypt the payload: no age identity given");
   }
   const ids: Identity[] = identities.map((s, i) => {
@@ -81,18 +107,49 @@ export function ageDecipher(identities: string[]): PayloadDecipher {
     const key = x25519PrivateKey(scalar);
     return { key, pub: x25519PublicBytes(key) };
   });
-  return { decrypt: (): TransformStream<Uint8Array, Uint8Array> => decryptStream(ids) };
+  const secrets: Secrets = {
+    ids,
+    passphrase: options.passphrase,
+    maxWorkFactor: options.maxScryptWorkFactor ?? DEFAULT_MAX_SCRYPT_WORK_FACTOR,
+  };
+  return { decrypt: (): TransformStream<Uint8Array, Uint8Array> => decryptStream(secrets) };
 }
 
-function unlockHeader(header: Uint8Array, ids: Identity[]): Uint8Array {
+interface Secrets {
+  ids: Identity[];
+  passphrase: string | undefined;
+  maxWorkFactor: number;
+}
+
+function checkMac(fileKey: Uint8Array, parsed: ParsedHeader): Uint8Array {
+  if (!macEqual(headerMac(fileKey, parsed.macInput), parsed.mac)) {
+    throw corrupt("age_header_mac", "the age header MAC does not match (tampered header)");
+  }
+  return fileKey;
+}
+
+/** Finds the file key; synchronous unless a passphrase (scrypt) stanza must be tried. */
+function unlockHeader(header: Uint8Array, secrets: Secrets): Uint8Array | Promise<Uint8Array> {
   const parsed = parseHeader(header);
-  if (parsed.stanzas.some((s) => s.type === "scrypt") && parsed.stanzas.length > 1) {
-    throw corrupt("age_header", "an scrypt stanza must be the only stanza of an age header");
+  const scryptStanza = parsed.stanzas.find((s) => s.type === "scrypt");
+  if (scryptStanza !== undefined) {
+    if (parsed.stanzas.length > 1) {
+      throw corrupt("age_header", "an scrypt stanza must be the only stanza of an age header");
+    }
+    if (secrets.passphrase === undefined) {
+      throw new RefusedError("Cannot decrypt the payload: no identity matches its recipients", {
+        hint: "The payload is encrypted with a passphrase, not to a recipient",
+      });
+    }
+    return unwrapScrypt(scryptStanza, secrets.passphrase, secrets.maxWorkFactor).then((key) => {
+      if (key === null) throw new RefusedError("Cannot decrypt the payload: wrong passphrase");
+      return checkMac(key, parsed);
+    });
   }
   let fileKey: Uint8Array | null = null;
   for (const stanza of parsed.stanzas) {
     if (stanza.type !== "X25519") continue;
-    for (const id of ids) {
+    for (const id of secrets.ids) {
       fileKey = unwrapX25519(stanza, id);
       if (fileKey !== null) break;
     }
@@ -103,13 +160,10 @@ function unlockHeader(header: Uint8Array, ids: Identity[]): Uint8Array {
       hint: "Pass the age identity of one of the recipients the bundle was encrypted to",
     });
   }
-  if (!macEqual(headerMac(fileKey, parsed.macInput), parsed.mac)) {
-    throw corrupt("age_header_mac", "the age header MAC does not match (tampered header)");
-  }
-  return fileKey;
+  return checkMac(fileKey, parsed);
 }
 
-function decryptStream(ids: Identity[]): TransformStream<Uint8Array, Uint8Array> {
+function decryptStream(secrets: Secrets): TransformStream<Uint8Array, Uint8Array> {
   let state: "header" | "nonce" | "payload" = "header";
   let head = new Uint8Array(4096);
   let headLen = 0;
@@ -174,47 +228,58 @@ function decryptStream(ids: Identity[]): TransformStream<Uint8Array, Uint8Array>
     }
   };
 
+  // After the header: the payload nonce, then STREAM chunks.
+  const afterHeader = (
+    input: Uint8Array,
+    controller: TransformStreamDefaultController<Uint8Array>,
+  ): void => {
+    if (state === "nonce") {
+      const need = PAYLOAD_NONCE_SIZE - fill;
+      buf.set(input.subarray(0, need), fill);
+      fill += Math.min(need, input.length);
+      if (fill < PAYLOAD_NONCE_SIZE) return;
+      key = createSecretKey(hkdf(fileKey!, buf.slice(0, PAYLOAD_NONCE_SIZE), "payload"));
+      fileKey = null;
+      fill = 0;
+      state = "payload";
+      input = input.subarray(need);
+    }
+    payload(input, controller);
+  };
+
   return new TransformStream<Uint8Array, Uint8Array>({
-    transform(input, controller) {
-      if (state === "header") {
-        if (headLen + input.length > head.length) {
-          const grown = new Uint8Array(Math.max(head.length * 2, headLen + input.length));
-          grown.set(head.subarray(0, headLen));
-          head = grown;
+    transform(input, controller): void | Promise<void> {
+      if (state !== "header") return afterHeader(input, controller);
+      if (headLen + input.length > head.length) {
+        const grown = new Uint8Array(Math.max(head.length * 2, headLen + input.length));
+        grown.set(head.subarray(0, headLen));
+        head = grown;
+      }
+      head.set(input, headLen);
+      const prevLen = headLen;
+      headLen += input.length;
+      const cmp = Math.min(headLen, MAGIC.length);
+      for (let i = 0; i < cmp; i++) {
+        if (head[i] !== MAGIC[i]) throw corrupt("age_header", "not an age v1 file");
+      }
+      if (macLineAt === -1) macLineAt = findMacLine(head, Math.max(0, prevLen - 3), headLen);
+      const nl = macLineAt === -1 ? -1 : head.subarray(macLineAt + 1, headLen).indexOf(0x0a);
+      if (nl === -1) {
+        if (headLen > MAX_HEADER_SIZE) {
+          throw corrupt("age_header", `the age header is larger than ${MAX_HEADER_SIZE} bytes`);
         }
-        head.set(input, headLen);
-        const prevLen = headLen;
-        headLen += input.length;
-        const cmp = Math.min(headLen, MAGIC.length);
-        for (let i = 0; i < cmp; i++) {
-          if (head[i] !== MAGIC[i]) throw corrupt("age_header", "not an age v1 file");
-        }
-        if (macLineAt === -1) macLineAt = findMacLine(head, Math.max(0, prevLen - 3), headLen);
-        const nl = macLineAt === -1 ? -1 : head.subarray(macLineAt + 1, headLen).indexOf(0x0a);
-        if (nl === -1) {
-          if (headLen > MAX_HEADER_SIZE) {
-            throw corrupt("age_header", `the age header is larger than ${MAX_HEADER_SIZE} bytes`);
-          }
-          return;
-        }
-        const headerEnd = macLineAt + 1 + nl + 1;
-        fileKey = unlockHeader(head.subarray(0, headerEnd), ids);
+        return;
+      }
+      const headerEnd = macLineAt + 1 + nl + 1;
+      const rest = head.slice(headerEnd, headLen);
+      const unlocked = unlockHeader(head.subarray(0, headerEnd), secrets);
+      head = new Uint8Array(0);
+      const proceed = (k: Uint8Array): void => {
+        fileKey = k;
         state = "nonce";
-        input = head.slice(headerEnd, headLen);
-        head = new Uint8Array(0);
-      }
-      if (state === "nonce") {
-        const need = PAYLOAD_NONCE_SIZE - fill;
-        buf.set(input.subarray(0, need), fill);
-        fill += Math.min(need, input.length);
-        if (fill < PAYLOAD_NONCE_SIZE) return;
-        key = createSecretKey(hkdf(fileKey!, buf.slice(0, PAYLOAD_NONCE_SIZE), "payload"));
-        fileKey = null;
-        fill = 0;
-        state = "payload";
-        input = input.subarray(need);
-      }
-      payload(input, controller);
+        afterHeader(rest, controller);
+      };
+      return unlocked instanceof Promise ? unlocked.then(proceed) : proceed(unlocked);
     },
     flush(controller) {
       if (state === "header") {

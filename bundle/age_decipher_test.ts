@@ -210,3 +210,35 @@ Deno.test("ageDecipher() enforces the STREAM final-chunk rules", async () => {
   // The final chunk must carry the last flag.
   await rejectsCorrupt(craft([{ plain: enc.encode("x"), last: false }]), "age_chunk");
 });
+
+Deno.test("ageDecipher() decrypts passphrase (scrypt) files from age-encryption (npm)", async () => {
+  const npmAge = await import("age-encryption");
+  const e = new npmAge.Encrypter();
+  e.setPassphrase("hunter2");
+  e.setScryptWorkFactor(10);
+  const file = await e.encrypt(plain);
+  assert.deepEqual(await pipe(file, ageDecipher([], { passphrase: "hunter2" }).decrypt()), plain);
+  await assert.rejects(
+    pipe(file, ageDecipher([], { passphrase: "hunter3" }).decrypt()),
+    (err: unknown) => err instanceof RefusedError && /wrong passphrase/.test(err.message),
+  );
+  await assert.rejects(
+    pipe(file, ageDecipher([], { passphrase: "hunter2", maxScryptWorkFactor: 9 }).decrypt()),
+    (err: unknown) => err instanceof RefusedError && /work factor 10 exceeds/.test(err.message),
+  );
+  // A passphrase is not tried on recipient files, nor identities on passphrase files.
+  await assert.rejects(
+    pipe(ct, ageDecipher([], { passphrase: "hunter2" }).decrypt()),
+    RefusedError,
+  );
+  await assert.rejects(decrypt(file), RefusedError);
+  // An scrypt stanza next to another stanza is malformed.
+  const text = new TextDecoder("latin1").decode(file);
+  const macAt = text.indexOf("\n---");
+  const scryptLines = text.slice(text.indexOf("\n") + 1, macAt + 1);
+  const mixed = new TextDecoder("latin1").decode(ct.subarray(0, headerEnd)).replace(
+    "\n-> X25519",
+    "\n" + scryptLines + "-> X25519",
+  );
+  await rejectsCorrupt(concat(enc.encode(mixed), ct.subarray(headerEnd)), "age_header");
+});

@@ -16,10 +16,11 @@ import {
   hkdfSync,
   type KeyObject,
   randomBytes,
+  scrypt,
   timingSafeEqual,
 } from "node:crypto";
 import { Buffer } from "node:buffer";
-import { CorruptBundleError } from "../errors.ts";
+import { CorruptBundleError, RefusedError } from "../errors.ts";
 import { bech32Decode, bech32Encode } from "./_bech32.ts";
 
 /** First line of every age v1 header. */
@@ -165,6 +166,55 @@ export function unwrapX25519(
     throw corrupt("age_header", "X25519 stanza has a low-order ephemeral share");
   }
   const key = hkdf(shared, concat(share, identity.pub), X25519_LABEL);
+  const d = createDecipheriv("chacha20-poly1305", key, ZERO_NONCE, { authTagLength: 16 });
+  d.setAuthTag(stanza.body.subarray(16));
+  const fileKey = d.update(stanza.body.subarray(0, 16));
+  try {
+    d.final();
+  } catch {
+    return null;
+  }
+  return new Uint8Array(fileKey);
+}
+
+/** age's default limit on the scrypt work factor (log2 N) it accepts when decrypting. */
+export const DEFAULT_MAX_SCRYPT_WORK_FACTOR = 22;
+
+/**
+ * Unwraps the file key from an scrypt (passphrase) stanza.
+ *
+ * @returns The file key, or `null` when the passphrase is wrong.
+ * @throws {CorruptBundleError} If the stanza is malformed.
+ * @throws {RefusedError} If its work factor exceeds `maxWorkFactor`.
+ */
+export async function unwrapScrypt(
+  stanza: Stanza,
+  passphrase: string,
+  maxWorkFactor: number,
+): Promise<Uint8Array | null> {
+  const salt = stanza.args.length === 2 ? unb64(stanza.args[0]!) : null;
+  const wf = stanza.args[1] ?? "";
+  if (
+    salt === null || salt.length !== 16 || !/^[1-9][0-9]?$/.test(wf) || stanza.body.length !== 32
+  ) {
+    throw corrupt("age_header", "malformed scrypt stanza in the age header");
+  }
+  const logN = Number(wf);
+  if (logN > maxWorkFactor) {
+    throw new RefusedError(
+      `Cannot decrypt the payload: its scrypt work factor ${logN} exceeds the limit ${maxWorkFactor}`,
+    );
+  }
+  const N = 2 ** logN;
+  const key = await new Promise<Uint8Array>((resolve, reject) =>
+    scrypt(
+      passphrase,
+      concat(enc.encode("age-encryption.org/v1/scrypt"), salt),
+      32,
+      { N, r: 8, p: 1, maxmem: 128 * 8 * (N + 2) + 32 * 1024 * 1024 },
+      (e, k) => e ? reject(e) : resolve(new Uint8Array(k)),
+    )
+  );
   const d = createDecipheriv("chacha20-poly1305", key, ZERO_NONCE, { authTagLength: 16 });
   d.setAuthTag(stanza.body.subarray(16));
   const fileKey = d.update(stanza.body.subarray(0, 16));
