@@ -6,7 +6,7 @@
  */
 import { createHash } from "node:crypto";
 import { Buffer } from "node:buffer";
-import { deflateSync } from "node:zlib";
+import { crc32, deflateSync, inflateSync } from "node:zlib";
 import git from "isomorphic-git";
 import { gitFs } from "./_git_repo.ts";
 
@@ -303,4 +303,78 @@ export function formatIndex(entries: IndexEntry[]): Uint8Array {
   }
   const body = Buffer.concat(parts);
   return Buffer.concat([body, createHash("sha1").update(body).digest()]);
+}
+
+/**
+ * Builds the `.idx` (version 2) of a pack whose objects are all stored whole, as
+ * {@linkcode writeBundle} writes them. Returns `undefined` for a pack with deltas (let
+ * isomorphic-git index it) and throws if the pack is corrupt.
+ */
+export function indexWholePack(pack: Uint8Array): Uint8Array | undefined {
+  const v = new DataView(pack.buffer, pack.byteOffset, pack.byteLength);
+  if (pack.byteLength < 32 || decoder.decode(pack.subarray(0, 4)) !== "PACK") {
+    throw new Error("not a packfile");
+  }
+  const count = v.getUint32(8);
+  const trailer = pack.subarray(pack.byteLength - 20);
+  const check = createHash("sha1").update(pack.subarray(0, pack.byteLength - 20)).digest();
+  if (Buffer.compare(check, trailer) !== 0) throw new Error("pack checksum mismatch");
+  const names = ["", "commit", "tree", "blob", "tag"] as const;
+  const entries: { oid: Uint8Array; crc: number; offset: number }[] = [];
+  let i = 12;
+  for (let n = 0; n < count; n++) {
+    const start = i;
+    let c = pack[i++]!;
+    const type = (c >> 4) & 7;
+    let size = c & 0x0f;
+    let shift = 4;
+    while (c & 0x80) {
+      c = pack[i++]!;
+      size += (c & 0x7f) * 2 ** shift;
+      shift += 7;
+    }
+    if (type < 1 || type > 4) return undefined;
+    const { buffer, engine } = inflateSync(pack.subarray(i, pack.byteLength - 20), {
+      info: true,
+    }) as unknown as { buffer: Buffer; engine: { bytesWritten: number } };
+    if (buffer.byteLength !== size) throw new Error("pack object size mismatch");
+    i += engine.bytesWritten;
+    const oid = createHash("sha1").update(`${names[type]} ${size}\0`).update(buffer).digest();
+    entries.push({ oid, crc: crc32(pack.subarray(start, i)) >>> 0, offset: start });
+  }
+  if (i !== pack.byteLength - 20) throw new Error("trailing bytes in pack");
+  entries.sort((a, b) => Buffer.compare(a.oid, b.oid));
+  const large = entries.filter((e) => e.offset >= 0x80000000);
+  const size = 8 + 256 * 4 + entries.length * (20 + 4 + 4) + large.length * 8 + 40;
+  const out = new Uint8Array(size);
+  const o = new DataView(out.buffer);
+  o.setUint32(0, 0xff744f63);
+  o.setUint32(4, 2);
+  let k = 0;
+  for (let b = 0; b < 256; b++) {
+    while (k < entries.length && entries[k]!.oid[0]! <= b) k++;
+    o.setUint32(8 + b * 4, k);
+  }
+  let p = 8 + 256 * 4;
+  for (const e of entries) {
+    out.set(e.oid, p);
+    p += 20;
+  }
+  for (const e of entries) {
+    o.setUint32(p, e.crc);
+    p += 4;
+  }
+  let li = 0;
+  for (const e of entries) {
+    o.setUint32(p, e.offset < 0x80000000 ? e.offset : (0x80000000 | li++) >>> 0);
+    p += 4;
+  }
+  for (const e of large) {
+    o.setBigUint64(p, BigInt(e.offset));
+    p += 8;
+  }
+  out.set(trailer, p);
+  p += 20;
+  out.set(createHash("sha1").update(out.subarray(0, p)).digest(), p);
+  return out;
 }

@@ -24,6 +24,7 @@ import {
   type BundleRef,
   formatIndex,
   type IndexEntry,
+  indexWholePack,
   type ObjectSource,
   overlaySource,
   parseBundle,
@@ -327,9 +328,11 @@ export function gitPlugin(options: GitPluginOptions): CapturePlugin {
 
       // Validate everything before staging anything.
       let bundle: ReturnType<typeof parseBundle> | undefined;
+      let idx: Uint8Array | undefined;
       if (has(BUNDLE)) {
         try {
           bundle = parseBundle(await Deno.readFile(payload(BUNDLE)));
+          idx = indexWholePack(bundle.pack);
         } catch (e) {
           throw new UnsafeBundleError(
             "git_bundle",
@@ -390,7 +393,11 @@ export function gitPlugin(options: GitPluginOptions): CapturePlugin {
       const packRel = `.git/objects/pack/pack-${trailer}.pack`;
       await Deno.writeFile(posix.join(staged, packRel), bundle.pack);
       ctx.signal.throwIfAborted();
-      await git.indexPack({ fs: gitFs, dir: staged, gitdir, filepath: packRel });
+      if (idx === undefined) {
+        await git.indexPack({ fs: gitFs, dir: staged, gitdir, filepath: packRel });
+      } else {
+        await Deno.writeFile(posix.join(staged, packRel.replace(/\.pack$/, ".idx")), idx);
+      }
       for (const r of bundle.refs) {
         if (r.name === "HEAD") continue;
         await Deno.mkdir(posix.dirname(posix.join(gitdir, r.name)), { recursive: true });

@@ -136,6 +136,9 @@ interopTest("gitPlugin() and memdirPlugin() restore a repository git sees as ide
     "https://example.com/agent/memory.git\n",
   );
   assert.equal(await g(out, "fsck", "--strict", "--no-progress"), "");
+  for await (const e of Deno.readDir(`${out}/.git/objects/pack`)) {
+    if (e.name.endsWith(".idx")) await g(out, "verify-pack", `.git/objects/pack/${e.name}`);
+  }
   assert.equal(await g(out, "diff"), await g(dir, "diff"));
   assert.equal((await Deno.stat(`${out}/run.sh`)).mode! & 0o111, 0o111);
   // restore order does not matter: git first, then memdir
