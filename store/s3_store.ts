@@ -66,6 +66,7 @@ export interface S3StoreOptions {
 }
 
 const MANIFEST_FIRST_CHUNK = 16 * 1024;
+const MANIFEST_READS_IN_FLIGHT = 8;
 
 /** Parses `s3://bucket/prefix`. */
 function parseUrl(url: string): { bucket: string; prefix: string } {
@@ -291,26 +292,36 @@ export class S3Store implements Store, AsyncDisposable {
     if (gone.length) this.#catalog.delete(gone);
     const upserts: CatalogRow[] = [];
     const pinChanges: { id: string; pinned: boolean }[] = [];
+    const toRead: [string, number, boolean][] = [];
     for (const [rel, size] of bundles) {
       const row = known.get(rel);
       const pinned = pins.has(rel);
       if (row && row.size === size) {
         if ((row.pinned === 1) !== pinned) pinChanges.push({ id: row.id, pinned });
-        continue;
-      }
-      const [tenant, agent, file] = rel.split("/") as [string, string, string];
-      let manifest: Manifest;
-      try {
-        manifest = await this.#readManifestKey(this.#key(rel));
-      } catch {
-        continue; // unreadable: not listed (verify reports it)
-      }
-      if (
-        manifest.tenant !== tenant || manifest.agent_id !== agent ||
-        `${manifest.snapshot_id}.msnap` !== file
-      ) continue;
-      upserts.push(rowOf(manifest, size, rel, pinned));
+      } else toRead.push([rel, size, pinned]);
     }
+    // New bundles: read their manifests, a few ranged GETs at a time.
+    let next = 0;
+    const worker = async () => {
+      while (next < toRead.length) {
+        const [rel, size, pinned] = toRead[next++]!;
+        const [tenant, agent, file] = rel.split("/") as [string, string, string];
+        let manifest: Manifest;
+        try {
+          manifest = await this.#readManifestKey(this.#key(rel));
+        } catch {
+          continue; // unreadable: not listed (verify reports it)
+        }
+        if (
+          manifest.tenant !== tenant || manifest.agent_id !== agent ||
+          `${manifest.snapshot_id}.msnap` !== file
+        ) continue;
+        upserts.push(rowOf(manifest, size, rel, pinned));
+      }
+    };
+    await Promise.all(
+      Array.from({ length: Math.min(MANIFEST_READS_IN_FLIGHT, toRead.length) }, worker),
+    );
     if (upserts.length) this.#catalog.upsertMany(upserts);
     for (const p of pinChanges) this.#catalog.setPinned(p.id, p.pinned);
   }
