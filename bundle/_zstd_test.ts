@@ -1,16 +1,19 @@
 import assert from "node:assert/strict";
 import { constants, zstdCompressSync, zstdDecompressSync } from "node:zlib";
 import { CorruptBundleError, UnsafeBundleError } from "../errors.ts";
-import { zstdCompress, zstdDecompress } from "./_zstd.ts";
+import { zstdCompress, zstdDecompress, zstdDecompressNative } from "./_zstd.ts";
 import { concat } from "../tests/bundle_helpers.ts";
 
 async function* chunks(b: Uint8Array, size = 1000): AsyncGenerator<Uint8Array> {
   for (let i = 0; i < b.length; i += size) yield b.subarray(i, i + size);
 }
 
+const DECODERS = [["fzstd", zstdDecompress], ["native", zstdDecompressNative]] as const;
+let decode: typeof zstdDecompress = zstdDecompress;
+
 async function inflate(b: Uint8Array, windowLog = 27): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
-  for await (const c of zstdDecompress(chunks(b), windowLog)) parts.push(c);
+  for await (const c of decode(chunks(b), windowLog)) parts.push(c);
   return concat(parts);
 }
 
@@ -26,49 +29,64 @@ Deno.test("zstdCompress() output is standard zstd with a checksum, and determini
   assert.equal(concat(a)[4]! & 0x04, 0x04, "content checksum flag");
 });
 
-Deno.test("zstdDecompress() inflates single and concatenated frames", async () => {
-  const f = new Uint8Array(zstdCompressSync(data));
-  assert.deepEqual(await inflate(f), data);
-  assert.deepEqual(await inflate(concat([f, f])), concat([data, data]));
-});
+for (const [name, fn] of DECODERS) {
+  Deno.test(`zstdDecompress() [${name}] inflates single and concatenated frames`, async () => {
+    decode = fn;
+    const f = new Uint8Array(zstdCompressSync(data));
+    assert.deepEqual(await inflate(f), data);
+    assert.deepEqual(await inflate(concat([f, f])), concat([data, data]));
+  });
+}
 
-Deno.test("zstdDecompress() refuses garbage, trailing garbage, truncation, skippable frames", async () => {
-  const f = new Uint8Array(zstdCompressSync(data));
-  const skippable = new Uint8Array([0x50, 0x2a, 0x4d, 0x18, 1, 0, 0, 0, 9]);
-  for (
-    const bad of [
-      new TextEncoder().encode("not zstd at all"),
-      concat([f, new Uint8Array([1, 2, 3, 4, 5])]),
-      f.subarray(0, f.length - 3),
-      f.subarray(0, 3),
-      new Uint8Array(0),
-      concat([skippable, f]),
-    ]
-  ) {
-    await assert.rejects(inflate(bad), (e) => e instanceof CorruptBundleError && e.rule === "zstd");
-  }
-});
+for (const [name, fn] of DECODERS) {
+  Deno.test(`zstdDecompress() [${name}] refuses garbage, trailing garbage, truncation, skippable frames`, async () => {
+    decode = fn;
+    const f = new Uint8Array(zstdCompressSync(data));
+    const skippable = new Uint8Array([0x50, 0x2a, 0x4d, 0x18, 1, 0, 0, 0, 9]);
+    for (
+      const bad of [
+        new TextEncoder().encode("not zstd at all"),
+        concat([f, new Uint8Array([1, 2, 3, 4, 5])]),
+        f.subarray(0, f.length - 3),
+        f.subarray(0, 3),
+        new Uint8Array(0),
+        concat([skippable, f]),
+      ]
+    ) {
+      await assert.rejects(
+        inflate(bad),
+        (e) => e instanceof CorruptBundleError && e.rule === "zstd",
+      );
+    }
+  });
+}
 
-Deno.test("zstdDecompress() refuses a window over the cap before inflating", async () => {
-  const f = new Uint8Array(
-    zstdCompressSync(data, { params: { [constants.ZSTD_c_windowLog]: 20 } }),
-  );
-  assert.deepEqual(await inflate(f, 20), data);
-  await assert.rejects(
-    inflate(f, 19),
-    (e) => e instanceof UnsafeBundleError && e.rule === "zstd_window",
-  );
-});
+for (const [name, fn] of DECODERS) {
+  Deno.test(`zstdDecompress() [${name}] refuses a window over the cap before inflating`, async () => {
+    decode = fn;
+    const f = new Uint8Array(
+      zstdCompressSync(data, { params: { [constants.ZSTD_c_windowLog]: 20 } }),
+    );
+    assert.deepEqual(await inflate(f, 20), data);
+    await assert.rejects(
+      inflate(f, 19),
+      (e) => e instanceof UnsafeBundleError && e.rule === "zstd_window",
+    );
+  });
+}
 
-Deno.test("zstdDecompress() yields a zstd bomb in bounded pieces", async () => {
-  const bomb = new Uint8Array(zstdCompressSync(new Uint8Array(256 << 20)));
-  assert.ok(bomb.length < 20_000);
-  let total = 0;
-  let largest = 0;
-  for await (const c of zstdDecompress(chunks(bomb, 1 << 20), 27)) {
-    total += c.length;
-    largest = Math.max(largest, c.length);
-    if (total >= 64 << 20) break; // a reader stops at its cap
-  }
-  assert.ok(largest <= 128 * 1024, `piece of ${largest} bytes`);
-});
+for (const [name, fn] of DECODERS) {
+  Deno.test(`zstdDecompress() [${name}] yields a zstd bomb in bounded pieces`, async () => {
+    decode = fn;
+    const bomb = new Uint8Array(zstdCompressSync(new Uint8Array(256 << 20)));
+    assert.ok(bomb.length < 20_000);
+    let total = 0;
+    let largest = 0;
+    for await (const c of decode(chunks(bomb, 1 << 20), 27)) {
+      total += c.length;
+      largest = Math.max(largest, c.length);
+      if (total >= 64 << 20) break; // a reader stops at its cap
+    }
+    assert.ok(largest <= 128 * 1024, `piece of ${largest} bytes`);
+  });
+}
