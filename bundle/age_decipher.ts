@@ -250,6 +250,15 @@ function decryptStream(secrets: Secrets): TransformStream<Uint8Array, Uint8Array
   return new TransformStream<Uint8Array, Uint8Array>({
     transform(input, controller): void | Promise<void> {
       if (state !== "header") return afterHeader(input, controller);
+      if (headLen === 0) {
+        // Common case: the whole header is in the first piece; parse it in place.
+        const at = findMacLine(input, 0, input.length);
+        const nl = at === -1 ? -1 : input.subarray(at + 1).indexOf(0x0a);
+        if (nl !== -1) return unlock(input.subarray(0, at + nl + 2), input.subarray(at + nl + 2));
+        if (input.length > MAX_HEADER_SIZE) {
+          throw corrupt("age_header", `the age header is larger than ${MAX_HEADER_SIZE} bytes`);
+        }
+      }
       if (headLen + input.length > head.length) {
         const grown = new Uint8Array(Math.max(head.length * 2, headLen + input.length));
         grown.set(head.subarray(0, headLen));
@@ -271,15 +280,22 @@ function decryptStream(secrets: Secrets): TransformStream<Uint8Array, Uint8Array
         return;
       }
       const headerEnd = macLineAt + 1 + nl + 1;
-      const rest = head.slice(headerEnd, headLen);
-      const unlocked = unlockHeader(head.subarray(0, headerEnd), secrets);
+      const whole = head.subarray(0, headLen);
       head = new Uint8Array(0);
-      const proceed = (k: Uint8Array): void => {
-        fileKey = k;
-        state = "nonce";
-        afterHeader(rest, controller);
-      };
-      return unlocked instanceof Promise ? unlocked.then(proceed) : proceed(unlocked);
+      return unlock(whole.subarray(0, headerEnd), whole.subarray(headerEnd));
+
+      function unlock(header: Uint8Array, rest: Uint8Array): void | Promise<void> {
+        for (let i = 0; i < MAGIC.length; i++) {
+          if (header[i] !== MAGIC[i]) throw corrupt("age_header", "not an age v1 file");
+        }
+        const unlocked = unlockHeader(header, secrets);
+        const proceed = (k: Uint8Array): void => {
+          fileKey = k;
+          state = "nonce";
+          afterHeader(rest, controller);
+        };
+        return unlocked instanceof Promise ? unlocked.then(proceed) : proceed(unlocked);
+      }
     },
     flush(controller) {
       if (state === "header") {
