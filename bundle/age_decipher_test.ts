@@ -242,3 +242,16 @@ Deno.test("ageDecipher() decrypts passphrase (scrypt) files from age-encryption 
   );
   await rejectsCorrupt(concat(enc.encode(mixed), ct.subarray(headerEnd)), "age_header");
 });
+
+Deno.test("ageDecipher() caps the header size", async () => {
+  const huge = concat(
+    enc.encode("age-encryption.org/v1\n-> x\n"),
+    new Uint8Array(2 << 20).fill(65),
+  );
+  for (const piece of [huge.length, 65536]) {
+    await assert.rejects(
+      decrypt(huge, [alice.identity], piece),
+      (e: unknown) => e instanceof CorruptBundleError && /header is larger/.test(e.message),
+    );
+  }
+});
