@@ -157,6 +157,28 @@ Deno.test({
 });
 
 Deno.test({
+  name: "S3Store.readManifest() widens its range for a manifest larger than the first chunk",
+  ...opts,
+  fn: async () => {
+    await using s = await fresh();
+    const m = manifest({});
+    m.artifacts = Array.from({ length: 500 }, (_, i) => ({
+      path: `memdir/notes/${String(i).padStart(4, "0")}.md`,
+      kind: "file",
+      size: i,
+      sha256: "ab".repeat(32),
+    }));
+    const manifestBytes = new TextEncoder().encode(JSON.stringify(m)).length;
+    assert(manifestBytes > 16 * 1024);
+    await put(s, m, randomBytes(1024 * 1024));
+    const before = s.bytesDownloaded;
+    assertEquals((await s.readManifest(m.snapshot_id)).artifacts.length, 500);
+    const fetched = s.bytesDownloaded - before;
+    assert(fetched >= manifestBytes && fetched < 4 * manifestBytes, `fetched ${fetched}`);
+  },
+});
+
+Deno.test({
   name: "S3Store uploads a bundle larger than the part size as a multipart upload",
   ...opts,
   fn: async () => {
