@@ -17,6 +17,7 @@ import type {
   PayloadCipher,
   PayloadDecipher,
 } from "../bundle/crypto_types.ts";
+import type { Manifest } from "../bundle/types.ts";
 import { ageCipher } from "../bundle/age_cipher.ts";
 import { ageDecipher } from "../bundle/age_decipher.ts";
 import { parseIdentityFile, parseRecipientsFile } from "../bundle/age_keys.ts";
@@ -167,13 +168,31 @@ export async function signerFrom(flags: Flags): Promise<ManifestSigner | undefin
   if (!path) return undefined;
   const text = await readKeyFile(path, "signing key");
   const passphrase = Deno.env.get("MEMSNAP_SIGN_PASSPHRASE");
-  return minisignSigner(text, passphrase === undefined ? {} : { passphrase });
+  const signer = minisignSigner(text, passphrase === undefined ? {} : { passphrase });
+  // Unlock the key now (the signer keeps it), so a wrong passphrase fails before any capture.
+  const probe = {
+    snapshot_id: "probe",
+    created_at: new Date(0).toISOString(),
+    payload: { sha256: "" },
+  };
+  await signer.sign(new Uint8Array(), probe as unknown as Manifest);
+  return signer;
 }
 
 /** The manifest verifier from `--pubkey`, if any. */
 export async function verifierFrom(flags: Flags): Promise<ManifestVerifier | undefined> {
   const v = str(flags, "pubkey");
-  if (!v) return undefined;
+  if (!v) {
+    if (flags["require-signature"] === true) {
+      throw new UsageError(
+        "Cannot require a signature without a key to check it: --require-signature needs --pubkey",
+        {
+          hint: "pass --pubkey FILE (a minisign public key file or key string)",
+        },
+      );
+    }
+    return undefined;
+  }
   let text = v;
   if (!/^RW[A-Za-z0-9+/=]{40,}$/.test(v.trim())) text = await readKeyFile(v, "public key");
   return minisignVerifier(text);
