@@ -183,6 +183,19 @@ Deno.test("readTar() takes path and size from pax and refuses a pax path escapin
   await assert.rejects(readAll(bad), refused(UnsafeBundleError, "path_escape", "../../etc/x"));
 });
 
+Deno.test("readTar() reads a pax size beyond the ustar field (over 8 GiB)", async () => {
+  const h = encodeHeader({ path: "huge.bin", size: 2 ** 34, mode: 0o644, mtime: 1 });
+  assert.equal(h.length, 1536, "pax header, its data block, ustar header");
+  assert.match(new TextDecoder().decode(h.subarray(512, 1024)), /^\d+ size=17179869184\n/);
+  const src = new ByteSource(streamOf(h));
+  const it = readTar(src, bundleLimits);
+  const first = await it.next();
+  assert.equal(first.done, false);
+  assert.equal(first.value!.path, "huge.bin");
+  assert.equal(first.value!.size, 2 ** 34);
+  await src.cancel();
+});
+
 Deno.test("readTar() refuses a malformed pax record", async () => {
   const bytes = concat([rawEntry({ name: "P", type: "x" }, "99 path=x\n"), ok("a"), EOA]);
   await assert.rejects(readAll(bytes), refused(CorruptBundleError, "pax_header"));

@@ -24,7 +24,9 @@ export interface PayloadCipher {
 export interface PayloadDecipher {
   /**
    * Returns a fresh transform from ciphertext to plaintext; called once per read. It must
-   * error (not end early) if the ciphertext is truncated or fails authentication.
+   * error (not end early) if the ciphertext is truncated or fails authentication, with a
+   * `VerificationError` (e.g. `CorruptBundleError`): the reader reports those as verification
+   * failures, and rethrows anything else (a `RefusedError` for a wrong identity, say).
    */
   decrypt(): TransformStream<Uint8Array, Uint8Array>;
 }

@@ -39,6 +39,20 @@ Deno.test("writeBundle() produces identical bytes for identical input and clock"
   assert.notEqual(await sha(`${dir.path}/a`), await sha(`${dir.path}/c`));
 });
 
+Deno.test("writeBundle() bytes do not depend on how sources chunk their bytes", async () => {
+  await using dir = await tempDir();
+  const data = new Uint8Array(700_000).map((_, i) => (i * 31) >> 5);
+  for (const [name, chunk] of [["a", 1], ["b", 4096], ["c", 1 << 20]] as const) {
+    const arts = [
+      source("x", data, { chunk: chunk === 1 ? 100_003 : chunk }),
+      source("y", "tiny", { chunk }),
+    ];
+    await writeBundle(`${dir.path}/${name}`, testHeader(), arts);
+  }
+  assert.equal(await sha(`${dir.path}/a`), await sha(`${dir.path}/b`));
+  assert.equal(await sha(`${dir.path}/a`), await sha(`${dir.path}/c`));
+});
+
 Deno.test("writeBundle() records sorted artifacts with hashes, sizes, modes", async () => {
   await using dir = await tempDir();
   const m = await writeBundle(`${dir.path}/b`, testHeader(), sources());
