@@ -6,6 +6,12 @@ import { join } from "node:path";
 import { interopTest, run, tempDir } from "./_tools.ts";
 import { extractBundle, openBundleFile, verifyBundle, writeBundle } from "../bundle/mod.ts";
 import type { Manifest } from "../bundle/types.ts";
+import { ageCipher } from "../bundle/age_cipher.ts";
+import { ageDecipher } from "../bundle/age_decipher.ts";
+import { generateAgeIdentity } from "../bundle/age_keys.ts";
+import { generateSigningKeyPair } from "../bundle/minisign_keys.ts";
+import { minisignSigner } from "../bundle/minisign_signer.ts";
+import { minisignVerifier } from "../bundle/minisign_verifier.ts";
 import { craftBundle, source, streamOf, testHeader, testSigner } from "./bundle_helpers.ts";
 
 const LONG = `memdir/${"ünïcødé-".repeat(15)}/naïve ✓.md`;
@@ -132,3 +138,65 @@ interopTest("a bundle re-packed by GNU tar still verifies", ["tar"], async () =>
   assert.deepEqual(r.failures, []);
   assert.equal(r.signature, "not_checked");
 });
+
+interopTest(
+  "age and minisign open an encrypted, signed bundle written through the crypto hooks",
+  ["tar", "age", "minisign", "zstd", "sha256sum"],
+  async () => {
+    await using dir = await tempDir();
+    const age = generateAgeIdentity();
+    const signing = await generateSigningKeyPair();
+    const path = join(dir.path, "snap.memsnap");
+    const manifest = await writeBundle(path, testHeader(), [
+      source("memdir/a.md", "alpha\n"),
+      source(LONG, "long unicode name\n"),
+    ], { cipher: ageCipher([age.recipient]), signer: minisignSigner(signing.secretKey) });
+    assert.equal(manifest.payload.path, "payload.tar.zst.age");
+
+    const report = await verifyBundle(await openBundleFile(path), {
+      decipher: ageDecipher([age.identity]),
+      verifier: minisignVerifier(signing.publicKey),
+      requireSignature: true,
+    });
+    assert.deepEqual(report.failures, []);
+    assert.equal(report.signature, "valid");
+    assert.equal(report.artifacts_checked, true);
+
+    const outer = join(dir.path, "outer");
+    await Deno.mkdir(outer);
+    await ok("tar", ["-xf", path, "-C", outer]);
+    await Deno.writeTextFile(join(dir.path, "minisign.pub"), signing.publicKey);
+    await Deno.writeTextFile(join(dir.path, "age.key"), age.identity + "\n");
+    const v = await run("minisign", [
+      "-V",
+      "-m",
+      join(outer, "manifest.json"),
+      "-p",
+      join(dir.path, "minisign.pub"),
+    ]);
+    assert.equal(v.code, 0, v.stderr + v.text);
+    await ok("age", [
+      "-d",
+      "-i",
+      join(dir.path, "age.key"),
+      "-o",
+      join(outer, "payload.tar.zst"),
+      join(outer, "payload.tar.zst.age"),
+    ]);
+    await ok("zstd", [
+      "-q",
+      "-d",
+      join(outer, "payload.tar.zst"),
+      "-o",
+      join(outer, "payload.tar"),
+    ]);
+    const inner = join(dir.path, "inner");
+    await Deno.mkdir(inner);
+    await ok("tar", ["-xf", join(outer, "payload.tar"), "-C", inner]);
+    const line = await ok("sha256sum", ["memdir/a.md"], inner);
+    assert.equal(
+      line.slice(0, 64),
+      manifest.artifacts.find((a) => a.path === "memdir/a.md")!.sha256,
+    );
+  },
+);
