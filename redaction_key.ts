@@ -5,6 +5,7 @@
  * @module
  */
 import { join } from "node:path";
+import { createHash } from "node:crypto";
 import { decodeHex, encodeHex } from "./_hex.ts";
 import { UsageError } from "./errors.ts";
 import type { Store } from "./store/types.ts";
@@ -12,7 +13,9 @@ import type { Store } from "./store/types.ts";
 /**
  * Returns the store's redaction key: `MEMSNAP_REDACTION_KEY` (64 hex chars) if set; else the
  * file `.memsnap/redaction.key` in a local store, created (0600) on first use; for remote
- * stores, a key file in the local state dir of the store.
+ * stores, a key file in this host's state dir (`$XDG_STATE_HOME/memsnap/redaction-keys/`),
+ * never in the bucket, where it would let a reader test guesses of redacted secrets. Hosts
+ * that share a remote store and want the same tokens set the same `MEMSNAP_REDACTION_KEY`.
  *
  * @param store The store.
  * @returns 32 key bytes.
@@ -21,11 +24,13 @@ export async function redactionKey(store: Store): Promise<Uint8Array> {
   const env = Deno.env.get("MEMSNAP_REDACTION_KEY");
   if (env !== undefined) {
     if (!/^[0-9a-fA-F]{64}$/.test(env)) {
-      throw new UsageError("Cannot use MEMSNAP_REDACTION_KEY: expected 64 hex characters (32 bytes)");
+      throw new UsageError(
+        "Cannot use MEMSNAP_REDACTION_KEY: expected 64 hex characters (32 bytes)",
+      );
     }
     return decodeHex(env);
   }
-  const dir = store.url.startsWith("s3://") ? await store.stateDir("_", "_store") : join(store.url, ".memsnap");
+  const dir = store.url.startsWith("s3://") ? remoteKeyDir(store.url) : join(store.url, ".memsnap");
   await Deno.mkdir(dir, { recursive: true });
   const path = join(dir, "redaction.key");
   try {
@@ -40,7 +45,20 @@ export async function redactionKey(store: Store): Promise<Uint8Array> {
     await Deno.writeTextFile(path, encodeHex(key) + "\n", { createNew: true, mode: 0o600 });
     return key;
   } catch (e) {
-    if (e instanceof Deno.errors.AlreadyExists) return decodeHex((await Deno.readTextFile(path)).trim());
+    if (e instanceof Deno.errors.AlreadyExists) {
+      return decodeHex((await Deno.readTextFile(path)).trim());
+    }
     throw e;
   }
+}
+
+function remoteKeyDir(url: string): string {
+  const base = Deno.env.get("XDG_STATE_HOME") ||
+    join(Deno.env.get("HOME") ?? ".", ".local", "state");
+  return join(
+    base,
+    "memsnap",
+    "redaction-keys",
+    createHash("sha256").update(url).digest("hex").slice(0, 16),
+  );
 }

@@ -6,7 +6,7 @@
 import { resolve } from "node:path";
 import type { Command } from "./_spec.ts";
 import { required, STORE_HELP, storeFrom, str } from "./_context.ts";
-import { RefusedError } from "../errors.ts";
+import { RefusedError, VerificationError } from "../errors.ts";
 
 /** The command. */
 export const command: Command = {
@@ -62,9 +62,21 @@ export const command: Command = {
       const tmp = `${to}.partial-${crypto.randomUUID().slice(0, 8)}`;
       try {
         const file = await Deno.open(tmp, { write: true, createNew: true, mode: 0o600 });
-        await (await store.open(info.id)).pipeTo(file.writable, { preventClose: true });
-        await file.sync();
-        file.close();
+        let written = 0;
+        try {
+          for await (const chunk of await store.open(info.id)) {
+            for (let off = 0; off < chunk.length;) off += await file.write(chunk.subarray(off));
+            written += chunk.length;
+          }
+          await file.sync();
+        } finally {
+          file.close();
+        }
+        if (written !== info.size) {
+          throw new VerificationError(
+            `Cannot export ${info.id}: read ${written} bytes, the store lists ${info.size}`,
+          );
+        }
         await Deno.rename(tmp, to);
       } catch (e) {
         await Deno.remove(tmp).catch(() => {});
