@@ -6,7 +6,7 @@
  */
 import { createHash } from "node:crypto";
 import { Buffer } from "node:buffer";
-import { crc32, deflateSync, inflateSync } from "node:zlib";
+import { deflateSync } from "node:zlib";
 import git from "isomorphic-git";
 import { gitFs } from "./_git_repo.ts";
 
@@ -19,9 +19,17 @@ export interface GitObject {
   body: Uint8Array;
 }
 
+/** A raw pack entry of an object, compressed data included, as stored in its pack. */
+export type RawEntry =
+  | { kind: "whole"; type: ObjectType; size: number; data: Uint8Array }
+  | { kind: "delta"; base: string; size: number; data: Uint8Array };
+
 /** Something objects can be read from. */
 export interface ObjectSource {
+  /** Reads an object, resolved. */
   read(oid: string): Promise<GitObject>;
+  /** The raw pack entry of `oid`, when the source has one (lets a bundle reuse deltas). */
+  raw?(oid: string): RawEntry | undefined;
 }
 
 const encoder = new TextEncoder();
@@ -45,6 +53,7 @@ export function overlaySource(objects: Map<string, GitObject>, base: ObjectSourc
       const o = objects.get(oid);
       return o === undefined ? base.read(oid) : Promise.resolve(o);
     },
+    raw: (oid: string): RawEntry | undefined => objects.has(oid) ? undefined : base.raw?.(oid),
   };
 }
 
@@ -165,10 +174,10 @@ export async function reachable(
 
 const TYPE_CODE: Record<ObjectType, number> = { commit: 1, tree: 2, blob: 3, tag: 4 };
 
-/** Encodes a pack object header: type and inflated size. */
-function packObjectHeader(type: ObjectType, size: number): Uint8Array {
+/** Encodes a pack object header: type code (1-4, 7 for a ref delta) and inflated size. */
+function packObjectHeader(type: number, size: number): Uint8Array {
   const bytes: number[] = [];
-  let c = (TYPE_CODE[type] << 4) | (size & 0x0f);
+  let c = (type << 4) | (size & 0x0f);
   size = Math.floor(size / 16);
   while (size > 0) {
     bytes.push(c | 0x80);
@@ -187,7 +196,8 @@ export interface BundleRef {
 
 /**
  * Writes a git bundle v2 (`# v2 git bundle`, ref lines, blank line, packfile of `oids`) to
- * `path`. Objects are stored whole (no deltas), zlib-compressed.
+ * `path`. Entries the source hands out raw are copied (deltas become ref deltas against a base
+ * in the same pack); other objects are stored whole, zlib-compressed.
  *
  * @returns The pack checksum (hex).
  */
@@ -216,13 +226,28 @@ export async function writeBundle(
   view.setUint32(8, oids.length);
   hash.update(header);
   await write(header);
+  const included = new Set(oids);
   for (const oid of oids) {
     signal?.throwIfAborted();
-    const o = await source.read(oid);
-    const chunk = Buffer.concat([
-      packObjectHeader(o.type, o.body.byteLength),
-      deflateSync(o.body, { level: 1 }),
-    ]);
+    // Reuse the repository's compressed entry when possible: whole objects as they are,
+    // deltas as ref deltas when their base is in this pack too.
+    const raw = source.raw?.(oid);
+    let chunk: Uint8Array;
+    if (raw?.kind === "whole") {
+      chunk = Buffer.concat([packObjectHeader(TYPE_CODE[raw.type], raw.size), raw.data]);
+    } else if (raw?.kind === "delta" && included.has(raw.base)) {
+      chunk = Buffer.concat([
+        packObjectHeader(7, raw.size),
+        Buffer.from(raw.base, "hex"),
+        raw.data,
+      ]);
+    } else {
+      const o = await source.read(oid);
+      chunk = Buffer.concat([
+        packObjectHeader(TYPE_CODE[o.type], o.body.byteLength),
+        deflateSync(o.body, { level: 1 }),
+      ]);
+    }
     hash.update(chunk);
     await write(chunk);
   }
@@ -303,78 +328,4 @@ export function formatIndex(entries: IndexEntry[]): Uint8Array {
   }
   const body = Buffer.concat(parts);
   return Buffer.concat([body, createHash("sha1").update(body).digest()]);
-}
-
-/**
- * Builds the `.idx` (version 2) of a pack whose objects are all stored whole, as
- * {@linkcode writeBundle} writes them. Returns `undefined` for a pack with deltas (let
- * isomorphic-git index it) and throws if the pack is corrupt.
- */
-export function indexWholePack(pack: Uint8Array): Uint8Array | undefined {
-  const v = new DataView(pack.buffer, pack.byteOffset, pack.byteLength);
-  if (pack.byteLength < 32 || decoder.decode(pack.subarray(0, 4)) !== "PACK") {
-    throw new Error("not a packfile");
-  }
-  const count = v.getUint32(8);
-  const trailer = pack.subarray(pack.byteLength - 20);
-  const check = createHash("sha1").update(pack.subarray(0, pack.byteLength - 20)).digest();
-  if (Buffer.compare(check, trailer) !== 0) throw new Error("pack checksum mismatch");
-  const names = ["", "commit", "tree", "blob", "tag"] as const;
-  const entries: { oid: Uint8Array; crc: number; offset: number }[] = [];
-  let i = 12;
-  for (let n = 0; n < count; n++) {
-    const start = i;
-    let c = pack[i++]!;
-    const type = (c >> 4) & 7;
-    let size = c & 0x0f;
-    let shift = 4;
-    while (c & 0x80) {
-      c = pack[i++]!;
-      size += (c & 0x7f) * 2 ** shift;
-      shift += 7;
-    }
-    if (type < 1 || type > 4) return undefined;
-    const { buffer, engine } = inflateSync(pack.subarray(i, pack.byteLength - 20), {
-      info: true,
-    }) as unknown as { buffer: Buffer; engine: { bytesWritten: number } };
-    if (buffer.byteLength !== size) throw new Error("pack object size mismatch");
-    i += engine.bytesWritten;
-    const oid = createHash("sha1").update(`${names[type]} ${size}\0`).update(buffer).digest();
-    entries.push({ oid, crc: crc32(pack.subarray(start, i)) >>> 0, offset: start });
-  }
-  if (i !== pack.byteLength - 20) throw new Error("trailing bytes in pack");
-  entries.sort((a, b) => Buffer.compare(a.oid, b.oid));
-  const large = entries.filter((e) => e.offset >= 0x80000000);
-  const size = 8 + 256 * 4 + entries.length * (20 + 4 + 4) + large.length * 8 + 40;
-  const out = new Uint8Array(size);
-  const o = new DataView(out.buffer);
-  o.setUint32(0, 0xff744f63);
-  o.setUint32(4, 2);
-  let k = 0;
-  for (let b = 0; b < 256; b++) {
-    while (k < entries.length && entries[k]!.oid[0]! <= b) k++;
-    o.setUint32(8 + b * 4, k);
-  }
-  let p = 8 + 256 * 4;
-  for (const e of entries) {
-    out.set(e.oid, p);
-    p += 20;
-  }
-  for (const e of entries) {
-    o.setUint32(p, e.crc);
-    p += 4;
-  }
-  let li = 0;
-  for (const e of entries) {
-    o.setUint32(p, e.offset < 0x80000000 ? e.offset : (0x80000000 | li++) >>> 0);
-    p += 4;
-  }
-  for (const e of large) {
-    o.setBigUint64(p, BigInt(e.offset));
-    p += 8;
-  }
-  out.set(trailer, p);
-  p += 20;
-  out.set(createHash("sha1").update(out.subarray(0, p)).digest(), p);
-  return out;
 }

@@ -1,50 +1,82 @@
 /**
- * A fast reader of a repository's objects: pack indexes (v2) and packs are parsed directly,
- * deltas (ofs and ref) resolved with a bounded cache of bases, loose objects inflated. Anything
- * it cannot find (alternates, exotic layouts) falls back to isomorphic-git.
+ * Fast pack plumbing for the git plugin.
+ *
+ * - {@linkcode packReader}: reads a repository's objects by parsing pack indexes (v2) and packs
+ *   directly, resolving deltas (ofs and ref) with a bounded cache of bases, inflating loose
+ *   objects, and falling back to isomorphic-git for anything else (alternates...). It also hands
+ *   out the raw, still-compressed pack entries, so a bundle can reuse the repository's deltas
+ *   instead of storing every version whole. Packs are read into memory.
+ * - {@linkcode indexPackBytes}: builds the `.idx` of a pack (whole objects and ref/ofs deltas),
+ *   the job of `git index-pack`.
  *
  * isomorphic-git's `readObject` re-resolves delta chains on every call (~2 ms per object on
- * a gc'd repository); this reader is what makes capturing a long history practical.
+ * a gc'd repository); this is what makes capturing a long history practical.
  *
  * @module
  */
 import { Buffer } from "node:buffer";
-import { inflateSync } from "node:zlib";
+import { createHash } from "node:crypto";
+import { crc32, inflateSync } from "node:zlib";
 import { posix } from "node:path";
-import type { GitObject, ObjectSource, ObjectType } from "./_git_objects.ts";
-import { repoSource } from "./_git_objects.ts";
+import type { GitObject, ObjectSource, ObjectType, RawEntry } from "./_git_objects.ts";
+import { hexAt, repoSource } from "./_git_objects.ts";
 
 const TYPES: Record<number, ObjectType> = { 1: "commit", 2: "tree", 3: "blob", 4: "tag" };
 
-interface Pack {
-  bytes: Uint8Array;
+/** An object source that can also hand out raw pack entries. */
+export interface PackedSource extends ObjectSource {
+  /** The raw entry of `oid` if it is packed (and its delta base is known), else `undefined`. */
+  raw(oid: string): RawEntry | undefined;
 }
 
-interface Location {
-  pack: Pack;
-  offset: number;
+/** A parsed pack entry header. */
+interface EntryHeader {
+  type: number;
+  /** Inflated size (of the object, or of the delta for types 6 and 7). */
+  size: number;
+  /** Where the zlib data starts. */
+  dataStart: number;
+  /** Type 6: offset of the base. */
+  baseOffset?: number;
+  /** Type 7: oid of the base. */
+  baseOid?: string;
 }
 
-/** Parses a pack index v2 into `oid -> offset`. */
-function parseIdx(idx: Uint8Array, pack: Pack, into: Map<string, Location>): void {
-  const v = new DataView(idx.buffer, idx.byteOffset, idx.byteLength);
-  if (v.getUint32(0) !== 0xff744f63 || v.getUint32(4) !== 2) {
-    throw new Error("unsupported pack index version");
+function parseEntry(b: Uint8Array, offset: number): EntryHeader {
+  let i = offset;
+  let c = b[i++]!;
+  const type = (c >> 4) & 7;
+  let size = c & 0x0f;
+  let shift = 4;
+  while (c & 0x80) {
+    c = b[i++]!;
+    size += (c & 0x7f) * 2 ** shift;
+    shift += 7;
   }
-  const n = v.getUint32(8 + 255 * 4);
-  const oidsAt = 8 + 256 * 4;
-  const offsetsAt = oidsAt + n * 20 + n * 4;
-  const largeAt = offsetsAt + n * 4;
-  const hex = Buffer.from(idx.buffer, idx.byteOffset, idx.byteLength);
-  for (let i = 0; i < n; i++) {
-    const oid = hex.toString("hex", oidsAt + i * 20, oidsAt + i * 20 + 20);
-    let off = v.getUint32(offsetsAt + i * 4);
-    if (off & 0x80000000) {
-      const k = off & 0x7fffffff;
-      off = Number(v.getBigUint64(largeAt + k * 8));
+  if (type === 6) {
+    c = b[i++]!;
+    let rel = c & 0x7f;
+    while (c & 0x80) {
+      c = b[i++]!;
+      rel = (rel + 1) * 128 + (c & 0x7f);
     }
-    if (!into.has(oid)) into.set(oid, { pack, offset: off });
+    return { type, size, dataStart: i, baseOffset: offset - rel };
   }
+  if (type === 7) return { type, size, dataStart: i + 20, baseOid: hexAt(b, i) };
+  if (TYPES[type] === undefined) throw new Error(`unknown pack object type ${type}`);
+  return { type, size, dataStart: i };
+}
+
+/**
+ * Inflates the zlib data of an entry. The input is bounded: deflate never grows data by more
+ * than ~5 bytes per 16 KiB block plus a header, and inflating up to the end of a large pack
+ * is slow.
+ */
+function inflateEntry(b: Uint8Array, h: EntryHeader): Uint8Array {
+  const end = Math.min(b.length, h.dataStart + 64 + h.size + 5 * Math.ceil(h.size / 16000 + 1));
+  const out = inflateSync(b.subarray(h.dataStart, end));
+  if (out.byteLength !== h.size) throw new Error("pack entry size mismatch");
+  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
 }
 
 /** Applies a git delta to a base. */
@@ -61,8 +93,7 @@ function applyDelta(base: Uint8Array, delta: Uint8Array): Uint8Array {
     } while (b & 0x80);
     return n;
   };
-  const srcSize = varint();
-  if (srcSize !== base.byteLength) throw new Error("delta base size mismatch");
+  if (varint() !== base.byteLength) throw new Error("delta base size mismatch");
   const out = new Uint8Array(varint());
   let o = 0;
   while (i < delta.length) {
@@ -73,9 +104,11 @@ function applyDelta(base: Uint8Array, delta: Uint8Array): Uint8Array {
       for (let k = 0; k < 4; k++) if (op & (1 << k)) off += delta[i++]! * 2 ** (8 * k);
       for (let k = 0; k < 3; k++) if (op & (0x10 << k)) size += delta[i++]! * 2 ** (8 * k);
       if (size === 0) size = 0x10000;
+      if (off + size > base.byteLength || o + size > out.length) throw new Error("bad delta copy");
       out.set(base.subarray(off, off + size), o);
       o += size;
     } else if (op > 0) {
+      if (o + op > out.length || i + op > delta.length) throw new Error("bad delta insert");
       out.set(delta.subarray(i, i + op), o);
       i += op;
       o += op;
@@ -85,93 +118,116 @@ function applyDelta(base: Uint8Array, delta: Uint8Array): Uint8Array {
   return out;
 }
 
+/** A bounded cache of resolved objects by key, evicting oldest first. */
+function boundedCache(limitBytes: number): {
+  get(key: string): GitObject | undefined;
+  set(key: string, o: GitObject): void;
+} {
+  const map = new Map<string, GitObject>();
+  let bytes = 0;
+  return {
+    get: (key) => map.get(key),
+    set(key, o) {
+      if (o.body.byteLength > limitBytes / 16 || map.has(key)) return;
+      map.set(key, o);
+      bytes += o.body.byteLength;
+      while (bytes > limitBytes) {
+        const [k, v] = map.entries().next().value!;
+        map.delete(k);
+        bytes -= v.body.byteLength;
+      }
+    },
+  };
+}
+
+/** One pack loaded in memory with its index. */
+interface Pack {
+  id: number;
+  bytes: Uint8Array;
+  /** offset -> oid */
+  oidAt: Map<number, string>;
+  /** offset -> end of the entry (next entry's offset, or the trailer) */
+  endAt: Map<number, number>;
+}
+
+/** Parses a pack index v2 into `oid -> offset` (first pack wins). */
+function loadPack(id: number, bytes: Uint8Array, idx: Uint8Array, into: Map<string, Pack>): void {
+  const v = new DataView(idx.buffer, idx.byteOffset, idx.byteLength);
+  if (v.getUint32(0) !== 0xff744f63 || v.getUint32(4) !== 2) {
+    throw new Error("unsupported pack index version");
+  }
+  const n = v.getUint32(8 + 255 * 4);
+  const oidsAt = 8 + 256 * 4;
+  const offsetsAt = oidsAt + n * 24;
+  const largeAt = offsetsAt + n * 4;
+  const pack: Pack = { id, bytes, oidAt: new Map(), endAt: new Map() };
+  const offsets: number[] = [];
+  const found: [string, number][] = [];
+  for (let i = 0; i < n; i++) {
+    const oid = hexAt(idx, oidsAt + i * 20);
+    let off = v.getUint32(offsetsAt + i * 4);
+    if (off & 0x80000000) off = Number(v.getBigUint64(largeAt + (off & 0x7fffffff) * 8));
+    pack.oidAt.set(off, oid);
+    offsets.push(off);
+    found.push([oid, off]);
+  }
+  offsets.sort((a, b) => a - b);
+  for (let i = 0; i < offsets.length; i++) {
+    pack.endAt.set(offsets[i]!, offsets[i + 1] ?? bytes.length - 20);
+  }
+  for (const [oid] of found) if (!into.has(oid)) into.set(oid, pack);
+}
+
 /** Opens a fast object reader over `gitdir`. */
-export async function packReader(gitdir: string): Promise<ObjectSource> {
-  const index = new Map<string, Location>();
+export async function packReader(gitdir: string): Promise<PackedSource> {
+  const index = new Map<string, Pack>();
+  const offsets = new Map<Pack, Map<string, number>>();
   const packDir = posix.join(gitdir, "objects", "pack");
+  let id = 0;
   try {
     for await (const e of Deno.readDir(packDir)) {
       if (!e.isFile || !e.name.endsWith(".idx")) continue;
       const base = e.name.slice(0, -4);
       try {
-        const pack: Pack = { bytes: await Deno.readFile(posix.join(packDir, `${base}.pack`)) };
-        parseIdx(await Deno.readFile(posix.join(packDir, e.name)), pack, index);
+        const bytes = await Deno.readFile(posix.join(packDir, `${base}.pack`));
+        loadPack(id++, bytes, await Deno.readFile(posix.join(packDir, e.name)), index);
       } catch {
-        // unreadable pack: objects come from the fallback
+        // unreadable pack: its objects come from the fallback
       }
     }
   } catch {
     // no pack dir
   }
-  const fallback = repoSource(gitdir);
-  // Bounded cache of resolved objects, keyed by pack offset (delta bases are reused a lot).
-  const cache = new Map<string, GitObject>();
-  let cached = 0;
-  const CACHE_BYTES = 64 * 1024 * 1024;
-  const remember = (key: string, o: GitObject): void => {
-    if (o.body.byteLength > CACHE_BYTES / 16) return;
-    cache.set(key, o);
-    cached += o.body.byteLength;
-    while (cached > CACHE_BYTES) {
-      const [k, v] = cache.entries().next().value!;
-      cache.delete(k);
-      cached -= v.body.byteLength;
+  const offsetOf = (pack: Pack, oid: string): number => {
+    let m = offsets.get(pack);
+    if (m === undefined) {
+      m = new Map([...pack.oidAt].map(([off, o]) => [o, off]));
+      offsets.set(pack, m);
     }
+    return m.get(oid)!;
   };
-  const packNames = new Map<Pack, number>();
+  const fallback = repoSource(gitdir);
+  const cache = boundedCache(64 * 1024 * 1024);
 
   const readAt = async (pack: Pack, offset: number): Promise<GitObject> => {
-    let id = packNames.get(pack);
-    if (id === undefined) packNames.set(pack, id = packNames.size);
-    const key = `${id}:${offset}`;
+    const key = `${pack.id}:${offset}`;
     const hit = cache.get(key);
     if (hit !== undefined) return hit;
-    const b = pack.bytes;
-    let i = offset;
-    let c = b[i++]!;
-    const type = (c >> 4) & 7;
-    let size = c & 0x0f;
-    let shift = 4;
-    while (c & 0x80) {
-      c = b[i++]!;
-      size += (c & 0x7f) * 2 ** shift;
-      shift += 7;
-    }
-    // Bound the compressed input: deflate never grows data by more than ~5 bytes per 16 KiB
-    // block plus a header, and inflating a subarray to the end of the pack is slow.
-    const end = (): number => Math.min(b.length, i + 64 + size + 5 * Math.ceil(size / 16000 + 1));
+    const h = parseEntry(pack.bytes, offset);
     let result: GitObject;
-    if (type === 6 || type === 7) {
-      let base: GitObject;
-      if (type === 6) {
-        c = b[i++]!;
-        let rel = c & 0x7f;
-        while (c & 0x80) {
-          c = b[i++]!;
-          rel = (rel + 1) * 128 + (c & 0x7f);
-        }
-        base = await readAt(pack, offset - rel);
-      } else {
-        const baseOid = Buffer.from(b.subarray(i, i + 20)).toString("hex");
-        i += 20;
-        base = await read(baseOid);
-      }
-      const delta = inflateSync(b.subarray(i, end()));
-      result = { type: base.type, body: applyDelta(base.body, delta) };
+    if (h.type === 6 || h.type === 7) {
+      const base = h.type === 6 ? await readAt(pack, h.baseOffset!) : await read(h.baseOid!);
+      result = { type: base.type, body: applyDelta(base.body, inflateEntry(pack.bytes, h)) };
     } else {
-      const t = TYPES[type];
-      if (t === undefined) throw new Error(`unknown pack object type ${type}`);
-      const body = new Uint8Array(inflateSync(b.subarray(i, end())));
-      if (body.byteLength !== size) throw new Error("pack object size mismatch");
-      result = { type: t, body };
+      result = { type: TYPES[h.type]!, body: inflateEntry(pack.bytes, h) };
     }
-    remember(key, result);
+    cache.set(key, result);
     return result;
   };
 
   const read = async (oid: string): Promise<GitObject> => {
-    const loc = index.get(oid);
-    if (loc !== undefined) return await readAt(loc.pack, loc.offset);
+    const pack = index.get(oid);
+    if (pack !== undefined) return await readAt(pack, offsetOf(pack, oid));
     try {
       const raw = inflateSync(
         await Deno.readFile(posix.join(gitdir, "objects", oid.slice(0, 2), oid.slice(2))),
@@ -186,5 +242,146 @@ export async function packReader(gitdir: string): Promise<ObjectSource> {
     }
     return await fallback.read(oid);
   };
-  return { read };
+
+  const raw = (oid: string): RawEntry | undefined => {
+    const pack = index.get(oid);
+    if (pack === undefined) return undefined;
+    const offset = offsetOf(pack, oid);
+    const h = parseEntry(pack.bytes, offset);
+    const data = pack.bytes.subarray(h.dataStart, pack.endAt.get(offset)!);
+    if (h.type === 6) {
+      const base = pack.oidAt.get(h.baseOffset!);
+      return base === undefined ? undefined : { kind: "delta", base, size: h.size, data };
+    }
+    if (h.type === 7) return { kind: "delta", base: h.baseOid!, size: h.size, data };
+    return { kind: "whole", type: TYPES[h.type]!, size: h.size, data };
+  };
+
+  return { read, raw };
+}
+
+const NAMES: Record<ObjectType, string> = {
+  commit: "commit",
+  tree: "tree",
+  blob: "blob",
+  tag: "tag",
+};
+
+/**
+ * Builds the `.idx` (version 2) of a complete pack (whole objects, ofs and ref deltas whose
+ * bases are in the pack). Throws on a corrupt pack or a missing delta base.
+ */
+export function indexPackBytes(pack: Uint8Array): Uint8Array {
+  const v = new DataView(pack.buffer, pack.byteOffset, pack.byteLength);
+  if (pack.byteLength < 32 || hexAt(pack, 0).slice(0, 8) !== "5041434b" || v.getUint32(4) !== 2) {
+    throw new Error("not a version 2 packfile");
+  }
+  const trailer = pack.subarray(pack.byteLength - 20);
+  const check = createHash("sha1").update(pack.subarray(0, pack.byteLength - 20)).digest();
+  if (Buffer.compare(check, trailer) !== 0) throw new Error("pack checksum mismatch");
+  const count = v.getUint32(8);
+  interface Entry {
+    offset: number;
+    h: EntryHeader;
+    crc: number;
+    oid?: string;
+  }
+  const entries: Entry[] = [];
+  const byOffset = new Map<number, Entry>();
+  const byOid = new Map<string, Entry>();
+  const oidOf = (type: ObjectType, body: Uint8Array): string =>
+    createHash("sha1").update(`${NAMES[type]} ${body.byteLength}\0`).update(body).digest("hex");
+  let i = 12;
+  for (let n = 0; n < count; n++) {
+    if (i >= pack.byteLength - 20) throw new Error("truncated pack");
+    const h = parseEntry(pack, i);
+    const { buffer, engine } = inflateSync(pack.subarray(h.dataStart, pack.byteLength - 20), {
+      info: true,
+    }) as unknown as { buffer: Buffer; engine: { bytesWritten: number } };
+    if (buffer.byteLength !== h.size) throw new Error("pack entry size mismatch");
+    const end = h.dataStart + engine.bytesWritten;
+    const e: Entry = { offset: i, h, crc: crc32(pack.subarray(i, end)) >>> 0 };
+    if (h.type !== 6 && h.type !== 7) {
+      e.oid = oidOf(
+        TYPES[h.type]!,
+        new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length),
+      );
+      byOid.set(e.oid, e);
+    }
+    entries.push(e);
+    byOffset.set(i, e);
+    i = end;
+  }
+  if (i !== pack.byteLength - 20) throw new Error("trailing bytes in pack");
+
+  const cache = boundedCache(64 * 1024 * 1024);
+  const resolve = (e: Entry): GitObject => {
+    const key = String(e.offset);
+    const hit = cache.get(key);
+    if (hit !== undefined) return hit;
+    let result: GitObject;
+    if (e.h.type === 6 || e.h.type === 7) {
+      const baseEntry = e.h.type === 6 ? byOffset.get(e.h.baseOffset!) : byOid.get(e.h.baseOid!);
+      if (baseEntry === undefined) throw new Error("delta base missing from the pack");
+      const base = resolve(baseEntry);
+      result = { type: base.type, body: applyDelta(base.body, inflateEntry(pack, e.h)) };
+    } else {
+      result = { type: TYPES[e.h.type]!, body: inflateEntry(pack, e.h) };
+    }
+    cache.set(key, result);
+    return result;
+  };
+  let pending = entries.filter((e) => e.oid === undefined);
+  while (pending.length > 0) {
+    const next: Entry[] = [];
+    for (const e of pending) {
+      const ready = e.h.type === 6
+        ? byOffset.get(e.h.baseOffset!)?.oid !== undefined
+        : byOid.has(e.h.baseOid!);
+      if (!ready) {
+        next.push(e);
+        continue;
+      }
+      const o = resolve(e);
+      e.oid = oidOf(o.type, o.body);
+      byOid.set(e.oid, e);
+    }
+    if (next.length === pending.length) throw new Error("delta base missing from the pack");
+    pending = next;
+  }
+
+  const sorted = entries.map((e) => ({ ...e, raw: Buffer.from(e.oid!, "hex") }))
+    .sort((a, b) => Buffer.compare(a.raw, b.raw));
+  const large = sorted.filter((e) => e.offset >= 0x80000000);
+  const out = new Uint8Array(8 + 256 * 4 + sorted.length * 28 + large.length * 8 + 40);
+  const o = new DataView(out.buffer);
+  o.setUint32(0, 0xff744f63);
+  o.setUint32(4, 2);
+  let k = 0;
+  for (let b = 0; b < 256; b++) {
+    while (k < sorted.length && sorted[k]!.raw[0]! <= b) k++;
+    o.setUint32(8 + b * 4, k);
+  }
+  let p = 8 + 256 * 4;
+  for (const e of sorted) {
+    out.set(e.raw, p);
+    p += 20;
+  }
+  for (const e of sorted) {
+    o.setUint32(p, e.crc);
+    p += 4;
+  }
+  let li = 0;
+  for (const e of sorted) {
+    o.setUint32(p, e.offset < 0x80000000 ? e.offset : (0x80000000 | li++) >>> 0);
+    p += 4;
+  }
+  for (const e of large) {
+    o.setBigUint64(p, BigInt(e.offset));
+    p += 8;
+  }
+  out.set(trailer, p);
+  p += 20;
+  out.set(createHash("sha1").update(out.subarray(0, p)).digest(), p);
+  return out;
 }

@@ -24,7 +24,6 @@ import {
   type BundleRef,
   formatIndex,
   type IndexEntry,
-  indexWholePack,
   type ObjectSource,
   overlaySource,
   parseBundle,
@@ -34,7 +33,7 @@ import {
   writeBundle,
 } from "./_git_objects.ts";
 import { BUNDLE_ARTIFACT, rewriteHistory } from "./_git_rewrite.ts";
-import { packReader } from "./_git_pack_reader.ts";
+import { indexPackBytes, packReader } from "./_git_pack_reader.ts";
 
 /** Options of {@linkcode gitPlugin}. */
 export interface GitPluginOptions {
@@ -278,7 +277,7 @@ export function gitPlugin(options: GitPluginOptions): CapturePlugin {
       }
 
       const tips = [...new Set([...refs.values(), ...(headOid === null ? [] : [headOid])])];
-      let source = live;
+      let source: ObjectSource = live;
       let map = (oid: string): string => oid;
       if (ctx.redactor !== undefined) {
         const rewrite = await rewriteHistory(live, tips, ctx.redactor, ctx.signal);
@@ -332,7 +331,7 @@ export function gitPlugin(options: GitPluginOptions): CapturePlugin {
       if (has(BUNDLE)) {
         try {
           bundle = parseBundle(await Deno.readFile(payload(BUNDLE)));
-          idx = indexWholePack(bundle.pack);
+          idx = indexPackBytes(bundle.pack);
         } catch (e) {
           throw new UnsafeBundleError(
             "git_bundle",
@@ -393,11 +392,7 @@ export function gitPlugin(options: GitPluginOptions): CapturePlugin {
       const packRel = `.git/objects/pack/pack-${trailer}.pack`;
       await Deno.writeFile(posix.join(staged, packRel), bundle.pack);
       ctx.signal.throwIfAborted();
-      if (idx === undefined) {
-        await git.indexPack({ fs: gitFs, dir: staged, gitdir, filepath: packRel });
-      } else {
-        await Deno.writeFile(posix.join(staged, packRel.replace(/\.pack$/, ".idx")), idx);
-      }
+      await Deno.writeFile(posix.join(staged, packRel.replace(/\.pack$/, ".idx")), idx!);
       for (const r of bundle.refs) {
         if (r.name === "HEAD") continue;
         await Deno.mkdir(posix.dirname(posix.join(gitdir, r.name)), { recursive: true });

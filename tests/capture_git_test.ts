@@ -198,6 +198,12 @@ interopTest("gitPlugin() redacts the whole history without touching the live rep
   await g(dir, "checkout", "-q", "-b", "side", "HEAD~2");
   await commitFile(dir, "side.md", "side SECRET123\n", "side");
   await g(dir, "checkout", "-q", "main");
+  // packed with deltas, so rewritten objects are bases of reused deltas
+  const long = Array.from({ length: 300 }, (_, i) => `memory line ${i}`).join("\n");
+  await commitFile(dir, "notes/long.md", `${long}\nSECRET123\n`, "long 1");
+  await commitFile(dir, "notes/long.md", `${long}\nSECRET123\nmore\n`, "long 2");
+  await commitFile(dir, "notes/long.md", `${long}\nclean now\n`, "long 3");
+  await g(dir, "gc", "-q", "--aggressive");
   await Deno.writeTextFile(`${dir}/notes/x.md`, "x SECRET123 x\nedited\n");
   const liveBefore = {
     refs: await g(dir, "for-each-ref", "--format=%(objectname) %(refname)"),
@@ -343,5 +349,11 @@ interopTest("gitPlugin() reads packed, deltified history after git gc", ["git"],
     (await g(d, "rev-list", "--all", "--objects")).trim().split("\n").sort();
   assert.deepEqual(await objects(clone), await objects(dir));
   const { staged } = await restoreInto(tmp.path, plugins, captured);
-  assert.deepEqual(await snapshotOf(staged.get(dir)!), before);
+  const out = staged.get(dir)!;
+  assert.deepEqual(await snapshotOf(out), before);
+  // the repository's deltas were reused in the bundle, and the restored index resolves them
+  const packs = (await Array.fromAsync(Deno.readDir(`${out}/.git/objects/pack`)))
+    .filter((e) => e.name.endsWith(".idx")).map((e) => `.git/objects/pack/${e.name}`);
+  assert.match(await g(out, "verify-pack", "-v", ...packs), /chain length = [1-9]/);
+  assert.equal(await g(out, "fsck", "--strict", "--no-progress"), "");
 });
