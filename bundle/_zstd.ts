@@ -251,11 +251,12 @@ export async function* zstdDecompress(
 const MAX_INFLIGHT = 4;
 
 /**
- * Payloads from this size (compressed bytes) are decoded by {@linkcode zstdDecompressNative}:
- * starting its worker costs about 0.3 s, and it decodes 1.5-3x faster than fzstd (measured
- * 41-83 MB/s against 28-53 MB/s on a loaded 2-core machine), so it pays off from ~8 MiB.
+ * Payloads from `nativeThreshold` bytes (compressed) are decoded by
+ * {@linkcode zstdDecompressNative}: starting its worker costs about 0.3 s, and it decodes
+ * 1.5-3x faster than fzstd (measured 41-83 MB/s against 28-53 MB/s on a loaded 2-core
+ * machine), so it pays off from ~16 MiB. Mutable for tests only.
  */
-export const NATIVE_DECODE_THRESHOLD = 8 * 2 ** 20;
+export const decoderConfig: { nativeThreshold: number } = { nativeThreshold: 16 * 2 ** 20 };
 
 /**
  * Decompresses like {@linkcode zstdDecompress} (same checks, by the same scanner) with native

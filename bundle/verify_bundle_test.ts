@@ -5,6 +5,7 @@ import { verifyBundle } from "./verify_bundle.ts";
 import { assertVerified } from "./assert_verified.ts";
 import { writeBundle } from "./write_bundle.ts";
 import { canonicalJson } from "./canonical_json.ts";
+import { decoderConfig } from "./_zstd.ts";
 import type { Manifest } from "./types.ts";
 import {
   concat,
@@ -220,21 +221,26 @@ Deno.test("verifyBundle() refuses unexpected outer entries", async () => {
   }
 });
 
-Deno.test("verifyBundle() checks a large payload (native decoder) and reports its failures", async () => {
-  const big = new Uint8Array(9 << 20);
+Deno.test("verifyBundle() checks a payload over the native-decoder threshold and reports its failures", async () => {
+  const big = new Uint8Array(3 << 20);
   for (let i = 0; i < big.length; i += 65536) crypto.getRandomValues(big.subarray(i, i + 65536));
   const inner = concat([rawEntry({ name: "big" }, big), rawEntry({ name: "small" }, "s"), EOA]);
   const payload = zstd(inner);
-  assert.ok(payload.length >= 8 << 20);
-  assert.equal(
-    (await verifyBundle(streamOf(craftBundle(payload, { big, small: "s" }), 65536))).ok,
-    true,
-  );
-  const r = await verifyBundle(streamOf(craftBundle(payload, { big, small: "t" }), 65536));
-  assert.deepEqual(r.failures.map((f) => [f.check, f.path]), [["artifact_hash", "small"]]);
-  const bad = payload.slice();
-  bad[1000] = bad[1000]! ^ 0xff;
-  const r2 = await verifyBundle(streamOf(craftBundle(bad, { big, small: "s" }), 65536));
-  assert.equal(r2.ok, false);
-  assert.ok(r2.failures.length > 0);
+  const saved = decoderConfig.nativeThreshold;
+  decoderConfig.nativeThreshold = 2 << 20;
+  try {
+    assert.equal(
+      (await verifyBundle(streamOf(craftBundle(payload, { big, small: "s" }), 65536))).ok,
+      true,
+    );
+    const r = await verifyBundle(streamOf(craftBundle(payload, { big, small: "t" }), 65536));
+    assert.deepEqual(r.failures.map((f) => [f.check, f.path]), [["artifact_hash", "small"]]);
+    const bad = payload.slice();
+    bad[1000] = bad[1000]! ^ 0xff;
+    const r2 = await verifyBundle(streamOf(craftBundle(bad, { big, small: "s" }), 65536));
+    assert.equal(r2.ok, false);
+    assert.ok(r2.failures.length > 0);
+  } finally {
+    decoderConfig.nativeThreshold = saved;
+  }
 });
