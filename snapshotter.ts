@@ -14,7 +14,9 @@ import type {
   PayloadCipher,
   PayloadDecipher,
 } from "./bundle/crypto_types.ts";
-import type { ListFilter, SnapshotInfo, Store, StoreLock } from "./store/types.ts";
+import type { ListFilter, RetentionPolicy, SnapshotInfo, Store, StoreLock } from "./store/types.ts";
+import { prune } from "./store/prune.ts";
+import { validateRetentionPolicy } from "./store/validate_retention_policy.ts";
 import type { RulePack } from "./redact/types.ts";
 import { writeBundle } from "./bundle/write_bundle.ts";
 import { extractBundle } from "./bundle/extract_bundle.ts";
@@ -77,8 +79,13 @@ export interface SnapshotterOptions {
   clock?: () => Date;
   /** Progress and warnings. */
   progress?: ProgressReporter;
-  /** Called after each snapshot this Snapshotter takes (e.g. to apply retention). */
+  /** Called after each snapshot this Snapshotter takes. */
   afterSnapshot?: (result: SnapshotResult) => Promise<void>;
+  /**
+   * A retention policy applied to this agent after each snapshot (hooks included); pinned
+   * snapshots and the newest are never removed.
+   */
+  retention?: RetentionPolicy;
   /** Filesystem layer of the restore swap (tests inject faults). */
   swapFs?: SwapFs;
 }
@@ -302,6 +309,7 @@ export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
   const progress = options.progress ?? noopProgress;
   const swapFs = options.swapFs ??
     (TEST_SWAP_DELAY_MS > 0 ? delayedSwapFs(realSwapFs, TEST_SWAP_DELAY_MS) : realSwapFs);
+  if (options.retention) validateRetentionPolicy(options.retention);
   const listeners = new Set<(e: SnapshotterEvent) => void>();
   let inFlight: Promise<SnapshotResult> | undefined;
   let exclusive: Promise<unknown> = Promise.resolve();
@@ -468,6 +476,13 @@ export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
       })
     ).then(async (r) => {
       emit({ type: "snapshot-created", info: r.info, manifest: r.manifest, skipped: r.skipped });
+      if (options.retention && !r.skipped) {
+        try {
+          await prune(store, options.retention, { filter: { agent, tenant } });
+        } catch (e) {
+          progress.warn(`Cannot apply the retention policy: ${(e as Error)?.message ?? e}`);
+        }
+      }
       if (options.afterSnapshot) await options.afterSnapshot(r);
       return r;
     }, (error) => {
@@ -616,7 +631,10 @@ export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
       if (signal.aborted) throw new CancelledError("Cannot restore: cancelled before the swap");
       if (opts.beforeSwap) await opts.beforeSwap();
       // 5. Swap; any failure rolls every target back.
-      const swapped = await runSwap(swapFs, stateDir, journal, (jj) => keepAbsentFiles(jj));
+      const absentAside: string[] = [];
+      const swapped = await runSwap(swapFs, stateDir, journal, async (jj) => {
+        absentAside.push(...await keepAbsentFiles(jj));
+      });
       journal = undefined;
       await store.audit({
         at: new Date().toISOString(),
@@ -633,7 +651,7 @@ export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
         snapshotId: manifest.snapshot_id,
         preSnapshot,
         plan,
-        aside: swapped.aside,
+        aside: [...absentAside, ...swapped.aside],
         dryRun: false,
       };
     } catch (e) {
@@ -745,8 +763,9 @@ export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
  * When a pre-restore snapshot holds the old state, old dirs are removed after commit, except
  * memory-dir files absent from the restored snapshot: those are kept aside (never deleted).
  */
-async function keepAbsentFiles(j: Journal): Promise<void> {
-  if (j.keep_old) return; // everything is kept anyway
+async function keepAbsentFiles(j: Journal): Promise<string[]> {
+  const kept: string[] = [];
+  if (j.keep_old) return kept; // everything is kept anyway
   for (const t of j.targets) {
     if (t.type !== "dir") continue;
     const oldRoot = join(t.oldDir, "t");
@@ -780,7 +799,9 @@ async function keepAbsentFiles(j: Journal): Promise<void> {
       await Deno.mkdir(dirname(join(dest, rel)), { recursive: true });
       await Deno.rename(join(oldRoot, rel), join(dest, rel));
     }
+    kept.push(dest);
   }
+  return kept;
 }
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;

@@ -183,3 +183,30 @@ Deno.test("Snapshotter lock: a second process's lock makes snapshot() fail at on
     await lock.release();
   }
 });
+
+Deno.test("Snapshotter.restore() moves files absent from the snapshot aside, outside the memory dir", async () => {
+  await using t = await setup();
+  const { info } = await t.snap.snapshot();
+  await Deno.writeTextFile(join(t.mem.memdir, "notes/new-idea.md"), "written after the snapshot");
+  const r = await t.snap.restore(info.id);
+  await assertRejects(() => Deno.stat(join(t.mem.memdir, "notes/new-idea.md")));
+  assertEquals(r.aside.length, 1, JSON.stringify(r.aside));
+  assert(!r.aside[0]!.startsWith(t.mem.memdir + "/"), "kept outside the memory dir");
+  assertEquals(
+    await Deno.readTextFile(join(r.aside[0]!, "notes/new-idea.md")),
+    "written after the snapshot",
+  );
+});
+
+Deno.test("createSnapshotter() retention prunes after each snapshot, keeping the newest", async () => {
+  await using t = await setup();
+  const snap = createSnapshotter({
+    store: t.store,
+    agent: "a1",
+    captures: [memdirPlugin({ dir: t.mem.memdir })],
+    retention: { keepLast: 2 },
+  });
+  const ids = [];
+  for (let i = 0; i < 4; i++) ids.push((await snap.snapshot({ label: `s${i}` })).info.id);
+  assertEquals((await snap.list()).map((s) => s.id), ids.slice(2));
+});
