@@ -23,6 +23,9 @@ import { hexAt, repoSource } from "./_git_objects.ts";
 
 const TYPES: Record<number, ObjectType> = { 1: "commit", 2: "tree", 3: "blob", 4: "tag" };
 
+/** The largest object (or delta) a pack may hold here: 1 GiB. A bigger size is refused. */
+const MAX_OBJECT = 2 ** 30;
+
 /** An object source that can also hand out raw pack entries. */
 export interface PackedSource extends ObjectSource {
   /** The raw entry of `oid` if it is packed (and its delta base is known), else `undefined`. */
@@ -53,6 +56,7 @@ function parseEntry(b: Uint8Array, offset: number): EntryHeader {
     size += (c & 0x7f) * 2 ** shift;
     shift += 7;
   }
+  if (size > MAX_OBJECT) throw new Error(`pack object of ${size} bytes is too large`);
   if (type === 6) {
     c = b[i++]!;
     let rel = c & 0x7f;
@@ -74,7 +78,7 @@ function parseEntry(b: Uint8Array, offset: number): EntryHeader {
  */
 function inflateEntry(b: Uint8Array, h: EntryHeader): Uint8Array {
   const end = Math.min(b.length, h.dataStart + 64 + h.size + 5 * Math.ceil(h.size / 16000 + 1));
-  const out = inflateSync(b.subarray(h.dataStart, end));
+  const out = inflateSync(b.subarray(h.dataStart, end), { maxOutputLength: Math.max(h.size, 1) });
   if (out.byteLength !== h.size) throw new Error("pack entry size mismatch");
   return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
 }
@@ -94,7 +98,9 @@ function applyDelta(base: Uint8Array, delta: Uint8Array): Uint8Array {
     return n;
   };
   if (varint() !== base.byteLength) throw new Error("delta base size mismatch");
-  const out = new Uint8Array(varint());
+  const size = varint();
+  if (size > MAX_OBJECT) throw new Error(`delta result of ${size} bytes is too large`);
+  const out = new Uint8Array(size);
   let o = 0;
   while (i < delta.length) {
     const op = delta[i++]!;
@@ -297,6 +303,7 @@ export function indexPackBytes(pack: Uint8Array): Uint8Array {
     const h = parseEntry(pack, i);
     const { buffer, engine } = inflateSync(pack.subarray(h.dataStart, pack.byteLength - 20), {
       info: true,
+      maxOutputLength: Math.max(h.size, 1),
     }) as unknown as { buffer: Buffer; engine: { bytesWritten: number } };
     if (buffer.byteLength !== h.size) throw new Error("pack entry size mismatch");
     const end = h.dataStart + engine.bytesWritten;

@@ -210,6 +210,7 @@ export function memdirPlugin(options: MemdirPluginOptions): CapturePlugin {
       const artifacts: ArtifactSource[] = [];
       let bytes = 0;
       let done = 0;
+      let vanished = 0;
       const total = entries.reduce((n, e) => n + e.size, 0);
       for (const e of entries) {
         ctx.signal.throwIfAborted();
@@ -220,12 +221,19 @@ export function memdirPlugin(options: MemdirPluginOptions): CapturePlugin {
         } else {
           const mode = e.executable ? 0o755 : undefined;
           let src = e.abs;
-          if (ctx.redactor !== undefined) {
-            const dest = posix.join(ctx.staging, "memdir", e.rel);
-            await Deno.mkdir(posix.dirname(dest), { recursive: true });
-            if (await ctx.redactor.redactFile(e.abs, dest, path)) src = dest;
+          try {
+            if (ctx.redactor !== undefined) {
+              const dest = posix.join(ctx.staging, "memdir", e.rel);
+              await Deno.mkdir(posix.dirname(dest), { recursive: true });
+              if (await ctx.redactor.redactFile(e.abs, dest, path)) src = dest;
+            }
+            artifact = await fileArtifact(path, src, "file", mode);
+          } catch (err) {
+            if (!(err instanceof Deno.errors.NotFound)) throw err;
+            vanished++;
+            ctx.progress.warn(`Cannot capture ${path}: it was removed during the capture; skipped`);
+            continue;
           }
-          artifact = await fileArtifact(path, src, "file", mode);
         }
         artifacts.push(artifact);
         bytes += artifact.size;
@@ -233,10 +241,11 @@ export function memdirPlugin(options: MemdirPluginOptions): CapturePlugin {
         ctx.progress.progress({ phase: "capture", done, total, item: path });
       }
       const meta: JsonValue = {
-        files: entries.filter((e) => e.kind === "file").length,
+        files: entries.filter((e) => e.kind === "file").length - vanished,
         symlinks: entries.filter((e) => e.kind === "symlink").length,
         bytes,
         ignored_skipped: ignored,
+        vanished,
         skipped_symlinks: skipped.map((s) => ({ ...s })),
       };
       return { artifacts, meta };

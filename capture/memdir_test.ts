@@ -168,3 +168,22 @@ Deno.test("memdirPlugin() names a missing memory dir", async () => {
     (e: unknown) => e instanceof NotFoundError && e.message.includes(`${tmp.path}/nope`),
   );
 });
+
+Deno.test("memdirPlugin() skips a file removed while the capture runs, with a warning", async () => {
+  await using tmp = await tempDir();
+  const dir = `${tmp.path}/mem`;
+  await Deno.mkdir(dir);
+  await Deno.writeTextFile(`${dir}/a`, "a");
+  await Deno.writeTextFile(`${dir}/b`, "b");
+  const redactor = fakeRedactor();
+  const redactFile = redactor.redactFile;
+  redactor.redactFile = async (src, dest, artifact) => {
+    if (artifact === "memdir/a") await Deno.remove(`${dir}/b`); // the agent deletes b meanwhile
+    return await redactFile(src, dest, artifact);
+  };
+  const captured = await captureInto(tmp.path, [memdirPlugin({ dir })], redactor);
+  assert.deepEqual(captured.manifest.artifacts.map((a) => a.path), ["memdir/a"]);
+  assert.equal(captured.warnings.length, 1);
+  assert.match(captured.warnings[0]!, /memdir\/b: it was removed/);
+  assert.equal((captured.manifest.captures.memdir as { vanished: number }).vanished, 1);
+});

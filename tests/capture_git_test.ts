@@ -277,6 +277,8 @@ interopTest("gitPlugin() restore refuses unsafe ref names and prerequisites", ["
       text.replace("refs/heads/main", "refs/heads/.hidden/x"),
       text.replace("# v2 git bundle\n", `# v2 git bundle\n-${oid} missing\n`),
       text.replace("# v2 git bundle", "# v3 git bundle"),
+      text.slice(0, -30) + "x" + text.slice(-29), // pack checksum no longer matches
+      text.slice(0, -21), // truncated pack
     ]
   ) {
     await Deno.writeFile(path, Uint8Array.from(forged, (c) => c.charCodeAt(0)));
