@@ -20,6 +20,7 @@ import { ExitCode, LockedError, MemsnapError } from "../errors.ts";
 import { JOURNAL_FILE } from "../_swap.ts";
 import { identityToRecipient, parseIdentityFile, parseRecipientsFile } from "../bundle/age_keys.ts";
 import type { Manifest } from "../bundle/types.ts";
+import { LocalStore } from "../store/local_store.ts";
 
 interface Check {
   check: string;
@@ -32,7 +33,7 @@ export const command: Command = {
   name: "doctor",
   summary: "Check config, store, keys, locks and catalog",
   usage:
-    "doctor [--store DIR] [--identity FILE] [--recipient R] [--sign KEY] [--pubkey KEY] [--json]",
+    "doctor [--store DIR] [--identity FILE] [--recipient R] [--sign KEY] [--pubkey KEY] [--fix] [--json]",
   description: [
     "Reads the config, opens the store, compares the catalog with the bundles on disk, looks for",
     "held or stale locks and interrupted restores, and checks that the configured keys parse and",
@@ -53,6 +54,7 @@ export const command: Command = {
     state: { type: "string", multiple: true },
     agent: { type: "string" },
     tenant: { type: "string" },
+    fix: { type: "boolean" },
   },
   flagHelp: {
     ...STORE_HELP,
@@ -65,6 +67,7 @@ export const command: Command = {
     state: "state file NAME=PATH to check exists",
     agent: "agent",
     tenant: "tenant",
+    fix: "remove stale partial files and rebuild the catalog when it disagrees with the bundles",
   },
   positionals: [0, 0],
   async run(ctx) {
@@ -126,7 +129,10 @@ export const command: Command = {
             const listed = new Set(rows.map((r) => r.id));
             const unindexed = [...onDisk].filter((x) => !listed.has(x));
             const missing = [...listed].filter((x) => !onDisk.has(x));
-            if (unindexed.length || missing.length) {
+            if ((unindexed.length || missing.length) && ctx.flags.fix === true) {
+              const n = await store.reindex();
+              add("catalog health", "ok", `catalog rebuilt from ${n} bundle(s) (--fix)`);
+            } else if (unindexed.length || missing.length) {
               add(
                 "catalog health",
                 "warn",
@@ -138,6 +144,31 @@ export const command: Command = {
                 `catalog matches the ${onDisk.size} bundle(s) on disk`,
               );}
           }
+          if (store instanceof LocalStore) {
+            if (ctx.flags.fix === true) {
+              const removed = await store.cleanPartials();
+              add("partial files", "ok", `${removed.length} stale partial file(s) removed (--fix)`);
+            } else {
+              let stale = 0;
+              try {
+                for await (const f of Deno.readDir(join(store.root, ".tmp"))) {
+                  const st = await Deno.stat(join(store.root, ".tmp", f.name)).catch(() =>
+                    undefined
+                  );
+                  if (st?.mtime && Date.now() - st.mtime.getTime() > 3_600_000) stale++;
+                }
+              } catch {
+                // no .tmp dir
+              }
+              if (stale) {
+                add(
+                  "partial files",
+                  "warn",
+                  `${stale} stale partial file(s) from interrupted writes; run "memsnap doctor --fix"`,
+                );
+              } else add("partial files", "ok", "no stale partial files");
+            }
+          }
           const agents = new Map<string, { tenant: string; agent: string }>();
           for (const r of rows) {
             agents.set(`${r.tenant}/${r.agent_id}`, { tenant: r.tenant, agent: r.agent_id });
@@ -146,6 +177,7 @@ export const command: Command = {
             try {
               const lock = await store.lock(tenant, agent, { timeoutMs: 0 });
               await lock.release();
+              add(`lock ${tenant}/${agent}`, "ok", "free");
             } catch (e) {
               if (e instanceof LockedError) add(`lock ${tenant}/${agent}`, "warn", e.message);
               else add(`lock ${tenant}/${agent}`, "fail", (e as Error).message);

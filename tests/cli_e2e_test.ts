@@ -228,3 +228,64 @@ Deno.test("memsnap restore refuses another agent's bundle with exit 4 and reads 
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("memsnap doctor reports an interrupted restore and mismatched keys with exit 4", async () => {
+  const { root, mem, store, base } = await setup();
+  try {
+    const [k1, k2] = await Promise.all([
+      memsnap(["keygen", "--out", join(root, "k1")]),
+      memsnap(["keygen", "--out", join(root, "k2")]),
+    ]);
+    assertEquals(k1.code + k2.code, 0);
+    assertEquals(
+      (await memsnap(["snapshot", ...base, "--memdir", mem.memdir, "--no-redact"])).code,
+      0,
+    );
+    const healthy = await memsnap([
+      "doctor",
+      "--store",
+      store,
+      "--identity",
+      join(root, "k1/age.key"),
+      "--recipients-file",
+      join(root, "k1/age.pub"),
+      "--json",
+    ]);
+    assertEquals(healthy.code, 0, healthy.stdout);
+    const mismatched = await memsnap([
+      "doctor",
+      "--store",
+      store,
+      "--identity",
+      join(root, "k1/age.key"),
+      "--recipients-file",
+      join(root, "k2/age.pub"),
+      "--sign",
+      join(root, "k1/memsnap.key"),
+      "--pubkey",
+      join(root, "k2/memsnap.pub"),
+      "--json",
+    ]);
+    assertEquals(mismatched.code, 4, mismatched.stdout);
+    const failed = (mismatched.json as { checks: { check: string; status: string }[] }).checks
+      .filter((c) => c.status === "fail").map((c) => c.check);
+    assert(
+      failed.some((c) => c.startsWith("identity")) && failed.includes("signing key ↔ public key"),
+      failed.join(", "),
+    );
+    // A journal left by an interrupted restore is reported with the command that fixes it.
+    const stateDir = join(store, "default", "a1", ".state");
+    await Deno.mkdir(stateDir, { recursive: true });
+    await Deno.writeTextFile(
+      join(stateDir, "restore-journal.json"),
+      JSON.stringify({ version: 1, restore_id: "x", phase: "staging", targets: [] }),
+    );
+    const journal = await memsnap(["doctor", "--store", store]);
+    assertEquals(journal.code, 4, journal.stdout);
+    assert(journal.stdout.includes("memsnap recover"), journal.stdout);
+    assertEquals((await memsnap(["recover", ...base])).code, 0);
+    assertEquals((await memsnap(["doctor", "--store", store])).code, 0);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
