@@ -255,3 +255,13 @@ Deno.test("ageDecipher() caps the header size", async () => {
     );
   }
 });
+
+Deno.test("ageDecipher() accepts unknown stanzas with any VCHAR arguments and empty bodies", async () => {
+  const vchars = Array.from({ length: 94 }, (_, i) => String.fromCharCode(33 + i)).join("");
+  const stanzas: Stanza[] = [
+    { type: vchars.slice(0, 8), args: [vchars.slice(8, 47)], body: new Uint8Array(0) },
+    { type: "x", args: [vchars.slice(47)], body: new Uint8Array(48) }, // needs an empty last line
+  ];
+  const file = craft([{ plain: enc.encode("ok"), last: true }], stanzas);
+  assert.equal(new TextDecoder().decode(await decrypt(file)), "ok");
+});
