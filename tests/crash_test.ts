@@ -1,0 +1,233 @@
+/**
+ * Crash injection: SIGKILL `memsnap snapshot` and `memsnap restore` processes at random points.
+ *
+ * - After a killed snapshot, `memsnap list` shows only complete bundles, each of which
+ *   `memsnap verify` accepts, and never a `.partial` file; the next snapshot works (the dead
+ *   process's lock is recovered).
+ * - After a killed restore, `memsnap recover` (or, alternately, the next command: a snapshot)
+ *   leaves live memory entirely the old or entirely the restored state, by `fingerprint()`.
+ *   The restore runs with `MEMSNAP_TEST_SWAP_DELAY_MS`, and most kills are timed from the
+ *   moment the restore journal appears, so they land in staging and inside the swap window.
+ *
+ * `MEMSNAP_CRASH_RUNS=N` sets the number of kills of each kind (default 4).
+ * `MEMSNAP_SEED` replays the kill times.
+ */
+import { join } from "node:path";
+import { assert, assertEquals } from "./_assert.ts";
+import {
+  envCount,
+  type Fixture,
+  fixture,
+  memsnap,
+  prng,
+  runSeed,
+  sourceFlags,
+  spawnCli,
+} from "./_reliability.ts";
+import { dream, fingerprint } from "../examples/sample_memory.ts";
+
+const SNAPSHOT_KILLS = envCount("MEMSNAP_CRASH_RUNS", 4);
+const RESTORE_KILLS = SNAPSHOT_KILLS;
+const SWAP_DELAY_MS = 60;
+const rand = prng(runSeed("crash_test"));
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+let shared: Fixture | undefined;
+async function mem(): Promise<Fixture> {
+  shared ??= await fixture({ notes: 20, facts: 1000, prefix: "memsnap-crash-" });
+  return shared;
+}
+
+async function kill(child: Deno.ChildProcess): Promise<boolean> {
+  let killed = true;
+  try {
+    child.kill("SIGKILL");
+  } catch {
+    killed = false; // already exited
+  }
+  const status = await child.status;
+  await child.stdout.cancel().catch(() => {});
+  await child.stderr.cancel().catch(() => {});
+  return killed && status.signal === "SIGKILL";
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function hasPartial(dir: string): Promise<boolean> {
+  try {
+    for await (const e of Deno.readDir(dir)) if (e.name.endsWith(".partial")) return true;
+  } catch {
+    // no dir yet
+  }
+  return false;
+}
+
+interface Row {
+  id: string;
+  path: string;
+}
+
+async function listRows(f: Fixture): Promise<Row[]> {
+  const r = await memsnap(["list", "--store", f.store, "--agent", "a1", "--json"]);
+  assertEquals(r.code, 0, r.stdout + r.stderr);
+  const rows = r.json as Row[];
+  for (const row of rows) {
+    assert(row.path.endsWith(`${row.id}.msnap`), `listed a non-bundle path ${row.path}`);
+    assert(!row.path.includes(".partial") && !row.path.includes("/.tmp/"), row.path);
+  }
+  return rows;
+}
+
+async function verifyAll(f: Fixture, ids: string[]): Promise<void> {
+  for (let i = 0; i < ids.length; i += 3) {
+    const runs = await Promise.all(
+      ids.slice(i, i + 3).map((id) => memsnap(["verify", "--store", f.store, id, "--json"])),
+    );
+    runs.forEach((r, k) => assertEquals(r.code, 0, `verify ${ids[i + k]}: ${r.stdout}${r.stderr}`));
+  }
+}
+
+Deno.test("crash: a SIGKILLed memsnap snapshot never leaves a listed partial or corrupt bundle", async () => {
+  const f = await mem();
+  const args = ["snapshot", ...f.base, ...sourceFlags(f.mem), "--no-redact", "--json"];
+  // One complete run to learn how long a snapshot takes here.
+  const t0 = performance.now();
+  const first = await memsnap(args);
+  assertEquals(first.code, 0, first.stderr);
+  const duration = performance.now() - t0;
+  const tmp = join(f.store, ".tmp");
+  let partialSeen = 0;
+  let killedLive = 0;
+  for (let i = 0; i < SNAPSHOT_KILLS; i++) {
+    const child = spawnCli(args);
+    if (i % 2 === 0) {
+      // At a random time.
+      await sleep(duration * (0.25 + 0.85 * rand()));
+    } else {
+      // While the bundle is being written: timed from the `.partial` file's appearance.
+      const deadline = performance.now() + 60_000;
+      while (!(await hasPartial(tmp)) && performance.now() < deadline) await sleep(5);
+      await sleep(rand() * 150);
+    }
+    if (await hasPartial(tmp)) partialSeen++;
+    if (await kill(child)) killedLive++;
+    await listRows(f);
+  }
+  // The next snapshot recovers the dead processes' lock and works.
+  const after = await memsnap([...args, "--lock-timeout", "30"]);
+  assertEquals(after.code, 0, after.stderr);
+  const rows = await listRows(f);
+  assert(rows.length >= 2);
+  await verifyAll(f, rows.map((r) => r.id));
+  console.log(
+    `crash: ${killedLive}/${SNAPSHOT_KILLS} snapshots killed mid-run (snapshot ~${
+      duration.toFixed(0)
+    } ms), ${partialSeen} partial file(s) seen, ${rows.length} complete bundle(s) listed`,
+  );
+});
+
+Deno.test("crash: a SIGKILLed memsnap restore is entirely old or entirely restored after recovery", async () => {
+  const f = await mem();
+  const flags = [...f.base, ...sourceFlags(f.mem)];
+  const snap = async (): Promise<string> => {
+    const r = await memsnap(["snapshot", ...flags, "--no-redact", "--json"]);
+    assertEquals(r.code, 0, r.stdout + r.stderr);
+    return (r.json as { id: string }).id;
+  };
+  // Two states: A (as generated) and B (after a dream), each with its snapshot.
+  const idA = await snap();
+  const fpA = await fingerprint(f.mem);
+  await dream(f.mem, 1);
+  const idB = await snap();
+  const fpB = await fingerprint(f.mem);
+  assert(JSON.stringify(fpA) !== JSON.stringify(fpB));
+  const state = (fp: Record<string, string>): "A" | "B" | "mixed" =>
+    JSON.stringify(fp) === JSON.stringify(fpA)
+      ? "A"
+      : JSON.stringify(fp) === JSON.stringify(fpB)
+      ? "B"
+      : "mixed";
+  const journal = join(f.store, "default", "a1", ".state", "restore-journal.json");
+  let live: "A" | "B" = "B";
+  const outcomes: string[] = [];
+  for (let i = 0; i < RESTORE_KILLS; i++) {
+    const target = live === "A" ? idB : idA;
+    // Every other restore skips the pre-restore snapshot: the old state is then kept aside.
+    const pre = i % 2 === 0 ? [] : ["--no-pre-snapshot"];
+    const child = spawnCli(["restore", target, ...flags, ...pre, "--json"], {
+      MEMSNAP_TEST_SWAP_DELAY_MS: String(SWAP_DELAY_MS),
+    });
+    // Kills are timed from the start, from the journal's appearance (staging), or from the
+    // journal's "swapping" phase (inside the swap window).
+    const deadline = performance.now() + 60_000;
+    const when = ["swapping", "staging", "committed", "start"][i % 4]!;
+    if (when === "start") {
+      await sleep(500 + rand() * 3000);
+    } else {
+      while (performance.now() < deadline) {
+        const text = await Deno.readTextFile(journal).catch(() => "");
+        if (text && (when === "staging" || text.includes(`"phase": "${when}"`))) break;
+        if (when === "swapping" && text.includes(`"phase": "committed"`)) break;
+        await sleep(5);
+      }
+      await sleep(rand() * SWAP_DELAY_MS * (when === "committed" ? 2 : 12));
+    }
+    const hadJournal = await exists(journal);
+    const killed = await kill(child);
+    // Recover with `memsnap recover`, or let the next command (a snapshot) do it.
+    let how: string;
+    if (i % 2 === 0) {
+      const r = await memsnap(["recover", ...f.base, "--json"]);
+      assertEquals(r.code, 0, r.stdout + r.stderr);
+      how = `recover:${(r.json as { outcome: string }).outcome}`;
+    } else {
+      const r = await memsnap(["snapshot", ...flags, "--no-redact", "--json"]);
+      assertEquals(r.code, 0, r.stdout + r.stderr);
+      how = "snapshot";
+    }
+    assert(!(await exists(journal)), "the journal is gone after recovery");
+    const fp = await fingerprint(f.mem);
+    const now = state(fp);
+    if (now === "mixed") {
+      const diff = Object.keys({ ...fp, ...fpA }).filter((k) =>
+        fp[k] !== (live === "A" ? fpA : fpB)[k]
+      );
+      throw new Error(
+        `run ${i}: live memory is neither the old nor the restored state (${how}); differs from the old in ${
+          diff.slice(0, 8).join(", ")
+        }`,
+      );
+    }
+    // No staging or old-state leftovers beside the targets.
+    for (const dir of [f.mem.home, join(f.mem.home, "db"), join(f.mem.home, "state")]) {
+      for await (const e of Deno.readDir(dir)) {
+        assert(
+          !e.name.startsWith(".memsnap-stage-") && !e.name.startsWith(".memsnap-old-"),
+          `leftover ${join(dir, e.name)} after ${how}`,
+        );
+      }
+    }
+    outcomes.push(
+      `${when}:${killed ? "killed" : "finished"}${
+        hadJournal ? "+journal" : ""
+      }:${how}:${live}->${now}`,
+    );
+    live = now;
+  }
+  console.log(`crash: restore kills: ${outcomes.join(" ")}`);
+  // The store is still consistent: every listed bundle verifies.
+  const rows = await listRows(f);
+  await verifyAll(f, rows.map((r) => r.id));
+});
+
+Deno.test("crash: cleanup", async () => {
+  await shared?.[Symbol.asyncDispose]();
+});
