@@ -158,6 +158,9 @@ export async function reachable(
 ): Promise<string[]> {
   const seen = new Set<string>();
   const order: string[] = [];
+  // Blobs named by a tree are known to be blobs: they have no links, so they are not read
+  // (the bundle writer copies their packed entries without inflating them).
+  const blobs = new Set<string>();
   const stack = [...tips].reverse();
   while (stack.length > 0) {
     const oid = stack.pop()!;
@@ -165,8 +168,17 @@ export async function reachable(
     signal?.throwIfAborted();
     seen.add(oid);
     order.push(oid);
+    if (blobs.has(oid)) continue;
     const o = await source.read(oid);
-    const next = links(o);
+    let next: string[];
+    if (o.type === "tree") {
+      next = [];
+      for (const e of parseTree(o.body)) {
+        if (e.mode === "160000") continue;
+        if (e.mode !== "40000") blobs.add(e.oid);
+        next.push(e.oid);
+      }
+    } else next = links(o);
     for (let i = next.length - 1; i >= 0; i--) if (!seen.has(next[i]!)) stack.push(next[i]!);
   }
   return order;
