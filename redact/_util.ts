@@ -38,7 +38,7 @@ export function luhn(s: string): boolean {
 }
 
 const PLACEHOLDER =
-  /^(?:x+|X+|\*+|\.+|…|0+|changeme|change_?me|password|passwd|pass|secret|token|redacted|example|dummy|sample|test|testing|null|nil|none|undefined|true|false|empty|todo|tbd|fixme|placeholder|your[_-]?\w*|my[_-]?\w*|insert[_-]?\w*|replace[_-]?\w*|enter[_-]?\w*)$/i;
+  /^(?:x+|X+|\*+|\.+|…|0+|changeme|change_?me|password|passwd|pass|secret|token|redacted|example|dummy|sample|test|testing|null|nil|none|undefined|true|false|empty|todo|tbd|fixme|placeholder|(?:your|my|insert|replace|enter)(?:[_-]\w*|(?:api)?(?:password|passwd|pass|secret|token|key)\w*))$/i;
 const REFERENCE =
   /^(?:\$\{[^}]*\}?|\$\(|\$[A-Za-z_]|%[A-Za-z_]+%|\{\{|<[^>]*>?|\[[A-Z_]+\]|process\.env|os\.environ|os\.getenv|env\.|env\(|getenv|secrets\.|vault:|ENV\[)/;
 const ENV_NAME = /^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$/;

@@ -212,9 +212,14 @@ class RedactorImpl implements RedactorWithStats {
     if (eof) return { out: this.redactString(buf, artifact), rest: "" };
     if (buf.length < this.#chunkSize + this.#overlap) return { out: "", rest: buf };
     const limit = buf.length - this.#overlap;
-    // Cut at a line start so every rule sees whole lines; a hard cut only on a huge line.
+    // Cut at a line start so every rule sees whole lines. With no line end yet, read on; only a
+    // huge line (4 blocks) is cut, at the last whitespace before the limit if there is one.
     let cut = buf.lastIndexOf("\n", limit - 1) + 1;
-    if (cut <= 0) cut = limit;
+    if (cut <= 0) {
+      if (buf.length < 4 * (this.#chunkSize + this.#overlap)) return { out: "", rest: buf };
+      const ws = buf.slice(0, limit).search(/\s\S*$/);
+      cut = ws > 0 ? ws + 1 : limit;
+    }
     const { spans, partial } = this.#engine.find(buf);
     const taken: Span[] = [];
     let end = cut;

@@ -199,7 +199,11 @@ export async function scanFile(
       if (buf.length >= chunkSize + overlap) {
         const lim = buf.length - overlap;
         let cut = buf.lastIndexOf("\n", lim - 1) + 1;
-        if (cut <= 0) cut = lim;
+        if (cut <= 0) {
+          if (buf.length < 4 * (chunkSize + overlap)) continue;
+          const ws = buf.slice(0, lim).search(/\s\S*$/);
+          cut = ws > 0 ? ws + 1 : lim;
+        }
         const end = collect(engine, buf, cut, cur, out, path);
         buf = buf.slice(end);
         cur.pos = 0;

@@ -9,7 +9,7 @@ const SECRET = "ghp_Zq7Xw3Vb9Nm1Kp5Lr8Ts2Uy4Wa6Cd0Ef2Gh4J";
 const TAIL = SECRET.slice(4);
 const EMAIL = "jane.doe@acme-mail.io";
 
-async function makeDb(dir: string): Promise<string> {
+function makeDb(dir: string): string {
   const path = `${dir}/mem.sqlite`;
   const db = new DatabaseSync(path);
   db.exec(`
@@ -63,7 +63,7 @@ async function withTmp(fn: (dir: string) => Promise<void>): Promise<void> {
 
 Deno.test("redactSqlite() redacts every table, keeps FTS consistent and silences triggers", async () => {
   await withTmp(async (dir) => {
-    const path = await makeDb(dir);
+    const path = makeDb(dir);
     const r = createRedactor({ packs: [secretsPack, piiPack], key: KEY });
     await r.redactSqlite(path, "sqlite/mem.sqlite");
     const db = new DatabaseSync(path);
@@ -140,7 +140,7 @@ interopTest("redactSqlite(): sqlite3 .dump of the redacted copy holds no secret"
   "sqlite3",
 ], async () => {
   await withTmp(async (dir) => {
-    const path = await makeDb(dir);
+    const path = makeDb(dir);
     const r = createRedactor({ packs: [secretsPack, piiPack], key: KEY });
     await r.redactSqlite(path, "sqlite/mem.sqlite");
     const { text: stdout, code } = await run("sqlite3", [path, ".dump"]);
