@@ -77,8 +77,19 @@ function parseEntry(b: Uint8Array, offset: number): EntryHeader {
  * is slow.
  */
 function inflateEntry(b: Uint8Array, h: EntryHeader): Uint8Array {
-  const end = Math.min(b.length, h.dataStart + 64 + h.size + 5 * Math.ceil(h.size / 16000 + 1));
-  const out = inflateSync(b.subarray(h.dataStart, end), { maxOutputLength: Math.max(h.size, 1) });
+  const max = { maxOutputLength: Math.max(h.size, 1) };
+  // Deflate can grow data: up to 9 bits per literal in fixed-Huffman blocks (+12.5%), and
+  // not every deflater falls back to stored blocks (a 4 KiB random blob was seen taking
+  // 4 327 bytes). Bound the input by that worst case; if the stream still runs past the
+  // bound, inflate from the rest of the pack (zlib stops at the end of the stream).
+  const bound = h.dataStart + h.size + (h.size >>> 3) + 1024 + 5 * Math.ceil(h.size / 16000 + 1);
+  let out;
+  try {
+    out = inflateSync(b.subarray(h.dataStart, Math.min(b.length, bound)), max);
+  } catch (e) {
+    if (bound >= b.length) throw e;
+    out = inflateSync(b.subarray(h.dataStart), max);
+  }
   if (out.byteLength !== h.size) throw new Error("pack entry size mismatch");
   return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
 }

@@ -36,10 +36,11 @@ Deno.test("snapshot() of a restored memory succeeds, redacted or not, and restor
     await dream(mem, 2);
     await snap.restore(again.info.id, { noPreSnapshot: true });
     assertEquals(await fingerprint(mem), original);
-    assertEquals(
-      again.manifest.artifacts.map((a) => [a.path, a.sha256]),
-      first.manifest.artifacts.map((a) => [a.path, a.sha256]),
-    );
+    // Files, git history and state come back byte for byte; a database's file bytes may differ
+    // (SQLite header counters) while its content is equal, which the fingerprints check.
+    const bytes = (m: typeof first.manifest) =>
+      m.artifacts.filter((a) => a.kind !== "sqlite").map((a) => [a.path, a.sha256]);
+    assertEquals(bytes(again.manifest), bytes(first.manifest));
     await snap.restore(redacted.info.id, { noPreSnapshot: true });
   } finally {
     await store.close();
