@@ -233,6 +233,7 @@ Deno.test("readTar() refuses a non-ustar header", async () => {
 const segment = fc.oneof(
   fc.stringMatching(/^[A-Za-z0-9_-]{1,12}$/),
   fc.string({ unit: "grapheme", minLength: 1, maxLength: 8 }),
+  fc.string({ unit: "grapheme", minLength: 30, maxLength: 60 }),
   fc.stringMatching(/^[a-z]{90,140}$/),
 )
   // deno-lint-ignore no-control-regex
@@ -243,7 +244,8 @@ Deno.test("readTar() round-trips what the writer encodes (property)", async () =
     fc.asyncProperty(
       fc.uniqueArray(
         fc.record({
-          path: fc.array(segment, { minLength: 1, maxLength: 3 }).map((s) => s.join("/")),
+          path: fc.array(segment, { minLength: 1, maxLength: 3 }).map((s) => s.join("/"))
+            .filter((p) => !/^[A-Za-z]:/.test(p)), // a drive letter reads as absolute
           data: fc.uint8Array({ maxLength: 3000 }),
           mode: fc.constantFrom(0o644, 0o755, 0o600),
         }),
