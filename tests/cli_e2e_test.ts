@@ -115,7 +115,7 @@ Deno.test("memsnap snapshot/list/inspect/verify/restore round trip through the C
 });
 
 Deno.test("memsnap verify exits 3 on a flipped byte or a truncated bundle, and restore refuses it", async () => {
-  const { root, mem, store, base } = await setup();
+  const { root, mem, base } = await setup();
   try {
     const snap = await memsnap([
       "snapshot",
