@@ -211,6 +211,7 @@ export function memdirPlugin(options: MemdirPluginOptions): CapturePlugin {
       let bytes = 0;
       let done = 0;
       let vanished = 0;
+      const made = new Set<string>();
       const total = entries.reduce((n, e) => n + e.size, 0);
       for (const e of entries) {
         ctx.signal.throwIfAborted();
@@ -224,7 +225,11 @@ export function memdirPlugin(options: MemdirPluginOptions): CapturePlugin {
           try {
             if (ctx.redactor !== undefined) {
               const dest = posix.join(ctx.staging, "memdir", e.rel);
-              await Deno.mkdir(posix.dirname(dest), { recursive: true });
+              const parent = posix.dirname(dest);
+              if (!made.has(parent)) {
+                await Deno.mkdir(parent, { recursive: true });
+                made.add(parent);
+              }
               if (await ctx.redactor.redactFile(e.abs, dest, path)) src = dest;
             }
             artifact = await fileArtifact(path, src, "file", mode);
