@@ -63,7 +63,7 @@ Deno.test("extractBundle() round-trips random artifacts (property)", async () =>
       fc.uniqueArray(
         fc.record({
           path: fc.array(seg, { minLength: 1, maxLength: 3 }).map((s) => s.join("/")),
-          data: fc.uint8Array({ maxLength: 70_000 }),
+          data: fc.uint8Array({ maxLength: 40_000 }),
         }),
         { selector: (e) => e.path, maxLength: 5 },
       ).map((es) => es.filter((e) => !es.some((o) => o.path.startsWith(e.path + "/")))),
@@ -83,7 +83,7 @@ Deno.test("extractBundle() round-trips random artifacts (property)", async () =>
         for (const a of arts) assert.deepEqual(await Deno.readFile(join(dest, a.path)), a.data);
       },
     ),
-    { numRuns: 15 },
+    { numRuns: 10 },
   );
 });
 
