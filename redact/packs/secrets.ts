@@ -204,7 +204,7 @@ const rules: RedactionRule[] = [
  * | `private-key` | a whole PEM/OpenSSH private key block |
  * | `jwt` | JWTs whose header decodes to JSON with `alg` |
  * | `url-credentials` | the password in `scheme://user:PASSWORD@host` |
- * | `password-assignment`, `generic-secret` | `password=...`, `api_key: ...` with entropy |
+ * | `generic-secret` | `password=...`, `api_key: ...`, `"client_secret": "..."` (entropy, placeholders skipped) |
  *
  * @example Redacting a GitHub token
  * ```ts
