@@ -6,7 +6,6 @@
 import { createHash } from "node:crypto";
 import { posix } from "node:path";
 import { UnsafeBundleError, UsageError } from "../errors.ts";
-import type { JsonValue } from "../bundle/types.ts";
 import type { ArtifactSource } from "./types.ts";
 
 /** Names of databases and state entries: lowercase, digits, `_`, `.`, `-`, at most 64 chars. */
@@ -103,24 +102,6 @@ export function symlinkStaysInside(rel: string, target: string): boolean {
   if (target === "" || target.startsWith("/") || target.includes("\0")) return false;
   const joined = posix.normalize(posix.join(posix.dirname(rel), target));
   return joined !== ".." && !joined.startsWith("../") && !posix.isAbsolute(joined);
-}
-
-/** Canonical JSON: object keys sorted by UTF-16 code units, no whitespace. */
-export function canonicalJson(value: JsonValue): string {
-  if (value === null || typeof value !== "object") {
-    if (typeof value === "number" && !Number.isFinite(value)) {
-      throw new TypeError(`Cannot encode canonical JSON: ${value} is not a finite number`);
-    }
-    return JSON.stringify(value);
-  }
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
-  const keys = Object.keys(value).sort();
-  return `{${
-    keys.flatMap((k) => {
-      const v = value[k];
-      return v === undefined ? [] : [`${JSON.stringify(k)}:${canonicalJson(v)}`];
-    }).join(",")
-  }}`;
 }
 
 /** Converts a simple glob (`*`, `**`, `?`) to an anchored RegExp. */

@@ -14,7 +14,8 @@ import type {
   RestorePlanEntry,
 } from "./types.ts";
 import { jsonErrorPosition } from "./_json_position.ts";
-import { bytesArtifact, canonicalJson, isNotFound, validateName } from "./_util.ts";
+import { canonicalJson } from "../bundle/canonical_json.ts";
+import { bytesArtifact, isNotFound, validateName } from "./_util.ts";
 
 /** Options of {@linkcode statePlugin}. */
 export interface StatePluginOptions {
