@@ -191,7 +191,7 @@ export async function main(argv: string[]): Promise<number> {
     return code;
   } catch (error) {
     out.done();
-    return report(out, error);
+    return report(out, error, argv[0]);
   } finally {
     try {
       Deno.removeSignalListener("SIGINT", onSigint);
@@ -207,16 +207,49 @@ function stripUndefined(v: Flags): Flags {
   return r;
 }
 
+/** OS error codes of a path of the wrong kind or not permitted: the user's to fix (exit 2). */
+const PATH_CODES = new Set(["EISDIR", "ENOTDIR", "EACCES", "EPERM"]);
+/** OS error codes of a full, read-only or failing disk: not bugs, but not usage either. */
+const DISK_CODES = new Set(["ENOSPC", "EDQUOT", "EROFS", "EIO", "EMFILE", "ENFILE"]);
+
+/**
+ * The environment's fault behind an otherwise internal error, looking through `cause`: a disk
+ * that is full or failing (SQLite's "database or disk is full" too), or a path of the wrong
+ * kind. Such errors print one line without a stack.
+ */
+function environmentFault(error: unknown): { kind: "io_error" | "bad_path" } | undefined {
+  let e: unknown = error;
+  for (let depth = 0; e instanceof Error && depth < 8; depth++, e = e.cause) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string" && DISK_CODES.has(code)) return { kind: "io_error" };
+    if (typeof code === "string" && PATH_CODES.has(code)) return { kind: "bad_path" };
+    if (/database or disk is full/.test(e.message)) return { kind: "io_error" };
+  }
+  return undefined;
+}
+
 /** Prints an error as one clear line (JSON in JSON mode); stack only for internal errors. */
-export function report(out: Output, error: unknown): number {
-  const code = exitCodeOf(error);
-  const internal = code === ExitCode.Internal;
-  const message = error instanceof Error ? error.message : String(error);
-  const hint = error instanceof MemsnapError ? error.hint : undefined;
+export function report(out: Output, error: unknown, command?: string): number {
+  let code: number = exitCodeOf(error);
+  const fault = code === ExitCode.Internal ? environmentFault(error) : undefined;
+  if (fault?.kind === "bad_path") code = ExitCode.Usage;
+  const internal = code === ExitCode.Internal && !fault;
+  let message = error instanceof Error ? error.message : String(error);
+  if (fault && !message.startsWith("Cannot ")) {
+    message = `Cannot run "${command ?? "memsnap"}": ${message.charAt(0).toLowerCase()}${
+      message.slice(1)
+    }`;
+  }
+  const hint = (error instanceof MemsnapError ? error.hint : undefined) ??
+    (fault?.kind === "io_error"
+      ? "free space on the disk (or fix it) and run the command again"
+      : undefined);
   if (out.json) {
     const payload: Record<string, unknown> = {
       type: "error",
-      code: error instanceof MemsnapError
+      code: fault
+        ? fault.kind
+        : error instanceof MemsnapError
         ? error.code
         : (code === ExitCode.Cancelled ? "cancelled" : "internal"),
       exit_code: code,
