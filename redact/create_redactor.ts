@@ -26,7 +26,7 @@ export interface CreateRedactorOptions {
    */
   chunkSize?: number;
   /**
-   * Characters kept from one block to the next so a secret across a block boundary is still
+   * Bytes kept from one block to the next so a secret across a block boundary is still
    * caught; also the longest secret guaranteed to be caught across a boundary.
    *
    * @default {65536}
@@ -161,14 +161,21 @@ class RedactorImpl implements RedactorWithStats {
     const enc = new TextEncoder();
     const dec = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
     const block = new Uint8Array(this.#chunkSize);
-    let buf = "";
+    // Bytes read and not yet written. Cuts are made at line ends in the byte domain ("\n" is one
+    // byte in UTF-8), so a stretch without matches is written as the original bytes.
+    let pending = new Uint8Array(0);
     let first = true;
     let binary = false;
+    const decode = (b: Uint8Array): string | undefined => {
+      try {
+        return dec.decode(b);
+      } catch {
+        return undefined;
+      }
+    };
     try {
       output = await Deno.open(dest, { write: true, create: true, truncate: true });
-      const writeAll = async (s: string): Promise<void> => {
-        if (s.length === 0) return;
-        const bytes = enc.encode(s);
+      const write = async (bytes: Uint8Array): Promise<void> => {
         let off = 0;
         while (off < bytes.length) off += await output!.write(bytes.subarray(off));
       };
@@ -176,24 +183,64 @@ class RedactorImpl implements RedactorWithStats {
       while (!eof) {
         const n = await readFull(input, block);
         eof = n < block.length;
-        const got = block.subarray(0, n);
         if (first) {
           first = false;
-          const probe = got.subarray(0, BINARY_PROBE);
-          if (probe.indexOf(0) >= 0) {
+          if (block.subarray(0, Math.min(n, BINARY_PROBE)).indexOf(0) >= 0) {
             binary = true;
             break;
           }
         }
-        try {
-          buf += dec.decode(got, { stream: !eof });
-        } catch {
+        const grown = new Uint8Array(pending.length + n);
+        grown.set(pending);
+        grown.set(block.subarray(0, n), pending.length);
+        pending = grown;
+        if (eof) {
+          const text = decode(pending);
+          if (text === undefined) {
+            binary = true;
+            break;
+          }
+          const out = this.redactString(text, artifact);
+          await write(out === text ? pending : enc.encode(out));
+          break;
+        }
+        const window = this.#chunkSize + this.#overlap;
+        if (pending.length < window) continue;
+        const end = lastBoundary(pending);
+        const limit = end - this.#overlap;
+        // Cut at a line start so every rule sees whole lines. With no line end yet, read on;
+        // only a huge line (4 blocks) is cut, at a space (or a character boundary).
+        let cut = pending.lastIndexOf(0x0a, limit - 1) + 1;
+        if (cut <= 0) {
+          if (pending.length < 4 * window) continue;
+          cut = pending.lastIndexOf(0x20, limit - 1) + 1;
+          if (cut <= 0) cut = lastBoundary(pending.subarray(0, limit));
+        }
+        const head = decode(pending.subarray(0, cut));
+        const tail = decode(pending.subarray(cut, end));
+        if (head === undefined || tail === undefined) {
           binary = true;
           break;
         }
-        const done = this.#flush(buf, eof, artifact);
-        await writeAll(done.out);
-        buf = done.rest;
+        const text = head + tail;
+        const { spans, partial } = this.#engine.find(text);
+        const taken: Span[] = [];
+        let endC = head.length;
+        for (const sp of spans) {
+          if (sp.start >= head.length) break;
+          taken.push(sp);
+          if (sp.end > endC) endC = sp.end;
+        }
+        let consumed = cut;
+        if (taken.length === 0) {
+          await write(pending.subarray(0, cut));
+        } else {
+          let out = this.#apply(text.slice(0, endC), taken, artifact);
+          if (partial) out = this.redactString(out, artifact);
+          await write(enc.encode(out));
+          if (endC > head.length) consumed += enc.encode(text.slice(head.length, endC)).length;
+        }
+        pending = pending.slice(consumed);
       }
     } finally {
       input.close();
@@ -205,32 +252,6 @@ class RedactorImpl implements RedactorWithStats {
       return false;
     }
     return true;
-  }
-
-  /** Redacts the committed part of the streaming buffer; returns it and the kept tail. */
-  #flush(buf: string, eof: boolean, artifact: string): { out: string; rest: string } {
-    if (eof) return { out: this.redactString(buf, artifact), rest: "" };
-    if (buf.length < this.#chunkSize + this.#overlap) return { out: "", rest: buf };
-    const limit = buf.length - this.#overlap;
-    // Cut at a line start so every rule sees whole lines. With no line end yet, read on; only a
-    // huge line (4 blocks) is cut, at the last whitespace before the limit if there is one.
-    let cut = buf.lastIndexOf("\n", limit - 1) + 1;
-    if (cut <= 0) {
-      if (buf.length < 4 * (this.#chunkSize + this.#overlap)) return { out: "", rest: buf };
-      const ws = buf.slice(0, limit).search(/\s\S*$/);
-      cut = ws > 0 ? ws + 1 : limit;
-    }
-    const { spans, partial } = this.#engine.find(buf);
-    const taken: Span[] = [];
-    let end = cut;
-    for (const s of spans) {
-      if (s.start >= cut) break;
-      taken.push(s);
-      if (s.end > end) end = s.end;
-    }
-    let out = this.#apply(buf.slice(0, end), taken, artifact);
-    if (partial) out = this.redactString(out, artifact);
-    return { out, rest: buf.slice(end) };
   }
 
   redactJson(value: JsonValue, artifact: string): JsonValue {
@@ -293,6 +314,19 @@ function decodeText(bytes: Uint8Array): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** Length of the longest prefix of `b` that ends on a UTF-8 character boundary. */
+function lastBoundary(b: Uint8Array): number {
+  let i = b.length;
+  // Step back over at most 3 continuation bytes to the lead byte of the last character.
+  let k = i - 1;
+  while (k >= 0 && k >= i - 4 && (b[k]! & 0xc0) === 0x80) k--;
+  if (k < 0) return i;
+  const lead = b[k]!;
+  const len = lead < 0x80 ? 1 : lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+  if (k + len > i) i = k;
+  return i;
 }
 
 /** Reads until `buf` is full or the file ends; returns the bytes read. */
