@@ -205,3 +205,39 @@ Deno.test("redactFile() copies a file without secrets byte for byte", async () =
     strictEqual((await Deno.readFile(`${dir}/out2`)).length, 0);
   });
 });
+
+Deno.test("redactString() finds secrets anywhere on very long lines (minified JSON)", () => {
+  const parts: string[] = [];
+  const secrets: string[] = [];
+  for (let i = 0; i < 50; i++) {
+    parts.push(`"k${i}":"${"v".repeat(3000)}"`);
+    const s = `ghp_${"Zq7Xw3Vb9Nm1Kp5Lr8Ts2Uy4Wa6Cd0Ef2Gh4J".slice(0, 34)}${
+      String.fromCharCode(65 + (i % 26))
+    }${i % 10}`;
+    secrets.push(s);
+    parts.push(`"t${i}":"${s}","password":"Pw${i}xYz!${i}9"`);
+  }
+  const line = `{${parts.join(",")}}`;
+  ok(line.length > 150_000 && !line.includes("\n"));
+  const r = createRedactor({ packs, key: KEY });
+  const out = r.redactString(line, "state/min.json");
+  for (const s of secrets) ok(!out.includes(s), s);
+  strictEqual(r.report().rules.find((x) => x.id === "github-token")?.count, 50);
+  strictEqual(r.report().rules.find((x) => x.id === "generic-secret")?.count, 50);
+});
+
+Deno.test("redactFile() on a line longer than four blocks equals whole-string redaction", async () => {
+  await withTmp(async (dir) => {
+    const words: string[] = [];
+    for (let i = 0; i < 3000; i++) {
+      words.push(i % 97 === 0 ? `${GH.slice(0, -2)}${i % 10}x` : "word");
+    }
+    const text = words.join(" ");
+    await Deno.writeTextFile(`${dir}/in`, text);
+    const r = createRedactor({ packs, key: KEY, chunkSize: 512, overlap: 128 });
+    await r.redactFile(`${dir}/in`, `${dir}/out`, "a");
+    const whole = createRedactor({ packs, key: KEY }).redactString(text, "a");
+    strictEqual(await Deno.readTextFile(`${dir}/out`), whole);
+    ok(!whole.includes(GH.slice(0, 20)));
+  });
+});
