@@ -68,6 +68,8 @@ const log = (s: string): void => console.error(s);
 interface Sample {
   seconds: number;
   rssMiB: number;
+  /** User + system CPU seconds of the process tree (robust to other jobs' load). */
+  cpu: number;
 }
 
 /** Runs `sh -c script` under /usr/bin/time; returns wall time and peak RSS. */
@@ -75,7 +77,7 @@ async function measure(script: string): Promise<Sample & { stdout: string }> {
   const timeFile = join(tmp, "time.txt");
   const t0 = performance.now();
   const out = await new Deno.Command("/usr/bin/time", {
-    args: ["-f", "%M", "-o", timeFile, "sh", "-c", script],
+    args: ["-f", "%M %U %S", "-o", timeFile, "sh", "-c", script],
     stdout: "piped",
     stderr: "piped",
     env: { NO_COLOR: "1" },
@@ -89,8 +91,9 @@ async function measure(script: string): Promise<Sample & { stdout: string }> {
       }`,
     );
   }
-  const kib = Number((await Deno.readTextFile(timeFile)).trim().split("\n").at(-1));
-  return { seconds, rssMiB: kib / 1024, stdout };
+  const [kib, user, sys] = (await Deno.readTextFile(timeFile)).trim().split("\n").at(-1)!
+    .split(" ").map(Number);
+  return { seconds, rssMiB: kib! / 1024, cpu: user! + sys!, stdout };
 }
 
 const q = (s: string): string => `'${s.replaceAll("'", "'\\''")}'`;
@@ -266,16 +269,20 @@ for (let i = 0; i < 3; i++) {
 }
 
 // ---------------------------------------------------------------------------------------------
-const med = (name: string): { seconds: number; rssMiB: number; maxRssMiB: number } => {
+const med = (
+  name: string,
+): { seconds: number; cpu: number; rssMiB: number; maxRssMiB: number } => {
   const s = samples[name] ?? [];
   return {
     seconds: median(s.map((x) => x.seconds)),
+    cpu: median(s.map((x) => x.cpu)),
     rssMiB: median(s.map((x) => x.rssMiB)),
     maxRssMiB: Math.max(...s.map((x) => x.rssMiB)),
   };
 };
 const liveMB = fx.bytes / 1e6;
 const ratio = (a: string, b: string): number => med(a).seconds / med(b).seconds;
+const cpuRatio = (a: string, b: string): number => med(a).cpu / med(b).cpu;
 const rows: [string, string, string, number, number | null][] = [
   ["snapshot", "native", "≤ 1.25", ratio("snapshot", "native"), 1.25],
   ["snapshot_age", "native_age", "≤ 1.5", ratio("snapshot_age", "native_age"), 1.5],
@@ -293,6 +300,7 @@ const result = {
     cpus: navigator.hardwareConcurrency,
     cpu_model: os.cpus()[0]?.model ?? "unknown",
     mem_gib: +(os.totalmem() / 1024 ** 3).toFixed(1),
+    load_avg_at_end: os.loadavg().map((x) => +x.toFixed(2)),
     deno: Deno.version.deno,
     zstd: await tool("zstd", ["--version"]),
     tar: (await tool("tar", ["--version"])).split("\n")[0],
@@ -311,6 +319,7 @@ const result = {
   steps: Object.fromEntries(
     Object.keys(samples).map((k) => [k, {
       median_s: +med(k).seconds.toFixed(3),
+      median_cpu_s: +med(k).cpu.toFixed(3),
       median_rss_mib: +med(k).rssMiB.toFixed(1),
       max_rss_mib: +med(k).maxRssMiB.toFixed(1),
       mb_per_s_live: +(liveMB / med(k).seconds).toFixed(1),
@@ -321,6 +330,7 @@ const result = {
     memsnap: a,
     baseline: b,
     ratio: +r.toFixed(3),
+    cpu_ratio: +cpuRatio(a, b).toFixed(3),
     target,
     met: limit === null ? null : r <= limit,
   })),
@@ -353,18 +363,20 @@ const lines = [
     (fx.bytes / MIB).toFixed(1)
   } MiB live, ${fx.files} memory files), ${rounds} rounds, medians`,
   "",
-  `${pad("step", 20)} ${pad("median s", 9)} ${pad("MB/s", 8)} ${pad("peak RSS MiB", 13)}`,
+  `${pad("step", 20)} ${pad("median s", 9)} ${pad("CPU s", 8)} ${pad("MB/s", 8)} ${
+    pad("peak RSS MiB", 13)
+  }`,
   ...Object.entries(result.steps).map(([k, v]) =>
-    `${pad(k, 20)} ${pad(v.median_s.toFixed(2), 9)} ${pad(v.mb_per_s_live.toFixed(0), 8)} ${
-      pad(v.max_rss_mib.toFixed(0), 13)
-    }`
+    `${pad(k, 20)} ${pad(v.median_s.toFixed(2), 9)} ${pad(v.median_cpu_s.toFixed(2), 8)} ${
+      pad(v.mb_per_s_live.toFixed(0), 8)
+    } ${pad(v.max_rss_mib.toFixed(0), 13)}`
   ),
   "",
-  `${pad("memsnap", 16)} ${pad("vs", 20)} ${pad("ratio", 7)} target`,
+  `${pad("memsnap", 16)} ${pad("vs", 20)} ${pad("ratio", 7)} ${pad("CPU ratio", 10)} target`,
   ...result.ratios.map((x) =>
-    `${pad(x.memsnap, 16)} ${pad(x.baseline, 20)} ${pad(x.ratio.toFixed(2), 7)} ${x.target} ${
-      x.met === null ? "" : x.met ? "met" : "NOT met"
-    }`
+    `${pad(x.memsnap, 16)} ${pad(x.baseline, 20)} ${pad(x.ratio.toFixed(2), 7)} ${
+      pad(x.cpu_ratio.toFixed(2), 10)
+    } ${x.target} ${x.met === null ? "" : x.met ? "met" : "NOT met"}`
   ),
   "",
   `peak RSS of memsnap processes: ${result.peak_rss_mib.toFixed(0)} MiB (target ≤ 256)`,

@@ -19,8 +19,8 @@ import type { ManifestSigner, PayloadCipher } from "./crypto_types.ts";
 import { BLOCK, encodeHeader, END_OF_ARCHIVE, padding } from "./_tar_header.ts";
 import { checkPath, comparePaths, PathSet } from "./_paths.ts";
 import { bundleLimits } from "./bundle_limits.ts";
-import { zstdCompress } from "./_zstd.ts";
-import { batch, throughTransform, writeAll } from "./_io.ts";
+import { zstdCompressFrames } from "./_zstd_frames.ts";
+import { throughTransform, writeAll } from "./_io.ts";
 import {
   encodeManifest,
   MANIFEST_NAME,
@@ -232,7 +232,8 @@ export async function writeBundle(
       }
       yield END_OF_ARCHIVE;
     };
-    let stage: AsyncIterable<Uint8Array> = zstdCompress(batch(innerTar(), 1 << 18), level);
+    // Frames of 4 MiB of inner tar, compressed by two workers while this thread reads and hashes.
+    let stage: AsyncIterable<Uint8Array> = zstdCompressFrames(innerTar(), level);
     if (cipher) stage = throughTransform(stage, cipher.encrypt());
     const payloadHash = createHash("sha256");
     let payloadSize = 0;
@@ -272,9 +273,12 @@ export async function writeBundle(
     {
       using src = await Deno.open(tmp, { read: true });
       let copied = 0;
-      for await (const chunk of src.readable) {
-        copied += chunk.length;
-        await writeAll(out, chunk);
+      const buf = new Uint8Array(1 << 20);
+      for (;;) {
+        const n = await src.read(buf);
+        if (n === null) break;
+        copied += n;
+        await writeAll(out, buf.subarray(0, n));
       }
       if (copied !== payloadSize) {
         throw new MemsnapError(

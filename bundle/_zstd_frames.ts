@@ -1,0 +1,155 @@
+/**
+ * Parallel zstd compression of the payload (private).
+ *
+ * The inner tar is cut into segments of {@linkcode FRAME_BYTES} (the last one shorter) and each
+ * segment is compressed, with the pinned parameters, into its own complete zstd frame; the
+ * payload is the concatenation of the frames in order. Frames are independent, so they are
+ * compressed by up to two workers at once while the main thread reads, hashes and writes, and
+ * the bytes do not depend on the number of workers (zero included: the same function runs on
+ * the main thread). Deno 2.9.6's libzstd has no thread support (`ZSTD_c_nbWorkers` is
+ * refused), hence frames rather than zstd's own multithreading.
+ *
+ * Memory: at most `workers + 1` segments in flight plus the one being filled, and their frames
+ * (about 40 MiB with two workers).
+ *
+ * @module
+ */
+import { zstdParams } from "./_zstd.ts";
+import { compressFrame } from "./_zstd_frame.ts";
+
+/** Bytes of inner tar per zstd frame (4 MiB). Changing it changes the bundle bytes. */
+export const FRAME_BYTES = 4 << 20;
+
+/** Options of {@linkcode zstdCompressFrames}. */
+export interface CompressFramesOptions {
+  /** Compressor workers; 0 compresses on the calling thread. @default {min(2, cores)} */
+  workers?: number;
+  /** Bytes per frame. @default {FRAME_BYTES} */
+  frameBytes?: number;
+}
+
+interface Job {
+  resolve: (out: Uint8Array<ArrayBuffer>) => void;
+  reject: (e: Error) => void;
+}
+
+class Pool {
+  #workers: Worker[] = [];
+  #jobs = new Map<number, Job>();
+  #next = 0;
+  #failed: Error | undefined;
+  /** Segment buffers the workers gave back, for reuse (fewer large allocations, less RSS). */
+  readonly free: ArrayBuffer[] = [];
+
+  constructor(n: number) {
+    for (let i = 0; i < n; i++) {
+      const w = new Worker(new URL("./_zstd_frames_worker.ts", import.meta.url), {
+        type: "module",
+      });
+      w.onmessage = (ev: MessageEvent) => {
+        const { id, out, buf, error } = ev.data as {
+          id: number;
+          out?: Uint8Array<ArrayBuffer>;
+          buf?: ArrayBuffer;
+          error?: string;
+        };
+        if (buf) this.free.push(buf);
+        const job = this.#jobs.get(id);
+        if (!job) return;
+        this.#jobs.delete(id);
+        if (out) job.resolve(out);
+        else job.reject(new Error(`Cannot compress the payload: ${error}`));
+      };
+      w.onerror = (ev: ErrorEvent) => {
+        ev.preventDefault();
+        this.#fail(new Error(`Cannot compress the payload: ${ev.message}`));
+      };
+      this.#workers.push(w);
+    }
+  }
+
+  #fail(e: Error): void {
+    this.#failed ??= e;
+    for (const job of this.#jobs.values()) job.reject(e);
+    this.#jobs.clear();
+  }
+
+  compress(
+    segment: Uint8Array<ArrayBuffer>,
+    params: Record<number, number>,
+  ): Promise<Uint8Array<ArrayBuffer>> {
+    const id = this.#next++;
+    const p = new Promise<Uint8Array<ArrayBuffer>>((resolve, reject) => {
+      if (this.#failed) return reject(this.#failed);
+      this.#jobs.set(id, { resolve, reject });
+    });
+    if (!this.#failed) {
+      const w = this.#workers[id % this.#workers.length]!;
+      w.postMessage({ id, buf: segment.buffer, len: segment.length, params }, [segment.buffer]);
+    }
+    return p;
+  }
+
+  terminate(): void {
+    for (const w of this.#workers) w.terminate();
+    this.#fail(new Error("Cannot compress the payload: the compressor stopped"));
+  }
+}
+
+/**
+ * Compresses a byte stream into a sequence of zstd frames, one per {@linkcode FRAME_BYTES} of
+ * input, in order. An empty input gives one empty frame.
+ */
+export async function* zstdCompressFrames(
+  input: AsyncIterable<Uint8Array>,
+  level: number,
+  options: CompressFramesOptions = {},
+): AsyncGenerator<Uint8Array> {
+  const frameBytes = options.frameBytes ?? FRAME_BYTES;
+  const nWorkers = options.workers ??
+    Math.max(1, Math.min(2, navigator.hardwareConcurrency ?? 1));
+  const params = zstdParams(level);
+  const pool = nWorkers > 0 ? new Pool(nWorkers) : undefined;
+  const maxInFlight = nWorkers + 1;
+  const pending: Promise<Uint8Array>[] = [];
+  let frames = 0;
+  let spare: ArrayBuffer | undefined;
+  const fresh = (): Uint8Array<ArrayBuffer> => {
+    const buf = pool?.free.pop() ?? spare ?? new ArrayBuffer(frameBytes);
+    spare = undefined;
+    return new Uint8Array(buf);
+  };
+  const submit = (segment: Uint8Array<ArrayBuffer>): void => {
+    frames++;
+    // Without workers the segment is consumed right here, so its buffer is reused at once.
+    const p = pool
+      ? pool.compress(segment, params)
+      : new Promise<Uint8Array>((resolve) => resolve(compressFrame(segment, params)));
+    if (!pool) spare = segment.buffer;
+    p.catch(() => {}); // awaited in order below; never an unhandled rejection meanwhile
+    pending.push(p);
+  };
+  try {
+    let seg = fresh();
+    let used = 0;
+    for await (const chunk of input) {
+      let off = 0;
+      while (off < chunk.length) {
+        const k = Math.min(frameBytes - used, chunk.length - off);
+        seg.set(chunk.subarray(off, off + k), used);
+        used += k;
+        off += k;
+        if (used === frameBytes) {
+          submit(seg);
+          used = 0;
+          while (pending.length >= maxInFlight) yield await pending.shift()!;
+          seg = fresh();
+        }
+      }
+    }
+    if (used > 0 || frames === 0) submit(seg.slice(0, used));
+    while (pending.length > 0) yield await pending.shift()!;
+  } finally {
+    pool?.terminate();
+  }
+}
