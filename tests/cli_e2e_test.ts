@@ -289,3 +289,42 @@ Deno.test("memsnap doctor reports an interrupted restore and mismatched keys wit
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("memsnap snapshot with SOURCE_DATE_EPOCH writes byte-identical bundles in any store", async () => {
+  const root = await Deno.makeTempDir({ prefix: "memsnap-determinism-" });
+  try {
+    const mem = await generateSampleMemory(join(root, "agent"), {
+      notes: 6,
+      facts: 20,
+      plantSecrets: false,
+    });
+    const env = { SOURCE_DATE_EPOCH: "1764000000" };
+    for (const redact of [["--no-redact"], []]) {
+      const runs = await Promise.all(
+        ["s1", "s2"].map((s) =>
+          memsnap([
+            "snapshot",
+            "--store",
+            join(root, `${s}${redact.length}`),
+            "--agent",
+            "a1",
+            ...sourceFlags(mem),
+            ...redact,
+            "--json",
+          ], env)
+        ),
+      );
+      for (const r of runs) assertEquals(r.code, 0, r.stderr);
+      const [a, b] = runs.map((r) => r.json as { id: string; path: string; created_at: string });
+      assertEquals(a!.id, b!.id);
+      assertEquals(a!.created_at, "2025-11-24T16:00:00.000Z");
+      const [ba, bb] = await Promise.all([Deno.readFile(a!.path), Deno.readFile(b!.path)]);
+      assert(
+        ba.length === bb.length && ba.every((x, i) => x === bb[i]),
+        `bundles differ (${redact.join(" ") || "redacted"})`,
+      );
+    }
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
