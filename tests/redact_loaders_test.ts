@@ -193,3 +193,53 @@ Deno.test("scanFile() and scanPaths() find secrets across blocks, skip binaries"
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+function translated(regex: string): RegExp | string {
+  const { pack, untranslated } = loadGitleaksPack(
+    `[[rules]]\nid = "r"\nregex = '''${regex}'''\n`,
+  );
+  if (untranslated.length > 0) return untranslated[0]!.reason;
+  return pack.rules[0]!.pattern as RegExp;
+}
+
+Deno.test("loadGitleaksPack() translates RE2 constructs to equivalent JS", () => {
+  const cases: [string, string[], string[]][] = [
+    // [re2, must match, must not match]
+    ["(?i)abc", ["xABCx"], ["abd"]],
+    ["(?s)a.b", ["a\nb"], ["ab"]],
+    ["a(?i)bc", ["aBC"], ["ABC"]],
+    ["(a(?i)b)c", ["aBc"], ["aBC"]],
+    ["x(?-i:Y)z", ["xYz"], ["xyz"]],
+    ["(?i)x(?-i:Y)z", ["XYZ"], ["Xyz"]],
+    ["(?P<v>[0-9]+)", ["42"], ["x"]],
+    ["[[:alpha:]]+[[:digit:]]", ["ab1"], ["1"]],
+    ["[[:xdigit:][:space:]]{3}", ["a f"], ["xyz"]],
+    ["[]a]b", ["]b", "ab"], ["cb"]],
+    ["\\Qa.b*\\E", ["a.b*"], ["axb"]],
+    ["\\x{41}\\x{263A}", ["A\u263a"], ["A"]],
+    ["\\Aabc", ["abc"], ["xabc"]],
+    ["abc\\z", ["xabc"], ["abc\n"]],
+  ];
+  for (const [re2, yes, no] of cases) {
+    const re = translated(re2);
+    ok(re instanceof RegExp, `${re2}: ${re}`);
+    for (const s of yes) ok(new RegExp(re.source, re.flags).test(s), `${re2} should match ${s}`);
+    for (const s of no) {
+      ok(!new RegExp(re.source, re.flags).test(s), `${re2} should not match ${s}`);
+    }
+  }
+  for (
+    const [re2, why] of [
+      ["\\pL+", /Unicode/],
+      ["(?U)a+", /ungreedy/],
+      ["\\C", /\\C/],
+      ["[[:^alpha:]]", /negated/],
+      ["a(?i)b|c", /alternation/],
+      ["\\x{1F600}", /BMP/],
+      ["(a", /parenthes|refused/],
+    ] as const
+  ) {
+    const r = translated(re2);
+    ok(typeof r === "string" && why.test(r), `${re2}: ${String(r)}`);
+  }
+});
