@@ -12,6 +12,10 @@ import { readManifest } from "../bundle/read_manifest.ts";
 import { openBundleFile } from "../bundle/open_bundle_file.ts";
 import { extractBundle } from "../bundle/extract_bundle.ts";
 import type { Manifest } from "../bundle/types.ts";
+import { createSnapshotter } from "../snapshotter.ts";
+import { gitPlugin, memdirPlugin, sqlitePlugin, statePlugin } from "../capture/mod.ts";
+import { loadPacks } from "../redact/load_pack.ts";
+import { openStore } from "../store/open_store.ts";
 
 const WRITER = new URL("./fixtures/capture/sqlite_writer.ts", import.meta.url).pathname;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -154,4 +158,45 @@ Deno.test("race: memsnap snapshot of a WAL database under a writer hammering tra
   assert(logs.size > 1, `the writer really ran between the snapshots (log sizes ${[...logs]})`);
   const v = await Promise.all(ids.map((id) => memsnap(["verify", "--store", f.store, id])));
   v.forEach((r, i) => assertEquals(r.code, 0, `verify ${ids[i]}: ${r.stdout}${r.stderr}`));
+});
+
+Deno.test("restore: redaction never touches live memory, and the pre-restore snapshot is never redacted, so undo is exact", async () => {
+  await using f = await fixture({ prefix: "memsnap-race-" });
+  const store = await openStore(f.store);
+  try {
+    const snap = createSnapshotter({
+      store,
+      agent: "a1",
+      captures: [
+        memdirPlugin({ dir: f.mem.memdir }),
+        gitPlugin({ dir: f.mem.memdir }),
+        sqlitePlugin({ databases: f.mem.sqlite }),
+        statePlugin({ files: f.mem.state }),
+      ],
+      redact: { packs: await loadPacks("secrets,pii"), key: new Uint8Array(32) },
+    });
+    const scratch = join(f.mem.memdir, "notes", "scratch.md");
+    const secret = "ghp_R2d2C3p0BB8kX9qLmN4vT7wZ1yA5sE6uJ0hF";
+    const live = await fingerprint(f.mem);
+    const redacted = await snap.snapshot();
+    assert(redacted.manifest.redaction.redacted);
+    assertEquals(
+      await fingerprint(f.mem),
+      live,
+      "a redacted snapshot leaves live memory as it was",
+    );
+    assert((await Deno.readTextFile(scratch)).includes(secret));
+    await dream(f.mem);
+    const dreamed = await fingerprint(f.mem);
+    const r = await snap.restore(redacted.info.id);
+    assert(!(await Deno.readTextFile(scratch)).includes(secret), "restored the redacted copy");
+    const pre = await store.readManifest(r.preSnapshot!.id);
+    assertEquals(pre.created_by, "pre-restore");
+    assertEquals(pre.redaction.redacted, false, "the pre-restore snapshot is not redacted");
+    await snap.restore(r.preSnapshot!.id, { noPreSnapshot: true });
+    assertEquals(await fingerprint(f.mem), dreamed, "undo gives back the exact memory");
+    assert((await Deno.readTextFile(scratch)).includes(secret));
+  } finally {
+    await store.close();
+  }
 });
