@@ -11,6 +11,7 @@ import type { CapturePlugin } from "../capture/types.ts";
 import { gitPlugin, memdirPlugin, sqlitePlugin, statePlugin } from "../capture/mod.ts";
 import { createSnapshotter, type RedactSettings, type Snapshotter } from "../snapshotter.ts";
 import { loadPacks } from "../redact/load_pack.ts";
+import type { RulePack } from "../redact/types.ts";
 import type {
   ManifestSigner,
   ManifestVerifier,
@@ -251,10 +252,14 @@ export async function capturesFrom(flags: Flags, command: string): Promise<Captu
 }
 
 /** Redaction settings from `--redact`/`--no-redact` (on by default with the built-in packs). */
-export async function redactFrom(flags: Flags, store: Store): Promise<RedactSettings | undefined> {
+export async function redactFrom(
+  flags: Flags,
+  store: Store,
+  warn: (message: string) => void,
+): Promise<RedactSettings | undefined> {
   if (flags["no-redact"] === true) return undefined;
   const spec = str(flags, "redact") ?? "default";
-  const packs = await loadPacks(spec === "default" ? "secrets,pii" : spec);
+  const packs = await packsFrom(spec, warn);
   return { packs, key: await redactionKey(store) };
 }
 
@@ -273,7 +278,7 @@ export async function snapshotterFrom(
   const signer = await signerFrom(flags);
   const verifier = await verifierFrom(flags);
   const redact = "redact" in flags || "no-redact" in flags || command === "snapshot"
-    ? await redactFrom(flags, store)
+    ? await redactFrom(flags, store, (m) => ctx.out.warn(m))
     : undefined;
   const tenant = str(flags, "tenant");
   return createSnapshotter({
@@ -296,4 +301,40 @@ export async function snapshotterFrom(
 /** Path of a file in the agent's state dir. */
 export function stateFile(dir: string, name: string): string {
   return join(dir, name);
+}
+
+/**
+ * Loads rule packs from a `--redact` spec (`default` = `secrets,pii`). Rules of a gitleaks
+ * config that cannot be translated are reported by id as warnings, never dropped silently.
+ */
+export async function packsFrom(
+  spec: string | undefined,
+  warn: (message: string) => void,
+): Promise<RulePack[]> {
+  const packs = await loadPacks(!spec || spec === "default" ? "secrets,pii" : spec, {
+    onUntranslated: (pack, rules) => {
+      for (const r of rules) {
+        warn(`redaction pack ${pack}: rule "${r.id}" is not applied: ${r.reason}`);
+      }
+    },
+  });
+  // Packs often overlap (the built-in secrets pack and a gitleaks config both have
+  // "github-fine-grained-pat"): keep every rule, and give a later duplicate its pack's prefix.
+  const owner = new Map<string, string>();
+  return packs.map((pack) => ({
+    ...pack,
+    rules: pack.rules.map((rule) => {
+      const first = owner.get(rule.id);
+      if (first === undefined) {
+        owner.set(rule.id, pack.id);
+        return rule;
+      }
+      const id = `${pack.id}.${rule.id}`;
+      warn(
+        `redaction pack ${pack.id}: rule "${rule.id}" is also in pack ${first}; it runs as "${id}"`,
+      );
+      owner.set(id, pack.id);
+      return { ...rule, id };
+    }),
+  }));
 }

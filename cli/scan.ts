@@ -6,9 +6,8 @@
 import { DatabaseSync } from "node:sqlite";
 import { resolve } from "node:path";
 import type { Command } from "./_spec.ts";
-import { list, str } from "./_context.ts";
+import { list, packsFrom, str } from "./_context.ts";
 import { parseMapFlag } from "./_config.ts";
-import { loadPacks } from "../redact/load_pack.ts";
 import { type Finding, scanPaths, scanText } from "../redact/scan.ts";
 import { UsageError } from "../errors.ts";
 
@@ -42,7 +41,7 @@ export const command: Command = {
   positionals: [0, 0],
   async run(ctx) {
     const spec = str(ctx.flags, "redact");
-    const packs = await loadPacks(!spec || spec === "default" ? "secrets,pii" : spec);
+    const packs = await packsFrom(spec, (m) => ctx.out.warn(m));
     const findings: Finding[] = [];
     const skipped: string[] = [];
     const paths: string[] = [];

@@ -328,3 +328,39 @@ Deno.test("memsnap snapshot with SOURCE_DATE_EPOCH writes byte-identical bundles
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("memsnap scan and snapshot take a gitleaks config beside the built-in packs, warning about what they cannot apply", async () => {
+  const { root, mem, base } = await setup();
+  try {
+    const gitleaks = new URL("./fixtures/redact/gitleaks.toml", import.meta.url).pathname;
+    const scan = await memsnap(["scan", ...sourceFlags(mem), "--json"]);
+    assertEquals(scan.code, 0, scan.stderr);
+    const found =
+      (scan.json as { findings: { rule: string; preview: string; path: string }[] }).findings;
+    assert(
+      found.some((f) => f.rule === "github-token" && f.preview.startsWith("ghp_…")),
+      JSON.stringify(found),
+    );
+    assert(
+      found.some((f) => f.rule === "email" && f.path.startsWith("sqlite/long_term")),
+      JSON.stringify(found),
+    );
+    assert(!scan.stdout.includes("R2d2C3p0"), "scan never prints a secret");
+    const snap = await memsnap([
+      "snapshot",
+      ...base,
+      ...sourceFlags(mem),
+      "--redact",
+      `secrets,pii,${gitleaks}`,
+      "--json",
+    ]);
+    assertEquals(snap.code, 0, snap.stderr);
+    assert(
+      /is not applied/.test(snap.stderr) && /runs as \\?"gitleaks\./.test(snap.stderr),
+      snap.stderr,
+    );
+    assert((snap.json as { redactions: number }).redactions >= 3, snap.stdout);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
