@@ -71,6 +71,19 @@ interface SkippedLink {
   reason: string;
 }
 
+/**
+ * Puts a verified payload file into staging without copying its bytes when it can: a hard link
+ * when both are on one filesystem (the payload dir stays intact for other readers and is removed
+ * after the restore anyway), a copy otherwise.
+ */
+async function linkOrCopy(src: string, dest: string): Promise<void> {
+  try {
+    await Deno.link(src, dest);
+  } catch {
+    await Deno.copyFile(src, dest);
+  }
+}
+
 /** Lists the memory dir, sorted by path. */
 async function listDir(
   root: string,
@@ -299,7 +312,7 @@ export function memdirPlugin(options: MemdirPluginOptions): CapturePlugin {
         }
         const dest = posix.join(staged, rel);
         await Deno.mkdir(posix.dirname(dest), { recursive: true });
-        await Deno.copyFile(src, dest);
+        await linkOrCopy(src, dest);
         await Deno.chmod(dest, a.mode ?? 0o644);
         ctx.progress.progress({
           phase: "restore",
