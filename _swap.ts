@@ -299,11 +299,18 @@ export interface RecoverResult {
 /**
  * Completes or rolls back an interrupted restore: a committed journal is completed, anything
  * earlier is rolled back, so live state is entirely the old or entirely the restored one.
+ * `beforeCleanup` is the same hook as {@linkcode runSwap}'s, run before a completion's cleanup.
  */
-export async function recoverSwap(fs: SwapFs, stateDir: string): Promise<RecoverResult> {
+export async function recoverSwap(
+  fs: SwapFs,
+  stateDir: string,
+  beforeCleanup?: (j: Journal) => Promise<void>,
+): Promise<RecoverResult> {
   const journal = await readJournal(fs, stateDir);
   if (!journal) return { outcome: "none", aside: [] };
   if (journal.phase === "committed") {
+    // Same cleanup as an uninterrupted swap (idempotent: it may have run in part already).
+    if (beforeCleanup) await beforeCleanup(journal);
     const r = await finishCommitted(fs, stateDir, journal);
     return { outcome: "completed", journal, aside: r.aside };
   }

@@ -342,7 +342,9 @@ export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
 
   const recoverLocked = async (): Promise<RecoverResult> => {
     const stateDir = await store.stateDir(tenant, agent);
-    const r = await recoverSwap(swapFs, stateDir);
+    const r = await recoverSwap(swapFs, stateDir, async (jj) => {
+      await keepAbsentFiles(jj);
+    });
     if (r.outcome !== "none" && r.journal) {
       await store.audit({
         at: new Date().toISOString(),
@@ -657,7 +659,9 @@ export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
     } catch (e) {
       if (journal) {
         // Failed while staging: nothing live was touched; drop staging and the journal.
-        await recoverSwap(swapFs, stateDir).catch(() => {});
+        await recoverSwap(swapFs, stateDir, async (jj) => {
+          await keepAbsentFiles(jj);
+        }).catch(() => {});
       }
       await store.audit({
         at: new Date().toISOString(),
