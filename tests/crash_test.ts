@@ -25,6 +25,11 @@ import {
   spawnCli,
 } from "./_reliability.ts";
 import { dream, fingerprint } from "../examples/sample_memory.ts";
+import { assertRejects } from "./_assert.ts";
+import { createSnapshotter } from "../snapshotter.ts";
+import { realSwapFs, type SwapFs } from "../_swap.ts";
+import { gitPlugin, memdirPlugin, sqlitePlugin, statePlugin } from "../capture/mod.ts";
+import { openStore } from "../store/open_store.ts";
 
 const SNAPSHOT_KILLS = envCount("MEMSNAP_CRASH_RUNS", 4);
 const RESTORE_KILLS = SNAPSHOT_KILLS;
@@ -230,4 +235,65 @@ Deno.test("crash: a SIGKILLed memsnap restore is entirely old or entirely restor
 
 Deno.test("crash: cleanup", async () => {
   await shared?.[Symbol.asyncDispose]();
+});
+
+Deno.test("crash: a restore that dies right after its commit record keeps absent files aside once recovered", async () => {
+  await using f = await fixture({ prefix: "memsnap-crash-commit-", notes: 6, facts: 20 });
+  const store = await openStore(f.store);
+  try {
+    let dead = false;
+    const die = (): Promise<never> => Promise.reject(new Error("killed"));
+    // The process "dies" just after the journal's committed phase is durable.
+    const dying: SwapFs = {
+      rename: (a, b) => dead ? die() : realSwapFs.rename(a, b),
+      remove: (p) => dead ? die() : realSwapFs.remove(p),
+      mkdir: (p) => dead ? die() : realSwapFs.mkdir(p),
+      exists: (p) => dead ? die() : realSwapFs.exists(p),
+      syncDir: (p) => dead ? die() : realSwapFs.syncDir(p),
+      readText: (p) => dead ? die() : realSwapFs.readText(p),
+      async writeFileAtomic(p, d) {
+        if (dead) return die();
+        await realSwapFs.writeFileAtomic(p, d);
+        if (d.includes('"phase": "committed"')) {
+          dead = true;
+          return die();
+        }
+      },
+    };
+    const captures = [
+      memdirPlugin({ dir: f.mem.memdir }),
+      gitPlugin({ dir: f.mem.memdir }),
+      sqlitePlugin({ databases: f.mem.sqlite }),
+      statePlugin({ files: f.mem.state }),
+    ];
+    const snap = createSnapshotter({ store, agent: "a1", captures, swapFs: dying });
+    const a = await snap.snapshot();
+    const fpA = await fingerprint(f.mem);
+    await dream(f.mem);
+    // The dream wrote a note that snapshot A does not have.
+    const added = "notes/consolidated-1.md";
+    await Deno.lstat(join(f.mem.memdir, added));
+    await assertRejects(() => snap.restore(a.info.id));
+    assert(dead, "the swap reached its commit record");
+    // A new process recovers: the restore is completed.
+    const fresh = createSnapshotter({ store, agent: "a1", captures });
+    const r = await fresh.recover();
+    assertEquals(r.outcome, "completed");
+    assertEquals(await fingerprint(f.mem), fpA);
+    // As after an uninterrupted restore, the file absent from the snapshot is kept aside,
+    // outside the memory dir, not deleted.
+    const aside = join(
+      f.mem.home,
+      ".memsnap-aside",
+      r.journal!.restore_id,
+      "memory",
+      added,
+    );
+    assert(
+      await Deno.lstat(aside).then(() => true, () => false),
+      `${added} was deleted by recovery instead of being kept at ${aside}`,
+    );
+  } finally {
+    await store.close();
+  }
 });
