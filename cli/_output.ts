@@ -29,11 +29,13 @@ export class Output {
 
   /** Prints a line of text to stdout (ignored in JSON mode). */
   text(line = ""): void {
+    this.#clearBar();
     if (!this.json) this.#write(Deno.stdout, line + "\n");
   }
 
   /** Prints a JSON value as one line to stdout. */
   data(value: unknown): void {
+    this.#clearBar();
     this.#write(Deno.stdout, JSON.stringify(value) + "\n");
   }
 
