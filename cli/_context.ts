@@ -6,6 +6,7 @@
 import { join, resolve } from "node:path";
 import { NotFoundError, UsageError } from "../errors.ts";
 import type { Store } from "../store/types.ts";
+import type { ProgressReporter } from "../progress.ts";
 import { openStore } from "../store/open_store.ts";
 import type { CapturePlugin } from "../capture/types.ts";
 import { gitPlugin, memdirPlugin, sqlitePlugin, statePlugin } from "../capture/mod.ts";
@@ -114,9 +115,16 @@ export function required(flags: Flags, name: string, command: string): string {
 }
 
 /** Opens the store named by `--store`. */
-export async function storeFrom(flags: Flags, command: string): Promise<Store> {
+export async function storeFrom(
+  flags: Flags,
+  command: string,
+  progress?: ProgressReporter,
+): Promise<Store> {
   const url = required(flags, "store", command);
-  return await openStore(url.startsWith("s3://") ? url : resolve(url));
+  return await openStore(
+    url.startsWith("s3://") ? url : resolve(url),
+    progress ? { progress } : {},
+  );
 }
 
 /** Parses `--lock-timeout` / `--no-wait` into milliseconds. */
@@ -271,7 +279,7 @@ export async function snapshotterFrom(
 ): Promise<Snapshotter> {
   const flags = ctx.flags;
   const agent = required(flags, "agent", command);
-  const store = options.store ?? await storeFrom(flags, command);
+  const store = options.store ?? await storeFrom(flags, command, ctx.out.reporter());
   const captures = options.needCaptures ? await capturesFrom(flags, command) : [];
   const cipher = await cipherFrom(flags);
   const decipher = await decipherFrom(flags);

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { noopProgress, type ProgressReporter } from "../progress.ts";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { NotFoundError, RefusedError, UsageError } from "../errors.ts";
@@ -45,6 +46,8 @@ export interface S3StoreOptions {
    * @default {8388608}
    */
   partSize?: number;
+  /** Receives `upload` progress (bytes sent) while a bundle is uploaded. */
+  progress?: ProgressReporter;
   /**
    * Directory for the local cache catalog, pending files and state dirs; default
    * `$XDG_STATE_HOME/memsnap/<hash of url>` or `~/.local/state/memsnap/<hash of url>`.
@@ -118,6 +121,7 @@ export class S3Store implements Store, AsyncDisposable {
   #catalog: Catalog;
   #partSize: number;
   #conditional: boolean | undefined;
+  #progress: ProgressReporter = noopProgress;
 
   private constructor(
     url: string,
@@ -182,7 +186,7 @@ export class S3Store implements Store, AsyncDisposable {
       join(env("XDG_STATE_HOME") || join(home, ".local", "state"), "memsnap", hash);
     await Deno.mkdir(join(stateRoot, "tmp"), { recursive: true });
     const catalog = new Catalog(join(stateRoot, "catalog.sqlite"));
-    return new S3Store(
+    const store = new S3Store(
       url,
       client,
       prefix,
@@ -191,6 +195,8 @@ export class S3Store implements Store, AsyncDisposable {
       partSize,
       options.conditionalWrites,
     );
+    if (options.progress) store.#progress = options.progress;
+    return store;
   }
 
   /** Bytes of object bodies downloaded by reads through this store (diagnostics, tests). */
@@ -410,15 +416,18 @@ export class S3Store implements Store, AsyncDisposable {
       new RefusedError(`Cannot add snapshot ${id}: it is already in store ${this.url}`);
     if (await this.#client.head(key)) throw refuse();
     const cond: Record<string, string> = conditional ? { "if-none-match": "*" } : {};
+    const item = key.slice(key.lastIndexOf("/") + 1);
     if (size <= this.#partSize) {
       const r = await this.#client.put(key, await Deno.readFile(file), cond, [412]);
       if (r.status === 412) throw refuse();
+      this.#progress.progress({ phase: "upload", done: size, total: size, item });
       return size;
     }
     const f = await Deno.open(file, { read: true });
     const uploadId = await this.#client.createMultipart(key);
     try {
       const etags: string[] = [];
+      let sent = 0;
       const buf = new Uint8Array(this.#partSize);
       for (let part = 1;; part++) {
         let n = 0;
@@ -429,6 +438,8 @@ export class S3Store implements Store, AsyncDisposable {
         }
         if (n === 0) break;
         etags.push(await this.#client.uploadPart(key, uploadId, part, buf.slice(0, n)));
+        sent += n;
+        this.#progress.progress({ phase: "upload", done: sent, total: size, item });
         if (n < buf.length) break;
       }
       const status = await this.#client.completeMultipart(key, uploadId, etags, cond);
