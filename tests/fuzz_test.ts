@@ -60,7 +60,13 @@ const LIMITS: Partial<BundleLimits> = {
   maxZstdWindowLog: 22,
   maxManifestSize: 64 << 10,
 };
-const RSS_BUDGET = 384 * 2 ** 20;
+/** Growth allowed to this isolate's heap + external buffers (the readers' own memory). */
+const HEAP_BUDGET = 256 * 2 ** 20;
+/**
+ * Growth allowed to the process's rss: a loose backstop, since `deno test --parallel` runs
+ * other test files in the same process.
+ */
+const RSS_BUDGET = 1024 * 2 ** 20;
 
 const enc = new TextEncoder();
 const sha256 = (b: Uint8Array): string => createHash("sha256").update(b).digest("hex");
@@ -253,6 +259,11 @@ let scratch = "";
 let caseNo = 0;
 const stats = new Map<string, number>();
 let maxRss = 0;
+let maxHeap = 0;
+const heapOf = (): number => {
+  const m = Deno.memoryUsage();
+  return m.heapUsed + m.external;
+};
 
 function tally(key: string): void {
   stats.set(key, (stats.get(key) ?? 0) + 1);
@@ -320,6 +331,7 @@ async function check(
   }
   const rss = Deno.memoryUsage().rss;
   if (rss > maxRss) maxRss = rss;
+  maxHeap = Math.max(maxHeap, heapOf());
   return ex.ok ? { ok: true, manifest: ex.value } : { ok: false, error: ex.error };
 }
 
@@ -730,6 +742,7 @@ function isInner(mu: Mutation): boolean {
 
 let bases: Base[] = [];
 let rssBefore = 0;
+let heapBefore = 0;
 
 Deno.test({
   name: "fuzz: setup base bundles",
@@ -737,6 +750,7 @@ Deno.test({
     scratch = await Deno.makeTempDir({ prefix: "memsnap-fuzz-" });
     bases = await makeBases(scratch);
     rssBefore = Deno.memoryUsage().rss;
+    heapBefore = heapOf();
     for (const b of bases) {
       const r = await check(b.bytes, b);
       assert(r.ok, `base ${b.name} must extract: ${!r.ok && r.error.message}`);
@@ -937,10 +951,15 @@ Deno.test("fuzz: bombs (zstd window, decompression, pax, entry count, sizes) are
 Deno.test("fuzz: memory stayed bounded and nothing was left behind", async () => {
   try {
     const grown = maxRss - rssBefore;
+    const mib = (n: number) => `${(n / 2 ** 20).toFixed(0)} MiB`;
     console.log(
-      `fuzz: rss before ${(rssBefore / 2 ** 20).toFixed(0)} MiB, max ${
-        (maxRss / 2 ** 20).toFixed(0)
-      } MiB`,
+      `fuzz: rss before ${mib(rssBefore)}, max ${mib(maxRss)}; heap+external before ${
+        mib(heapBefore)
+      }, max ${mib(maxHeap)}`,
+    );
+    assert(
+      maxHeap - heapBefore < HEAP_BUDGET,
+      `heap+external grew by ${mib(maxHeap - heapBefore)} during the fuzz run`,
     );
     assert(
       grown < RSS_BUDGET,
