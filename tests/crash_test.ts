@@ -113,13 +113,15 @@ Deno.test("crash: a SIGKILLed memsnap snapshot never leaves a listed partial or 
   let killedLive = 0;
   for (let i = 0; i < SNAPSHOT_KILLS; i++) {
     const child = spawnCli(args);
+    let exited = false;
+    child.status.then(() => (exited = true));
     if (i % 2 === 0) {
       // At a random time.
       await sleep(duration * (0.25 + 0.85 * rand()));
     } else {
       // While the bundle is being written: timed from the `.partial` file's appearance.
       const deadline = performance.now() + 60_000;
-      while (!(await hasPartial(tmp)) && performance.now() < deadline) await sleep(5);
+      while (!exited && !(await hasPartial(tmp)) && performance.now() < deadline) await sleep(5);
       await sleep(rand() * 150);
     }
     if (await hasPartial(tmp)) partialSeen++;
@@ -165,25 +167,28 @@ Deno.test("crash: a SIGKILLed memsnap restore is entirely old or entirely restor
   const outcomes: string[] = [];
   for (let i = 0; i < RESTORE_KILLS; i++) {
     const target = live === "A" ? idB : idA;
-    // Every other restore skips the pre-restore snapshot: the old state is then kept aside.
-    const pre = i % 2 === 0 ? [] : ["--no-pre-snapshot"];
+    // Runs 0, 4, ... take the pre-restore snapshot (old state then removed after commit); the
+    // others skip it, so the old state is kept aside (renames after the commit record too).
+    const pre = i % 4 === 0 ? [] : ["--no-pre-snapshot"];
     const child = spawnCli(["restore", target, ...flags, ...pre, "--json"], {
       MEMSNAP_TEST_SWAP_DELAY_MS: String(SWAP_DELAY_MS),
     });
     // Kills are timed from the start, from the journal's appearance (staging), or from the
     // journal's "swapping" phase (inside the swap window).
+    let exited = false;
+    child.status.then(() => (exited = true));
     const deadline = performance.now() + 60_000;
     const when = ["swapping", "staging", "committed", "start"][i % 4]!;
     if (when === "start") {
       await sleep(500 + rand() * 3000);
     } else {
-      while (performance.now() < deadline) {
+      while (!exited && performance.now() < deadline) {
         const text = await Deno.readTextFile(journal).catch(() => "");
         if (text && (when === "staging" || text.includes(`"phase": "${when}"`))) break;
         if (when === "swapping" && text.includes(`"phase": "committed"`)) break;
         await sleep(5);
       }
-      await sleep(rand() * SWAP_DELAY_MS * (when === "committed" ? 2 : 12));
+      await sleep(rand() * SWAP_DELAY_MS * (when === "committed" ? 1 : 12));
     }
     const hadJournal = await exists(journal);
     const killed = await kill(child);

@@ -60,10 +60,12 @@ Deno.test("race: a snapshot racing a restore of the same agent: both succeed, in
     const restore = spawnCli(["restore", idA, ...flags, "--json"], {
       MEMSNAP_TEST_SWAP_DELAY_MS: "40",
     });
+    let exited = false;
+    restore.status.then(() => (exited = true));
     if (round === 1) {
       // Start the snapshot while the restore holds the lock (its journal exists).
       const deadline = performance.now() + 60_000;
-      while (performance.now() < deadline) {
+      while (!exited && performance.now() < deadline) {
         if (await Deno.lstat(journal).then(() => true, () => false)) break;
         await sleep(5);
       }
