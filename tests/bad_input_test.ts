@@ -444,3 +444,33 @@ Deno.test("bad input: wrong, broken and mismatched key files", async () => {
 Deno.test("bad input: cleanup", async () => {
   await world?.f[Symbol.asyncDispose]();
 });
+
+Deno.test({
+  name: "bad input: unreadable (chmod 000) config, key and bundle files exit 2 (not as root)",
+  // root reads anything; the wrong-kind path cases above cover root.
+  ignore: Deno.build.os === "windows" || Deno.uid() === 0,
+  async fn() {
+    const w = await setup();
+    const locked = async (name: string, text: string): Promise<string> => {
+      const p = join(w.f.root, name);
+      await Deno.writeTextFile(p, text);
+      await Deno.chmod(p, 0o000);
+      return p;
+    };
+    const config = await locked("locked.json", "{}");
+    const identity = await locked("locked.key", "AGE-SECRET-KEY-1");
+    const bundle = join(w.f.root, "locked.msnap");
+    await Deno.copyFile(w.plain.path, bundle);
+    await Deno.chmod(bundle, 0o000);
+    await runCases([
+      { what: "unreadable config", args: ["list", "--config", config], code: 2, re: /denied/ },
+      {
+        what: "unreadable identity",
+        args: ["verify", "--store", w.f.store, w.enc.id, "--identity", identity],
+        code: 2,
+        re: /permission denied/,
+      },
+      { what: "unreadable bundle", args: ["inspect", bundle], code: 2, re: /denied/i },
+    ]);
+  },
+});
