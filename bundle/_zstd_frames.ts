@@ -4,13 +4,12 @@
  * The inner tar is cut into segments of {@linkcode FRAME_BYTES} (the last one shorter) and each
  * segment is compressed, with the pinned parameters, into its own complete zstd frame; the
  * payload is the concatenation of the frames in order. Frames are independent, so they are
- * compressed by up to two workers at once while the main thread reads, hashes and writes, and
- * the bytes do not depend on the number of workers (zero included: the same function runs on
- * the main thread). Deno 2.9.6's libzstd has no thread support (`ZSTD_c_nbWorkers` is
+ * compressed in a worker while the main thread reads, hashes and writes, and the bytes do not
+ * depend on the number of workers (zero included: the same function runs on the main thread). Deno 2.9.6's libzstd has no thread support (`ZSTD_c_nbWorkers` is
  * refused), hence frames rather than zstd's own multithreading.
  *
  * Memory: at most `workers + 1` segments in flight plus the one being filled, and their frames
- * (about 40 MiB with two workers).
+ * (about 12 MiB with one worker), plus the worker's isolate (~19 MiB).
  *
  * @module
  */
@@ -20,9 +19,16 @@ import { compressFrame } from "./_zstd_frame.ts";
 /** Bytes of inner tar per zstd frame (4 MiB). Changing it changes the bundle bytes. */
 export const FRAME_BYTES = 4 << 20;
 
+/**
+ * One compressor worker by default: with the main thread reading, hashing and writing, that
+ * keeps two cores busy. A second worker measured no faster on the 2-core machines (the main
+ * thread needs a core too) and cost ~40 MiB more peak RSS (an isolate plus its buffers).
+ */
+const DEFAULT_WORKERS = 1;
+
 /** Options of {@linkcode zstdCompressFrames}. */
 export interface CompressFramesOptions {
-  /** Compressor workers; 0 compresses on the calling thread. @default {min(2, cores)} */
+  /** Compressor workers; 0 compresses on the calling thread. @default {1} */
   workers?: number;
   /** Bytes per frame. @default {FRAME_BYTES} */
   frameBytes?: number;
@@ -106,8 +112,7 @@ export async function* zstdCompressFrames(
   options: CompressFramesOptions = {},
 ): AsyncGenerator<Uint8Array> {
   const frameBytes = options.frameBytes ?? FRAME_BYTES;
-  const nWorkers = options.workers ??
-    Math.max(1, Math.min(2, navigator.hardwareConcurrency ?? 1));
+  const nWorkers = options.workers ?? DEFAULT_WORKERS;
   const params = zstdParams(level);
   const pool = nWorkers > 0 ? new Pool(nWorkers) : undefined;
   const maxInFlight = nWorkers + 1;
