@@ -1,6 +1,4 @@
-import S3rver from "s3rver";
-import crypto_ from "node:crypto";
-import { Buffer } from "node:buffer";
+import { startS3rver } from "../tests/_s3rver.ts";
 import { S3Store, type S3StoreOptions } from "./s3_store.ts";
 import { S3Client, type S3Config } from "./_s3_client.ts";
 import { openStore } from "./open_store.ts";
@@ -11,32 +9,10 @@ import { bundleBytes, manifest } from "../tests/store_fixtures.ts";
 import { LockedError, NotFoundError, RefusedError, UsageError } from "../errors.ts";
 import type { Store } from "./types.ts";
 
-// s3rver makes ListObjectsV2 continuation tokens with DES, which Deno's node:crypto lacks:
-// give it an identity "cipher" so paginated listings work against the test server.
-const nodeCrypto = crypto_ as unknown as Record<string, unknown>;
-for (const name of ["createCipheriv", "createDecipheriv"]) {
-  const orig = nodeCrypto[name] as (...a: unknown[]) => unknown;
-  nodeCrypto[name] = (alg: string, ...rest: unknown[]) =>
-    alg === "des"
-      ? {
-        update: (d: string | Uint8Array, e?: BufferEncoding) =>
-          typeof d === "string" ? Buffer.from(d, e) : Buffer.from(d),
-        final: () => Buffer.alloc(0),
-      }
-      : orig(alg, ...rest);
-}
-
 // One in-process s3rver on loopback for the whole file; the last test closes it.
 const dir = await Deno.makeTempDir({ prefix: "memsnap-s3rver-" });
-const server = new S3rver({
-  port: 0,
-  address: "127.0.0.1",
-  silent: true,
-  directory: dir,
-  configureBuckets: [{ name: "test", configs: [] }],
-});
-const { port } = await server.run() as unknown as { port: number };
-const endpoint = `http://127.0.0.1:${port}`;
+const server = await startS3rver(dir, ["test"]);
+const endpoint = server.endpoint;
 const creds: S3StoreOptions = {
   endpoint,
   region: "us-east-1",

@@ -2,26 +2,10 @@
  * Every store command of the CLI against an S3-protocol server (s3rver on loopback), with
  * the usual AWS_* environment.
  */
-import S3rver from "s3rver";
-import crypto_ from "node:crypto";
-import { Buffer } from "node:buffer";
 import { join } from "node:path";
 import { assert, assertEquals } from "./_assert.ts";
 import { dream, fingerprint, generateSampleMemory } from "../examples/sample_memory.ts";
-
-// s3rver makes ListObjectsV2 continuation tokens with DES, which Deno's node:crypto lacks.
-const nodeCrypto = crypto_ as unknown as Record<string, unknown>;
-for (const name of ["createCipheriv", "createDecipheriv"]) {
-  const orig = nodeCrypto[name] as (...a: unknown[]) => unknown;
-  nodeCrypto[name] = (alg: string, ...rest: unknown[]) =>
-    alg === "des"
-      ? {
-        update: (d: string | Uint8Array, e?: BufferEncoding) =>
-          typeof d === "string" ? Buffer.from(d, e) : Buffer.from(d),
-        final: () => Buffer.alloc(0),
-      }
-      : orig(alg, ...rest);
-}
+import { startS3rver } from "./_s3rver.ts";
 
 const CLI = new URL("../cli.ts", import.meta.url).pathname;
 
@@ -32,17 +16,10 @@ Deno.test({
   sanitizeResources: false,
   async fn() {
     const root = await Deno.makeTempDir({ prefix: "memsnap-s3cli-" });
-    const server = new S3rver({
-      port: 0,
-      address: "127.0.0.1",
-      silent: true,
-      directory: join(root, "s3"),
-      configureBuckets: [{ name: "agents", configs: [] }],
-    });
-    const { port } = await server.run() as unknown as { port: number };
+    const server = await startS3rver(join(root, "s3"), ["agents"]);
     const env = {
       NO_COLOR: "1",
-      AWS_ENDPOINT_URL: `http://127.0.0.1:${port}`,
+      AWS_ENDPOINT_URL: server.endpoint,
       AWS_ACCESS_KEY_ID: "S3RVER",
       AWS_SECRET_ACCESS_KEY: "S3RVER",
       AWS_REGION: "us-east-1",
