@@ -66,16 +66,18 @@ async function setup(): Promise<World> {
   ]);
   for (const k of keys) assertEquals(k.code, 0, k.stderr);
   const src = [...f.base, "--memdir", f.mem.memdir, "--no-redact", "--json"];
-  const e = await memsnap([
-    "snapshot",
-    ...src,
-    "--recipients-file",
-    join(k1, "age.pub"),
-    "--sign",
-    join(k1, "memsnap.key"),
+  const [e, p] = await Promise.all([
+    memsnap([
+      "snapshot",
+      ...src,
+      "--recipients-file",
+      join(k1, "age.pub"),
+      "--sign",
+      join(k1, "memsnap.key"),
+    ]),
+    memsnap(["snapshot", ...src]),
   ]);
   assertEquals(e.code, 0, e.stdout + e.stderr);
-  const p = await memsnap(["snapshot", ...src]);
   assertEquals(p.code, 0, p.stdout + p.stderr);
   const garbage = join(f.root, "garbage.txt");
   await Deno.writeTextFile(garbage, "hello world\n");
@@ -106,7 +108,7 @@ interface Case {
 }
 
 /**
- * Runs every case, a few at a time, and checks each; every third case runs in JSON mode too
+ * Runs every case, a few at a time, and checks each; every fourth case runs in JSON mode too
  * (each CLI process costs a Deno start, so not all of them).
  */
 async function runCases(cases: Case[]): Promise<void> {
@@ -114,7 +116,7 @@ async function runCases(cases: Case[]): Promise<void> {
   const runOne = async (c: Case, i: number): Promise<[Case, CliRun, CliRun | undefined]> => {
     const [human, json] = await Promise.all([
       memsnap(c.args, c.env),
-      i % 3 === 0 ? memsnap([...c.args, "--json"], c.env) : undefined,
+      i % 4 === 0 ? memsnap([...c.args, "--json"], c.env) : undefined,
     ]);
     return [c, human, json];
   };
@@ -141,19 +143,14 @@ Deno.test("bad input: malformed config files exit 2 with one line naming the pro
   const w = await setup();
   const configs: [string, string, RegExp][] = [
     ["truncated.json", '{"store": "s",', /Cannot parse the config file/],
-    ["trailing.json", '{"store": "s"} x', /Cannot parse the config file/],
     ["array.json", "[1, 2]", /must hold a JSON object/],
-    ["null.json", "null", /must hold a JSON object/],
     ["unknown.json", '{"stor": "s"}', /unknown key "stor"/],
     ["camel.json", '{"lockTimeout": 5}', /unknown key "lockTimeout"/],
     ["sqlite-string.json", '{"sqlite": "db.sqlite"}', /"sqlite" must be/],
-    ["sqlite-number.json", '{"sqlite": {"a": 1}}', /"sqlite" must be/],
     ["lock-negative.json", '{"lock_timeout": -1}', /"lock_timeout" must be/],
-    ["lock-string.json", '{"lock_timeout": "5"}', /"lock_timeout" must be/],
     ["bool.json", '{"include_ignored": "yes"}', /"include_ignored" must be/],
     ["redact.json", '{"redact": 5}', /"redact" must be/],
     ["identity.json", '{"identity": [1]}', /"identity" must be/],
-    ["empty-store.json", '{"store": ""}', /"store" must be/],
     ["retention.json", '{"retention": [1]}', /"retention" must be/],
     ["muv.json", '{"max_user_version": {"a": "3"}}', /"max_user_version" must be/],
   ];
