@@ -61,8 +61,11 @@ function entryHeader(path: string, size: number, mode: number, mtime: number): U
  * group names, mode 0644 (or the artifact's mode), mtime = `created_at` in seconds.
  *
  * Streams in constant memory: each artifact is hashed while it is packed, the payload is
- * compressed (and encrypted) into a temporary file beside `destPath` while being hashed, and
- * the outer tar is written last since the manifest (first entry) holds the payload's hash.
+ * compressed (in a worker; and encrypted) and hashed while it is written at its final offset in
+ * `destPath`, and the manifest (first entry, holding the payload's hash) is written last in
+ * front of it. When the manifest's padded length cannot be known in advance (its `payload.size`
+ * digits straddle a 512-byte boundary, ~3% of bundles) the payload goes to a temporary file
+ * beside `destPath` (or in `tempDir`) and is copied in after the manifest.
  *
  * @param destPath Where to write; usually a temporary path the caller renames into place. It
  * is created or truncated, and removed if the write fails.
@@ -237,62 +240,112 @@ export async function writeBundle(
     if (cipher) stage = throughTransform(stage, cipher.encrypt());
     const payloadHash = createHash("sha256");
     let payloadSize = 0;
-    {
-      using file = await Deno.open(tmp, { createNew: true, write: true });
-      for await (const chunk of stage) {
-        payloadHash.update(chunk);
-        payloadSize += chunk.length;
-        await writeAll(file, chunk);
-      }
-    }
-    signal?.throwIfAborted();
-
-    // 3. Manifest and signature.
-    const manifest: Manifest = {
+    let manifest: Manifest;
+    // Where the payload starts in the bundle, when it is known before packing: the manifest's
+    // length depends only on the digits of `payload.size` (hashes have a fixed length; paths,
+    // sizes and modes are known now), and the manifest entry is padded to 512 bytes. Unless
+    // 1 to 16 digits straddle a 512-byte boundary (~3% of bundles), the payload is written
+    // straight into the bundle, saving a temp file and one full copy of the payload.
+    const placeholder = encodeManifest({
       ...probe,
-      artifacts: manifestArtifacts,
-      payload: {
-        path: payloadPath,
-        size: payloadSize,
-        sha256: payloadHash.digest("hex"),
-        compression: "zstd",
-        encryption,
-      },
-    };
-    const manifestBytes = encodeManifest(manifest);
-    const signature = signer ? await signer.sign(manifestBytes, manifest) : undefined;
-    signal?.throwIfAborted();
+      artifacts: sources.map((s) => {
+        const a: ManifestArtifact = {
+          path: s.path,
+          kind: s.kind,
+          size: s.size,
+          sha256: "0".repeat(64),
+        };
+        if (s.mode !== undefined && s.mode !== 0o644) a.mode = s.mode;
+        return a;
+      }),
+    }).length; // payload.size is 0 here: one digit
+    const padded = (n: number): number => n + padding(n);
+    const direct = padded(placeholder) === padded(placeholder + 15)
+      ? BLOCK + padded(placeholder) + BLOCK
+      : undefined;
 
-    // 4. Outer tar.
-    using out = await Deno.open(destPath, { create: true, truncate: true, write: true });
-    destCreated = true;
-    await writeAll(out, entryHeader(MANIFEST_NAME, manifestBytes.length, 0o644, mtime));
-    await writeAll(out, manifestBytes);
-    await writeAll(out, PAD.subarray(0, padding(manifestBytes.length)));
-    await writeAll(out, entryHeader(payloadPath, payloadSize, 0o644, mtime));
-    {
-      using src = await Deno.open(tmp, { read: true });
-      let copied = 0;
-      const buf = new Uint8Array(1 << 20);
-      for (;;) {
-        const n = await src.read(buf);
-        if (n === null) break;
-        copied += n;
-        await writeAll(out, buf.subarray(0, n));
+    let out: Deno.FsFile | undefined;
+    try {
+      if (direct !== undefined) {
+        out = await Deno.open(destPath, { create: true, truncate: true, write: true });
+        destCreated = true;
+        await out.seek(direct, Deno.SeekMode.Start);
       }
-      if (copied !== payloadSize) {
-        throw new MemsnapError(
-          `Cannot write the bundle: the temporary payload file changed size (${copied} != ${payloadSize})`,
-        );
+      {
+        using file = direct === undefined
+          ? await Deno.open(tmp, { createNew: true, write: true })
+          : undefined;
+        const sink = (out ?? file)!;
+        for await (const chunk of stage) {
+          payloadHash.update(chunk);
+          payloadSize += chunk.length;
+          await writeAll(sink, chunk);
+        }
       }
+      signal?.throwIfAborted();
+
+      // 3. Manifest and signature.
+      manifest = {
+        ...probe,
+        artifacts: manifestArtifacts,
+        payload: {
+          path: payloadPath,
+          size: payloadSize,
+          sha256: payloadHash.digest("hex"),
+          compression: "zstd",
+          encryption,
+        },
+      };
+      const manifestBytes = encodeManifest(manifest);
+      const signature = signer ? await signer.sign(manifestBytes, manifest) : undefined;
+      signal?.throwIfAborted();
+
+      // 4. Outer tar.
+      if (out === undefined) {
+        out = await Deno.open(destPath, { create: true, truncate: true, write: true });
+        destCreated = true;
+      } else {
+        if (BLOCK + padded(manifestBytes.length) + BLOCK !== direct) {
+          throw new MemsnapError(
+            `Cannot write the bundle: the manifest is ${manifestBytes.length} bytes, not the ${
+              direct! - 2 * BLOCK
+            } (padded) the payload was placed for (a bug)`,
+          );
+        }
+        await out.seek(0, Deno.SeekMode.Start);
+      }
+      await writeAll(out, entryHeader(MANIFEST_NAME, manifestBytes.length, 0o644, mtime));
+      await writeAll(out, manifestBytes);
+      await writeAll(out, PAD.subarray(0, padding(manifestBytes.length)));
+      await writeAll(out, entryHeader(payloadPath, payloadSize, 0o644, mtime));
+      if (direct !== undefined) {
+        await out.seek(direct + payloadSize, Deno.SeekMode.Start);
+      } else {
+        using src = await Deno.open(tmp, { read: true });
+        let copied = 0;
+        const buf = new Uint8Array(1 << 20);
+        for (;;) {
+          const n = await src.read(buf);
+          if (n === null) break;
+          copied += n;
+          await writeAll(out, buf.subarray(0, n));
+        }
+        if (copied !== payloadSize) {
+          throw new MemsnapError(
+            `Cannot write the bundle: the temporary payload file changed size (${copied} != ${payloadSize})`,
+          );
+        }
+      }
+      await writeAll(out, PAD.subarray(0, padding(payloadSize)));
+      if (signature) {
+        await writeAll(out, entryHeader(SIGNATURE_NAME, signature.length, 0o644, mtime));
+        await writeAll(out, signature);
+        await writeAll(out, PAD.subarray(0, padding(signature.length)));
+      }
+      await writeAll(out, END_OF_ARCHIVE);
+    } finally {
+      out?.close();
     }
-    await writeAll(out, PAD.subarray(0, padding(payloadSize)));
-    if (signature) {
-      await writeAll(out, entryHeader(SIGNATURE_NAME, signature.length, 0o644, mtime));
-      await writeAll(out, signature);
-      await writeAll(out, PAD.subarray(0, padding(signature.length)));
-    }
-    await writeAll(out, END_OF_ARCHIVE);
     return manifest;
   } catch (e) {
     if (destCreated) await Deno.remove(destPath).catch(() => {});
