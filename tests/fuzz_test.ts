@@ -60,8 +60,13 @@ const LIMITS: Partial<BundleLimits> = {
   maxZstdWindowLog: 22,
   maxManifestSize: 64 << 10,
 };
-/** Growth allowed to this isolate's heap + external buffers (the readers' own memory). */
-const HEAP_BUDGET = 256 * 2 ** 20;
+/**
+ * Growth allowed to this isolate's heap + external buffers (the readers' own memory), at its
+ * peak: garbage included, so loose without `gc`; with `gc` the heap is collected every 200 cases.
+ */
+const HEAP_BUDGET = (globalThis as { gc?: unknown }).gc ? 256 * 2 ** 20 : 512 * 2 ** 20;
+/** Growth allowed to the live heap + external after a full GC (leak check, with `gc` only). */
+const LIVE_BUDGET = 128 * 2 ** 20;
 /**
  * Growth allowed to the process's rss: a loose backstop, since `deno test --parallel` runs
  * other test files in the same process.
@@ -260,6 +265,10 @@ let caseNo = 0;
 const stats = new Map<string, number>();
 let maxRss = 0;
 let maxHeap = 0;
+/** `globalThis.gc` when run with `--v8-flags=--expose-gc` (as `deno task fuzz` does). */
+const gc = (globalThis as { gc?: () => void }).gc;
+/** The live heap+external after a full GC, every 200 cases (with `gc` only). */
+const liveHeap: number[] = [];
 const heapOf = (): number => {
   const m = Deno.memoryUsage();
   return m.heapUsed + m.external;
@@ -332,6 +341,10 @@ async function check(
   const rss = Deno.memoryUsage().rss;
   if (rss > maxRss) maxRss = rss;
   maxHeap = Math.max(maxHeap, heapOf());
+  if (gc && caseNo % 200 === 0) {
+    gc();
+    liveHeap.push(heapOf());
+  }
   return ex.ok ? { ok: true, manifest: ex.value } : { ok: false, error: ex.error };
 }
 
@@ -750,6 +763,7 @@ Deno.test({
     scratch = await Deno.makeTempDir({ prefix: "memsnap-fuzz-" });
     bases = await makeBases(scratch);
     rssBefore = Deno.memoryUsage().rss;
+    gc?.();
     heapBefore = heapOf();
     for (const b of bases) {
       const r = await check(b.bytes, b);
@@ -957,6 +971,14 @@ Deno.test("fuzz: memory stayed bounded and nothing was left behind", async () =>
         mib(heapBefore)
       }, max ${mib(maxHeap)}`,
     );
+    for (const live of liveHeap) {
+      assert(live - heapBefore < LIVE_BUDGET, `live heap grew to ${mib(live)} (a leak?)`);
+    }
+    if (liveHeap.length > 0) {
+      console.log(
+        `fuzz: live heap+external after GC, every 200 cases: ${liveHeap.map(mib).join(" ")}`,
+      );
+    }
     assert(
       maxHeap - heapBefore < HEAP_BUDGET,
       `heap+external grew by ${mib(maxHeap - heapBefore)} during the fuzz run`,
