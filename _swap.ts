@@ -17,6 +17,7 @@
  */
 import { basename, dirname, join } from "node:path";
 import type { RestoreTarget } from "./capture/types.ts";
+import { RollbackError } from "./errors.ts";
 
 /** The filesystem operations the swap needs; injectable to test faults. */
 export interface SwapFs {
@@ -265,9 +266,14 @@ async function rollbackAll(fs: SwapFs, journal: Journal): Promise<void> {
     }
   }
   if (errors.length > 0) {
-    throw new AggregateError(
-      errors,
-      `Cannot roll back the restore ${journal.restore_id}: ${errors.length} target(s) failed; run "memsnap recover" again`,
+    const first = errors[0] instanceof Error ? errors[0].message : String(errors[0]);
+    throw new RollbackError(
+      `Cannot roll back the restore ${journal.restore_id}: ${errors.length} target(s) failed (${first})`,
+      {
+        cause: new AggregateError(errors),
+        hint:
+          `the journal is kept; fix the cause and run "memsnap recover --store ... --agent ${journal.agent_id}"`,
+      },
     );
   }
 }

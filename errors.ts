@@ -195,6 +195,15 @@ export class UnsafeBundleError extends RefusedError {
   }
 }
 
+/**
+ * A failed restore could not be rolled back completely (a disk or permission failure during
+ * the rollback). The journal is kept; `memsnap recover` finishes the rollback (exit 1).
+ */
+export class RollbackError extends MemsnapError {
+  /** Stable code: `"rollback_failed"`. */
+  override readonly code: string = "rollback_failed";
+}
+
 /** The agent's lock is held by another live process (exit 5). */
 export class LockedError extends MemsnapError {
   /** Stable code: `"locked"`. */

@@ -179,14 +179,20 @@ export function sqlitePlugin(options: SqlitePluginOptions): CapturePlugin {
       for (const [db, path] of databases) {
         ctx.signal.throwIfAborted();
         const artifact = `${PREFIX}${db}${SUFFIX}`;
+        let info: Deno.FileInfo;
         try {
-          const info = await Deno.stat(path);
-          if (!info.isFile) throw new Deno.errors.NotFound(path);
+          info = await Deno.stat(path);
         } catch (e) {
           if (!isNotFound(e)) throw e;
           throw new NotFoundError(`Cannot capture database ${db}: ${path} does not exist`, {
             hint: `Create it, or remove "${db}" from the sqlite plugin's databases`,
           });
+        }
+        if (!info.isFile) {
+          throw new UsageError(`Cannot capture database ${db}: ${path} is not a file`);
+        }
+        if (info.size > 0 && !(await hasSqliteHeader(path))) {
+          throw new UsageError(`Cannot capture database ${db}: ${path} is not a SQLite database`);
         }
         const copy = posix.join(ctx.staging, `${db}${SUFFIX}`);
         await Deno.remove(copy).catch(() => {});
@@ -318,4 +324,21 @@ export function sqlitePlugin(options: SqlitePluginOptions): CapturePlugin {
       return plan;
     },
   };
+}
+
+/** Whether a non-empty file starts with SQLite's 16-byte header string. */
+async function hasSqliteHeader(path: string): Promise<boolean> {
+  const f = await Deno.open(path, { read: true });
+  try {
+    const buf = new Uint8Array(16);
+    let n = 0;
+    while (n < 16) {
+      const r = await f.read(buf.subarray(n));
+      if (r === null) break;
+      n += r;
+    }
+    return n === 16 && new TextDecoder().decode(buf) === "SQLite format 3\0";
+  } finally {
+    f.close();
+  }
 }

@@ -202,8 +202,15 @@ export async function verifierFrom(flags: Flags): Promise<ManifestVerifier | und
     }
     return undefined;
   }
+  // A key file if one exists at that path; else the value itself must be a key ("RW...").
   let text = v;
-  if (!/^RW[A-Za-z0-9+/=]{40,}$/.test(v.trim())) text = await readKeyFile(v, "public key");
+  const isFile = await Deno.stat(v).then((st) => st.isFile, () => false);
+  if (isFile) text = await readKeyFile(v, "public key");
+  else if (!v.trim().startsWith("RW")) {
+    throw new NotFoundError(
+      `Cannot read the public key ${v}: it does not exist, and it is not a minisign key string (RW...)`,
+    );
+  }
   return minisignVerifier(text);
 }
 

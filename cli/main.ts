@@ -233,7 +233,10 @@ export function report(out: Output, error: unknown, command?: string): number {
   let code: number = exitCodeOf(error);
   const fault = code === ExitCode.Internal ? environmentFault(error) : undefined;
   if (fault?.kind === "bad_path") code = ExitCode.Usage;
-  const internal = code === ExitCode.Internal && !fault;
+  // A stack only for bugs: not for the environment's faults, nor for memsnap's own errors that
+  // carry a specific code (e.g. rollback_failed).
+  const internal = code === ExitCode.Internal && !fault &&
+    !(error instanceof MemsnapError && error.code !== "internal");
   let message = error instanceof Error ? error.message : String(error);
   if (fault && !message.startsWith("Cannot ")) {
     message = `Cannot run "${command ?? "memsnap"}": ${message.charAt(0).toLowerCase()}${
