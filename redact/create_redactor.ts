@@ -160,7 +160,10 @@ class RedactorImpl implements RedactorWithStats {
     let output: Deno.FsFile | undefined;
     const enc = new TextEncoder();
     const dec = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-    const block = new Uint8Array(this.#chunkSize);
+    // Small files (most memory notes) get a block of their own size, not a zeroed 1 MiB one: +1
+    // so that a short read still tells the end of the file.
+    const size = (await input.stat()).size;
+    const block = new Uint8Array(Math.max(1, Math.min(this.#chunkSize, size + 1)));
     // Bytes read and not yet written. Cuts are made at line ends in the byte domain ("\n" is one
     // byte in UTF-8), so a stretch without matches is written as the original bytes.
     let pending = new Uint8Array(0);
