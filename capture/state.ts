@@ -129,14 +129,24 @@ export function statePlugin(options: StatePluginOptions = {}): CapturePlugin {
         const file = files.get(n);
         let value: JsonValue;
         if (file !== undefined) {
-          let text: string;
-          try {
-            text = await Deno.readTextFile(file);
-          } catch (e) {
-            if (!isNotFound(e)) throw e;
-            throw new NotFoundError(`Cannot capture state ${n}: ${file} does not exist`);
+          // A runtime that rewrites the file in place can be caught mid-write: re-read a few
+          // times (50, 100, 200 ms) before calling the JSON invalid.
+          for (let attempt = 0;; attempt++) {
+            let text: string;
+            try {
+              text = await Deno.readTextFile(file);
+            } catch (e) {
+              if (!isNotFound(e)) throw e;
+              throw new NotFoundError(`Cannot capture state ${n}: ${file} does not exist`);
+            }
+            try {
+              value = parseJson(text, file);
+              break;
+            } catch (e) {
+              if (attempt >= 3) throw e;
+              await new Promise((r) => setTimeout(r, 50 << attempt));
+            }
           }
-          value = parseJson(text, file);
         } else {
           value = await values.get(n)!();
         }

@@ -74,3 +74,19 @@ Deno.test("statePlugin() rejects invalid and duplicate names", () => {
   assert.throws(() => statePlugin({ files: { "../x": "a.json" } }), UsageError);
   assert.throws(() => statePlugin({ files: { a: "a.json" }, values: { a: () => 1 } }), UsageError);
 });
+
+Deno.test("statePlugin() re-reads a state file caught mid-write until it parses", async () => {
+  await using tmp = await tempDir();
+  const file = `${tmp.path}/cursor.json`;
+  await Deno.writeTextFile(file, '{"last_message_id": "msg_1'); // a writer is mid-write
+  const done = new Promise<void>((resolve) =>
+    setTimeout(async () => {
+      await Deno.writeTextFile(file, '{"last_message_id": "msg_12"}');
+      resolve();
+    }, 80)
+  );
+  const captured = await captureInto(tmp.path, [statePlugin({ files: { cursor: file } })]);
+  await done;
+  const text = await Deno.readTextFile(`${captured.payloadDir}/state/cursor.json`);
+  assert.equal(text, '{"last_message_id":"msg_12"}');
+});

@@ -107,6 +107,13 @@ snapshotter.on((e) => {
 const hooks = createHooks();
 snapshotter.attach(hooks);
 
+/** Writes a state file as a careful runtime does: a temp file renamed over the old one. */
+async function writeAtomic(path: string, text: string): Promise<void> {
+  const tmp = `${path}.tmp-${Deno.pid}`;
+  await Deno.writeTextFile(tmp, text);
+  await Deno.rename(tmp, path);
+}
+
 let round = 0;
 async function dreamCycle(): Promise<void> {
   round++;
@@ -121,7 +128,7 @@ async function dreamCycle(): Promise<void> {
     const db = new DatabaseSync(mem.sqlite.long_term!);
     db.prepare("INSERT INTO dream_runs(started_at, notes_merged) VALUES (?, ?)").run(Date.now(), 3);
     db.close();
-    await Deno.writeTextFile(
+    await writeAtomic(
       mem.state.last_dream!,
       JSON.stringify({ run_id: round, finished_at: new Date().toISOString(), notes_merged: 3 }),
     );
@@ -156,6 +163,8 @@ async function work(): Promise<void> {
   if (tick % 5 === 0) {
     await commitAll(mem.memdir, `Journal up to tick ${tick}`, Math.floor(Date.now() / 1000));
   }
+  // Rewritten in place, as many runtimes do: a snapshot can catch it mid-write, and the state
+  // plugin re-reads it until it parses.
   await Deno.writeTextFile(
     mem.state.extract_cursor!,
     JSON.stringify({ last_message_id: `msg_${tick}`, updated_at: new Date().toISOString() }),
