@@ -6,7 +6,7 @@
  */
 import { createHash } from "node:crypto";
 import { Buffer } from "node:buffer";
-import { deflateSync } from "node:zlib";
+import { createDeflate, deflateSync } from "node:zlib";
 import git from "isomorphic-git";
 import { gitFs } from "./_git_repo.ts";
 
@@ -30,6 +30,18 @@ export interface ObjectSource {
   read(oid: string): Promise<GitObject>;
   /** The raw pack entry of `oid`, when the source has one (lets a bundle reuse deltas). */
   raw?(oid: string): RawEntry | undefined;
+  /**
+   * The object's body as a stream of chunks, when the source can read it without holding it
+   * whole (a loose object); `undefined` otherwise.
+   */
+  stream?(oid: string): Promise<ObjectStream | undefined>;
+}
+
+/** An object read as a stream: type, size and body chunks. */
+export interface ObjectStream {
+  type: ObjectType;
+  size: number;
+  body: AsyncIterable<Uint8Array>;
 }
 
 const encoder = new TextEncoder();
@@ -46,14 +58,28 @@ export function repoSource(gitdir: string): ObjectSource {
   };
 }
 
+/** Rewritten objects, as {@linkcode overlaySource} reads them. */
+export interface Overlay {
+  has(oid: string): boolean;
+  get(oid: string): GitObject | undefined;
+  raw?(oid: string): RawEntry | undefined;
+}
+
 /** A source that serves rewritten objects first, then falls back to another source. */
-export function overlaySource(objects: Map<string, GitObject>, base: ObjectSource): ObjectSource {
+export function overlaySource(
+  objects: Map<string, GitObject> | Overlay,
+  base: ObjectSource,
+): ObjectSource {
+  const own = (oid: string): RawEntry | undefined =>
+    "raw" in objects && typeof objects.raw === "function" ? objects.raw(oid) : undefined;
   return {
     read: (oid: string): Promise<GitObject> => {
       const o = objects.get(oid);
       return o === undefined ? base.read(oid) : Promise.resolve(o);
     },
-    raw: (oid: string): RawEntry | undefined => objects.has(oid) ? undefined : base.raw?.(oid),
+    raw: (oid: string): RawEntry | undefined => objects.has(oid) ? own(oid) : base.raw?.(oid),
+    stream: (oid: string): Promise<ObjectStream | undefined> =>
+      objects.has(oid) || base.stream === undefined ? Promise.resolve(undefined) : base.stream(oid),
   };
 }
 
@@ -254,6 +280,18 @@ export async function writeBundle(
         raw.data,
       ]);
     } else {
+      const streamed = raw === undefined ? await source.stream?.(oid) : undefined;
+      if (streamed !== undefined) {
+        // A large loose object: inflated and deflated again in chunks, never whole.
+        const head = packObjectHeader(TYPE_CODE[streamed.type], streamed.size);
+        hash.update(head);
+        await write(head);
+        for await (const c of deflateStream(streamed.body)) {
+          hash.update(c);
+          await write(c);
+        }
+        continue;
+      }
       const o = await source.read(oid);
       chunk = Buffer.concat([
         packObjectHeader(TYPE_CODE[o.type], o.body.byteLength),
@@ -266,6 +304,46 @@ export async function writeBundle(
   const trailer = hash.digest();
   await write(trailer);
   return trailer.toString("hex");
+}
+
+/**
+ * zlib level 1 over a stream of chunks. The input is re-cut into 64 KiB blocks first, so the
+ * output depends only on the bytes, not on how they were chunked.
+ */
+export async function* deflateStream(
+  body: AsyncIterable<Uint8Array>,
+): AsyncGenerator<Uint8Array> {
+  const BLOCK = 1 << 16;
+  const z = createDeflate({ level: 1 });
+  const out: Uint8Array[] = [];
+  let error: Error | undefined;
+  z.on("data", (c: Uint8Array) => out.push(c));
+  z.on("error", (e: Error) => (error = e));
+  const flushed = new Promise<void>((resolve) => z.on("end", resolve));
+  const feed = (c: Uint8Array): Promise<void> =>
+    new Promise<void>((resolve, reject) => z.write(c, (e) => (e ? reject(e) : resolve())));
+  const block = new Uint8Array(BLOCK);
+  let fill = 0;
+  for await (const c of body) {
+    let at = 0;
+    while (at < c.length) {
+      const k = Math.min(BLOCK - fill, c.length - at);
+      block.set(c.subarray(at, at + k), fill);
+      fill += k;
+      at += k;
+      if (fill === BLOCK) {
+        await feed(block.slice());
+        fill = 0;
+        if (error) throw error;
+        yield* out.splice(0);
+      }
+    }
+  }
+  if (fill > 0) await feed(block.slice(0, fill));
+  z.end();
+  await flushed;
+  if (error) throw error;
+  yield* out.splice(0);
 }
 
 /** A parsed bundle: its ref lines and where the pack starts. */
@@ -295,6 +373,44 @@ export function parseBundle(bytes: Uint8Array): ParsedBundle {
   const pack = bytes.subarray(i);
   if (decoder.decode(pack.subarray(0, 4)) !== "PACK") throw new Error("no packfile after header");
   return { refs, pack };
+}
+
+/**
+ * Reads the header of the git bundle v2 file at `path` (ref lines up to the blank line),
+ * without reading the pack; throws on prerequisites or a malformed header.
+ *
+ * @returns The refs, and the offset in the file where the pack starts.
+ */
+export async function readBundleHeader(
+  path: string,
+): Promise<{ refs: BundleRef[]; packStart: number }> {
+  using file = await Deno.open(path, { read: true });
+  const chunks: Uint8Array[] = [];
+  let have = 0;
+  let end = -1;
+  const buf = new Uint8Array(64 * 1024);
+  // The header ends at the first "\n\n"; the 4 bytes after it must be "PACK".
+  while (end < 0 || have < end + 6) {
+    const n = await file.read(buf);
+    if (n === null) break;
+    chunks.push(buf.slice(0, n));
+    have += n;
+    if (end < 0) {
+      const all = Buffer.concat(chunks);
+      chunks.splice(0, chunks.length, all);
+      end = all.indexOf("\n\n");
+    }
+    if (have > 256 * 1024 * 1024) throw new Error("bundle header too large");
+  }
+  const head = Buffer.concat(chunks);
+  if (end < 0) {
+    if (decoder.decode(head.subarray(0, 16)) !== "# v2 git bundle\n") {
+      throw new Error("not a v2 git bundle");
+    }
+    throw new Error("truncated bundle header");
+  }
+  const { refs } = parseBundle(head.subarray(0, Math.min(head.length, end + 6)));
+  return { refs, packStart: end + 2 };
 }
 
 /** One entry of the index file. */

@@ -5,9 +5,10 @@
  *   directly, resolving deltas (ofs and ref) with a bounded cache of bases, inflating loose
  *   objects, and falling back to isomorphic-git for anything else (alternates...). It also hands
  *   out the raw, still-compressed pack entries, so a bundle can reuse the repository's deltas
- *   instead of storing every version whole. Packs are read into memory.
- * - {@linkcode indexPackBytes}: builds the `.idx` of a pack (whole objects and ref/ofs deltas),
- *   the job of `git index-pack`.
+ *   instead of storing every version whole. Packs are read by position through a small window
+ *   ({@linkcode PackFile}), never whole: memory is bounded by the largest object and the cache.
+ * - {@linkcode indexPack}: builds the `.idx` of a pack (whole objects and ref/ofs deltas),
+ *   the job of `git index-pack`, reading the pack by position too.
  *
  * isomorphic-git's `readObject` re-resolves delta chains on every call (~2 ms per object on
  * a gc'd repository); this is what makes capturing a long history practical.
@@ -16,9 +17,15 @@
  */
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
-import { crc32, inflateSync } from "node:zlib";
+import { crc32, createInflate, inflateSync } from "node:zlib";
 import { posix } from "node:path";
-import type { GitObject, ObjectSource, ObjectType, RawEntry } from "./_git_objects.ts";
+import type {
+  GitObject,
+  ObjectSource,
+  ObjectStream,
+  ObjectType,
+  RawEntry,
+} from "./_git_objects.ts";
 import { hexAt, repoSource } from "./_git_objects.ts";
 
 const TYPES: Record<number, ObjectType> = { 1: "commit", 2: "tree", 3: "blob", 4: "tag" };
@@ -26,10 +33,104 @@ const TYPES: Record<number, ObjectType> = { 1: "commit", 2: "tree", 3: "blob", 4
 /** The largest object (or delta) a pack may hold here: 1 GiB. A bigger size is refused. */
 const MAX_OBJECT = 2 ** 30;
 
+/** Resolved objects kept to resolve delta chains: 32 MiB. */
+const CACHE_BYTES = 32 * 1024 * 1024;
+
+/** Bytes of a pack by position. */
+export interface PackBytes {
+  /** Length of the pack (trailer included). */
+  readonly size: number;
+  /**
+   * Bytes `[offset, offset + length)`, clipped to the pack's end. The view may be overwritten
+   * by the next call: use it (or copy it) at once.
+   */
+  bytes(offset: number, length: number): Uint8Array;
+  /** Releases the file, if any. */
+  close(): void;
+}
+
+/** A pack held in memory. */
+export function memoryPack(pack: Uint8Array): PackBytes {
+  return {
+    size: pack.byteLength,
+    bytes: (offset, length) => pack.subarray(offset, Math.min(pack.byteLength, offset + length)),
+    close: () => {},
+  };
+}
+
+const WINDOW = 1 << 20;
+
+/**
+ * A pack read by position from a file (from byte `start` of the file to its end, so the pack
+ * inside a git bundle is read in place), through one reused 1 MiB window. Reads larger than the
+ * window get their own buffer.
+ */
+export class PackFile implements PackBytes {
+  readonly size: number;
+  #file: Deno.FsFile;
+  #start: number;
+  #buf = new Uint8Array(WINDOW);
+  #win: Uint8Array = new Uint8Array(0);
+  #winAt = 0;
+
+  constructor(path: string, start = 0) {
+    this.#file = Deno.openSync(path, { read: true });
+    try {
+      this.size = this.#file.statSync().size - start;
+    } catch (e) {
+      this.#file.close();
+      throw e;
+    }
+    if (this.size < 0) {
+      this.#file.close();
+      throw new Error("truncated pack");
+    }
+    this.#start = start;
+  }
+
+  #read(into: Uint8Array, offset: number): void {
+    this.#file.seekSync(this.#start + offset, Deno.SeekMode.Start);
+    let got = 0;
+    while (got < into.length) {
+      const n = this.#file.readSync(into.subarray(got));
+      if (n === null || n === 0) throw new Error("truncated pack");
+      got += n;
+    }
+  }
+
+  bytes(offset: number, length: number): Uint8Array {
+    const end = Math.min(this.size, offset + length);
+    if (end <= offset) return new Uint8Array(0);
+    const winEnd = this.#winAt + this.#win.length;
+    if (offset >= this.#winAt && end <= winEnd) {
+      return this.#win.subarray(offset - this.#winAt, end - this.#winAt);
+    }
+    if (end - offset > WINDOW) {
+      const big = new Uint8Array(end - offset);
+      this.#read(big, offset);
+      return big;
+    }
+    this.#win = this.#buf.subarray(0, Math.min(WINDOW, this.size - offset));
+    this.#winAt = offset;
+    this.#read(this.#win, offset);
+    return this.#win.subarray(0, end - offset);
+  }
+
+  close(): void {
+    try {
+      this.#file.close();
+    } catch {
+      // already closed
+    }
+  }
+}
+
 /** An object source that can also hand out raw pack entries. */
 export interface PackedSource extends ObjectSource {
   /** The raw entry of `oid` if it is packed (and its delta base is known), else `undefined`. */
   raw(oid: string): RawEntry | undefined;
+  /** Closes the pack files. */
+  close(): void;
 }
 
 /** A parsed pack entry header. */
@@ -71,25 +172,47 @@ function parseEntry(b: Uint8Array, offset: number): EntryHeader {
   return { type, size, dataStart: i };
 }
 
+/** Parses the entry header at `offset` of a pack. */
+function parseEntryAt(p: PackBytes, offset: number): EntryHeader {
+  const h = parseEntry(p.bytes(offset, 64), 0);
+  h.dataStart += offset;
+  if (h.baseOffset !== undefined) h.baseOffset += offset;
+  return h;
+}
+
+/** Upper bound of the compressed length of an entry inflating to `size` bytes (see below). */
+function deflateBound(size: number): number {
+  return size + (size >>> 3) + 1024 + 5 * Math.ceil(size / 16000 + 1);
+}
+
 /**
  * Inflates the zlib data of an entry. The input is bounded: deflate never grows data by more
  * than ~5 bytes per 16 KiB block plus a header, and inflating up to the end of a large pack
  * is slow.
  */
-function inflateEntry(b: Uint8Array, h: EntryHeader): Uint8Array {
+function inflateEntry(p: PackBytes, h: EntryHeader, end?: number): Uint8Array {
   const max = { maxOutputLength: Math.max(h.size, 1) };
   // Deflate can grow data: up to 9 bits per literal in fixed-Huffman blocks (+12.5%), and
   // not every deflater falls back to stored blocks (a 4 KiB random blob was seen taking
-  // 4 327 bytes). Bound the input by that worst case; if the stream still runs past the
-  // bound, inflate from the rest of the pack (zlib stops at the end of the stream).
-  const bound = h.dataStart + h.size + (h.size >>> 3) + 1024 + 5 * Math.ceil(h.size / 16000 + 1);
-  let out;
-  try {
-    out = inflateSync(b.subarray(h.dataStart, Math.min(b.length, bound)), max);
-  } catch (e) {
-    if (bound >= b.length) throw e;
-    out = inflateSync(b.subarray(h.dataStart), max);
+  // 4 327 bytes). Bound the input by that worst case (or the entry's known end); if the stream
+  // still runs past the bound, inflate from the rest of the pack (zlib stops at the end of the
+  // stream).
+  const limit = p.size - 20;
+  let bound = end ?? h.dataStart + deflateBound(h.size);
+  for (;;) {
+    try {
+      return checked(
+        inflateSync(p.bytes(h.dataStart, Math.min(limit, bound) - h.dataStart), max),
+        h,
+      );
+    } catch (e) {
+      if (end !== undefined || bound >= limit) throw e;
+      bound = h.dataStart + 2 * (bound - h.dataStart);
+    }
   }
+}
+
+function checked(out: Buffer, h: EntryHeader): Uint8Array {
   if (out.byteLength !== h.size) throw new Error("pack entry size mismatch");
   return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
 }
@@ -157,10 +280,10 @@ function boundedCache(limitBytes: number): {
   };
 }
 
-/** One pack loaded in memory with its index. */
+/** One pack, read by position, with its index. */
 interface Pack {
   id: number;
-  bytes: Uint8Array;
+  bytes: PackBytes;
   /** offset -> oid */
   oidAt: Map<number, string>;
   /** offset -> end of the entry (next entry's offset, or the trailer) */
@@ -168,7 +291,7 @@ interface Pack {
 }
 
 /** Parses a pack index v2 into `oid -> offset` (first pack wins). */
-function loadPack(id: number, bytes: Uint8Array, idx: Uint8Array, into: Map<string, Pack>): void {
+function loadPack(id: number, bytes: PackBytes, idx: Uint8Array, into: Map<string, Pack>): void {
   const v = new DataView(idx.buffer, idx.byteOffset, idx.byteLength);
   if (v.getUint32(0) !== 0xff744f63 || v.getUint32(4) !== 2) {
     throw new Error("unsupported pack index version");
@@ -179,37 +302,41 @@ function loadPack(id: number, bytes: Uint8Array, idx: Uint8Array, into: Map<stri
   const largeAt = offsetsAt + n * 4;
   const pack: Pack = { id, bytes, oidAt: new Map(), endAt: new Map() };
   const offsets: number[] = [];
-  const found: [string, number][] = [];
+  const found: string[] = [];
   for (let i = 0; i < n; i++) {
     const oid = hexAt(idx, oidsAt + i * 20);
     let off = v.getUint32(offsetsAt + i * 4);
     if (off & 0x80000000) off = Number(v.getBigUint64(largeAt + (off & 0x7fffffff) * 8));
     pack.oidAt.set(off, oid);
     offsets.push(off);
-    found.push([oid, off]);
+    found.push(oid);
   }
   offsets.sort((a, b) => a - b);
   for (let i = 0; i < offsets.length; i++) {
-    pack.endAt.set(offsets[i]!, offsets[i + 1] ?? bytes.length - 20);
+    pack.endAt.set(offsets[i]!, offsets[i + 1] ?? bytes.size - 20);
   }
-  for (const [oid] of found) if (!into.has(oid)) into.set(oid, pack);
+  for (const oid of found) if (!into.has(oid)) into.set(oid, pack);
 }
 
-/** Opens a fast object reader over `gitdir`. */
+/** Opens a fast object reader over `gitdir`. Call `close()` when done. */
 export async function packReader(gitdir: string): Promise<PackedSource> {
   const index = new Map<string, Pack>();
   const offsets = new Map<Pack, Map<string, number>>();
+  const files: PackBytes[] = [];
   const packDir = posix.join(gitdir, "objects", "pack");
   let id = 0;
   try {
     for await (const e of Deno.readDir(packDir)) {
       if (!e.isFile || !e.name.endsWith(".idx")) continue;
       const base = e.name.slice(0, -4);
+      let bytes: PackBytes | undefined;
       try {
-        const bytes = await Deno.readFile(posix.join(packDir, `${base}.pack`));
+        bytes = new PackFile(posix.join(packDir, `${base}.pack`));
         loadPack(id++, bytes, await Deno.readFile(posix.join(packDir, e.name)), index);
+        files.push(bytes);
       } catch {
         // unreadable pack: its objects come from the fallback
+        bytes?.close();
       }
     }
   } catch {
@@ -224,19 +351,20 @@ export async function packReader(gitdir: string): Promise<PackedSource> {
     return m.get(oid)!;
   };
   const fallback = repoSource(gitdir);
-  const cache = boundedCache(64 * 1024 * 1024);
+  const cache = boundedCache(CACHE_BYTES);
 
   const readAt = async (pack: Pack, offset: number): Promise<GitObject> => {
     const key = `${pack.id}:${offset}`;
     const hit = cache.get(key);
     if (hit !== undefined) return hit;
-    const h = parseEntry(pack.bytes, offset);
+    const h = parseEntryAt(pack.bytes, offset);
+    const end = pack.endAt.get(offset);
     let result: GitObject;
     if (h.type === 6 || h.type === 7) {
       const base = h.type === 6 ? await readAt(pack, h.baseOffset!) : await read(h.baseOid!);
-      result = { type: base.type, body: applyDelta(base.body, inflateEntry(pack.bytes, h)) };
+      result = { type: base.type, body: applyDelta(base.body, inflateEntry(pack.bytes, h, end)) };
     } else {
-      result = { type: TYPES[h.type]!, body: inflateEntry(pack.bytes, h) };
+      result = { type: TYPES[h.type]!, body: inflateEntry(pack.bytes, h, end) };
     }
     cache.set(key, result);
     return result;
@@ -264,17 +392,120 @@ export async function packReader(gitdir: string): Promise<PackedSource> {
     const pack = index.get(oid);
     if (pack === undefined) return undefined;
     const offset = offsetOf(pack, oid);
-    const h = parseEntry(pack.bytes, offset);
-    const data = pack.bytes.subarray(h.dataStart, pack.endAt.get(offset)!);
+    const h = parseEntryAt(pack.bytes, offset);
+    const end = pack.endAt.get(offset)!;
+    const data = () => pack.bytes.bytes(h.dataStart, end - h.dataStart).slice();
     if (h.type === 6) {
       const base = pack.oidAt.get(h.baseOffset!);
-      return base === undefined ? undefined : { kind: "delta", base, size: h.size, data };
+      return base === undefined ? undefined : { kind: "delta", base, size: h.size, data: data() };
     }
-    if (h.type === 7) return { kind: "delta", base: h.baseOid!, size: h.size, data };
-    return { kind: "whole", type: TYPES[h.type]!, size: h.size, data };
+    if (h.type === 7) return { kind: "delta", base: h.baseOid!, size: h.size, data: data() };
+    return { kind: "whole", type: TYPES[h.type]!, size: h.size, data: data() };
   };
 
-  return { read, raw };
+  const close = (): void => {
+    for (const f of files.splice(0)) f.close();
+  };
+
+  return { read, raw, stream: (oid) => streamLoose(gitdir, oid), close };
+}
+
+/** Loose objects from this size (compressed) are streamed rather than read whole. */
+const STREAM_LOOSE = 1 << 20;
+
+/**
+ * A large loose object as a stream of body chunks (inflated 64 KiB at a time), or `undefined`
+ * if `oid` is not a loose object of at least {@linkcode STREAM_LOOSE} compressed bytes.
+ */
+async function streamLoose(gitdir: string, oid: string): Promise<ObjectStream | undefined> {
+  const path = posix.join(gitdir, "objects", oid.slice(0, 2), oid.slice(2));
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path, { read: true });
+  } catch {
+    return undefined;
+  }
+  let ok = false;
+  try {
+    if ((await file.stat()).size < STREAM_LOOSE) return undefined;
+    const z = createInflate({ chunkSize: 1 << 16 });
+    const chunks = (async function* (): AsyncGenerator<Uint8Array> {
+      try {
+        const buf = new Uint8Array(1 << 20);
+        const out: Uint8Array[] = [];
+        let error: Error | undefined;
+        let ended = false;
+        z.on("data", (c: Uint8Array) => out.push(c));
+        z.on("error", (e: Error) => (error = e));
+        z.on("end", () => (ended = true));
+        for (;;) {
+          const n = await file.read(buf);
+          if (n === null) break;
+          await new Promise<void>((resolve, reject) =>
+            z.write(buf.slice(0, n), (e) => (e ? reject(e) : resolve()))
+          );
+          if (error) throw error;
+          yield* out.splice(0);
+          if (ended) break;
+        }
+        z.end();
+        if (!ended) {
+          await new Promise<void>((resolve) => z.once("end", resolve).once("close", resolve));
+        }
+        if (error) throw error;
+        yield* out.splice(0);
+      } finally {
+        try {
+          file.close();
+        } catch {
+          // closed already
+        }
+      }
+    })();
+    // The header "<type> <size>\0" comes first.
+    let head = new Uint8Array(0);
+    let nul = -1;
+    let rest: Uint8Array | undefined;
+    while (nul < 0) {
+      const r = await chunks.next();
+      if (r.done) throw new Error(`loose object ${oid} is truncated`);
+      head = Buffer.concat([head, r.value]);
+      nul = head.indexOf(0);
+      if (nul < 0 && head.length > 64) throw new Error(`loose object ${oid} has a bad header`);
+    }
+    rest = head.subarray(nul + 1);
+    const m = /^(commit|tree|blob|tag) (\d+)$/.exec(
+      Buffer.from(head.subarray(0, nul)).toString("latin1"),
+    );
+    if (m === null) throw new Error(`loose object ${oid} has a bad header`);
+    const size = Number(m[2]);
+    ok = true;
+    return {
+      type: m[1] as ObjectType,
+      size,
+      body: (async function* (): AsyncGenerator<Uint8Array> {
+        let n = 0;
+        if (rest!.length > 0) {
+          n += rest!.length;
+          yield rest!;
+        }
+        rest = undefined;
+        for await (const c of chunks) {
+          n += c.length;
+          yield c;
+        }
+        if (n !== size) throw new Error(`loose object ${oid} size mismatch`);
+      })(),
+    };
+  } finally {
+    if (!ok) {
+      try {
+        file.close();
+      } catch {
+        // closed by the reader already
+      }
+    }
+  }
 }
 
 const NAMES: Record<ObjectType, string> = {
@@ -284,21 +515,30 @@ const NAMES: Record<ObjectType, string> = {
   tag: "tag",
 };
 
+/** Builds the `.idx` of a pack held in memory; see {@linkcode indexPack}. */
+export function indexPackBytes(pack: Uint8Array): Uint8Array {
+  return indexPack(memoryPack(pack));
+}
+
 /**
  * Builds the `.idx` (version 2) of a complete pack (whole objects, ofs and ref deltas whose
- * bases are in the pack). Throws on a corrupt pack or a missing delta base.
+ * bases are in the pack). Throws on a corrupt pack or a missing delta base. Reads the pack by
+ * position: memory holds one entry per object (offset, crc, oid), the largest object and a
+ * bounded cache of delta bases.
  */
-export function indexPackBytes(pack: Uint8Array): Uint8Array {
-  const v = new DataView(pack.buffer, pack.byteOffset, pack.byteLength);
-  if (pack.byteLength < 32 || hexAt(pack, 0).slice(0, 8) !== "5041434b" || v.getUint32(4) !== 2) {
+export function indexPack(pack: PackBytes): Uint8Array {
+  const head = pack.bytes(0, 12).slice();
+  const v = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  if (pack.size < 32 || hexAt(head, 0).slice(0, 8) !== "5041434b" || v.getUint32(4) !== 2) {
     throw new Error("not a version 2 packfile");
   }
-  const trailer = pack.subarray(pack.byteLength - 20);
-  const check = createHash("sha1").update(pack.subarray(0, pack.byteLength - 20)).digest();
-  if (Buffer.compare(check, trailer) !== 0) throw new Error("pack checksum mismatch");
+  const limit = pack.size - 20;
+  const trailer = pack.bytes(limit, 20).slice();
+  const sha = createHash("sha1").update(head);
   const count = v.getUint32(8);
   interface Entry {
     offset: number;
+    end: number;
     h: EntryHeader;
     crc: number;
     oid?: string;
@@ -310,15 +550,34 @@ export function indexPackBytes(pack: Uint8Array): Uint8Array {
     createHash("sha1").update(`${NAMES[type]} ${body.byteLength}\0`).update(body).digest("hex");
   let i = 12;
   for (let n = 0; n < count; n++) {
-    if (i >= pack.byteLength - 20) throw new Error("truncated pack");
-    const h = parseEntry(pack, i);
-    const { buffer, engine } = inflateSync(pack.subarray(h.dataStart, pack.byteLength - 20), {
-      info: true,
-      maxOutputLength: Math.max(h.size, 1),
-    }) as unknown as { buffer: Buffer; engine: { bytesWritten: number } };
+    if (i >= limit) throw new Error("truncated pack");
+    const h = parseEntryAt(pack, i);
+    if (h.dataStart > limit) throw new Error("truncated pack");
+    // Inflate with the input bounded by deflate's worst case, doubled while the stream runs
+    // past it; `bytesWritten` tells where the entry ends.
+    let bound = deflateBound(h.size);
+    let buffer: Buffer;
+    let used: number;
+    for (;;) {
+      const input = pack.bytes(h.dataStart, Math.min(limit - h.dataStart, bound));
+      try {
+        const r = inflateSync(input, {
+          info: true,
+          maxOutputLength: Math.max(h.size, 1),
+        }) as unknown as { buffer: Buffer; engine: { bytesWritten: number } };
+        buffer = r.buffer;
+        used = r.engine.bytesWritten;
+        break;
+      } catch (e) {
+        if (h.dataStart + bound >= limit) throw e;
+        bound *= 2;
+      }
+    }
     if (buffer.byteLength !== h.size) throw new Error("pack entry size mismatch");
-    const end = h.dataStart + engine.bytesWritten;
-    const e: Entry = { offset: i, h, crc: crc32(pack.subarray(i, end)) >>> 0 };
+    const end = h.dataStart + used;
+    const whole = pack.bytes(i, end - i);
+    sha.update(whole);
+    const e: Entry = { offset: i, end, h, crc: crc32(whole) >>> 0 };
     if (h.type !== 6 && h.type !== 7) {
       e.oid = oidOf(
         TYPES[h.type]!,
@@ -330,9 +589,10 @@ export function indexPackBytes(pack: Uint8Array): Uint8Array {
     byOffset.set(i, e);
     i = end;
   }
-  if (i !== pack.byteLength - 20) throw new Error("trailing bytes in pack");
+  if (i !== limit) throw new Error("trailing bytes in pack");
+  if (Buffer.compare(sha.digest(), trailer) !== 0) throw new Error("pack checksum mismatch");
 
-  const cache = boundedCache(64 * 1024 * 1024);
+  const cache = boundedCache(CACHE_BYTES);
   const resolve = (e: Entry): GitObject => {
     const key = String(e.offset);
     const hit = cache.get(key);
@@ -342,9 +602,9 @@ export function indexPackBytes(pack: Uint8Array): Uint8Array {
       const baseEntry = e.h.type === 6 ? byOffset.get(e.h.baseOffset!) : byOid.get(e.h.baseOid!);
       if (baseEntry === undefined) throw new Error("delta base missing from the pack");
       const base = resolve(baseEntry);
-      result = { type: base.type, body: applyDelta(base.body, inflateEntry(pack, e.h)) };
+      result = { type: base.type, body: applyDelta(base.body, inflateEntry(pack, e.h, e.end)) };
     } else {
-      result = { type: TYPES[e.h.type]!, body: inflateEntry(pack, e.h) };
+      result = { type: TYPES[e.h.type]!, body: inflateEntry(pack, e.h, e.end) };
     }
     cache.set(key, result);
     return result;

@@ -1,10 +1,12 @@
 /**
  * Git history redaction: rewrites every object reachable from the given tips with a redactor,
- * bottom-up (blobs, then trees, then commits parents-first, then tags), into an in-memory
- * overlay. The live repository is only read, never written.
+ * bottom-up (blobs, then trees, then commits parents-first, then tags), into an overlay kept
+ * in a temporary file (compressed, as pack entries), not in memory. The live repository is only
+ * read, never written.
  *
  * @module
  */
+import { deflateSync, inflateSync } from "node:zlib";
 import type { Redactor } from "../redact/types.ts";
 import {
   formatTree,
@@ -13,6 +15,7 @@ import {
   objectId,
   type ObjectSource,
   parseTree,
+  type RawEntry,
   splitHeaders,
   type TreeEntry,
 } from "./_git_objects.ts";
@@ -22,7 +25,7 @@ export interface RewriteResult {
   /** Old object id to new object id, for every object visited (unchanged ones map to themselves). */
   map: Map<string, string>;
   /** The new objects, by new id. */
-  objects: Map<string, GitObject>;
+  objects: SpilledObjects;
   /** How many objects changed. */
   changed: number;
 }
@@ -34,18 +37,98 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 /**
+ * Objects written to a file as zlib data (level 1, as the bundle writer stores whole objects),
+ * with only their ids, types, sizes and places in memory. `raw()` hands the compressed data out
+ * as a whole pack entry, so the bundle does not compress them again.
+ */
+export class SpilledObjects {
+  #file: Deno.FsFile;
+  #path: string;
+  #end = 0;
+  #at = new Map<
+    string,
+    { type: GitObject["type"]; size: number; offset: number; length: number }
+  >();
+
+  constructor(path: string) {
+    this.#path = path;
+    this.#file = Deno.openSync(path, { read: true, write: true, create: true, truncate: true });
+  }
+
+  get size(): number {
+    return this.#at.size;
+  }
+
+  has(oid: string): boolean {
+    return this.#at.has(oid);
+  }
+
+  set(oid: string, o: GitObject): void {
+    if (this.#at.has(oid)) return;
+    const data = deflateSync(o.body, { level: 1 });
+    this.#file.seekSync(this.#end, Deno.SeekMode.Start);
+    let off = 0;
+    while (off < data.length) off += this.#file.writeSync(data.subarray(off));
+    this.#at.set(oid, {
+      type: o.type,
+      size: o.body.byteLength,
+      offset: this.#end,
+      length: data.length,
+    });
+    this.#end += data.length;
+  }
+
+  #data(offset: number, length: number): Uint8Array {
+    const buf = new Uint8Array(length);
+    this.#file.seekSync(offset, Deno.SeekMode.Start);
+    let got = 0;
+    while (got < length) {
+      const n = this.#file.readSync(buf.subarray(got));
+      if (n === null || n === 0) throw new Error("rewritten object file is truncated");
+      got += n;
+    }
+    return buf;
+  }
+
+  get(oid: string): GitObject | undefined {
+    const e = this.#at.get(oid);
+    if (e === undefined) return undefined;
+    const body = inflateSync(this.#data(e.offset, e.length));
+    return { type: e.type, body: new Uint8Array(body.buffer, body.byteOffset, body.byteLength) };
+  }
+
+  raw(oid: string): RawEntry | undefined {
+    const e = this.#at.get(oid);
+    if (e === undefined) return undefined;
+    return { kind: "whole", type: e.type, size: e.size, data: this.#data(e.offset, e.length) };
+  }
+
+  /** Closes and removes the file. */
+  async dispose(): Promise<void> {
+    try {
+      this.#file.close();
+    } catch {
+      // closed already
+    }
+    await Deno.remove(this.#path).catch(() => {});
+  }
+}
+
+/**
  * Rewrites the history reachable from `tips` with `redactor`: blob contents via `redactBytes`
  * (binary blobs are kept), commit and tag messages and identities via `redactString`. A
- * rewritten commit or tag loses its signature (it no longer holds).
+ * rewritten commit or tag loses its signature (it no longer holds). The new objects go to the
+ * file `spill` (created; the caller disposes of it through `objects.dispose()`).
  */
 export async function rewriteHistory(
   source: ObjectSource,
   tips: string[],
   redactor: Redactor,
+  spill: string,
   signal?: AbortSignal,
 ): Promise<RewriteResult> {
   const map = new Map<string, string>();
-  const objects = new Map<string, GitObject>();
+  const objects = new SpilledObjects(spill);
   let changed = 0;
 
   const put = (old: string, type: GitObject["type"], body: Uint8Array): string => {
@@ -189,6 +272,11 @@ export async function rewriteHistory(
     }
   };
 
-  for (const tip of tips) await any(tip);
+  try {
+    for (const tip of tips) await any(tip);
+  } catch (e) {
+    await objects.dispose();
+    throw e;
+  }
   return { map, objects, changed };
 }

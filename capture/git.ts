@@ -26,14 +26,14 @@ import {
   type IndexEntry,
   type ObjectSource,
   overlaySource,
-  parseBundle,
   parseTree,
   reachable,
+  readBundleHeader,
   splitHeaders,
   writeBundle,
 } from "./_git_objects.ts";
-import { BUNDLE_ARTIFACT, rewriteHistory } from "./_git_rewrite.ts";
-import { indexPackBytes, packReader } from "./_git_pack_reader.ts";
+import { BUNDLE_ARTIFACT, rewriteHistory, type SpilledObjects } from "./_git_rewrite.ts";
+import { indexPack, PackFile, packReader } from "./_git_pack_reader.ts";
 
 /** Options of {@linkcode gitPlugin}. */
 export interface GitPluginOptions {
@@ -132,19 +132,49 @@ async function describeCommit(
   };
 }
 
+/** Copies `src` from byte `start` to its end into a new file `dest`, 1 MiB at a time. */
+async function copyFrom(src: string, start: number, dest: string, signal: AbortSignal) {
+  using input = await Deno.open(src, { read: true });
+  using output = await Deno.open(dest, { write: true, create: true, truncate: true });
+  await input.seek(start, Deno.SeekMode.Start);
+  const buf = new Uint8Array(1 << 20);
+  for (;;) {
+    signal.throwIfAborted();
+    const n = await input.read(buf);
+    if (n === null) break;
+    let off = 0;
+    while (off < n) off += await output.write(buf.subarray(off, n));
+  }
+}
+
 /** Reads `manifest.captures[name]` as an object. */
 function metaOf(manifest: Manifest, name: string): Record<string, JsonValue> | undefined {
   const m = manifest.captures[name];
   return m !== null && typeof m === "object" && !Array.isArray(m) ? m : undefined;
 }
 
-/** Git blob id of a working file (or symlink), or `undefined` if it cannot be read. */
+/**
+ * Git blob id of a working file (or symlink), or `undefined` if it cannot be read. Files over
+ * 1 MiB are hashed in 1 MiB reads, not read whole.
+ */
 async function workingBlobId(path: string, mode: number): Promise<string | undefined> {
   try {
-    const bytes = mode === 0o120000
-      ? encoder.encode(await Deno.readLink(path))
-      : await Deno.readFile(path);
-    return createHash("sha1").update(`blob ${bytes.byteLength}\0`).update(bytes).digest("hex");
+    if (mode === 0o120000) {
+      const bytes = encoder.encode(await Deno.readLink(path));
+      return createHash("sha1").update(`blob ${bytes.byteLength}\0`).update(bytes).digest("hex");
+    }
+    using file = await Deno.open(path, { read: true });
+    const size = (await file.stat()).size;
+    const hash = createHash("sha1").update(`blob ${size}\0`);
+    const buf = new Uint8Array(Math.min(size + 1, 1 << 20));
+    let total = 0;
+    for (;;) {
+      const n = await file.read(buf);
+      if (n === null) break;
+      hash.update(buf.subarray(0, n));
+      total += n;
+    }
+    return total === size ? hash.digest("hex") : undefined;
   } catch {
     return undefined;
   }
@@ -265,57 +295,74 @@ export function gitPlugin(options: GitPluginOptions): CapturePlugin {
       const { refs, symrefs } = await readRefs(gitdir);
       const headOid = head.ref === null ? head.oid : refs.get(head.ref) ?? null;
       const live = await packReader(gitdir);
-      const meta: Record<string, JsonValue> = {
-        repository: true,
-        empty: refs.size === 0 && headOid === null,
-        symrefs: Object.fromEntries(symrefs),
-      };
-      if (refs.size === 0 && headOid === null) {
-        meta.head = { oid: null, ref: head.ref, subject: null, author: null, time: null };
-        meta.refs = {};
-        return { artifacts, meta };
+      let spilled: SpilledObjects | undefined;
+      try {
+        return await captureHistory();
+      } finally {
+        live.close();
+        await spilled?.dispose();
       }
 
-      const tips = [...new Set([...refs.values(), ...(headOid === null ? [] : [headOid])])];
-      let source: ObjectSource = live;
-      let map = (oid: string): string => oid;
-      if (ctx.redactor !== undefined) {
-        const rewrite = await rewriteHistory(live, tips, ctx.redactor, ctx.signal);
-        source = overlaySource(rewrite.objects, live);
-        map = (oid) => rewrite.map.get(oid) ?? oid;
-        meta.redacted = true;
-        meta.rewritten_objects = rewrite.changed;
-        if (headOid !== null) {
-          meta.original_head = headOid;
-          meta.rewritten_head = map(headOid);
+      async function captureHistory(): Promise<CaptureResult> {
+        const meta: Record<string, JsonValue> = {
+          repository: true,
+          empty: refs.size === 0 && headOid === null,
+          symrefs: Object.fromEntries(symrefs),
+        };
+        if (refs.size === 0 && headOid === null) {
+          meta.head = { oid: null, ref: head.ref, subject: null, author: null, time: null };
+          meta.refs = {};
+          return { artifacts, meta };
         }
-      }
-      const bundleRefs: BundleRef[] = [...refs].map(([n, oid]) => ({ oid: map(oid), name: n }));
-      if (headOid !== null) bundleRefs.unshift({ oid: map(headOid), name: "HEAD" });
-      const oids = await reachable(source, bundleRefs.map((r) => r.oid), ctx.signal);
-      const bundlePath = posix.join(ctx.staging, "memdir.bundle");
-      ctx.progress.progress({ phase: "capture", done: 0, total: oids.length, item: BUNDLE });
-      await writeBundle(bundlePath, bundleRefs, source, oids, ctx.signal);
-      ctx.progress.progress({
-        phase: "capture",
-        done: oids.length,
-        total: oids.length,
-        item: BUNDLE,
-      });
-      artifacts.push(await fileArtifact(BUNDLE, bundlePath, "git-bundle"));
 
-      const described = headOid === null
-        ? { subject: null, author: null, time: null }
-        : await describeCommit(source, map(headOid));
-      meta.head = { oid: headOid === null ? null : map(headOid), ref: head.ref, ...described };
-      meta.refs = Object.fromEntries(
-        bundleRefs.filter((r) => r.name !== "HEAD").map((r) => [
-          r.name,
-          r.oid,
-        ]),
-      );
-      meta.objects = oids.length;
-      return { artifacts: artifacts.sort((a, b) => (a.path < b.path ? -1 : 1)), meta };
+        const tips = [...new Set([...refs.values(), ...(headOid === null ? [] : [headOid])])];
+        let source: ObjectSource = live;
+        let map = (oid: string): string => oid;
+        if (ctx.redactor !== undefined) {
+          const rewrite = await rewriteHistory(
+            live,
+            tips,
+            ctx.redactor,
+            posix.join(ctx.staging, "rewritten.tmp"),
+            ctx.signal,
+          );
+          spilled = rewrite.objects;
+          source = overlaySource(rewrite.objects, live);
+          map = (oid) => rewrite.map.get(oid) ?? oid;
+          meta.redacted = true;
+          meta.rewritten_objects = rewrite.changed;
+          if (headOid !== null) {
+            meta.original_head = headOid;
+            meta.rewritten_head = map(headOid);
+          }
+        }
+        const bundleRefs: BundleRef[] = [...refs].map(([n, oid]) => ({ oid: map(oid), name: n }));
+        if (headOid !== null) bundleRefs.unshift({ oid: map(headOid), name: "HEAD" });
+        const oids = await reachable(source, bundleRefs.map((r) => r.oid), ctx.signal);
+        const bundlePath = posix.join(ctx.staging, "memdir.bundle");
+        ctx.progress.progress({ phase: "capture", done: 0, total: oids.length, item: BUNDLE });
+        await writeBundle(bundlePath, bundleRefs, source, oids, ctx.signal);
+        ctx.progress.progress({
+          phase: "capture",
+          done: oids.length,
+          total: oids.length,
+          item: BUNDLE,
+        });
+        artifacts.push(await fileArtifact(BUNDLE, bundlePath, "git-bundle"));
+
+        const described = headOid === null
+          ? { subject: null, author: null, time: null }
+          : await describeCommit(source, map(headOid));
+        meta.head = { oid: headOid === null ? null : map(headOid), ref: head.ref, ...described };
+        meta.refs = Object.fromEntries(
+          bundleRefs.filter((r) => r.name !== "HEAD").map((r) => [
+            r.name,
+            r.oid,
+          ]),
+        );
+        meta.objects = oids.length;
+        return { artifacts: artifacts.sort((a, b) => (a.path < b.path ? -1 : 1)), meta };
+      }
     },
 
     async restore(ctx: RestoreContext): Promise<void> {
@@ -325,19 +372,24 @@ export function gitPlugin(options: GitPluginOptions): CapturePlugin {
       const has = (p: string): boolean => ctx.artifacts.some((a) => a.path === p);
       const payload = (p: string): string => posix.join(ctx.payloadDir, p);
 
-      // Validate everything before staging anything.
-      let bundle: ReturnType<typeof parseBundle> | undefined;
+      // Validate everything before staging anything. The bundle's pack is read in place, by
+      // position (never whole), to index it.
+      let bundle: { refs: BundleRef[]; packStart: number } | undefined;
       let idx: Uint8Array | undefined;
       if (has(BUNDLE)) {
+        let pack: PackFile | undefined;
         try {
-          bundle = parseBundle(await Deno.readFile(payload(BUNDLE)));
-          idx = indexPackBytes(bundle.pack);
+          bundle = await readBundleHeader(payload(BUNDLE));
+          pack = new PackFile(payload(BUNDLE), bundle.packStart);
+          idx = indexPack(pack);
         } catch (e) {
           throw new UnsafeBundleError(
             "git_bundle",
             BUNDLE,
             `Cannot restore ${BUNDLE}: ${e instanceof Error ? e.message : e}`,
           );
+        } finally {
+          pack?.close();
         }
       }
       const symrefs = Object.entries((meta.symrefs ?? {}) as Record<string, string>);
@@ -386,11 +438,11 @@ export function gitPlugin(options: GitPluginOptions): CapturePlugin {
       }
       if (bundle === undefined) return;
 
-      const trailer = Buffer.from(bundle.pack.subarray(bundle.pack.byteLength - 20)).toString(
-        "hex",
-      );
+      // The pack's checksum (its last 20 bytes) names it, as the trailer of the .idx does.
+      const trailer = Buffer.from(idx!.subarray(idx!.byteLength - 40, idx!.byteLength - 20))
+        .toString("hex");
       const packRel = `.git/objects/pack/pack-${trailer}.pack`;
-      await Deno.writeFile(posix.join(staged, packRel), bundle.pack);
+      await copyFrom(payload(BUNDLE), bundle.packStart, posix.join(staged, packRel), ctx.signal);
       ctx.signal.throwIfAborted();
       await Deno.writeFile(posix.join(staged, packRel.replace(/\.pack$/, ".idx")), idx!);
       for (const r of bundle.refs) {
@@ -399,17 +451,21 @@ export function gitPlugin(options: GitPluginOptions): CapturePlugin {
         await Deno.writeTextFile(posix.join(gitdir, r.name), `${r.oid}\n`);
       }
       const source = await packReader(gitdir);
-      const commitOid = headRef === null
-        ? headOid
-        : bundle.refs.find((r) => r.name === headRef)?.oid ?? null;
-      if (commitOid !== null) {
-        let target = await source.read(commitOid);
-        let oid = commitOid;
-        while (target.type === "tag") {
-          oid = /^object ([0-9a-f]{40})$/m.exec(decoder.decode(target.body))?.[1] ?? "";
-          target = await source.read(oid);
+      try {
+        const commitOid = headRef === null
+          ? headOid
+          : bundle.refs.find((r) => r.name === headRef)?.oid ?? null;
+        if (commitOid !== null) {
+          let target = await source.read(commitOid);
+          let oid = commitOid;
+          while (target.type === "tag") {
+            oid = /^object ([0-9a-f]{40})$/m.exec(decoder.decode(target.body))?.[1] ?? "";
+            target = await source.read(oid);
+          }
+          if (target.type === "commit") await writeIndexFromTree(staged, gitdir, source, oid);
         }
-        if (target.type === "commit") await writeIndexFromTree(staged, gitdir, source, oid);
+      } finally {
+        source.close();
       }
       ctx.progress.progress({ phase: "restore", done: 1, total: 1, item: BUNDLE });
     },
