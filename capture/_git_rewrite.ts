@@ -6,9 +6,11 @@
  *
  * @module
  */
+import { createHash } from "node:crypto";
 import { deflateSync, inflateSync } from "node:zlib";
 import type { Redactor } from "../redact/types.ts";
 import {
+  deflateStream,
   formatTree,
   type GitObject,
   joinHeaders,
@@ -29,6 +31,9 @@ export interface RewriteResult {
   /** How many objects changed. */
   changed: number;
 }
+
+/** Blobs from this size are redacted through files, in blocks. */
+const LARGE_BLOB = 4 << 20;
 
 /** The artifact name under which history redactions are reported. */
 export const BUNDLE_ARTIFACT = "git/memdir.bundle";
@@ -76,6 +81,20 @@ export class SpilledObjects {
       length: data.length,
     });
     this.#end += data.length;
+  }
+
+  /** Adds an object whose body is the file at `path`, compressed in blocks (never whole). */
+  async setFile(oid: string, type: GitObject["type"], size: number, path: string): Promise<void> {
+    if (this.#at.has(oid)) return;
+    const start = this.#end;
+    using input = await Deno.open(path, { read: true });
+    for await (const c of deflateStream(input.readable)) {
+      this.#file.seekSync(this.#end, Deno.SeekMode.Start);
+      let off = 0;
+      while (off < c.length) off += this.#file.writeSync(c.subarray(off));
+      this.#end += c.length;
+    }
+    this.#at.set(oid, { type, size, offset: start, length: this.#end - start });
   }
 
   #data(offset: number, length: number): Uint8Array {
@@ -155,11 +174,62 @@ export async function rewriteHistory(
     return `${m[1]} ${name} <${email}> ${m[4]}`;
   };
 
+  /**
+   * A large blob goes through a file and `redactFile` (1 MiB blocks) rather than through
+   * strings: decoding, redacting and encoding a 50 MiB blob whole costs several times its size.
+   */
+  const largeBlob = async (
+    oid: string,
+    artifact: string,
+    body: AsyncIterable<Uint8Array> | Uint8Array,
+  ): Promise<string> => {
+    const src = `${spill}.in`;
+    const dest = `${spill}.out`;
+    try {
+      {
+        using f = await Deno.open(src, { write: true, create: true, truncate: true });
+        const write = async (b: Uint8Array): Promise<void> => {
+          let off = 0;
+          while (off < b.length) off += await f.write(b.subarray(off));
+        };
+        if (body instanceof Uint8Array) await write(body);
+        else for await (const c of body) await write(c);
+      }
+      if (!(await redactor.redactFile(src, dest, artifact))) {
+        map.set(oid, oid);
+        return oid;
+      }
+      const size = (await Deno.stat(dest)).size;
+      const hash = createHash("sha1").update(`blob ${size}\0`);
+      {
+        using f = await Deno.open(dest, { read: true });
+        for await (const c of f.readable) hash.update(c);
+      }
+      const next = hash.digest("hex");
+      if (next !== oid) {
+        await objects.setFile(next, "blob", size, dest);
+        changed++;
+      }
+      map.set(oid, next);
+      return next;
+    } finally {
+      await Deno.remove(src).catch(() => {});
+      await Deno.remove(dest).catch(() => {});
+    }
+  };
+
   const blob = async (oid: string, path: string): Promise<string> => {
     const done = map.get(oid);
     if (done !== undefined) return done;
+    const artifact = `${BUNDLE_ARTIFACT}:${path}`;
+    const streamed = await source.stream?.(oid);
+    if (streamed !== undefined) {
+      if (streamed.type !== "blob") throw new Error(`object ${oid} is not a blob`);
+      return await largeBlob(oid, artifact, streamed.body);
+    }
     const o = await source.read(oid);
-    const out = redactor.redactBytes(o.body, `${BUNDLE_ARTIFACT}:${path}`);
+    if (o.body.byteLength >= LARGE_BLOB) return await largeBlob(oid, artifact, o.body);
+    const out = redactor.redactBytes(o.body, artifact);
     return put(oid, "blob", out ?? o.body);
   };
 
