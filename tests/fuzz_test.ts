@@ -983,10 +983,15 @@ Deno.test("fuzz: memory stayed bounded and nothing was left behind", async () =>
       maxHeap - heapBefore < HEAP_BUDGET,
       `heap+external grew by ${mib(maxHeap - heapBefore)} during the fuzz run`,
     );
-    assert(
-      grown < RSS_BUDGET,
-      `rss grew by ${(grown / 2 ** 20).toFixed(0)} MiB during the fuzz run`,
-    );
+    // Process RSS is shared by every test module's isolate under `deno test --parallel` (it
+    // grew by over 1 GiB there from other tests while this isolate's heap stayed flat), so it
+    // is a backstop only when the fuzzer runs alone (`deno task fuzz` sets MEMSNAP_FUZZ_RUNS).
+    if (Deno.env.get("MEMSNAP_FUZZ_RUNS")) {
+      assert(
+        grown < RSS_BUDGET,
+        `rss grew by ${(grown / 2 ** 20).toFixed(0)} MiB during the fuzz run`,
+      );
+    }
     const left = (await listTree(scratch)).filter((p) => p.startsWith("case-"));
     assertEquals(left, []);
   } finally {
