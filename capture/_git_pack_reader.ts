@@ -555,11 +555,13 @@ export function indexPack(pack: PackBytes): Uint8Array {
     if (h.dataStart > limit) throw new Error("truncated pack");
     // Inflate with the input bounded by deflate's worst case, doubled while the stream runs
     // past it; `bytesWritten` tells where the entry ends.
+    const header = pack.bytes(i, h.dataStart - i).slice();
     let bound = deflateBound(h.size);
     let buffer: Buffer;
     let used: number;
+    let input: Uint8Array;
     for (;;) {
-      const input = pack.bytes(h.dataStart, Math.min(limit - h.dataStart, bound));
+      input = pack.bytes(h.dataStart, Math.min(limit - h.dataStart, bound));
       try {
         const r = inflateSync(input, {
           info: true,
@@ -575,9 +577,10 @@ export function indexPack(pack: PackBytes): Uint8Array {
     }
     if (buffer.byteLength !== h.size) throw new Error("pack entry size mismatch");
     const end = h.dataStart + used;
-    const whole = pack.bytes(i, end - i);
-    sha.update(whole);
-    const e: Entry = { offset: i, end, h, crc: crc32(whole) >>> 0 };
+    // The entry's bytes are the header and the input inflated from (no second read).
+    const data = input.subarray(0, used);
+    sha.update(header).update(data);
+    const e: Entry = { offset: i, end, h, crc: crc32(data, crc32(header)) >>> 0 };
     if (h.type !== 6 && h.type !== 7) {
       e.oid = oidOf(
         TYPES[h.type]!,
