@@ -224,10 +224,10 @@ async function writeIndexFromTree(
  * kept in the metadata. When `dir` is not a repository the plugin captures nothing.
  *
  * With a redactor the history is rewritten before packing: every reachable blob through
- * `redactBytes` (binary blobs are kept), commit and tag messages and identities through
- * `redactString`; trees, commits and tags are rewritten bottom-up and the bundle's refs point at
- * the rewritten commits. Rewritten objects live in memory; the live repository is never
- * written.
+ * `redactBytes` (blobs of 4 MiB and more through `redactFile`; binary blobs are kept), commit
+ * and tag messages and identities through `redactString`; trees, commits and tags are rewritten
+ * bottom-up and the bundle's refs point at the rewritten commits. Rewritten objects go to a
+ * temporary file in staging, compressed, not to memory; the live repository is never written.
  *
  * Restore recreates `.git` inside the staged memory dir (the same dir target the memdir plugin
  * fills): the pack and its index, every ref, HEAD (symbolic or detached), the config, and an
