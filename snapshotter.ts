@@ -808,13 +808,14 @@ async function keepAbsentFiles(j: Journal): Promise<string[]> {
   return kept;
 }
 
-const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+/** The store's rule for names that become path segments and object keys (store/_names.ts). */
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._@+=-]{0,127}$/;
 
-/** Validates an agent or tenant name. */
+/** Validates an agent or tenant name, early, with the same rule the store applies. */
 export function validateName(what: string, value: string): void {
-  if (!NAME_RE.test(value)) {
+  if (!NAME_RE.test(value) || value.includes("..")) {
     throw new UsageError(
-      `Cannot use ${what} "${value}": use 1-128 letters, digits, "_", "." or "-", starting with a letter or digit`,
+      `Cannot use ${what} "${value}": use 1-128 letters, digits and ._@+=-, starting with a letter or digit`,
     );
   }
 }
