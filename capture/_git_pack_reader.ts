@@ -516,8 +516,52 @@ const NAMES: Record<ObjectType, string> = {
 };
 
 /** Builds the `.idx` of a pack held in memory; see {@linkcode indexPack}. */
-export function indexPackBytes(pack: Uint8Array): Uint8Array {
+export function indexPackBytes(pack: Uint8Array): Promise<Uint8Array> {
   return indexPack(memoryPack(pack));
+}
+
+/** Whole objects from this size are inflated as a stream when a pack is indexed. */
+const STREAM_INDEX = 1 << 20;
+
+/**
+ * Inflates the whole object whose entry starts its zlib data at `h.dataStart` as a stream,
+ * hashing it on the way (never held whole). zlib stops at the end of the entry's stream and
+ * counts the input it consumed, which gives the entry's end.
+ */
+async function inflateCounting(
+  pack: PackBytes,
+  h: EntryHeader,
+  limit: number,
+): Promise<{ oid: string; used: number }> {
+  const z = createInflate();
+  const hash = createHash("sha1").update(`${NAMES[TYPES[h.type]!]} ${h.size}\0`);
+  let total = 0;
+  let ended = false;
+  let error: Error | undefined;
+  z.on("data", (c: Uint8Array) => {
+    total += c.length;
+    if (total <= h.size) hash.update(c);
+    else z.destroy();
+  });
+  z.on("error", (e: Error) => (error ??= e));
+  const done = new Promise<void>((resolve) => {
+    z.on("end", () => {
+      ended = true;
+      resolve();
+    });
+    z.on("close", resolve);
+  });
+  for (let at = h.dataStart; at < limit && !ended && !error && !z.destroyed;) {
+    const n = Math.min(WINDOW, limit - at);
+    const chunk = pack.bytes(at, n).slice();
+    at += n;
+    await new Promise<void>((resolve) => z.write(chunk, () => resolve()));
+  }
+  if (!ended && !error && !z.destroyed) z.end();
+  await done;
+  if (error) throw error;
+  if (total !== h.size || !ended) throw new Error("pack entry size mismatch");
+  return { oid: hash.digest("hex"), used: z.bytesWritten };
 }
 
 /**
@@ -526,7 +570,7 @@ export function indexPackBytes(pack: Uint8Array): Uint8Array {
  * position: memory holds one entry per object (offset, crc, oid), the largest object and a
  * bounded cache of delta bases.
  */
-export function indexPack(pack: PackBytes): Uint8Array {
+export async function indexPack(pack: PackBytes): Promise<Uint8Array> {
   const head = pack.bytes(0, 12).slice();
   const v = new DataView(head.buffer, head.byteOffset, head.byteLength);
   if (pack.size < 32 || hexAt(head, 0).slice(0, 8) !== "5041434b" || v.getUint32(4) !== 2) {
@@ -556,6 +600,23 @@ export function indexPack(pack: PackBytes): Uint8Array {
     // Inflate with the input bounded by deflate's worst case, doubled while the stream runs
     // past it; `bytesWritten` tells where the entry ends.
     const header = pack.bytes(i, h.dataStart - i).slice();
+    if (h.size >= STREAM_INDEX && h.type !== 6 && h.type !== 7) {
+      const { oid, used } = await inflateCounting(pack, h, limit);
+      const end = h.dataStart + used;
+      sha.update(header);
+      let crc = crc32(header);
+      for (let at = h.dataStart; at < end; at += WINDOW) {
+        const b = pack.bytes(at, Math.min(WINDOW, end - at));
+        sha.update(b);
+        crc = crc32(b, crc);
+      }
+      const e: Entry = { offset: i, end, h, crc: crc >>> 0, oid };
+      byOid.set(oid, e);
+      entries.push(e);
+      byOffset.set(i, e);
+      i = end;
+      continue;
+    }
     let bound = deflateBound(h.size);
     let buffer: Buffer;
     let used: number;

@@ -381,7 +381,7 @@ export function gitPlugin(options: GitPluginOptions): CapturePlugin {
         try {
           bundle = await readBundleHeader(payload(BUNDLE));
           pack = new PackFile(payload(BUNDLE), bundle.packStart);
-          idx = indexPack(pack);
+          idx = await indexPack(pack);
         } catch (e) {
           throw new UnsafeBundleError(
             "git_bundle",
