@@ -2,6 +2,7 @@
  * CLI end to end: snapshot, list, inspect, verify, tamper, restore, and the exit codes.
  */
 import { assert, assertEquals } from "./_assert.ts";
+import { memsnap } from "./_cli.ts";
 import { join } from "node:path";
 import {
   dream,
@@ -9,32 +10,6 @@ import {
   generateSampleMemory,
   type SampleMemory,
 } from "../examples/sample_memory.ts";
-
-const CLI = new URL("../cli.ts", import.meta.url).pathname;
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-  json: unknown;
-}
-
-async function memsnap(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, ...args],
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1", ...env },
-  }).output();
-  const stdout = new TextDecoder().decode(out.stdout);
-  let json: unknown = undefined;
-  try {
-    json = JSON.parse(stdout.trim().split("\n").at(-1) ?? "");
-  } catch {
-    // not JSON
-  }
-  return { code: out.code, stdout, stderr: new TextDecoder().decode(out.stderr), json };
-}
 
 function sourceFlags(mem: SampleMemory): string[] {
   return [

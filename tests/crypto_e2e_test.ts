@@ -2,6 +2,7 @@
  * Encrypted and signed bundles through the CLI, with the real age and minisign.
  */
 import { assert, assertEquals } from "./_assert.ts";
+import { memsnap } from "./_cli.ts";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
 import {
@@ -13,28 +14,6 @@ import {
 import { canonicalJson } from "../bundle/canonical_json.ts";
 import { generateSigningKeyPair } from "../bundle/minisign_keys.ts";
 import { interopTest, run } from "./_tools.ts";
-
-const CLI = new URL("../cli.ts", import.meta.url).pathname;
-
-async function memsnap(
-  args: string[],
-  env: Record<string, string> = {},
-): Promise<{ code: number; stdout: string; stderr: string; json: unknown }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, ...args],
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1", ...env },
-  }).output();
-  const stdout = new TextDecoder().decode(out.stdout);
-  let json: unknown;
-  try {
-    json = JSON.parse(stdout.trim().split("\n").at(-1) ?? "");
-  } catch {
-    json = undefined;
-  }
-  return { code: out.code, stdout, stderr: new TextDecoder().decode(out.stderr), json };
-}
 
 function src(mem: SampleMemory): string[] {
   return [

@@ -6,8 +6,7 @@ import { join } from "node:path";
 import { assert, assertEquals } from "./_assert.ts";
 import { dream, fingerprint, generateSampleMemory } from "../examples/sample_memory.ts";
 import { startS3rver } from "./_s3rver.ts";
-
-const CLI = new URL("../cli.ts", import.meta.url).pathname;
+import { memsnap as runCli } from "./_cli.ts";
 
 Deno.test({
   name:
@@ -25,25 +24,7 @@ Deno.test({
       AWS_REGION: "us-east-1",
       XDG_STATE_HOME: join(root, "state"),
     };
-    const memsnap = async (
-      args: string[],
-    ): Promise<{ code: number; stdout: string; stderr: string; json: unknown }> => {
-      const out = await new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", CLI, ...args],
-        env,
-        stdout: "piped",
-        stderr: "piped",
-      })
-        .output();
-      const stdout = new TextDecoder().decode(out.stdout);
-      let json: unknown;
-      try {
-        json = JSON.parse(stdout.trim().split("\n").at(-1) ?? "");
-      } catch {
-        json = undefined;
-      }
-      return { code: out.code, stdout, stderr: new TextDecoder().decode(out.stderr), json };
-    };
+    const memsnap = (args: string[]) => runCli(args, env);
     try {
       const mem = await generateSampleMemory(join(root, "agent"), { notes: 6, facts: 20 });
       const store = "s3://agents/memsnap";
