@@ -43,6 +43,20 @@ export const STORE_HELP: Record<string, string> = {
   tenant: 'tenant (default "default")',
 };
 
+/** Flags of commands that take an `<id|path>`: the store, and agent/tenant to resolve `latest`. */
+export const REF_FLAGS: FlagSpec = {
+  store: { type: "string" },
+  agent: { type: "string" },
+  tenant: { type: "string" },
+};
+
+/** Help for {@linkcode REF_FLAGS}. */
+export const REF_HELP: Record<string, string> = {
+  ...STORE_HELP,
+  agent: "agent (to resolve latest)",
+  tenant: "tenant (to resolve latest)",
+};
+
 /** Flags naming what to capture and restore. */
 export const SOURCE_FLAGS: FlagSpec = {
   memdir: { type: "string" },

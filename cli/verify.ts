@@ -8,7 +8,8 @@ import {
   decipherFrom,
   READ_KEY_FLAGS,
   READ_KEY_HELP,
-  STORE_HELP,
+  REF_FLAGS,
+  REF_HELP,
   verifierFrom,
 } from "./_context.ts";
 import { maybeStore, streamOf } from "./_ref.ts";
@@ -31,18 +32,8 @@ export const command: Command = {
     "memsnap verify ./exported.msnap --pubkey ./memsnap.pub --require-signature",
     "memsnap verify --store ./snaps 20261125T195222123Z-1a2b3c4d --identity ./age.key --json",
   ],
-  flags: {
-    store: { type: "string" },
-    agent: { type: "string" },
-    tenant: { type: "string" },
-    ...READ_KEY_FLAGS,
-  },
-  flagHelp: {
-    ...STORE_HELP,
-    agent: "agent (to resolve latest)",
-    tenant: "tenant",
-    ...READ_KEY_HELP,
-  },
+  flags: { ...REF_FLAGS, ...READ_KEY_FLAGS },
+  flagHelp: { ...REF_HELP, ...READ_KEY_HELP },
   positionals: [1, 1],
   async run(ctx) {
     const ref = ctx.args[0]!;

@@ -105,6 +105,29 @@ interopTest("encrypted, signed snapshots: verify, write-only hosts, wrong keys, 
     ]);
     assertEquals(v2.code, 0, `v2: ${v2.stdout + v2.stderr}`);
     assertEquals((v2.json as { artifacts_checked: boolean }).artifacts_checked, true);
+    // inspect with the keys also checks what they unlock.
+    const ins = await memsnap([
+      "inspect",
+      "--store",
+      store,
+      id,
+      "--identity",
+      join(keys, "age.key"),
+      "--pubkey",
+      join(keys, "memsnap.pub"),
+      "--json",
+    ]);
+    assertEquals(ins.code, 0, ins.stderr);
+    const check = ins.json as {
+      snapshot_id: string;
+      check: { ok: boolean; artifacts_checked: boolean; signature: string };
+    };
+    assertEquals([
+      check.snapshot_id,
+      check.check.ok,
+      check.check.artifacts_checked,
+      check.check.signature,
+    ], [id, true, true, "valid"]);
     // Another signer's public key fails (exit 3).
     const v3 = await memsnap([
       "verify",
