@@ -5,7 +5,7 @@
  * @module
  */
 import { dirname, join, resolve as resolvePath } from "node:path";
-import { NotFoundError, RefusedError, UsageError } from "../errors.ts";
+import { NotFoundError, RefusedError } from "../errors.ts";
 import type { Manifest } from "../bundle/types.ts";
 import type {
   AuditFilter,
@@ -19,6 +19,7 @@ import type {
   Store,
 } from "./types.ts";
 import { Catalog, type CatalogRow, rowOf } from "./_catalog.ts";
+import { checkManifest, pendingBundle } from "./_pending.ts";
 import { checkName, describeAgent, isName, randomHex } from "./_names.ts";
 import { readManifestFile } from "./_read_manifest.ts";
 import { lockFile } from "./lock_file.ts";
@@ -281,22 +282,6 @@ export class LocalStore implements Store, AsyncDisposable {
     return this.#info(row);
   }
 
-  #checkManifest(manifest: Manifest, tenant?: string, agentId?: string, id?: string): void {
-    checkName("tenant", manifest.tenant);
-    checkName("agent id", manifest.agent_id);
-    checkName("snapshot id", manifest.snapshot_id);
-    if (
-      (tenant !== undefined && manifest.tenant !== tenant) ||
-      (agentId !== undefined && manifest.agent_id !== agentId) ||
-      (id !== undefined && manifest.snapshot_id !== id)
-    ) {
-      throw new RefusedError(
-        `Cannot commit snapshot ${id}: the manifest is for snapshot ${manifest.snapshot_id} ` +
-          `of ${describeAgent(manifest.tenant, manifest.agent_id)}`,
-      );
-    }
-  }
-
   async #tempPath(id: string): Promise<string> {
     const dir = join(this.root, ".tmp");
     await Deno.mkdir(dir, { recursive: true });
@@ -320,26 +305,7 @@ export class LocalStore implements Store, AsyncDisposable {
     checkName("snapshot id", snapshotId);
     this.#checkFree(tenant, agentId, snapshotId);
     const path = await this.#tempPath(snapshotId);
-    await Deno.writeFile(path, new Uint8Array(), { createNew: true });
-    let done = false;
-    return {
-      path,
-      commit: async (manifest: Manifest): Promise<SnapshotInfo> => {
-        if (done) {
-          throw new UsageError(
-            `Cannot commit snapshot ${snapshotId}: already committed or aborted`,
-          );
-        }
-        this.#checkManifest(manifest, tenant, agentId, snapshotId);
-        const info = await this.#place(path, manifest);
-        done = true;
-        return info;
-      },
-      abort: async (): Promise<void> => {
-        done = true;
-        await Deno.remove(path).catch(() => {});
-      },
-    };
+    return await pendingBundle(path, tenant, agentId, snapshotId, (p, m) => this.#place(p, m));
   }
 
   /**
@@ -351,7 +317,7 @@ export class LocalStore implements Store, AsyncDisposable {
    * @throws {RefusedError} when the snapshot id is already in the store.
    */
   async importFile(path: string, manifest: Manifest): Promise<SnapshotInfo> {
-    this.#checkManifest(manifest);
+    checkManifest(manifest);
     this.#checkFree(manifest.tenant, manifest.agent_id, manifest.snapshot_id);
     const tmp = await this.#tempPath(manifest.snapshot_id);
     try {

@@ -21,6 +21,7 @@ import type {
   Store,
 } from "./types.ts";
 import { Catalog, type CatalogRow, rowOf } from "./_catalog.ts";
+import { checkManifest, pendingBundle } from "./_pending.ts";
 import { checkName, describeAgent, isName, randomHex } from "./_names.ts";
 import { readManifestStream } from "./_read_manifest.ts";
 import { matchesAudit, resolveIn } from "./_resolve.ts";
@@ -453,22 +454,6 @@ export class S3Store implements Store, AsyncDisposable {
     }
   }
 
-  #checkManifest(manifest: Manifest, tenant?: string, agentId?: string, id?: string): void {
-    checkName("tenant", manifest.tenant);
-    checkName("agent id", manifest.agent_id);
-    checkName("snapshot id", manifest.snapshot_id);
-    if (
-      (tenant !== undefined && manifest.tenant !== tenant) ||
-      (agentId !== undefined && manifest.agent_id !== agentId) ||
-      (id !== undefined && manifest.snapshot_id !== id)
-    ) {
-      throw new RefusedError(
-        `Cannot commit snapshot ${id}: the manifest is for snapshot ${manifest.snapshot_id} ` +
-          `of ${describeAgent(manifest.tenant, manifest.agent_id)}`,
-      );
-    }
-  }
-
   async #store(file: string, manifest: Manifest): Promise<SnapshotInfo> {
     const rel = this.#rel(manifest.tenant, manifest.agent_id, manifest.snapshot_id);
     const existing = this.#catalog.get(manifest.snapshot_id);
@@ -497,27 +482,7 @@ export class S3Store implements Store, AsyncDisposable {
     checkName("agent id", agentId);
     checkName("snapshot id", snapshotId);
     const path = join(this.stateRoot, "tmp", `${snapshotId}.${randomHex()}.partial`);
-    await Deno.writeFile(path, new Uint8Array(), { createNew: true });
-    let done = false;
-    return {
-      path,
-      commit: async (manifest: Manifest): Promise<SnapshotInfo> => {
-        if (done) {
-          throw new UsageError(
-            `Cannot commit snapshot ${snapshotId}: already committed or aborted`,
-          );
-        }
-        this.#checkManifest(manifest, tenant, agentId, snapshotId);
-        const info = await this.#store(path, manifest);
-        done = true;
-        await Deno.remove(path).catch(() => {});
-        return info;
-      },
-      abort: async (): Promise<void> => {
-        done = true;
-        await Deno.remove(path).catch(() => {});
-      },
-    };
+    return await pendingBundle(path, tenant, agentId, snapshotId, (p, m) => this.#store(p, m));
   }
 
   /**
@@ -529,7 +494,7 @@ export class S3Store implements Store, AsyncDisposable {
    * @throws {RefusedError} when the snapshot id is already in the store.
    */
   importFile(path: string, manifest: Manifest): Promise<SnapshotInfo> {
-    this.#checkManifest(manifest);
+    checkManifest(manifest);
     return this.#store(path, manifest);
   }
 
