@@ -12,6 +12,7 @@
  *
  * `MEMSNAP_FUZZ_RUNS=N` sets the number of random cases (default 250); `MEMSNAP_SEED` replays.
  */
+import { MANIFEST_SCHEMA } from "../bundle/_manifest_schema.ts";
 import fc from "fast-check";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
@@ -580,23 +581,8 @@ const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
   fc.record({ kind: fc.constant("inner-dup" as const), i: fc.nat() }) as fc.Arbitrary<Mutation>,
 );
 
-const MANIFEST_KEYS = [
-  "format",
-  "manifest_version",
-  "snapshot_id",
-  "agent_id",
-  "tenant",
-  "label",
-  "created_at",
-  "created_by",
-  "parent",
-  "captures",
-  "redaction",
-  "tools",
-  "artifacts",
-  "payload",
-  "unknown_extra",
-];
+/** Every required manifest key (from the reader's schema), and one it does not know. */
+const MANIFEST_KEYS = [...(MANIFEST_SCHEMA as { required: string[] }).required, "unknown_extra"];
 
 function mutateManifest(base: Base, op: string, value: unknown, index: number): Uint8Array {
   const m = structuredClone(base.manifest) as unknown as Record<string, unknown>;
