@@ -347,23 +347,19 @@ export async function packsFrom(
       }
     },
   });
-  // Packs often overlap (the built-in secrets pack and a gitleaks config both have
-  // "github-fine-grained-pat"): keep every rule, and give a later duplicate its pack's prefix.
+  // Overlapping rule ids across packs all run; the engine gives a later duplicate its pack's
+  // prefix. Say so, since the id shows in replacement tokens and reports.
   const owner = new Map<string, string>();
-  return packs.map((pack) => ({
-    ...pack,
-    rules: pack.rules.map((rule) => {
+  for (const pack of packs) {
+    for (const rule of pack.rules) {
       const first = owner.get(rule.id);
-      if (first === undefined) {
-        owner.set(rule.id, pack.id);
-        return rule;
+      if (first === undefined) owner.set(rule.id, pack.id);
+      else if (first !== pack.id) {
+        warn(
+          `redaction pack ${pack.id}: rule "${rule.id}" is also in pack ${first}; it runs as "${pack.id}.${rule.id}"`,
+        );
       }
-      const id = `${pack.id}.${rule.id}`;
-      warn(
-        `redaction pack ${pack.id}: rule "${rule.id}" is also in pack ${first}; it runs as "${id}"`,
-      );
-      owner.set(id, pack.id);
-      return { ...rule, id };
-    }),
-  }));
+    }
+  }
+  return packs;
 }

@@ -91,7 +91,7 @@ export class Engine {
 
   constructor(packs: readonly RulePack[]) {
     const rules: CompiledRule[] = [];
-    const seen = new Set<string>();
+    const owner = new Map<string, string>(); // rule id -> pack id
     const packIds = new Set<string>();
     for (const pack of packs) {
       if (packIds.has(pack.id)) {
@@ -99,13 +99,21 @@ export class Engine {
       }
       packIds.add(pack.id);
       for (const rule of pack.rules) {
-        if (seen.has(rule.id)) {
+        let id = rule.id;
+        const first = owner.get(id);
+        if (first === pack.id) {
           throw new TypeError(
-            `Cannot compile pack "${pack.id}": rule id "${rule.id}" is already used by another rule`,
+            `Cannot compile pack "${pack.id}": rule id "${rule.id}" is used twice in the pack`,
           );
         }
-        seen.add(rule.id);
-        rules.push(compileRule(rule, rules.length, pack.id));
+        // Packs often overlap (the built-in secrets pack and a gitleaks config both define
+        // "github-fine-grained-pat"): every rule runs, a later pack's duplicate as "<pack>.<id>".
+        if (first !== undefined) id = `${pack.id}.${rule.id}`;
+        if (owner.has(id)) {
+          throw new TypeError(`Cannot compile pack "${pack.id}": rule id "${id}" is already used`);
+        }
+        owner.set(id, pack.id);
+        rules.push(compileRule(id === rule.id ? rule : { ...rule, id }, rules.length, pack.id));
       }
     }
     this.rules = rules;

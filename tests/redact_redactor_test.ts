@@ -241,3 +241,24 @@ Deno.test("redactFile() on a line longer than four blocks equals whole-string re
     ok(!whole.includes(GH.slice(0, 20)));
   });
 });
+
+Deno.test("createRedactor() runs rules that several packs share, the later one under its pack's prefix", () => {
+  const mine: RulePack = {
+    id: "mine",
+    version: "1",
+    rules: [{ id: "github-token", description: "project tokens", pattern: /proj_[a-z0-9]{12}/ }],
+  };
+  const r = createRedactor({ packs: [secretsPack, mine], key: new Uint8Array(32) });
+  const out = r.redactString(
+    "ghp_R2d2C3p0BB8kX9qLmN4vT7wZ1yA5sE6uJ0hF and proj_abcdef123456",
+    "a.md",
+  );
+  ok(
+    /\[REDACTED:github-token:[0-9a-f]{8}\] and \[REDACTED:mine\.github-token:[0-9a-f]{8}\]/.test(
+      out,
+    ),
+    out,
+  );
+  const twice: RulePack = { id: "twice", version: "1", rules: [mine.rules[0]!, mine.rules[0]!] };
+  throws(() => createRedactor({ packs: [twice], key: new Uint8Array(32) }), TypeError);
+});
