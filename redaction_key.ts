@@ -6,7 +6,7 @@
  */
 import { join } from "node:path";
 import { createHash } from "node:crypto";
-import { decodeHex, encodeHex } from "./_hex.ts";
+import { Buffer } from "node:buffer";
 import { UsageError } from "./errors.ts";
 import type { Store } from "./store/types.ts";
 
@@ -28,25 +28,28 @@ export async function redactionKey(store: Store): Promise<Uint8Array> {
         "Cannot use MEMSNAP_REDACTION_KEY: expected 64 hex characters (32 bytes)",
       );
     }
-    return decodeHex(env);
+    return new Uint8Array(Buffer.from(env, "hex"));
   }
   const dir = store.url.startsWith("s3://") ? remoteKeyDir(store.url) : join(store.url, ".memsnap");
   await Deno.mkdir(dir, { recursive: true });
   const path = join(dir, "redaction.key");
   try {
     const text = (await Deno.readTextFile(path)).trim();
-    if (/^[0-9a-f]{64}$/.test(text)) return decodeHex(text);
+    if (/^[0-9a-f]{64}$/.test(text)) return new Uint8Array(Buffer.from(text, "hex"));
     throw new UsageError(`Cannot use the redaction key ${path}: expected 64 hex characters`);
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
   const key = crypto.getRandomValues(new Uint8Array(32));
   try {
-    await Deno.writeTextFile(path, encodeHex(key) + "\n", { createNew: true, mode: 0o600 });
+    await Deno.writeTextFile(path, Buffer.from(key).toString("hex") + "\n", {
+      createNew: true,
+      mode: 0o600,
+    });
     return key;
   } catch (e) {
     if (e instanceof Deno.errors.AlreadyExists) {
-      return decodeHex((await Deno.readTextFile(path)).trim());
+      return new Uint8Array(Buffer.from((await Deno.readTextFile(path)).trim(), "hex"));
     }
     throw e;
   }

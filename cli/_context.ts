@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { join, resolve } from "node:path";
+import { resolve } from "node:path";
 import { NotFoundError, UsageError } from "../errors.ts";
 import type { Store } from "../store/types.ts";
 import type { ProgressReporter } from "../progress.ts";
@@ -325,11 +325,6 @@ export async function snapshotterFrom(
     lockTimeoutMs: lockTimeoutMs(flags),
     progress: ctx.out.reporter(),
   });
-}
-
-/** Path of a file in the agent's state dir. */
-export function stateFile(dir: string, name: string): string {
-  return join(dir, name);
 }
 
 /**
