@@ -16,6 +16,7 @@ export class Output {
   #barShown = false;
   readonly #tty: boolean;
   readonly #quiet: boolean;
+  readonly #closed = new Set<object>();
 
   /**
    * @param json Whether to print JSON.
@@ -101,9 +102,16 @@ export class Output {
   }
 
   #write(f: { writeSync(p: Uint8Array): number }, s: string): void {
+    if (this.#closed.has(f)) return;
     const bytes = enc.encode(s);
     let off = 0;
-    while (off < bytes.length) off += f.writeSync(bytes.subarray(off));
+    try {
+      while (off < bytes.length) off += f.writeSync(bytes.subarray(off));
+    } catch (e) {
+      // The reader went away (`memsnap list | head`): stop writing there, like other CLIs.
+      if (!(e instanceof Deno.errors.BrokenPipe)) throw e;
+      this.#closed.add(f);
+    }
   }
 }
 

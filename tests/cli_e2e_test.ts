@@ -339,3 +339,27 @@ Deno.test("memsnap scan and snapshot take a gitleaks config beside the built-in 
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("memsnap list piped into a reader that closes early exits 0 without an error", async () => {
+  const { root, mem, store, base } = await setup();
+  try {
+    for (let i = 0; i < 3; i++) {
+      assertEquals(
+        (await memsnap(["snapshot", ...base, "--memdir", mem.memdir, "--no-redact"])).code,
+        0,
+      );
+    }
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", new URL("../cli.ts", import.meta.url).pathname, "list", "--store", store],
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1" },
+    }).spawn();
+    await child.stdout.cancel(); // like `| head -0`: the reader is gone before the first line
+    const [status, stderr] = await Promise.all([child.status, new Response(child.stderr).text()]);
+    assertEquals(status.code, 0, stderr);
+    assertEquals(stderr, "");
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
