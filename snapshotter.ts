@@ -6,7 +6,12 @@
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { createHash } from "node:crypto";
 import os from "node:os";
-import type { CapturePlugin, RestorePlanEntry, RestoreTarget } from "./capture/types.ts";
+import type {
+  CapturePlugin,
+  CaptureResult,
+  RestorePlanEntry,
+  RestoreTarget,
+} from "./capture/types.ts";
 import type { JsonValue, Manifest, RedactionReport } from "./bundle/types.ts";
 import type {
   ManifestSigner,
@@ -379,25 +384,55 @@ export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
       : undefined;
     const staging = await Deno.makeTempDir({ prefix: "memsnap-capture-" });
     try {
+      // Plugins capture concurrently: one plugin's file and database I/O (thread pool) and
+      // SQLite's copy overlap another's CPU work. Results are taken in plugin order, and the
+      // artifacts are sorted by path below, so the bundle does not depend on timing. The first
+      // failure aborts the others, and all of them have ended before staging is removed.
       const artifacts = [];
       const captures: Record<string, JsonValue> = {};
       const seen = new Set<string>();
-      for (const plugin of options.captures) {
-        if (signal.aborted) throw new CancelledError("Cannot take the snapshot: cancelled");
-        const dir = join(staging, plugin.name);
-        await Deno.mkdir(dir);
-        let result;
+      const captureAbort = new AbortController();
+      const onAbort = (): void => captureAbort.abort(signal.reason);
+      signal.addEventListener("abort", onAbort, { once: true });
+      // The failure that came first is the one reported: the others were cancelled by it.
+      let firstError: unknown;
+      const runCapture = async (plugin: CapturePlugin) => {
         try {
-          result = await plugin.capture({ staging: dir, redactor, signal, progress });
+          if (captureAbort.signal.aborted) {
+            throw new CancelledError("Cannot take the snapshot: cancelled");
+          }
+          const dir = join(staging, plugin.name);
+          await Deno.mkdir(dir);
+          return await plugin.capture({
+            staging: dir,
+            redactor,
+            signal: captureAbort.signal,
+            progress,
+          });
         } catch (e) {
-          if (e instanceof MemsnapError) throw e;
-          throw new MemsnapError(
+          const error = e instanceof MemsnapError ? e : new MemsnapError(
             `Cannot capture with plugin "${plugin.name}": ${(e as Error)?.message ?? e}`,
-            {
-              cause: e,
-            },
+            { cause: e },
           );
+          if (!captureAbort.signal.aborted) {
+            firstError = error;
+            captureAbort.abort(error);
+          }
+          throw error;
         }
+      };
+      let settled;
+      try {
+        settled = await Promise.allSettled(options.captures.map(runCapture));
+      } finally {
+        signal.removeEventListener("abort", onAbort);
+      }
+      if (settled.some((s) => s.status === "rejected")) {
+        if (signal.aborted) throw new CancelledError("Cannot take the snapshot: cancelled");
+        throw firstError;
+      }
+      for (const [i, plugin] of options.captures.entries()) {
+        const result = (settled[i] as PromiseFulfilledResult<CaptureResult>).value;
         for (const a of result.artifacts) {
           if (seen.has(a.path)) {
             throw new UsageError(

@@ -210,3 +210,67 @@ Deno.test("createSnapshotter() retention prunes after each snapshot, keeping the
   for (let i = 0; i < 4; i++) ids.push((await snap.snapshot({ label: `s${i}` })).info.id);
   assertEquals((await snap.list()).map((s) => s.id), ids.slice(2));
 });
+
+Deno.test("createSnapshotter() runs captures concurrently; one plugin's failure aborts the others and wins", async () => {
+  const root = await Deno.makeTempDir({ prefix: "memsnap-snapshotter-" });
+  try {
+    const store = await openStore(join(root, "store"));
+    let slowSawAbort = false;
+    let slowEnded = false;
+    let stagingSeen = "";
+    let started = 0;
+    const bothStarted = Promise.withResolvers<void>();
+    const start = (): void => {
+      if (++started === 2) bothStarted.resolve();
+    };
+    const snap = createSnapshotter({
+      store,
+      agent: "a1",
+      captures: [
+        {
+          name: "slow",
+          version: "1",
+          owns: (p) => p.startsWith("slow/"),
+          async capture(ctx) {
+            stagingSeen = ctx.staging;
+            start();
+            // Waits for the other plugin, which only fails once both are running.
+            await new Promise<void>((resolve) => {
+              if (ctx.signal.aborted) return resolve();
+              ctx.signal.addEventListener("abort", () => resolve(), { once: true });
+            });
+            slowSawAbort = ctx.signal.aborted;
+            await new Promise((r) => setTimeout(r, 50));
+            // Staging must still exist while a plugin is running.
+            await Deno.stat(ctx.staging);
+            slowEnded = true;
+            throw new Error("aborted");
+          },
+          restore: () => Promise.resolve(),
+        },
+        {
+          name: "bad",
+          version: "1",
+          owns: (p) => p.startsWith("bad/"),
+          async capture() {
+            start();
+            await bothStarted.promise;
+            throw new Error("disk on fire");
+          },
+          restore: () => Promise.resolve(),
+        },
+      ],
+    });
+    const e = await assertRejects(() => snap.snapshot());
+    assert((e as Error).message.includes('plugin "bad": disk on fire'), (e as Error).message);
+    assert(slowSawAbort, "the slow plugin's signal was aborted");
+    assert(slowEnded, "the slow plugin ended before the snapshot failed");
+    assert(
+      await Deno.stat(stagingSeen).then(() => false, (e) => e instanceof Deno.errors.NotFound),
+      "staging was removed",
+    );
+    assertEquals((await store.list()).length, 0);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
