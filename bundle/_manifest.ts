@@ -3,10 +3,9 @@
  *
  * @module
  */
-import { Ajv, type ValidateFunction } from "ajv";
 import { RefusedError } from "../errors.ts";
 import { FORMAT_ID, type Manifest, MANIFEST_VERSION } from "./types.ts";
-import { MANIFEST_SCHEMA } from "./_manifest_schema.ts";
+import { validateManifestSchema as validator } from "./_manifest_validator.ts";
 import { canonicalJson } from "./canonical_json.ts";
 import { corrupt, unsafe } from "./_errors.ts";
 import { checkPath, comparePaths } from "./_paths.ts";
@@ -16,8 +15,6 @@ export const MANIFEST_NAME = "manifest.json";
 export const SIGNATURE_NAME = "manifest.json.minisig";
 export const PAYLOAD_PLAIN = "payload.tar.zst";
 export const PAYLOAD_AGE = "payload.tar.zst.age";
-
-let validator: ValidateFunction | undefined;
 
 function schemaError(field: string, state: string): never {
   throw corrupt(
@@ -62,7 +59,6 @@ export function parseManifest(bytes: Uint8Array, limits: BundleLimits): Manifest
       { hint: "Upgrade memsnap to read this bundle." },
     );
   }
-  validator ??= new Ajv({ strict: true, allErrors: false }).compile(MANIFEST_SCHEMA);
   if (!validator(value)) {
     const err = validator.errors?.[0];
     schemaError(err?.instancePath ?? "", err?.message ?? "is invalid");
