@@ -4,17 +4,28 @@
  * The inner tar is cut into segments of {@linkcode FRAME_BYTES} (the last one shorter) and each
  * segment is compressed, with the pinned parameters, into its own complete zstd frame; the
  * payload is the concatenation of the frames in order. Frames are independent, so they are
- * compressed in a worker while the main thread reads, hashes and writes, and the bytes do not
- * depend on the number of workers (zero included: the same function runs on the main thread). Deno 2.9.6's libzstd has no thread support (`ZSTD_c_nbWorkers` is
- * refused), hence frames rather than zstd's own multithreading.
+ * compressed concurrently while the main thread reads, hashes and writes, and the bytes do not
+ * depend on the concurrency or on how the input is chunked.
  *
- * Memory: at most `workers + 1` segments in flight plus the one being filled, and their frames
- * (about 12 MiB with one worker), plus the worker's isolate (~19 MiB).
+ * Two engines:
+ * - the system libzstd through FFI ({@linkcode libzstd}), when it is available: each frame is one
+ *   nonblocking `ZSTD_compress2` call on a native thread, {@linkcode DEFAULT_CALLS} in flight (no
+ *   worker isolate). About 1.5x less CPU per byte than the built-in zstd.
+ * - otherwise Deno's built-in zstd (`node:zlib`) in a worker (zero workers: on the calling
+ *   thread). Deno 2.9.6's libzstd has no thread support (`ZSTD_c_nbWorkers` is refused), hence
+ *   frames rather than zstd's own multithreading.
+ *
+ * The two engines may give different bytes (different libzstd versions); each is deterministic.
+ *
+ * Memory: with libzstd, `calls + 1` segments and `calls` frame buffers (~20 MiB with 2 calls)
+ * plus the contexts; with the worker, `workers + 1` segments in flight plus the one being
+ * filled, and their frames (about 12 MiB with one worker), plus the worker's isolate (~19 MiB).
  *
  * @module
  */
 import { zstdParams } from "./_zstd.ts";
 import { compressFrame } from "./_zstd_frame.ts";
+import { type LibZstd, libzstd } from "./_libzstd.ts";
 
 /** Bytes of inner tar per zstd frame (4 MiB). Changing it changes the bundle bytes. */
 export const FRAME_BYTES = 4 << 20;
@@ -26,9 +37,22 @@ export const FRAME_BYTES = 4 << 20;
  */
 const DEFAULT_WORKERS = 1;
 
+/**
+ * Nonblocking libzstd calls in flight: on 2 cores, two calls compress while the main thread
+ * (mostly waiting on them) fills the next segment.
+ */
+export const DEFAULT_CALLS = 2;
+
 /** Options of {@linkcode zstdCompressFrames}. */
 export interface CompressFramesOptions {
-  /** Compressor workers; 0 compresses on the calling thread. @default {1} */
+  /**
+   * The libzstd to use, or `false` for the built-in zstd in workers.
+   * @default {libzstd()} (the system libzstd when available)
+   */
+  libzstd?: LibZstd | false;
+  /** libzstd calls in flight (at least 1). @default {DEFAULT_CALLS} */
+  calls?: number;
+  /** Built-in engine: compressor workers; 0 compresses on the calling thread. @default {1} */
   workers?: number;
   /** Bytes per frame. @default {FRAME_BYTES} */
   frameBytes?: number;
@@ -112,6 +136,17 @@ export async function* zstdCompressFrames(
   options: CompressFramesOptions = {},
 ): AsyncGenerator<Uint8Array> {
   const frameBytes = options.frameBytes ?? FRAME_BYTES;
+  const lib = options.libzstd ?? libzstd();
+  if (lib) {
+    yield* libzstdFrames(
+      input,
+      level,
+      lib,
+      frameBytes,
+      Math.max(1, options.calls ?? DEFAULT_CALLS),
+    );
+    return;
+  }
   const nWorkers = options.workers ?? DEFAULT_WORKERS;
   const params = zstdParams(level);
   const pool = nWorkers > 0 ? new Pool(nWorkers) : undefined;
@@ -156,5 +191,66 @@ export async function* zstdCompressFrames(
     while (pending.length > 0) yield await pending.shift()!;
   } finally {
     pool?.terminate();
+  }
+}
+
+/** The libzstd engine: `calls` nonblocking `ZSTD_compress2` calls in flight, frames in order. */
+async function* libzstdFrames(
+  input: AsyncIterable<Uint8Array>,
+  level: number,
+  lib: LibZstd,
+  frameBytes: number,
+  calls: number,
+): AsyncGenerator<Uint8Array> {
+  const params = zstdParams(level);
+  const bound = lib.compressBound(frameBytes);
+  const ctxs: ReturnType<LibZstd["createCCtx"]>[] = [];
+  const outs: Uint8Array<ArrayBuffer>[] = [];
+  const free: Uint8Array<ArrayBuffer>[] = [];
+  const pending: Promise<Uint8Array>[] = [];
+  let frames = 0;
+  const submit = (segment: Uint8Array<ArrayBuffer>, whole: Uint8Array<ArrayBuffer>): void => {
+    // Frame f uses context and output buffer f % calls: frame f - calls, their previous user,
+    // has been awaited before frame f is submitted.
+    const j = frames++ % calls;
+    if (ctxs.length <= j) {
+      ctxs.push(lib.createCCtx(params));
+      outs.push(new Uint8Array(bound));
+    }
+    const out = outs[j]!;
+    const p = ctxs[j]!.compress(segment, out).then((n) => {
+      free.push(whole);
+      return out.slice(0, n);
+    });
+    p.catch(() => {}); // awaited in order below; never an unhandled rejection meanwhile
+    pending.push(p);
+  };
+  try {
+    let seg = new Uint8Array(frameBytes);
+    let used = 0;
+    for await (const chunk of input) {
+      let off = 0;
+      while (off < chunk.length) {
+        const k = Math.min(frameBytes - used, chunk.length - off);
+        seg.set(chunk.subarray(off, off + k), used);
+        used += k;
+        off += k;
+        if (used === frameBytes) {
+          while (pending.length >= calls) yield await pending.shift()!;
+          submit(seg, seg);
+          used = 0;
+          seg = free.pop() ?? new Uint8Array(frameBytes);
+        }
+      }
+    }
+    if (used > 0 || frames === 0) {
+      while (pending.length >= calls) yield await pending.shift()!;
+      submit(seg.subarray(0, used), seg);
+    }
+    while (pending.length > 0) yield await pending.shift()!;
+  } finally {
+    // A native call still running owns its context and buffers: let it end before freeing.
+    await Promise.allSettled(pending);
+    for (const c of ctxs) c.free();
   }
 }

@@ -1,6 +1,10 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
+import { zstdDecompressSync } from "node:zlib";
 import { FRAME_BYTES, zstdCompressFrames } from "./_zstd_frames.ts";
 import { zstdDecompress } from "./_zstd.ts";
+import { libzstd } from "./_libzstd.ts";
+
+const lib = libzstd();
 
 async function collect(it: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
@@ -28,9 +32,14 @@ async function* chunked(bytes: Uint8Array, size: number): AsyncGenerator<Uint8Ar
 
 Deno.test("zstdCompressFrames() bytes do not depend on the worker count or input chunking", async () => {
   const data = input(FRAME_BYTES * 2 + 12345);
-  const a = await collect(zstdCompressFrames(chunked(data, 1 << 16), 3, { workers: 0 }));
-  const b = await collect(zstdCompressFrames(chunked(data, 3_000_001), 3, { workers: 1 }));
-  const c = await collect(zstdCompressFrames(chunked(data, 777), 3, { workers: 2 }));
+  const builtin = { libzstd: false } as const;
+  const a = await collect(
+    zstdCompressFrames(chunked(data, 1 << 16), 3, { ...builtin, workers: 0 }),
+  );
+  const b = await collect(
+    zstdCompressFrames(chunked(data, 3_000_001), 3, { ...builtin, workers: 1 }),
+  );
+  const c = await collect(zstdCompressFrames(chunked(data, 777), 3, { ...builtin, workers: 2 }));
   assertEquals(b, a);
   assertEquals(c, a);
   const back = await collect(zstdDecompress(chunked(a, 1 << 20), 27));
@@ -41,7 +50,12 @@ Deno.test("zstdCompressFrames() bytes do not depend on the worker count or input
 Deno.test("zstdCompressFrames() writes one frame per FRAME_BYTES, and one for empty input", async () => {
   const frames = async (size: number): Promise<number> => {
     let n = 0;
-    for await (const _ of zstdCompressFrames(chunked(input(size), 1 << 20), 3, { workers: 1 })) {
+    for await (
+      const _ of zstdCompressFrames(chunked(input(size), 1 << 20), 3, {
+        libzstd: false,
+        workers: 1,
+      })
+    ) {
       n++;
     }
     return n;
@@ -50,3 +64,105 @@ Deno.test("zstdCompressFrames() writes one frame per FRAME_BYTES, and one for em
   assertEquals(await frames(FRAME_BYTES), 1);
   assertEquals(await frames(FRAME_BYTES + 1), 2);
 });
+
+Deno.test({
+  name:
+    "zstdCompressFrames() with libzstd: bytes do not depend on the calls in flight or input chunking, and decode",
+  ignore: lib === undefined,
+  fn: async () => {
+    const data = input(FRAME_BYTES * 3 + 4321);
+    const parts = async (calls: number, chunk: number): Promise<Uint8Array[]> => {
+      const out: Uint8Array[] = [];
+      for await (const f of zstdCompressFrames(chunked(data, chunk), 3, { libzstd: lib!, calls })) {
+        out.push(f);
+      }
+      return out;
+    };
+    const one = await parts(1, 1 << 16);
+    assertEquals(one.length, 4);
+    const a = concat(one);
+    assertEquals(concat(await parts(2, 3_000_001)), a);
+    assertEquals(concat(await parts(3, 777)), a);
+    // Each frame is complete: no content size, a checksum; node:zlib, our reader and the CLI
+    // decode the whole to the input.
+    let off = 0;
+    for (const f of one) {
+      assertEquals(lib!.findFrameCompressedSize(f), f.length);
+      const seg = new Uint8Array(zstdDecompressSync(f));
+      assertEquals(seg, data.subarray(off, off + seg.length));
+      off += seg.length;
+    }
+    assertEquals(off, data.length);
+    assertEquals(new Uint8Array(zstdDecompressSync(a)), data);
+    assertEquals(await collect(zstdDecompress(chunked(a, 1 << 20), 27)), data);
+    const cli = await zstdCli(a);
+    if (cli !== undefined) assertEquals(cli, data);
+    // The default engine is libzstd when it is available.
+    assertEquals(await collect(zstdCompressFrames(chunked(data, 1 << 20), 3)), a);
+  },
+});
+
+Deno.test("zstdCompressFrames() writes one empty frame for empty input, with either engine", async () => {
+  for (const engine of [false, lib ?? false] as const) {
+    const out: Uint8Array[] = [];
+    for await (
+      const f of zstdCompressFrames(chunked(new Uint8Array(0), 1), 3, { libzstd: engine })
+    ) {
+      out.push(f);
+    }
+    assertEquals(out.length, 1);
+    assertEquals(new Uint8Array(zstdDecompressSync(out[0]!)).length, 0);
+  }
+});
+
+Deno.test({
+  name: "zstdCompressFrames() with libzstd: an input error ends the generator with that error",
+  ignore: lib === undefined,
+  fn: async () => {
+    const data = input(FRAME_BYTES * 2);
+    async function* failing(): AsyncGenerator<Uint8Array> {
+      yield* chunked(data, 1 << 20);
+      throw new Error("source failed");
+    }
+    let caught: unknown;
+    try {
+      for await (const _ of zstdCompressFrames(failing(), 3, { libzstd: lib! })) {
+        // consume
+      }
+    } catch (e) {
+      caught = e;
+    }
+    assertEquals((caught as Error).message, "source failed");
+  },
+});
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}
+
+/** `zstd -dc` of the bytes, or undefined when the CLI is not installed. */
+async function zstdCli(bytes: Uint8Array): Promise<Uint8Array | undefined> {
+  let child;
+  try {
+    child = new Deno.Command("zstd", {
+      args: ["-q", "-d", "-c"],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+  } catch {
+    return undefined;
+  }
+  const w = child.stdin.getWriter();
+  const writing = w.write(bytes).then(() => w.close());
+  const out = await child.output();
+  await writing;
+  assertEquals(out.code, 0);
+  return out.stdout;
+}
