@@ -1,17 +1,17 @@
 /**
  * Builds stores, capture plugins, keys and Snapshotters from CLI flags.
  *
+ * What each builds is imported when it is needed (a store, capture plugins, age or minisign
+ * keys, redaction packs), so a command pays start-up only for the options it is given.
+ *
  * @module
  */
 import { resolve } from "node:path";
 import { NotFoundError, UsageError } from "../errors.ts";
 import type { Store } from "../store/types.ts";
 import type { ProgressReporter } from "../progress.ts";
-import { openStore } from "../store/open_store.ts";
 import type { CapturePlugin } from "../capture/types.ts";
-import { gitPlugin, memdirPlugin, sqlitePlugin, statePlugin } from "../capture/mod.ts";
-import { createSnapshotter, type RedactSettings, type Snapshotter } from "../snapshotter.ts";
-import { loadPacks } from "../redact/load_pack.ts";
+import type { RedactSettings, Snapshotter } from "../snapshotter.ts";
 import type { RulePack } from "../redact/types.ts";
 import type {
   ManifestSigner,
@@ -20,13 +20,18 @@ import type {
   PayloadDecipher,
 } from "../bundle/crypto_types.ts";
 import type { Manifest } from "../bundle/types.ts";
-import { ageCipher } from "../bundle/age_cipher.ts";
-import { ageDecipher } from "../bundle/age_decipher.ts";
-import { parseIdentityFile, parseRecipientsFile } from "../bundle/age_keys.ts";
-import { minisignSigner } from "../bundle/minisign_signer.ts";
-import { minisignVerifier } from "../bundle/minisign_verifier.ts";
-import { redactionKey } from "../redaction_key.ts";
 import type { CommandContext, Flags, FlagSpec } from "./_spec.ts";
+import { lazy } from "./_lazy.ts";
+import type * as OpenStoreModule from "../store/open_store.ts";
+import type * as CaptureModule from "../capture/mod.ts";
+import type * as SnapshotterModule from "../snapshotter.ts";
+import type * as LoadPackModule from "../redact/load_pack.ts";
+import type * as AgeCipherModule from "../bundle/age_cipher.ts";
+import type * as AgeDecipherModule from "../bundle/age_decipher.ts";
+import type * as AgeKeysModule from "../bundle/age_keys.ts";
+import type * as MinisignSignerModule from "../bundle/minisign_signer.ts";
+import type * as MinisignVerifierModule from "../bundle/minisign_verifier.ts";
+import type * as RedactionKeyModule from "../redaction_key.ts";
 import { parseMapFlag } from "./_config.ts";
 
 /** Flags naming the store and agent. */
@@ -135,6 +140,7 @@ export async function storeFrom(
   progress?: ProgressReporter,
 ): Promise<Store> {
   const url = required(flags, "store", command);
+  const { openStore } = await lazy<typeof OpenStoreModule>("store/open_store.ts");
   return await openStore(
     url.startsWith("s3://") ? url : resolve(url),
     progress ? { progress } : {},
@@ -170,19 +176,29 @@ async function readKeyFile(path: string, what: string): Promise<string> {
 /** The payload cipher from `--recipient`/`--recipients-file`, if any. */
 export async function cipherFrom(flags: Flags): Promise<PayloadCipher | undefined> {
   const recipients = [...list(flags, "recipient"), ...list(flags, "recipients")];
-  for (const f of list(flags, "recipients-file")) {
+  const files = list(flags, "recipients-file");
+  if (recipients.length === 0 && files.length === 0) return undefined;
+  const { parseRecipientsFile } = await lazy<typeof AgeKeysModule>("bundle/age_keys.ts");
+  for (const f of files) {
     recipients.push(...parseRecipientsFile(await readKeyFile(f, "recipients file")));
   }
-  return recipients.length > 0 ? ageCipher(recipients) : undefined;
+  if (recipients.length === 0) return undefined;
+  const { ageCipher } = await lazy<typeof AgeCipherModule>("bundle/age_cipher.ts");
+  return ageCipher(recipients);
 }
 
 /** The payload decipher from `--identity`, if any. */
 export async function decipherFrom(flags: Flags): Promise<PayloadDecipher | undefined> {
+  const files = list(flags, "identity");
+  if (files.length === 0) return undefined;
+  const { parseIdentityFile } = await lazy<typeof AgeKeysModule>("bundle/age_keys.ts");
   const ids: string[] = [];
-  for (const f of list(flags, "identity")) {
+  for (const f of files) {
     ids.push(...parseIdentityFile(await readKeyFile(f, "identity file")));
   }
-  return ids.length > 0 ? ageDecipher(ids) : undefined;
+  if (ids.length === 0) return undefined;
+  const { ageDecipher } = await lazy<typeof AgeDecipherModule>("bundle/age_decipher.ts");
+  return ageDecipher(ids);
 }
 
 /** The manifest signer from `--sign`, if any. */
@@ -191,6 +207,7 @@ export async function signerFrom(flags: Flags): Promise<ManifestSigner | undefin
   if (!path) return undefined;
   const text = await readKeyFile(path, "signing key");
   const passphrase = Deno.env.get("MEMSNAP_SIGN_PASSPHRASE");
+  const { minisignSigner } = await lazy<typeof MinisignSignerModule>("bundle/minisign_signer.ts");
   const signer = minisignSigner(text, passphrase === undefined ? {} : { passphrase });
   // Unlock the key now (the signer keeps it), so a wrong passphrase fails before any capture.
   const probe = {
@@ -225,6 +242,9 @@ export async function verifierFrom(flags: Flags): Promise<ManifestVerifier | und
       `Cannot read the public key ${v}: it does not exist, and it is not a minisign key string (RW...)`,
     );
   }
+  const { minisignVerifier } = await lazy<typeof MinisignVerifierModule>(
+    "bundle/minisign_verifier.ts",
+  );
   return minisignVerifier(text);
 }
 
@@ -245,6 +265,7 @@ export async function capturesFrom(flags: Flags, command: string): Promise<Captu
     }
     if (!st.isDirectory) throw new UsageError(`Cannot use --memdir ${dir}: it is not a directory`);
     const includeIgnored = flags["include-ignored"] === true;
+    const { gitPlugin, memdirPlugin } = await lazy<typeof CaptureModule>("capture/mod.ts");
     plugins.push(memdirPlugin({ dir, includeIgnored }));
     plugins.push(gitPlugin({ dir, includeIgnored }));
   }
@@ -263,12 +284,14 @@ export async function capturesFrom(flags: Flags, command: string): Promise<Captu
   if (Object.keys(dbs).length > 0) {
     const databases: Record<string, string> = {};
     for (const [k, v] of Object.entries(dbs)) databases[k] = resolve(v);
+    const { sqlitePlugin } = await lazy<typeof CaptureModule>("capture/mod.ts");
     plugins.push(sqlitePlugin({ databases, maxUserVersion: maxUv }));
   }
   const states = parseMapFlag("state", list(flags, "state"));
   if (Object.keys(states).length > 0) {
     const files: Record<string, string> = {};
     for (const [k, v] of Object.entries(states)) files[k] = resolve(v);
+    const { statePlugin } = await lazy<typeof CaptureModule>("capture/mod.ts");
     plugins.push(statePlugin({ files }));
   }
   if (plugins.length === 0) {
@@ -289,6 +312,7 @@ export async function redactFrom(
   if (flags["no-redact"] === true) return undefined;
   const spec = str(flags, "redact") ?? "default";
   const packs = await packsFrom(spec, warn);
+  const { redactionKey } = await lazy<typeof RedactionKeyModule>("redaction_key.ts");
   return { packs, key: await redactionKey(store) };
 }
 
@@ -310,6 +334,7 @@ export async function snapshotterFrom(
     ? await redactFrom(flags, store, (m) => ctx.out.warn(m))
     : undefined;
   const tenant = str(flags, "tenant");
+  const { createSnapshotter } = await lazy<typeof SnapshotterModule>("snapshotter.ts");
   return createSnapshotter({
     store,
     agent,
@@ -335,6 +360,7 @@ export async function packsFrom(
   spec: string | undefined,
   warn: (message: string) => void,
 ): Promise<RulePack[]> {
+  const { loadPacks } = await lazy<typeof LoadPackModule>("redact/load_pack.ts");
   const packs = await loadPacks(!spec || spec === "default" ? "secrets,pii" : spec, {
     onUntranslated: (pack, rules) => {
       for (const r of rules) {

@@ -8,9 +8,10 @@ import type { Manifest } from "../bundle/types.ts";
 import { readManifest } from "../bundle/read_manifest.ts";
 import { NotFoundError, UsageError } from "../errors.ts";
 import type { Store } from "../store/types.ts";
-import { openBundleRef } from "../snapshotter.ts";
 import type { Flags } from "./_spec.ts";
 import { storeFrom, str } from "./_context.ts";
+import { lazy } from "./_lazy.ts";
+import type * as SnapshotterModule from "../snapshotter.ts";
 
 /** Whether an argument names a bundle file rather than a snapshot id. */
 export function isPathRef(ref: string): boolean {
@@ -67,6 +68,7 @@ export async function streamOf(
 ): Promise<ReadableStream<Uint8Array>> {
   if (store) {
     const agent = str(flags, "agent"), tenant = str(flags, "tenant");
+    const { openBundleRef } = await lazy<typeof SnapshotterModule>("snapshotter.ts");
     return (await openBundleRef(store, ref, {
       ...(agent ? { agent } : {}),
       ...(tenant ? { tenant } : {}),

@@ -8,46 +8,41 @@ import { ExitCode, exitCodeOf, MemsnapError, UsageError } from "../errors.ts";
 import { Output } from "./_output.ts";
 import type { Command, Flags, FlagSpec } from "./_spec.ts";
 import { loadConfig } from "./_config.ts";
+import { lazy } from "./_lazy.ts";
 
-/** Commands and their modules, imported lazily. */
-const COMMANDS: Record<string, { summary: string; load: () => Promise<{ command: Command }> }> = {
-  snapshot: {
-    summary: "Take a snapshot of an agent's memory",
-    load: () => import("./snapshot.ts"),
-  },
-  list: { summary: "List snapshots in a store", load: () => import("./list.ts") },
-  inspect: { summary: "Show a bundle's manifest", load: () => import("./inspect.ts") },
-  verify: { summary: "Verify a bundle's hashes and signature", load: () => import("./verify.ts") },
-  restore: { summary: "Restore a snapshot atomically", load: () => import("./restore.ts") },
-  recover: {
-    summary: "Complete or roll back an interrupted restore",
-    load: () => import("./recover.ts"),
-  },
-  diff: { summary: "Show what changed between two snapshots", load: () => import("./diff.ts") },
-  export: { summary: "Copy a bundle out of the store", load: () => import("./export.ts") },
-  import: {
-    summary: "Verify a bundle file and add it to the store",
-    load: () => import("./import.ts"),
-  },
-  delete: { summary: "Delete a snapshot", load: () => import("./delete.ts") },
-  pin: { summary: "Pin a snapshot so prune never removes it", load: () => import("./pin.ts") },
-  unpin: { summary: "Unpin a snapshot", load: () => import("./unpin.ts") },
-  prune: { summary: "Remove snapshots by a retention policy", load: () => import("./prune.ts") },
-  reindex: {
-    summary: "Rebuild the store's catalog from its bundles",
-    load: () => import("./reindex.ts"),
-  },
-  log: { summary: "Show the store's audit log of restores", load: () => import("./log.ts") },
-  keygen: { summary: "Create signing and encryption keys", load: () => import("./keygen.ts") },
-  scan: {
-    summary: "Show what redaction would remove from live memory",
-    load: () => import("./scan.ts"),
-  },
-  doctor: {
-    summary: "Check config, store, keys, locks and catalog",
-    load: () => import("./doctor.ts"),
-  },
-};
+/** Commands and their one-line summaries; each runs from `cli/<name>.ts`. */
+const COMMAND_SUMMARIES: [name: string, summary: string][] = [
+  ["snapshot", "Take a snapshot of an agent's memory"],
+  ["list", "List snapshots in a store"],
+  ["inspect", "Show a bundle's manifest"],
+  ["verify", "Verify a bundle's hashes and signature"],
+  ["restore", "Restore a snapshot atomically"],
+  ["recover", "Complete or roll back an interrupted restore"],
+  ["diff", "Show what changed between two snapshots"],
+  ["export", "Copy a bundle out of the store"],
+  ["import", "Verify a bundle file and add it to the store"],
+  ["delete", "Delete a snapshot"],
+  ["pin", "Pin a snapshot so prune never removes it"],
+  ["unpin", "Unpin a snapshot"],
+  ["prune", "Remove snapshots by a retention policy"],
+  ["reindex", "Rebuild the store's catalog from its bundles"],
+  ["log", "Show the store's audit log of restores"],
+  ["keygen", "Create signing and encryption keys"],
+  ["scan", "Show what redaction would remove from live memory"],
+  ["doctor", "Check config, store, keys, locks and catalog"],
+];
+
+/**
+ * Commands and their modules. Only the command that runs is imported (see `_lazy.ts`: a literal
+ * `import()` of every command would make Deno load the whole package's graph at start-up).
+ */
+const COMMANDS: Record<string, { summary: string; load: () => Promise<{ command: Command }> }> =
+  Object.fromEntries(
+    COMMAND_SUMMARIES.map(([name, summary]) => [
+      name,
+      { summary, load: () => lazy<{ command: Command }>(`cli/${name}.ts`) },
+    ]),
+  );
 
 /** Flags every command accepts. */
 export const GLOBAL_FLAGS: FlagSpec = {
@@ -124,7 +119,7 @@ export async function main(argv: string[]): Promise<number> {
     const [name, ...rest] = argv;
     if (name === undefined || name === "help" || name === "--help" || name === "-h") {
       const target = name === "help" ? rest[0] : undefined;
-      if (target && COMMANDS[target]) {
+      if (target && Object.hasOwn(COMMANDS, target)) {
         out.text(commandHelp((await COMMANDS[target]!.load()).command));
       } else {
         console.log(topHelp());
@@ -136,7 +131,7 @@ export async function main(argv: string[]): Promise<number> {
       console.log(`memsnap ${MEMSNAP_VERSION}`);
       return ExitCode.Ok;
     }
-    const entry = COMMANDS[name];
+    const entry = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
     if (!entry) {
       const near = Object.keys(COMMANDS).find((c) => c.startsWith(name.slice(0, 3)));
       throw new UsageError(`Cannot run "${name}": no such command`, {

@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { UsageError } from "../errors.ts";
 import type { Store } from "./types.ts";
 import { LocalStore, type LocalStoreOptions } from "./local_store.ts";
-import { S3Store, type S3StoreOptions } from "./s3_store.ts";
+import type { S3StoreOptions } from "./s3_store.ts";
 
 /** Options of {@linkcode openStore}: those of the local store and of the S3 store. */
 export interface OpenStoreOptions extends LocalStoreOptions, S3StoreOptions {
@@ -34,7 +34,11 @@ export interface OpenStoreOptions extends LocalStoreOptions, S3StoreOptions {
  * ```
  */
 export async function openStore(url: string, options: OpenStoreOptions = {}): Promise<Store> {
-  if (url.startsWith("s3://")) return await S3Store.open(url, options);
+  if (url.startsWith("s3://")) {
+    // Imported on demand: a local store need not load the S3 client.
+    const { S3Store } = await import("./s3_store.ts");
+    return await S3Store.open(url, options);
+  }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url) && !url.startsWith("file://")) {
     throw new UsageError(`Cannot open store ${url}: unknown scheme`, {
       hint: "Use a directory path or s3://bucket/prefix.",
