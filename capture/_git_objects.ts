@@ -7,8 +7,8 @@
 import { createHash } from "node:crypto";
 import { Buffer } from "node:buffer";
 import { createDeflate, deflateSync } from "node:zlib";
-import git from "isomorphic-git";
 import { gitFs } from "./_git_repo.ts";
+import { deflateBlocksSync, SyncZlib, syncZlibAvailable } from "./_git_zlib.ts";
 
 /** A git object type. */
 export type ObjectType = "commit" | "tree" | "blob" | "tag";
@@ -35,6 +35,23 @@ export interface ObjectSource {
    * whole (a loose object); `undefined` otherwise.
    */
   stream?(oid: string): Promise<ObjectStream | undefined>;
+  /**
+   * Reads an object synchronously when the source can (a packed or loose object), else
+   * `undefined` (then use `read`).
+   */
+  readSync?(oid: string): GitObject | undefined;
+  /**
+   * Like `stream`, synchronously: the body of a large loose object as chunks, or `undefined`
+   * if `oid` is not one. When a source has `streamSync`, its `stream` gives the same answer.
+   */
+  streamSync?(oid: string): SyncObjectStream | undefined;
+}
+
+/** An object read as a synchronous stream: type, size and body chunks. */
+export interface SyncObjectStream {
+  type: ObjectType;
+  size: number;
+  body: Iterable<Uint8Array>;
 }
 
 /** An object read as a stream: type, size and body chunks. */
@@ -52,6 +69,7 @@ export function repoSource(gitdir: string): ObjectSource {
   const cache = {};
   return {
     async read(oid: string): Promise<GitObject> {
+      const { default: git } = await import("isomorphic-git");
       const o = await git.readObject({ fs: gitFs, gitdir, oid, format: "content", cache });
       return { type: o.type as ObjectType, body: o.object as Uint8Array };
     },
@@ -72,15 +90,21 @@ export function overlaySource(
 ): ObjectSource {
   const own = (oid: string): RawEntry | undefined =>
     "raw" in objects && typeof objects.raw === "function" ? objects.raw(oid) : undefined;
-  return {
+  const source: ObjectSource = {
     read: (oid: string): Promise<GitObject> => {
       const o = objects.get(oid);
       return o === undefined ? base.read(oid) : Promise.resolve(o);
     },
+    readSync: (oid: string): GitObject | undefined => objects.get(oid) ?? base.readSync?.(oid),
     raw: (oid: string): RawEntry | undefined => objects.has(oid) ? own(oid) : base.raw?.(oid),
     stream: (oid: string): Promise<ObjectStream | undefined> =>
       objects.has(oid) || base.stream === undefined ? Promise.resolve(undefined) : base.stream(oid),
   };
+  const streamSync = base.streamSync;
+  if (streamSync !== undefined) {
+    source.streamSync = (oid) => objects.has(oid) ? undefined : streamSync(oid);
+  }
+  return source;
 }
 
 /** The object id (SHA-1 hex) of an object. */
@@ -176,12 +200,21 @@ export function links(o: GitObject): string[] {
   return out;
 }
 
-/** Every object reachable from `tips`, each once, tips' closure in DFS order. */
+/** Bodies of trees, commits and tags kept by {@linkcode reachable}: up to 32 MiB. */
+const KEEP_BYTES = 32 * 1024 * 1024;
+
+/**
+ * Every object reachable from `tips`, each once, tips' closure in DFS order. The trees,
+ * commits and tags it reads go into `keep` (up to 32 MiB of them), so a bundle writer does not
+ * read them again.
+ */
 export async function reachable(
   source: ObjectSource,
   tips: string[],
   signal?: AbortSignal,
+  keep?: Map<string, GitObject>,
 ): Promise<string[]> {
+  let kept = 0;
   const seen = new Set<string>();
   const order: string[] = [];
   // Blobs named by a tree are known to be blobs: they have no links, so they are not read
@@ -195,7 +228,11 @@ export async function reachable(
     seen.add(oid);
     order.push(oid);
     if (blobs.has(oid)) continue;
-    const o = await source.read(oid);
+    const o = source.readSync?.(oid) ?? await source.read(oid);
+    if (keep !== undefined && kept + o.body.byteLength <= KEEP_BYTES) {
+      keep.set(oid, o);
+      kept += o.body.byteLength;
+    }
     let next: string[];
     if (o.type === "tree") {
       next = [];
@@ -232,10 +269,47 @@ export interface BundleRef {
   name: string;
 }
 
+/** Bytes written to a file through a 1 MiB buffer, synchronously, hashed on the way. */
+class HashingWriter {
+  #file: Deno.FsFile;
+  #buf = new Uint8Array(1 << 20);
+  #fill = 0;
+  readonly hash = createHash("sha1");
+
+  constructor(file: Deno.FsFile) {
+    this.#file = file;
+  }
+
+  #write(bytes: Uint8Array): void {
+    this.hash.update(bytes);
+    let off = 0;
+    while (off < bytes.byteLength) off += this.#file.writeSync(bytes.subarray(off));
+  }
+
+  push(bytes: Uint8Array): void {
+    if (bytes.byteLength > this.#buf.byteLength - this.#fill) {
+      this.flush();
+      if (bytes.byteLength >= this.#buf.byteLength) {
+        this.#write(bytes);
+        return;
+      }
+    }
+    this.#buf.set(bytes, this.#fill);
+    this.#fill += bytes.byteLength;
+  }
+
+  flush(): void {
+    if (this.#fill === 0) return;
+    this.#write(this.#buf.subarray(0, this.#fill));
+    this.#fill = 0;
+  }
+}
+
 /**
  * Writes a git bundle v2 (`# v2 git bundle`, ref lines, blank line, packfile of `oids`) to
  * `path`. Entries the source hands out raw are copied (deltas become ref deltas against a base
- * in the same pack); other objects are stored whole, zlib-compressed.
+ * in the same pack); other objects are stored whole, zlib-compressed. Objects in `bodies` are
+ * taken from there rather than read again.
  *
  * @returns The pack checksum (hex).
  */
@@ -245,64 +319,70 @@ export async function writeBundle(
   source: ObjectSource,
   oids: string[],
   signal?: AbortSignal,
+  bodies?: Map<string, GitObject>,
 ): Promise<string> {
-  using file = await Deno.open(path, { write: true, create: true, truncate: true });
-  const write = async (bytes: Uint8Array): Promise<void> => {
-    let off = 0;
-    while (off < bytes.byteLength) off += await file.write(bytes.subarray(off));
-  };
-  await write(
-    encoder.encode(
-      "# v2 git bundle\n" + refs.map((r) => `${r.oid} ${r.name}\n`).join("") + "\n",
-    ),
+  using file = Deno.openSync(path, { write: true, create: true, truncate: true });
+  const head = encoder.encode(
+    "# v2 git bundle\n" + refs.map((r) => `${r.oid} ${r.name}\n`).join("") + "\n",
   );
-  const hash = createHash("sha1");
+  let off = 0;
+  while (off < head.byteLength) off += file.writeSync(head.subarray(off));
+  const out = new HashingWriter(file);
   const header = new Uint8Array(12);
   const view = new DataView(header.buffer);
   header.set(encoder.encode("PACK"));
   view.setUint32(4, 2);
   view.setUint32(8, oids.length);
-  hash.update(header);
-  await write(header);
+  out.push(header);
   const included = new Set(oids);
+  // One engine for every whole object (same bytes as deflateSync, without a new engine each).
+  const deflater = syncZlibAvailable() ? new SyncZlib("deflate") : undefined;
   for (const oid of oids) {
     signal?.throwIfAborted();
     // Reuse the repository's compressed entry when possible: whole objects as they are,
     // deltas as ref deltas when their base is in this pack too.
     const raw = source.raw?.(oid);
-    let chunk: Uint8Array;
     if (raw?.kind === "whole") {
-      chunk = Buffer.concat([packObjectHeader(TYPE_CODE[raw.type], raw.size), raw.data]);
-    } else if (raw?.kind === "delta" && included.has(raw.base)) {
-      chunk = Buffer.concat([
-        packObjectHeader(7, raw.size),
-        Buffer.from(raw.base, "hex"),
-        raw.data,
-      ]);
-    } else {
-      const streamed = raw === undefined ? await source.stream?.(oid) : undefined;
-      if (streamed !== undefined) {
-        // A large loose object: inflated and deflated again in chunks, never whole.
-        const head = packObjectHeader(TYPE_CODE[streamed.type], streamed.size);
-        hash.update(head);
-        await write(head);
-        for await (const c of deflateStream(streamed.body)) {
-          hash.update(c);
-          await write(c);
-        }
+      out.push(packObjectHeader(TYPE_CODE[raw.type], raw.size));
+      out.push(raw.data);
+      continue;
+    }
+    if (raw?.kind === "delta" && included.has(raw.base)) {
+      out.push(packObjectHeader(7, raw.size));
+      out.push(Buffer.from(raw.base, "hex"));
+      out.push(raw.data);
+      continue;
+    }
+    let o = bodies?.get(oid);
+    if (o === undefined && raw === undefined) {
+      // A large loose object: inflated and deflated again in chunks, never whole.
+      const sync = source.streamSync?.(oid);
+      if (sync !== undefined) {
+        out.push(packObjectHeader(TYPE_CODE[sync.type], sync.size));
+        for (const c of deflateBlocksSync(sync.body)) out.push(c);
         continue;
       }
-      const o = await source.read(oid);
-      chunk = Buffer.concat([
-        packObjectHeader(TYPE_CODE[o.type], o.body.byteLength),
-        deflateSync(o.body, { level: 1 }),
-      ]);
+      const streamed = source.streamSync === undefined ? await source.stream?.(oid) : undefined;
+      if (streamed !== undefined) {
+        out.push(packObjectHeader(TYPE_CODE[streamed.type], streamed.size));
+        for await (const c of deflateStream(streamed.body)) out.push(c);
+        continue;
+      }
     }
-    hash.update(chunk);
-    await write(chunk);
+    o ??= source.readSync?.(oid) ?? await source.read(oid);
+    out.push(packObjectHeader(TYPE_CODE[o.type], o.body.byteLength));
+    out.push(
+      deflater?.once(o.body) ?? deflateSync(o.body, {
+        level: 1,
+        ...(o.body.byteLength >= 1 << 20 ? { chunkSize: 1 << 20 } : {}),
+      }),
+    );
   }
-  const trailer = hash.digest();
-  await write(trailer);
+  deflater?.close();
+  out.flush();
+  const trailer = out.hash.digest();
+  off = 0;
+  while (off < trailer.byteLength) off += file.writeSync(trailer.subarray(off));
   return trailer.toString("hex");
 }
 

@@ -27,6 +27,8 @@ import type {
   RawEntry,
 } from "./_git_objects.ts";
 import { hexAt, repoSource } from "./_git_objects.ts";
+import type { SyncObjectStream } from "./_git_objects.ts";
+import { SyncZlib, syncZlibAvailable } from "./_git_zlib.ts";
 
 const TYPES: Record<number, ObjectType> = { 1: "commit", 2: "tree", 3: "blob", 4: "tag" };
 
@@ -319,28 +321,32 @@ function loadPack(id: number, bytes: PackBytes, idx: Uint8Array, into: Map<strin
 }
 
 /** Opens a fast object reader over `gitdir`. Call `close()` when done. */
-export async function packReader(gitdir: string): Promise<PackedSource> {
+export function packReader(gitdir: string): Promise<PackedSource> {
   const index = new Map<string, Pack>();
   const offsets = new Map<Pack, Map<string, number>>();
   const files: PackBytes[] = [];
   const packDir = posix.join(gitdir, "objects", "pack");
   let id = 0;
+  let names: string[] = [];
   try {
-    for await (const e of Deno.readDir(packDir)) {
-      if (!e.isFile || !e.name.endsWith(".idx")) continue;
-      const base = e.name.slice(0, -4);
-      let bytes: PackBytes | undefined;
-      try {
-        bytes = new PackFile(posix.join(packDir, `${base}.pack`));
-        loadPack(id++, bytes, await Deno.readFile(posix.join(packDir, e.name)), index);
-        files.push(bytes);
-      } catch {
-        // unreadable pack: its objects come from the fallback
-        bytes?.close();
-      }
+    for (const e of Deno.readDirSync(packDir)) {
+      if (e.isFile && e.name.endsWith(".idx")) names.push(e.name);
     }
   } catch {
     // no pack dir
+    names = [];
+  }
+  for (const name of names) {
+    const base = name.slice(0, -4);
+    let bytes: PackBytes | undefined;
+    try {
+      bytes = new PackFile(posix.join(packDir, `${base}.pack`));
+      loadPack(id++, bytes, Deno.readFileSync(posix.join(packDir, name)), index);
+      files.push(bytes);
+    } catch {
+      // unreadable pack: its objects come from the fallback
+      bytes?.close();
+    }
   }
   const offsetOf = (pack: Pack, oid: string): number => {
     let m = offsets.get(pack);
@@ -352,8 +358,14 @@ export async function packReader(gitdir: string): Promise<PackedSource> {
   };
   const fallback = repoSource(gitdir);
   const cache = boundedCache(CACHE_BYTES);
+  // One inflate engine for small loose objects (a new engine per object costs as much as the
+  // inflating).
+  const inflater = syncZlibAvailable() ? new SyncZlib("inflate") : undefined;
+  const loosePath = (oid: string): string =>
+    posix.join(gitdir, "objects", oid.slice(0, 2), oid.slice(2));
 
-  const readAt = async (pack: Pack, offset: number): Promise<GitObject> => {
+  /** A packed object; `undefined` when a ref delta's base must come from the fallback. */
+  const readAt = (pack: Pack, offset: number): GitObject | undefined => {
     const key = `${pack.id}:${offset}`;
     const hit = cache.get(key);
     if (hit !== undefined) return hit;
@@ -361,7 +373,8 @@ export async function packReader(gitdir: string): Promise<PackedSource> {
     const end = pack.endAt.get(offset);
     let result: GitObject;
     if (h.type === 6 || h.type === 7) {
-      const base = h.type === 6 ? await readAt(pack, h.baseOffset!) : await read(h.baseOid!);
+      const base = h.type === 6 ? readAt(pack, h.baseOffset!) : readSync(h.baseOid!);
+      if (base === undefined) return undefined;
       result = { type: base.type, body: applyDelta(base.body, inflateEntry(pack.bytes, h, end)) };
     } else {
       result = { type: TYPES[h.type]!, body: inflateEntry(pack.bytes, h, end) };
@@ -370,23 +383,24 @@ export async function packReader(gitdir: string): Promise<PackedSource> {
     return result;
   };
 
-  const read = async (oid: string): Promise<GitObject> => {
+  /** A packed or loose object, read synchronously; `undefined` if neither can give it. */
+  const readSync = (oid: string): GitObject | undefined => {
     const pack = index.get(oid);
-    if (pack !== undefined) return await readAt(pack, offsetOf(pack, oid));
+    if (pack !== undefined) return readAt(pack, offsetOf(pack, oid));
     try {
-      const raw = inflateSync(
-        await Deno.readFile(posix.join(gitdir, "objects", oid.slice(0, 2), oid.slice(2))),
-      );
-      const nul = raw.indexOf(0);
-      const [type] = raw.subarray(0, nul).toString("latin1").split(" ");
-      if (type === "commit" || type === "tree" || type === "blob" || type === "tag") {
-        return { type, body: new Uint8Array(raw.subarray(nul + 1)) };
-      }
+      const z = Deno.readFileSync(loosePath(oid));
+      const raw = z.byteLength < STREAM_LOOSE && inflater !== undefined
+        ? inflater.once(z)
+        : inflateSync(z, z.byteLength >= STREAM_LOOSE ? { chunkSize: 1 << 20 } : {});
+      const o = looseObject(raw);
+      if (o !== undefined) return o;
     } catch {
       // not loose either
     }
-    return await fallback.read(oid);
+    return undefined;
   };
+
+  const read = async (oid: string): Promise<GitObject> => readSync(oid) ?? await fallback.read(oid);
 
   const raw = (oid: string): RawEntry | undefined => {
     const pack = index.get(oid);
@@ -405,20 +419,142 @@ export async function packReader(gitdir: string): Promise<PackedSource> {
 
   const close = (): void => {
     for (const f of files.splice(0)) f.close();
+    inflater?.close();
   };
 
-  return { read, raw, stream: (oid) => streamLoose(gitdir, oid), close };
+  const source: PackedSource = {
+    read,
+    readSync,
+    raw,
+    stream: (oid) => streamLoose(loosePath(oid), oid),
+    close,
+  };
+  if (syncZlibAvailable()) {
+    source.streamSync = (oid) => streamLooseSync(loosePath(oid), oid);
+    source.stream = (oid) => {
+      const s = streamLooseSync(loosePath(oid), oid);
+      return Promise.resolve(
+        s === undefined ? undefined : { type: s.type, size: s.size, body: toAsync(s.body) },
+      );
+    };
+  }
+  return Promise.resolve(source);
+}
+
+const LOOSE_TYPES = new Map<string, ObjectType>(
+  (["commit", "tree", "blob", "tag"] as const).map((t) => [t, t]),
+);
+
+/**
+ * A loose object from its inflated bytes (`"<type> <size>\0<body>"`), body copied; `undefined`
+ * if the header is not a known type.
+ */
+function looseObject(raw: Uint8Array): GitObject | undefined {
+  const sp = raw.indexOf(0x20);
+  const nul = raw.indexOf(0, sp + 1);
+  if (sp < 0 || sp > 6 || nul < 0) return undefined;
+  let name = "";
+  for (let k = 0; k < sp; k++) name += String.fromCharCode(raw[k]!);
+  const type = LOOSE_TYPES.get(name);
+  if (type === undefined) return undefined;
+  // A copy (a Buffer's slice() would be a view of the engine's buffer).
+  return { type, body: new Uint8Array(raw.subarray(nul + 1)) };
+}
+
+/** An iterable as an async one. */
+async function* toAsync<T>(it: Iterable<T>): AsyncGenerator<T> {
+  yield* it;
 }
 
 /** Loose objects from this size (compressed) are streamed rather than read whole. */
 const STREAM_LOOSE = 1 << 20;
 
+/** Size of a loose object file, or `undefined` if there is none. */
+function looseSize(path: string): number | undefined {
+  try {
+    return Deno.statSync(path).size;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A large loose object as a synchronous stream of body chunks (the file read and inflated 1 MiB
+ * at a time), or `undefined` if `oid` is not a loose object of at least
+ * {@linkcode STREAM_LOOSE} compressed bytes. The file is closed when the body is read to its
+ * end or the iteration stops.
+ */
+function streamLooseSync(path: string, oid: string): SyncObjectStream | undefined {
+  const size = looseSize(path);
+  if (size === undefined || size < STREAM_LOOSE) return undefined;
+  const file = Deno.openSync(path, { read: true });
+  const z = new SyncZlib("inflate", 1 << 20);
+  const buf = new Uint8Array(1 << 20);
+  let done = false;
+  const close = (): void => {
+    z.close();
+    try {
+      file.close();
+    } catch {
+      // closed already
+    }
+  };
+  /** Next inflated chunk (possibly empty), or `undefined` at the end of the file. */
+  const next = (): Uint8Array | undefined => {
+    if (done) return undefined;
+    const n = file.readSync(buf);
+    if (n === null || n === 0) {
+      done = true;
+      return z.push(new Uint8Array(0), true);
+    }
+    return z.push(buf.subarray(0, n));
+  };
+  try {
+    // The header "<type> <size>\0" comes first.
+    let head = new Uint8Array(0);
+    let nul = -1;
+    while (nul < 0) {
+      const c = next();
+      if (c === undefined) throw new Error(`loose object ${oid} is truncated`);
+      head = Buffer.concat([head, c]);
+      nul = head.indexOf(0);
+      if (nul < 0 && head.length > 64) throw new Error(`loose object ${oid} has a bad header`);
+    }
+    const m = /^(commit|tree|blob|tag) (\d+)$/.exec(
+      Buffer.from(head.subarray(0, nul)).toString("latin1"),
+    );
+    if (m === null) throw new Error(`loose object ${oid} has a bad header`);
+    const total = Number(m[2]);
+    const rest = head.subarray(nul + 1);
+    return {
+      type: m[1] as ObjectType,
+      size: total,
+      body: (function* (): Generator<Uint8Array> {
+        try {
+          let n = rest.length;
+          if (rest.length > 0) yield rest;
+          for (let c = next(); c !== undefined; c = next()) {
+            n += c.length;
+            if (c.length > 0) yield c;
+          }
+          if (n !== total) throw new Error(`loose object ${oid} size mismatch`);
+        } finally {
+          close();
+        }
+      })(),
+    };
+  } catch (e) {
+    close();
+    throw e;
+  }
+}
+
 /**
  * A large loose object as a stream of body chunks (inflated 64 KiB at a time), or `undefined`
- * if `oid` is not a loose object of at least {@linkcode STREAM_LOOSE} compressed bytes.
+ * if `oid` is not a loose object of at least {@linkcode STREAM_LOOSE} compressed bytes. The
+ * async path, for runtimes without {@linkcode SyncZlib}.
  */
-async function streamLoose(gitdir: string, oid: string): Promise<ObjectStream | undefined> {
-  const path = posix.join(gitdir, "objects", oid.slice(0, 2), oid.slice(2));
+async function streamLoose(path: string, oid: string): Promise<ObjectStream | undefined> {
   let file: Deno.FsFile;
   try {
     file = await Deno.open(path, { read: true });

@@ -23,6 +23,7 @@ import { findGitdir, gitFs } from "./_git_repo.ts";
 import {
   type BundleRef,
   formatIndex,
+  type GitObject,
   type IndexEntry,
   type ObjectSource,
   overlaySource,
@@ -338,10 +339,12 @@ export function gitPlugin(options: GitPluginOptions): CapturePlugin {
         }
         const bundleRefs: BundleRef[] = [...refs].map(([n, oid]) => ({ oid: map(oid), name: n }));
         if (headOid !== null) bundleRefs.unshift({ oid: map(headOid), name: "HEAD" });
-        const oids = await reachable(source, bundleRefs.map((r) => r.oid), ctx.signal);
+        const bodies = new Map<string, GitObject>();
+        const oids = await reachable(source, bundleRefs.map((r) => r.oid), ctx.signal, bodies);
         const bundlePath = posix.join(ctx.staging, "memdir.bundle");
         ctx.progress.progress({ phase: "capture", done: 0, total: oids.length, item: BUNDLE });
-        await writeBundle(bundlePath, bundleRefs, source, oids, ctx.signal);
+        await writeBundle(bundlePath, bundleRefs, source, oids, ctx.signal, bodies);
+        bodies.clear();
         ctx.progress.progress({
           phase: "capture",
           done: oids.length,

@@ -1,0 +1,142 @@
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { createHash } from "node:crypto";
+import { deflateSync, inflateSync } from "node:zlib";
+import { deflateBlocksSync, SyncZlib, syncZlibAvailable } from "./_git_zlib.ts";
+import { deflateStream, type ObjectSource, reachable, writeBundle } from "./_git_objects.ts";
+import { packReader } from "./_git_pack_reader.ts";
+import { interopTest, run, tempDir } from "../tests/_tools.ts";
+
+function random(n: number, seed = 1): Uint8Array {
+  const out = new Uint8Array(n);
+  let x = seed;
+  for (let i = 0; i < n; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    out[i] = x >>> 24;
+  }
+  return out;
+}
+
+function text(n: number): Uint8Array {
+  const lines: string[] = [];
+  for (let i = 0, len = 0; len < n; i++) {
+    const l = `line ${(i * 7919) % 1000} of a memory note\n`;
+    lines.push(l);
+    len += l.length;
+  }
+  return new TextEncoder().encode(lines.join("")).subarray(0, n);
+}
+
+const inputs = (): Uint8Array[] => {
+  const out: Uint8Array[] = [];
+  for (const n of [0, 1, 100, 65535, 65536, 65537, (1 << 20) + 3]) {
+    const mixed = random(n, n + 7);
+    mixed.set(text(n >> 1));
+    out.push(random(n, n + 1), text(n), mixed);
+  }
+  return out;
+};
+
+async function* chunks(b: Uint8Array, size: number): AsyncGenerator<Uint8Array> {
+  for (let i = 0; i < b.length; i += size) yield b.subarray(i, i + size);
+}
+
+Deno.test("syncZlibAvailable() on this runtime", () => {
+  assert.equal(syncZlibAvailable(), true);
+});
+
+Deno.test("deflateBlocksSync() gives deflateStream()'s bytes, whatever the chunking", async () => {
+  for (const b of inputs()) {
+    const streamed = Buffer.concat(await Array.fromAsync(deflateStream(chunks(b, 100_000))));
+    for (const size of [1 << 20, 4096, 65536]) {
+      const parts: Uint8Array[] = [];
+      for (let i = 0; i < b.length; i += size) parts.push(b.subarray(i, i + size));
+      const sync = Buffer.concat([...deflateBlocksSync(parts)]);
+      assert.equal(Buffer.compare(sync, streamed), 0, `size ${b.length}, chunks ${size}`);
+    }
+    assert.deepEqual(new Uint8Array(inflateSync(streamed)), b);
+  }
+});
+
+Deno.test("SyncZlib.once() gives deflateSync()'s bytes and reuses its engine", () => {
+  const d = new SyncZlib("deflate");
+  const i = new SyncZlib("inflate");
+  try {
+    for (const b of [...inputs(), ...inputs().reverse()]) {
+      const out = new Uint8Array(d.once(b));
+      assert.deepEqual(out, new Uint8Array(deflateSync(b, { level: 1 })), `size ${b.length}`);
+      // inflate stops at the end of the stream and says how much input it used
+      const trailing = Buffer.concat([out, new Uint8Array([1, 2, 3])]);
+      assert.deepEqual(new Uint8Array(i.once(trailing, Math.max(b.length, 1))), b);
+      assert.equal(i.bytesWritten, out.length);
+    }
+  } finally {
+    d.close();
+    i.close();
+  }
+});
+
+Deno.test("SyncZlib.once() bounds the output and keeps working after an error", () => {
+  const i = new SyncZlib("inflate");
+  try {
+    const big = deflateSync(new Uint8Array(100_000));
+    assert.throws(() => i.once(big, 1000), RangeError);
+    const corrupt = Uint8Array.from(deflateSync(text(5000)));
+    corrupt[10]! ^= 0xff;
+    assert.throws(() => i.once(corrupt));
+    assert.throws(() => i.once(big.subarray(0, 20))); // truncated
+    assert.equal(i.once(big, 100_000).length, 100_000);
+  } finally {
+    i.close();
+  }
+});
+
+interopTest("a large loose object is packed the same by the sync and the stream paths", [
+  "git",
+], async () => {
+  await using tmp = await tempDir();
+  const dir = `${tmp.path}/repo`;
+  const env = {
+    GIT_AUTHOR_NAME: "a",
+    GIT_AUTHOR_EMAIL: "a@example.com",
+    GIT_COMMITTER_NAME: "a",
+    GIT_COMMITTER_EMAIL: "a@example.com",
+    GIT_CONFIG_NOSYSTEM: "1",
+    GIT_CONFIG_GLOBAL: "/dev/null",
+  };
+  const git = async (...args: string[]) => {
+    const r = await run("git", ["-C", dir, ...args], { env });
+    assert.equal(r.code, 0, r.stderr);
+    return r.text;
+  };
+  await run("git", ["init", "-q", "-b", "main", dir], { env });
+  // over 1 MiB compressed: streamed; and a small one read whole
+  const big = random(3 << 19, 42);
+  big.set(text(1 << 19), 1 << 20);
+  await Deno.writeFile(`${dir}/big.bin`, big);
+  await Deno.writeTextFile(`${dir}/small.md`, "small\n");
+  await git("add", ".");
+  await git("commit", "-q", "-m", "one");
+  const head = (await git("rev-parse", "HEAD")).trim();
+  const source = await packReader(`${dir}/.git`);
+  try {
+    assert.notEqual(source.streamSync, undefined);
+    const oids = await reachable(source, [head]);
+    const refs = [{ oid: head, name: "HEAD" }, { oid: head, name: "refs/heads/main" }];
+    // the same source without its synchronous paths takes the stream path
+    const async: ObjectSource = { read: source.read, raw: source.raw, stream: source.stream! };
+    const hashes: string[] = [];
+    for (const [name, src] of [["sync", source], ["async", async]] as const) {
+      const path = `${tmp.path}/${name}.bundle`;
+      await writeBundle(path, refs, src, oids);
+      hashes.push(createHash("sha256").update(await Deno.readFile(path)).digest("hex"));
+    }
+    assert.equal(hashes[0], hashes[1]);
+    const clone = `${tmp.path}/clone`;
+    const r = await run("git", ["clone", "-q", `${tmp.path}/sync.bundle`, clone], { env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(await Deno.readFile(`${clone}/big.bin`), big);
+  } finally {
+    source.close();
+  }
+});
