@@ -1,6 +1,14 @@
 // Private: compiles rule packs and finds secrets in text. Shared by the redactor and the scanner.
 import type { RedactionRule, RulePack } from "./types.ts";
-import { escapeRegExp, RULE_ID_RE, shannonEntropy, TOKEN_RE } from "./_util.ts";
+import {
+  escapeRegExp,
+  execAll,
+  execAnchored,
+  leadingChars,
+  RULE_ID_RE,
+  shannonEntropy,
+  TOKEN_RE,
+} from "./_util.ts";
 
 /** A secret found in a text: `[start, end)` in UTF-16 units, and the rule that found it. */
 export interface Span {
@@ -15,9 +23,17 @@ interface CompiledRule {
   id: string;
   order: number;
   re: RegExp | undefined;
+  /**
+   * When every match of `re` starts with one of a few literal characters: those characters,
+   * and a sticky copy of `re` tried at each of their occurrences (see {@linkcode execAnchored}).
+   */
+  anchors: string[] | undefined;
+  sticky: RegExp | undefined;
   fn: ((text: string) => Iterable<{ start: number; end: number }>) | undefined;
   /** Lowercased keywords (empty: the rule runs on the whole text). */
   keywords: string[];
+  /** Key under which rules with the same keywords share their line windows in one `find`. */
+  windowKey: string | undefined;
   group: number | "first";
   entropy: number;
   allowlist: { re: RegExp; target: "secret" | "match" | "line" }[];
@@ -42,12 +58,16 @@ function compileRule(
     );
   }
   let re: RegExp | undefined;
+  let sticky: RegExp | undefined;
+  let anchors: string[] | undefined;
   let fn: CompiledRule["fn"];
   const group = rule.secretGroup ?? 0;
   if (rule.pattern instanceof RegExp) {
-    let flags = rule.pattern.flags.replace(/[gyd]/g, "") + "g";
+    let flags = rule.pattern.flags.replace(/[gyd]/g, "");
     if (group !== 0) flags += "d";
-    re = new RegExp(rule.pattern.source, flags);
+    re = new RegExp(rule.pattern.source, flags + "g");
+    anchors = leadingChars(rule.pattern.source, flags);
+    if (anchors !== undefined) sticky = new RegExp(rule.pattern.source, flags + "y");
   } else if (typeof rule.pattern === "function") {
     fn = rule.pattern;
   } else {
@@ -56,12 +76,16 @@ function compileRule(
     );
   }
   const kws = (rule.keywords ?? []).filter((k) => k.length > 0).map((k) => k.toLowerCase());
+  const keywords = [...new Set(kws)].sort();
   return {
     id: rule.id,
     order,
     re,
+    anchors,
+    sticky,
     fn,
-    keywords: [...new Set(kws)].sort(),
+    keywords,
+    windowKey: rule.maxSpan === undefined ? keywords.join("\0") : undefined,
     group,
     entropy: rule.entropy ?? 0,
     allowlist: (rule.allowlist ?? []).map((a) => {
@@ -121,7 +145,11 @@ export class Engine {
     // V8 interprets a regex on its first run and compiles it to native code on the next: run
     // every regex once on a tiny text so the first real (possibly huge) text gets native code.
     this.find("memsnap warm-up: key=value a@b.co 415-555-0100 [REDACTED:x:00000000]\n");
-    for (const r of rules) r.re?.exec("warm-up");
+    for (const r of rules) {
+      r.re?.exec("warm-up");
+      r.sticky?.exec("warm-up");
+      r.sticky?.exec("warm-up");
+    }
     this.packs = packs.map((p) => ({ id: p.id, version: p.version }));
   }
 
@@ -141,20 +169,30 @@ export class Engine {
     }
     const cands: Span[] = [];
     const hits = this.#scanner.scan(text);
-    const lineWindows = new Map<string, [number, number][]>();
+    // Rules with the same keywords (and no maxSpan) look at the same windows.
+    let lineWindows: Map<string, [number, number][]> | undefined;
     for (const rule of this.rules) {
-      if (rule.keywords.length === 0) {
+      const kws = rule.keywords;
+      if (kws.length === 0) {
         this.#runRule(rule, text, 0, text.length, cands);
         continue;
       }
-      const cacheKey = rule.maxSpan === undefined ? rule.keywords.join("\0") : undefined;
-      let wins = cacheKey === undefined ? undefined : lineWindows.get(cacheKey);
+      if (hits.size === 0) continue;
+      const cacheKey = rule.windowKey;
+      let wins = cacheKey === undefined ? undefined : lineWindows?.get(cacheKey);
       if (wins === undefined) {
-        const positions = rule.keywords.length === 1
-          ? hits.get(rule.keywords[0]!) ?? []
-          : rule.keywords.flatMap((k) => hits.get(k) ?? []).sort((a, b) => a - b);
-        wins = windows(text, positions, rule.maxSpan);
-        if (cacheKey !== undefined) lineWindows.set(cacheKey, wins);
+        let positions: number[] | undefined;
+        if (kws.length === 1) positions = hits.get(kws[0]!);
+        else {
+          for (const k of kws) {
+            const h = hits.get(k);
+            if (h === undefined) continue;
+            positions = positions === undefined ? h.slice() : positions.concat(h);
+          }
+          if (positions !== undefined && positions.length > 1) positions.sort((a, b) => a - b);
+        }
+        wins = positions === undefined ? [] : windows(text, positions, rule.maxSpan);
+        if (cacheKey !== undefined) (lineWindows ??= new Map()).set(cacheKey, wins);
       }
       for (const [s, e] of wins) this.#runRule(rule, text, s, e, cands);
     }
@@ -180,21 +218,15 @@ export class Engine {
   }
 
   #runRule(rule: CompiledRule, text: string, ws: number, we: number, out: Span[]): void {
-    const sub = ws === 0 && we === text.length ? text : text.slice(ws, we);
+    const whole = ws === 0 && we === text.length;
+    const sub = whole ? text : text.slice(ws, we);
     if (rule.re !== undefined) {
-      const re = rule.re;
-      re.lastIndex = 0;
-      let m: RegExpExecArray | null;
-      while ((m = re.exec(sub)) !== null) {
-        if (m[0].length === 0) {
-          re.lastIndex++;
-          continue;
-        }
+      const each = (m: RegExpExecArray): void => {
         let s = m.index;
         let e = s + m[0].length;
         if (rule.group !== 0) {
           const idx = m.indices;
-          if (idx === undefined) continue;
+          if (idx === undefined) return;
           let pair: [number, number] | undefined;
           if (rule.group === "first") {
             for (let g = 1; g < idx.length; g++) {
@@ -208,12 +240,18 @@ export class Engine {
           } else {
             pair = idx[rule.group];
           }
-          if (pair === undefined) continue;
+          if (pair === undefined) return;
           [s, e] = pair;
         }
         if (this.#accept(rule, sub, s, e, m.index, m.index + m[0].length)) {
           out.push({ start: ws + s, end: ws + e, rule: rule.id, order: rule.order });
         }
+      };
+      // Windows are short: the plain loop. A whole text jumps between anchor occurrences.
+      if (whole && rule.sticky !== undefined) {
+        execAnchored(rule.re, rule.sticky, rule.anchors!, sub, each);
+      } else {
+        execAll(rule.re, sub, each);
       }
     } else if (rule.fn !== undefined) {
       for (const { start, end } of rule.fn(sub)) {

@@ -94,3 +94,124 @@ export const TOKEN_RE: RegExp = /\[REDACTED:[A-Za-z0-9._-]+:[0-9a-f]{8}\]/g;
 
 /** Valid rule id. */
 export const RULE_ID_RE: RegExp = /^[A-Za-z0-9._-]+$/;
+
+/**
+ * Calls `each` for every non-empty match of the global `re` in `text`, left to right, as the
+ * plain `re.exec` loop finds them (an empty match moves on by one character).
+ */
+export function execAll(re: RegExp, text: string, each: (m: RegExpExecArray) => void): void {
+  re.lastIndex = 0;
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(text)) !== null) {
+    if (m[0].length === 0) {
+      re.lastIndex++;
+      continue;
+    }
+    each(m);
+  }
+}
+
+/**
+ * Same matches, in the same order, as {@linkcode execAll}, for a regex whose every match starts
+ * with one of `anchors` (single characters, see {@linkcode leadingChars}): jumps from one anchor
+ * occurrence to the next with `indexOf` (memchr speed) and tries `sticky` (the same regex with
+ * the `y` flag) there, instead of letting the regex engine test every position. A sticky match
+ * at `i` is the match a global scan reaching `i` finds, and no match starts between anchors.
+ * Where anchors are dense (more than one failed try per 64 characters so far, after 1,024),
+ * the rest of the text gets the plain loop, which is then cheaper.
+ */
+export function execAnchored(
+  re: RegExp,
+  sticky: RegExp,
+  anchors: readonly string[],
+  text: string,
+  each: (m: RegExpExecArray) => void,
+): void {
+  const n = anchors.length;
+  const next: number[] = new Array(n).fill(-2);
+  let pos = 0;
+  let misses = 0;
+  for (;;) {
+    let i = -1;
+    for (let k = 0; k < n; k++) {
+      let q = next[k]!;
+      if (q !== -1 && q < pos) next[k] = q = text.indexOf(anchors[k]!, pos);
+      if (q >= 0 && (i < 0 || q < i)) i = q;
+    }
+    if (i < 0) return;
+    sticky.lastIndex = i;
+    const m = sticky.exec(text);
+    if (m === null || m[0].length === 0) {
+      pos = i + 1;
+      if (++misses > 1024 && misses * 64 > i) break;
+      continue;
+    }
+    each(m);
+    pos = i + m[0].length;
+  }
+  re.lastIndex = pos;
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(text)) !== null) {
+    if (m[0].length === 0) {
+      re.lastIndex++;
+      continue;
+    }
+    each(m);
+  }
+}
+
+/** Characters that are literal at the start of a pattern (outside a class, unescaped). */
+const LITERAL_START = /^[A-Za-z0-9 !"#%&',\-/:;<=>@_`~]$/;
+
+/**
+ * The characters every match of the regex `source` (with `flags`) starts with, when they are a
+ * few literals (a leading literal, escaped punctuation, or a class of up to 4 such characters)
+ * and the pattern has no top-level alternation; otherwise `undefined`. Conservative: anything
+ * it does not recognise (case-insensitive or `v`-mode patterns, ranges, escapes like `\d`,
+ * leading groups or assertions, an optional first atom) gives `undefined`.
+ */
+export function leadingChars(source: string, flags: string): string[] | undefined {
+  if (/[iv]/.test(flags)) return undefined;
+  // No top-level "|": it would let a match start with another branch.
+  let depth = 0;
+  let inClass = false;
+  for (let j = 0; j < source.length; j++) {
+    const c = source[j];
+    if (c === "\\") j++;
+    else if (inClass) {
+      if (c === "]") inClass = false;
+    } else if (c === "[") inClass = true;
+    else if (c === "(") depth++;
+    else if (c === ")") depth--;
+    else if (c === "|" && depth === 0) return undefined;
+  }
+  const literal = (c: string | undefined): boolean => c !== undefined && LITERAL_START.test(c);
+  const escaped = (c: string | undefined): boolean =>
+    c !== undefined && /^[$()*+.\/?[\\\]^{|}\-]$/.test(c);
+  let chars: string[];
+  let end: number;
+  const c0 = source[0];
+  if (literal(c0)) {
+    chars = [c0!];
+    end = 1;
+  } else if (c0 === "\\" && escaped(source[1])) {
+    chars = [source[1]!];
+    end = 2;
+  } else if (c0 === "[" && source[1] !== "^") {
+    chars = [];
+    let j = 1;
+    for (; j < source.length && source[j] !== "]"; j++) {
+      const c = source[j]!;
+      if (c === "\\" && escaped(source[j + 1])) chars.push(source[++j]!);
+      else if (c !== "-" && c !== "\\" && c !== "[" && literal(c)) chars.push(c);
+      else return undefined;
+    }
+    if (j >= source.length || chars.length === 0 || chars.length > 4) return undefined;
+    end = j + 1;
+  } else {
+    return undefined;
+  }
+  const q = source[end];
+  if (q === "?" || q === "*" || q === "{") return undefined;
+  return [...new Set(chars)];
+}
