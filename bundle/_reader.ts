@@ -24,7 +24,7 @@ import { readTar, type TarEntry } from "./_tar_reader.ts";
 import { readManifestWithBytes } from "./_outer.ts";
 import { SIGNATURE_NAME } from "./_manifest.ts";
 import { corrupt, unsafe } from "./_errors.ts";
-import { decoderConfig, zstdDecompress, zstdDecompressNative } from "./_zstd.ts";
+import { pickDecoder } from "./_zstd.ts";
 import { throughTransform } from "./_io.ts";
 
 /** Largest `manifest.json.minisig` accepted. */
@@ -240,9 +240,7 @@ async function readArtifacts(
   const { limits } = opts;
   let stage: AsyncIterable<Uint8Array> = tap;
   if (manifest.payload.encryption !== null) stage = throughTransform(tap, opts.decipher!.decrypt());
-  const decode = manifest.payload.size >= decoderConfig.nativeThreshold
-    ? zstdDecompressNative
-    : zstdDecompress;
+  const decode = pickDecoder(manifest.payload.size);
   const inner = new ByteSource(decode(stage, limits.maxZstdWindowLog));
   inner.onConsume = (n) => {
     if (n > limits.maxTotalSize) {

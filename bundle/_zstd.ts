@@ -10,6 +10,9 @@
  * 4 MiB: memory stays bounded even for a zstd bomb). The groups are then decoded either by
  * `fzstd` (pure JS, errors thrown synchronously; small payloads) or by `node:zlib` in a worker
  * whose global error handler contains those uncaught errors (large payloads, ~3x faster).
+ * When the system libzstd is available through FFI (`_libzstd.ts`), the scanner instead hands
+ * whole frames (bounded in size) to `ZSTD_decompressDCtx` on native threads, which is what
+ * restore and verify use (see {@linkcode pickDecoder}).
  *
  * @module
  */
@@ -17,6 +20,7 @@ import { constants, createZstdCompress } from "node:zlib";
 import { pipeline, Readable } from "node:stream";
 import { Decompress } from "fzstd";
 import { corrupt, unsafe } from "./_errors.ts";
+import { type LibZstd, libzstd, ZSTD_d, type ZstdDCtx } from "./_libzstd.ts";
 
 /** The pinned compression parameters of format v1 (besides the level). */
 export function zstdParams(level: number): Record<number, number> {
@@ -99,6 +103,37 @@ export async function* scanFrames(
   input: AsyncIterable<Uint8Array>,
   maxWindowLog: number,
 ): AsyncGenerator<Uint8Array[]> {
+  for await (const g of scanGroups(input, maxWindowLog, PUSH_BLOCKS, PUSH_BYTES, true)) {
+    yield g.parts;
+  }
+}
+
+/** A group of whole blocks from {@linkcode scanGroups}. */
+interface BlockGroup {
+  /** The compressed bytes, in order. */
+  parts: Uint8Array[];
+  /** Their total length. */
+  bytes: number;
+  /** Whether the group starts with a frame header. */
+  frameStart: boolean;
+  /** Whether the group ends its frame (last block and checksum). */
+  frameEnd: boolean;
+  /** The most the group's blocks may inflate to (blocks times the frame's block size cap). */
+  bound: number;
+}
+
+/**
+ * The scanner behind {@linkcode scanFrames}: yields groups of at most `maxBlocks` blocks (or
+ * about `maxBytes` bytes) that never cross a frame boundary, with what is known of them. With
+ * `flushAtChunk`, whatever whole blocks an input chunk completes are yielded at once.
+ */
+async function* scanGroups(
+  input: AsyncIterable<Uint8Array>,
+  maxWindowLog: number,
+  maxBlocks: number,
+  maxBytes: number,
+  flushAtChunk: boolean,
+): AsyncGenerator<BlockGroup> {
   const q = new Queue();
   let state = State.Magic;
   let need = 4;
@@ -113,11 +148,19 @@ export async function* scanFrames(
   const bad = (state: string): never => {
     throw corrupt("zstd", PAYLOAD, `is not valid zstd: ${state}`);
   };
-  const take = (): Uint8Array[] => {
-    const out = pending;
+  let frameStart = false;
+  const take = (frameEnd: boolean): BlockGroup => {
+    const out: BlockGroup = {
+      parts: pending,
+      bytes: pendingBytes,
+      frameStart,
+      frameEnd,
+      bound: pendingBlocks * Math.min(BLOCK_MAX, Math.max(windowSize, 1)),
+    };
     pending = [];
     pendingBytes = 0;
     pendingBlocks = 0;
+    frameStart = false;
     return out;
   };
   const move = (n: number): void => {
@@ -178,6 +221,7 @@ export async function* scanFrames(
             );
           }
           move(headerLen);
+          frameStart = true;
           frames++;
           state = State.BlockHeader;
           need = 3;
@@ -204,26 +248,28 @@ export async function* scanFrames(
             state = State.BlockHeader;
           }
           need = state === State.BlockHeader ? 3 : 4;
-          if (state === State.Magic || pendingBlocks >= PUSH_BLOCKS || pendingBytes >= PUSH_BYTES) {
-            yield take();
+          if (state === State.Magic) {
+            yield take(true);
+          } else if (pendingBlocks >= maxBlocks || pendingBytes >= maxBytes) {
+            yield take(false);
           }
           break;
         }
         case State.Checksum: {
           move(4);
-          yield take();
+          yield take(true);
           state = State.Magic;
           need = 4;
           break;
         }
       }
     }
-    if (pendingBlocks > 0) yield take();
+    if (flushAtChunk && pendingBlocks > 0) yield take(false);
   }
   if (state !== State.Magic || q.length > 0 || frames === 0) {
     throw corrupt("zstd", PAYLOAD, "is truncated zstd data");
   }
-  if (pendingBytes > 0) yield take();
+  if (pendingBytes > 0) yield take(true);
 }
 
 /**
@@ -251,12 +297,176 @@ export async function* zstdDecompress(
 const MAX_INFLIGHT = 4;
 
 /**
- * Payloads from `nativeThreshold` bytes (compressed) are decoded by
- * {@linkcode zstdDecompressNative}: starting its worker costs about 0.3 s, and it decodes
- * 1.5-3x faster than fzstd (measured 41-83 MB/s against 28-53 MB/s on a loaded 2-core
- * machine), so it pays off from ~16 MiB. Mutable for tests only.
+ * Which decoder reads a payload. With the system libzstd (see `_libzstd.ts`) and `useLib`,
+ * {@linkcode zstdDecompressLib}. Otherwise, payloads from `nativeThreshold` bytes (compressed)
+ * are decoded by {@linkcode zstdDecompressNative}: starting its worker costs about 0.3 s, and
+ * it decodes 1.5-3x faster than fzstd (measured 41-83 MB/s against 28-53 MB/s on a loaded
+ * 2-core machine), so it pays off from ~16 MiB; smaller ones by {@linkcode zstdDecompress}.
+ * Mutable for tests only.
  */
-export const decoderConfig: { nativeThreshold: number } = { nativeThreshold: 16 * 2 ** 20 };
+export const decoderConfig: { nativeThreshold: number; useLib: boolean } = {
+  nativeThreshold: 16 * 2 ** 20,
+  useLib: true,
+};
+
+/** The payload decoder {@linkcode decoderConfig} picks for a compressed size. */
+export function pickDecoder(
+  compressedSize: number,
+): (input: AsyncIterable<Uint8Array>, maxWindowLog: number) => AsyncGenerator<Uint8Array> {
+  const lib = decoderConfig.useLib ? libzstd() : undefined;
+  if (lib !== undefined) return (input, w) => zstdDecompressLib(input, w, lib);
+  return compressedSize >= decoderConfig.nativeThreshold ? zstdDecompressNative : zstdDecompress;
+}
+
+/** A frame is decoded whole by libzstd when it is at most this many compressed bytes... */
+const LIB_GROUP_BYTES = 16 << 20;
+/** ...and inflates to at most this many bytes. */
+const LIB_FRAME_MAX = 16 << 20;
+/** The output buffer tried first: the writer's frame size (docs/FORMAT.md section 4). */
+const LIB_FIRST_TRY = 4 << 20;
+/** Frames read ahead and decoded at once on libzstd's native threads. */
+const LIB_INFLIGHT = 3;
+/** `ZSTD_error_dstSize_tooSmall`. */
+const DST_TOO_SMALL = 70n;
+
+/**
+ * Decompresses like {@linkcode zstdDecompress} (same checks, by the same scanner) with the
+ * system libzstd: each frame of up to 16 MiB, compressed and inflated (the writer's frames
+ * inflate to 4 MiB), is decoded whole by `ZSTD_decompressDCtx` on a native thread, up to three
+ * ahead of the caller while it works, into a 4 MiB buffer, doubled while too small up to the
+ * frame's bound (its blocks times their size cap) and 16 MiB, so memory stays bounded; the
+ * window cap is also set on the context. A larger frame (another writer's single frame, a
+ * zstd bomb) is decoded by {@linkcode zstdDecompress} in pieces of at most 128 KiB.
+ */
+export async function* zstdDecompressLib(
+  input: AsyncIterable<Uint8Array>,
+  maxWindowLog: number,
+  lib: LibZstd,
+): AsyncGenerator<Uint8Array> {
+  const groups = scanGroups(input, maxWindowLog, Infinity, LIB_GROUP_BYTES, false);
+  const idle: ZstdDCtx[] = [];
+  const all: ZstdDCtx[] = [];
+  /** Each frame's content, or its compressed bytes when it inflates to more than the cap. */
+  const pending: Promise<Uint8Array | Uint8Array[]>[] = [];
+  const decodeFrame = async (g: BlockGroup): Promise<Uint8Array | Uint8Array[]> => {
+    const src = concatBytes(g.parts);
+    let ctx = idle.pop();
+    if (ctx === undefined) {
+      ctx = lib.createDCtx({ [ZSTD_d.windowLogMax]: maxWindowLog });
+      all.push(ctx);
+    }
+    try {
+      const cap = Math.max(1, Math.min(g.bound, LIB_FRAME_MAX));
+      let dst = new Uint8Array(Math.min(cap, LIB_FIRST_TRY));
+      for (;;) {
+        try {
+          return dst.subarray(0, await ctx.decompress(src, dst));
+        } catch (e) {
+          const code = (e as { code?: bigint }).code;
+          const tooSmall = code !== undefined && -BigInt.asIntN(64, code) === DST_TOO_SMALL;
+          if (!tooSmall) {
+            throw corrupt("zstd", PAYLOAD, `is not valid zstd: ${(e as Error).message}`, e);
+          }
+          if (dst.length >= cap) {
+            if (cap < g.bound) return [src];
+            throw corrupt("zstd", PAYLOAD, "is not valid zstd: a frame inflates past its blocks");
+          }
+          dst = new Uint8Array(Math.min(cap, dst.length * 2));
+        }
+      }
+    } finally {
+      idle.push(ctx);
+    }
+  };
+  // Reading and scanning run ahead of the caller (up to LIB_INFLIGHT frames), so the input's
+  // reads are in flight while the caller works.
+  let inputDone = false;
+  let large: BlockGroup | undefined;
+  let filling: Promise<void> | undefined;
+  let failed: { error: unknown } | undefined;
+  const fill = async (): Promise<void> => {
+    while (!inputDone && large === undefined && pending.length < LIB_INFLIGHT) {
+      let r: IteratorResult<BlockGroup>;
+      try {
+        r = await groups.next();
+      } catch (error) {
+        failed = { error }; // thrown once the frames before it are out
+        inputDone = true;
+        return;
+      }
+      if (r.done) {
+        inputDone = true;
+      } else if (r.value.frameStart && r.value.frameEnd) {
+        const p = decodeFrame(r.value);
+        p.catch(() => {}); // awaited in order below
+        pending.push(p);
+      } else {
+        large = r.value;
+      }
+    }
+  };
+  const kick = (): void => {
+    if (filling !== undefined) return;
+    const f = fill().finally(() => {
+      if (filling === f) filling = undefined;
+    });
+    filling = f;
+  };
+  try {
+    for (;;) {
+      kick();
+      if (pending.length === 0) {
+        if (filling !== undefined) await filling;
+        if (pending.length > 0) continue;
+        if (failed !== undefined) throw failed.error;
+        if (large !== undefined) {
+          // A frame over the compressed cap (everything before it is out): in pieces.
+          const g = large;
+          yield* zstdDecompress(restOfFrame(g, groups), maxWindowLog);
+          large = undefined;
+          continue;
+        }
+        if (inputDone) break;
+        continue;
+      }
+      const out = await pending.shift()!;
+      kick();
+      yield* inPieces(out, maxWindowLog);
+    }
+  } finally {
+    await filling;
+    await Promise.allSettled(pending);
+    for (const c of all) c.free();
+    await groups.return(undefined);
+  }
+}
+
+/** A decoded frame, or a frame too large to decode whole, decoded in pieces. */
+async function* inPieces(
+  r: Uint8Array | Uint8Array[],
+  maxWindowLog: number,
+): AsyncGenerator<Uint8Array> {
+  if (r instanceof Uint8Array) yield r;
+  else yield* zstdDecompress(fromParts(r), maxWindowLog);
+}
+
+async function* fromParts(parts: Uint8Array[]): AsyncGenerator<Uint8Array> {
+  yield* parts;
+}
+
+/** The compressed bytes of one frame: group `first`, then the others up to the frame's end. */
+async function* restOfFrame(
+  first: BlockGroup,
+  groups: AsyncGenerator<BlockGroup>,
+): AsyncGenerator<Uint8Array> {
+  for (let g = first;;) {
+    yield* g.parts;
+    if (g.frameEnd) return;
+    const r = await groups.next();
+    if (r.done) return; // the scanner has thrown on truncation before this
+    g = r.value;
+  }
+}
 
 /**
  * Decompresses like {@linkcode zstdDecompress} (same checks, by the same scanner) with native

@@ -1,14 +1,30 @@
 import assert from "node:assert/strict";
 import { constants, zstdCompressSync, zstdDecompressSync } from "node:zlib";
 import { CorruptBundleError, UnsafeBundleError } from "../errors.ts";
-import { zstdCompress, zstdDecompress, zstdDecompressNative } from "./_zstd.ts";
+import {
+  decoderConfig,
+  pickDecoder,
+  zstdCompress,
+  zstdDecompress,
+  zstdDecompressLib,
+  zstdDecompressNative,
+} from "./_zstd.ts";
+import { libzstd } from "./_libzstd.ts";
 import { concat } from "../tests/bundle_helpers.ts";
 
 async function* chunks(b: Uint8Array, size = 1000): AsyncGenerator<Uint8Array> {
   for (let i = 0; i < b.length; i += size) yield b.subarray(i, i + size);
 }
 
-const DECODERS = [["fzstd", zstdDecompress], ["native", zstdDecompressNative]] as const;
+const lib = libzstd();
+const DECODERS: [string, typeof zstdDecompress][] = [
+  ["fzstd", zstdDecompress],
+  ["native", zstdDecompressNative],
+  ...(lib === undefined ? [] : [[
+    "libzstd",
+    (input: AsyncIterable<Uint8Array>, w: number) => zstdDecompressLib(input, w, lib),
+  ] as [string, typeof zstdDecompress]]),
+];
 let decode: typeof zstdDecompress = zstdDecompress;
 
 async function inflate(b: Uint8Array, windowLog = 27): Promise<Uint8Array> {
@@ -90,3 +106,80 @@ for (const [name, fn] of DECODERS) {
     assert.ok(largest <= 128 * 1024, `piece of ${largest} bytes`);
   });
 }
+
+const checked = { params: { [constants.ZSTD_c_checksumFlag]: 1 } };
+
+Deno.test({
+  name:
+    "zstdDecompressLib() decodes frames whole, retries a frame larger than 4 MiB, and streams those over 16 MiB",
+  ignore: lib === undefined,
+  fn: async () => {
+    decode = (input, w) => zstdDecompressLib(input, w, lib!);
+    const text = new Uint8Array(14 << 20).map((_, i) => 97 + ((i * 7919) % 26));
+    crypto.getRandomValues(text.subarray(1 << 20, (1 << 20) + 65536));
+    const cut = [0, 4 << 20, (4 << 20) + 17, (10 << 20) + 3, 14 << 20];
+    const frames: Uint8Array[] = [];
+    for (let i = 0; i + 1 < cut.length; i++) {
+      frames.push(new Uint8Array(zstdCompressSync(text.subarray(cut[i], cut[i + 1]), checked)));
+    }
+    // 4 MiB, 17 bytes, 6 MiB (first buffer too small), 4 MiB: each output is one frame.
+    const sizes: number[] = [];
+    const parts: Uint8Array[] = [];
+    for await (const c of decode(chunks(concat(frames), 65536), 27)) {
+      sizes.push(c.length);
+      parts.push(c);
+    }
+    assert.deepEqual(concat(parts), text);
+    assert.deepEqual(sizes, [4 << 20, 17, (6 << 20) - 14, (4 << 20) - 3]);
+    // Frames over the caps, between small ones: one inflating to 20 MiB, one of 17 MiB
+    // compressed (random bytes): decoded in pieces of at most 128 KiB.
+    const long = concat([text, text.subarray(0, 6 << 20)]);
+    const noise = new Uint8Array(17 << 20);
+    for (let i = 0; i < noise.length; i += 65536) {
+      crypto.getRandomValues(noise.subarray(i, i + 65536));
+    }
+    const small = new Uint8Array(zstdCompressSync(data));
+    const input = concat([
+      small,
+      new Uint8Array(zstdCompressSync(long, checked)),
+      small,
+      new Uint8Array(zstdCompressSync(noise, checked)),
+      small,
+    ]);
+    const pieces: Uint8Array[] = [];
+    for await (const c of decode(chunks(input, 1 << 20), 27)) pieces.push(c);
+    assert.deepEqual(concat(pieces), concat([data, long, data, noise, data]));
+    assert.ok(pieces.every((c) => c.length <= 128 * 1024 || c.length === data.length));
+  },
+});
+
+for (const [name, fn] of DECODERS.filter(([n]) => n !== "fzstd")) {
+  Deno.test(`zstdDecompress() [${name}] refuses a frame whose block data or checksum is damaged`, async () => {
+    decode = fn;
+    const f = new Uint8Array(zstdCompressSync(data, checked));
+    for (const at of [f.length >> 1, f.length - 2]) {
+      const bad = f.slice();
+      bad[at] = bad[at]! ^ 0x55;
+      await assert.rejects(
+        inflate(bad),
+        (e) => e instanceof CorruptBundleError && e.rule === "zstd",
+      );
+    }
+  });
+}
+
+Deno.test("pickDecoder() uses libzstd when it is available and allowed, else fzstd or the worker", async () => {
+  const saved = { ...decoderConfig };
+  try {
+    const f = new Uint8Array(zstdCompressSync(data));
+    for (const useLib of [true, false]) {
+      for (const size of [0, 1 << 30]) {
+        decoderConfig.useLib = useLib;
+        decode = pickDecoder(size);
+        assert.deepEqual(await inflate(f), data);
+      }
+    }
+  } finally {
+    Object.assign(decoderConfig, saved);
+  }
+});
