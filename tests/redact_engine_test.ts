@@ -6,6 +6,7 @@ import { deepStrictEqual } from "node:assert/strict";
 import { loadGitleaksPack, piiPack, secretsPack } from "../redact/mod.ts";
 import type { RulePack } from "../redact/types.ts";
 import { Engine, type Span } from "../redact/_engine.ts";
+import { genericAssignmentRegex } from "../redact/packs/_generic.ts";
 import { execAll, execAnchored, leadingChars, shannonEntropy } from "../redact/_util.ts";
 
 const RUNS = Number(Deno.env.get("MEMSNAP_FUZZ_RUNS") ?? 150);
@@ -338,4 +339,51 @@ Deno.test("Engine.find() equals the reference find on adversarial texts", () => 
     "é日本".repeat(5_000) + secret + "\u2028" + secret,
   ];
   for (const t of cases) check(engine, t);
+});
+
+Deno.test("generic-secret: the value prefilter leaves the regex's matches unchanged", () => {
+  const fast = genericAssignmentRegex();
+  const ref = genericAssignmentRegex(false);
+  const piece = fc.constantFrom(
+    "password",
+    "Passwd",
+    "pwd",
+    "secret",
+    "api_key",
+    "AccessKey",
+    "token",
+    "credentials",
+    "_prod",
+    "Value",
+    "s",
+    '"',
+    "'",
+    "`",
+    " is ",
+    " was ",
+    " ",
+    "\t",
+    ":",
+    "=",
+    ":=",
+    "=>",
+    ">",
+    "\n",
+    "abc",
+    "a1B2c3D4",
+    "x7!",
+    "12:30",
+    ".",
+    ",",
+    ";",
+    "(",
+    "]",
+    "é",
+  );
+  fc.assert(
+    fc.property(fc.array(piece, { maxLength: 40 }).map((a) => a.join("")), (t) => {
+      deepStrictEqual(plain(fast, t), plain(ref, t), JSON.stringify(t));
+    }),
+    { numRuns: RUNS * 10 },
+  );
 });

@@ -5,6 +5,7 @@
  * @module
  */
 import type { RedactionRule, RulePack } from "../types.ts";
+import { genericAssignmentRegex } from "./_generic.ts";
 import { charClasses, decodeBase64Url, isPlaceholder, shannonEntropy } from "../_util.ts";
 
 /** Documentation example values (AWS's `...EXAMPLE` keys) are left alone. */
@@ -12,27 +13,8 @@ const AWS_EXAMPLE = /EXAMPLE/;
 
 const hasDigit = (s: string): boolean => /\d/.test(s);
 
-/** Case-insensitive spelling of a word without the `i` flag (`key` → `[kK][eE][yY]`). */
-const ci = (w: string): string => w.replace(/[a-z]/g, (c) => `[${c}${c.toUpperCase()}]`);
-/** The rest of a name after its keyword (`_prod`, `Value`, `s`), then an assignment operator. */
-const ASSIGN_NAME_TAIL = String
-  .raw`(?:[_.-][\w.-]{0,24}|[A-Z][\w.-]{0,24}|[sS])?["']?(?:[ \t]+(?:is|was))?[ \t]*`;
-const VALUE = String
-  .raw`([^\s"'\x60,;<>(){}\[\]=][^\s"'\x60,;<>(){}\[\]]{4,198}[^\s"'\x60,;<>(){}\[\].:])`;
-
-const OP = "(?::=|=>|=|:)";
-const PASS_NAME = `${ci("pass")}(?:${ci("word")}|${ci("wd")}|${ci("phrase")})?|${ci("pwd")}`;
-const SECRET_NAME = `${ci("secret")}|${ci("token")}|(?:${ci("api")}|${ci("access")}|${
-  ci("private")
-}|${ci("auth")})[_.-]?${ci("key")}|${ci("credential")}`;
-/**
- * Starts at the operator (a rare character V8 scans fast), then looks behind for the name:
- * group 1 is set for password-like names, group 2 is the value.
- */
-const GENERIC = new RegExp(
-  `[:=>](?<=(?:(${PASS_NAME})|${SECRET_NAME})${ASSIGN_NAME_TAIL}${OP})[ \\t]*["'\\x60]?${VALUE}`,
-  "g",
-);
+/** `password = ...`, `api_key: ...`: group 1 is set for password-like names, group 2 is the value. */
+const GENERIC = genericAssignmentRegex();
 
 function genericValueOk(value: string, password: boolean): boolean {
   if (isPlaceholder(value) || /^\d+$/.test(value) || /:\/\/|^\.{0,2}\//.test(value)) return false;
