@@ -657,7 +657,7 @@ export function indexPackBytes(pack: Uint8Array): Promise<Uint8Array> {
 }
 
 /** Whole objects from this size are inflated as a stream when a pack is indexed. */
-const STREAM_INDEX = 1 << 20;
+const STREAM_INDEX = 8 << 20;
 
 /**
  * Inflates the whole object whose entry starts its zlib data at `h.dataStart` as a stream,
@@ -728,68 +728,82 @@ export async function indexPack(pack: PackBytes): Promise<Uint8Array> {
   const byOid = new Map<string, Entry>();
   const oidOf = (type: ObjectType, body: Uint8Array): string =>
     createHash("sha1").update(`${NAMES[type]} ${body.byteLength}\0`).update(body).digest("hex");
+  // Reused engines (a new engine per entry costs as much as inflating a small one).
+  const inflaterOf = (chunk: number) =>
+    syncZlibAvailable() ? new SyncZlib("inflate", chunk) : undefined;
+  const inflater = inflaterOf(1 << 16);
+  let bigInflater: SyncZlib | undefined;
   let i = 12;
-  for (let n = 0; n < count; n++) {
-    if (i >= limit) throw new Error("truncated pack");
-    const h = parseEntryAt(pack, i);
-    if (h.dataStart > limit) throw new Error("truncated pack");
-    // Inflate with the input bounded by deflate's worst case, doubled while the stream runs
-    // past it; `bytesWritten` tells where the entry ends.
-    const header = pack.bytes(i, h.dataStart - i).slice();
-    if (h.size >= STREAM_INDEX && h.type !== 6 && h.type !== 7) {
-      const { oid, used } = await inflateCounting(pack, h, limit);
-      const end = h.dataStart + used;
-      sha.update(header);
-      let crc = crc32(header);
-      for (let at = h.dataStart; at < end; at += WINDOW) {
-        const b = pack.bytes(at, Math.min(WINDOW, end - at));
-        sha.update(b);
-        crc = crc32(b, crc);
+  try {
+    for (let n = 0; n < count; n++) {
+      if (i >= limit) throw new Error("truncated pack");
+      const h = parseEntryAt(pack, i);
+      if (h.dataStart > limit) throw new Error("truncated pack");
+      // Inflate with the input bounded by deflate's worst case, doubled while the stream runs
+      // past it; `bytesWritten` tells where the entry ends.
+      const header = pack.bytes(i, h.dataStart - i).slice();
+      if (h.size >= STREAM_INDEX && h.type !== 6 && h.type !== 7) {
+        const { oid, used } = await inflateCounting(pack, h, limit);
+        const end = h.dataStart + used;
+        let crc = crc32(header);
+        for (let at = h.dataStart; at < end; at += WINDOW) {
+          crc = crc32(pack.bytes(at, Math.min(WINDOW, end - at)), crc);
+        }
+        const e: Entry = { offset: i, end, h, crc: crc >>> 0, oid };
+        byOid.set(oid, e);
+        entries.push(e);
+        byOffset.set(i, e);
+        i = end;
+        continue;
       }
-      const e: Entry = { offset: i, end, h, crc: crc >>> 0, oid };
-      byOid.set(oid, e);
+      let bound = deflateBound(h.size);
+      let body: Uint8Array;
+      let used: number;
+      let input: Uint8Array;
+      // Objects from 1 MiB get an engine with 1 MiB output chunks.
+      const engine = h.size >= 1 << 20 ? (bigInflater ??= inflaterOf(1 << 20)) : inflater;
+      for (;;) {
+        input = pack.bytes(h.dataStart, Math.min(limit - h.dataStart, bound));
+        try {
+          if (engine !== undefined) {
+            body = engine.once(input, Math.max(h.size, 1));
+            used = engine.bytesWritten;
+          } else {
+            const r = inflateSync(input, {
+              info: true,
+              maxOutputLength: Math.max(h.size, 1),
+            }) as unknown as { buffer: Buffer; engine: { bytesWritten: number } };
+            body = r.buffer;
+            used = r.engine.bytesWritten;
+          }
+          break;
+        } catch (e) {
+          if (h.dataStart + bound >= limit) throw e;
+          bound *= 2;
+        }
+      }
+      if (body.byteLength !== h.size) throw new Error("pack entry size mismatch");
+      const end = h.dataStart + used;
+      // The entry's bytes are the header and the input inflated from (no second read).
+      const data = input.subarray(0, used);
+      const e: Entry = { offset: i, end, h, crc: crc32(data, crc32(header)) >>> 0 };
+      if (h.type !== 6 && h.type !== 7) {
+        e.oid = oidOf(TYPES[h.type]!, body);
+        byOid.set(e.oid, e);
+      }
       entries.push(e);
       byOffset.set(i, e);
       i = end;
-      continue;
     }
-    let bound = deflateBound(h.size);
-    let buffer: Buffer;
-    let used: number;
-    let input: Uint8Array;
-    for (;;) {
-      input = pack.bytes(h.dataStart, Math.min(limit - h.dataStart, bound));
-      try {
-        const r = inflateSync(input, {
-          info: true,
-          maxOutputLength: Math.max(h.size, 1),
-        }) as unknown as { buffer: Buffer; engine: { bytesWritten: number } };
-        buffer = r.buffer;
-        used = r.engine.bytesWritten;
-        break;
-      } catch (e) {
-        if (h.dataStart + bound >= limit) throw e;
-        bound *= 2;
-      }
-    }
-    if (buffer.byteLength !== h.size) throw new Error("pack entry size mismatch");
-    const end = h.dataStart + used;
-    // The entry's bytes are the header and the input inflated from (no second read).
-    const data = input.subarray(0, used);
-    sha.update(header).update(data);
-    const e: Entry = { offset: i, end, h, crc: crc32(data, crc32(header)) >>> 0 };
-    if (h.type !== 6 && h.type !== 7) {
-      e.oid = oidOf(
-        TYPES[h.type]!,
-        new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length),
-      );
-      byOid.set(e.oid, e);
-    }
-    entries.push(e);
-    byOffset.set(i, e);
-    i = end;
+  } finally {
+    inflater?.close();
+    bigInflater?.close();
   }
   if (i !== limit) throw new Error("trailing bytes in pack");
+  // The pack's checksum, over its bytes in order (one pass, not two updates per entry).
+  for (let at = 12; at < limit; at += WINDOW) {
+    sha.update(pack.bytes(at, Math.min(WINDOW, limit - at)));
+  }
   if (Buffer.compare(sha.digest(), trailer) !== 0) throw new Error("pack checksum mismatch");
 
   const cache = boundedCache(CACHE_BYTES);

@@ -134,17 +134,17 @@ async function describeCommit(
 }
 
 /** Copies `src` from byte `start` to its end into a new file `dest`, 1 MiB at a time. */
-async function copyFrom(src: string, start: number, dest: string, signal: AbortSignal) {
-  using input = await Deno.open(src, { read: true });
-  using output = await Deno.open(dest, { write: true, create: true, truncate: true });
-  await input.seek(start, Deno.SeekMode.Start);
+function copyFrom(src: string, start: number, dest: string, signal: AbortSignal): void {
+  using input = Deno.openSync(src, { read: true });
+  using output = Deno.openSync(dest, { write: true, create: true, truncate: true });
+  input.seekSync(start, Deno.SeekMode.Start);
   const buf = new Uint8Array(1 << 20);
   for (;;) {
     signal.throwIfAborted();
-    const n = await input.read(buf);
-    if (n === null) break;
+    const n = input.readSync(buf);
+    if (n === null || n === 0) break;
     let off = 0;
-    while (off < n) off += await output.write(buf.subarray(off, n));
+    while (off < n) off += output.writeSync(buf.subarray(off, n));
   }
 }
 
@@ -154,28 +154,45 @@ function metaOf(manifest: Manifest, name: string): Record<string, JsonValue> | u
   return m !== null && typeof m === "object" && !Array.isArray(m) ? m : undefined;
 }
 
+/** Working files up to this size are read whole, larger ones in blocks of this size. */
+const WHOLE_FILE = 1 << 20;
+
 /**
- * Git blob id of a working file (or symlink), or `undefined` if it cannot be read. Files over
- * 1 MiB are hashed in 1 MiB reads, not read whole.
+ * The stat data of a working file (or symlink) for the index, if its content is the blob
+ * `oid`; otherwise (or if it cannot be read) `undefined`. The file is stat'ed before it is
+ * read, so stat data never describes content newer than what was hashed: a file that changes
+ * afterwards no longer matches it, and git compares its content.
  */
-async function workingBlobId(path: string, mode: number): Promise<string | undefined> {
+function cleanStat(path: string, mode: number, oid: string): Deno.FileInfo | undefined {
   try {
+    const stat = Deno.lstatSync(path);
+    const hash = createHash("sha1");
     if (mode === 0o120000) {
-      const bytes = encoder.encode(await Deno.readLink(path));
-      return createHash("sha1").update(`blob ${bytes.byteLength}\0`).update(bytes).digest("hex");
+      if (!stat.isSymlink) return undefined;
+      const bytes = encoder.encode(Deno.readLinkSync(path));
+      hash.update(`blob ${bytes.byteLength}\0`).update(bytes);
+    } else {
+      if (!stat.isFile) return undefined;
+      const size = stat.size;
+      hash.update(`blob ${size}\0`);
+      if (size <= WHOLE_FILE) {
+        const bytes = Deno.readFileSync(path);
+        if (bytes.byteLength !== size) return undefined;
+        hash.update(bytes);
+      } else {
+        using file = Deno.openSync(path, { read: true });
+        const buf = new Uint8Array(WHOLE_FILE);
+        let total = 0;
+        for (;;) {
+          const n = file.readSync(buf);
+          if (n === null || n === 0) break;
+          hash.update(buf.subarray(0, n));
+          total += n;
+        }
+        if (total !== size) return undefined;
+      }
     }
-    using file = await Deno.open(path, { read: true });
-    const size = (await file.stat()).size;
-    const hash = createHash("sha1").update(`blob ${size}\0`);
-    const buf = new Uint8Array(Math.min(size + 1, 1 << 20));
-    let total = 0;
-    for (;;) {
-      const n = await file.read(buf);
-      if (n === null) break;
-      hash.update(buf.subarray(0, n));
-      total += n;
-    }
-    return total === size ? hash.digest("hex") : undefined;
+    return hash.digest("hex") === oid ? stat : undefined;
   } catch {
     return undefined;
   }
@@ -192,28 +209,29 @@ async function writeIndexFromTree(
   source: ObjectSource,
   commitOid: string,
 ): Promise<number> {
-  const commit = await source.read(commitOid);
+  const read = async (oid: string): Promise<GitObject> =>
+    source.readSync?.(oid) ?? await source.read(oid);
+  const commit = await read(commitOid);
   const treeLine = splitHeaders(commit.body).headers.find((h) => h.startsWith("tree "));
   if (treeLine === undefined) return 0;
   const entries: IndexEntry[] = [];
+  const slash = encoder.encode("/");
   const walk = async (treeOid: string, prefix: Uint8Array): Promise<void> => {
-    for (const e of parseTree((await source.read(treeOid)).body)) {
+    for (const e of parseTree((await read(treeOid)).body)) {
       const path = Buffer.concat([prefix, e.name]);
       if (e.mode === "40000") {
-        await walk(e.oid, Buffer.concat([path, encoder.encode("/")]));
+        await walk(e.oid, Buffer.concat([path, slash]));
         continue;
       }
       const mode = parseInt(e.mode, 8);
-      const abs = posix.join(worktree, decoder.decode(path));
-      let stat: Deno.FileInfo | undefined;
-      if (mode !== 0o160000 && (await workingBlobId(abs, mode)) === e.oid) {
-        stat = await Deno.lstat(abs).catch(() => undefined);
-      }
+      const stat = mode === 0o160000
+        ? undefined
+        : cleanStat(posix.join(worktree, decoder.decode(path)), mode, e.oid);
       entries.push({ path, mode, oid: e.oid, ...(stat === undefined ? {} : { stat }) });
     }
   };
   await walk(treeLine.slice(5), new Uint8Array());
-  await Deno.writeFile(posix.join(gitdir, "index"), formatIndex(entries));
+  Deno.writeFileSync(posix.join(gitdir, "index"), formatIndex(entries));
   return entries.length;
 }
 
@@ -445,7 +463,7 @@ export function gitPlugin(options: GitPluginOptions): CapturePlugin {
       const trailer = Buffer.from(idx!.subarray(idx!.byteLength - 40, idx!.byteLength - 20))
         .toString("hex");
       const packRel = `.git/objects/pack/pack-${trailer}.pack`;
-      await copyFrom(payload(BUNDLE), bundle.packStart, posix.join(staged, packRel), ctx.signal);
+      copyFrom(payload(BUNDLE), bundle.packStart, posix.join(staged, packRel), ctx.signal);
       ctx.signal.throwIfAborted();
       await Deno.writeFile(posix.join(staged, packRel.replace(/\.pack$/, ".idx")), idx!);
       for (const r of bundle.refs) {

@@ -359,3 +359,33 @@ interopTest("gitPlugin() reads packed, deltified history after git gc", ["git"],
   assert.match(await g(out, "verify-pack", "-v", ...packs), /chain length = [1-9]/);
   assert.equal(await g(out, "fsck", "--strict", "--no-progress"), "");
 });
+
+interopTest("gitPlugin() restore gives stat data only to working files that match HEAD", [
+  "git",
+], async () => {
+  await using tmp = await tempDir();
+  const dir = `${tmp.path}/mem`;
+  await run("git", ["init", "-q", "-b", "main", dir], { env: ENV });
+  const big = new Uint8Array(3 << 19).map((_, i) => (i * 2654435761) >>> 24);
+  await Deno.writeFile(`${dir}/big.bin`, big);
+  await Deno.writeTextFile(`${dir}/same.md`, "same\n");
+  await Deno.writeTextFile(`${dir}/edited.md`, "before\n");
+  await Deno.symlink("same.md", `${dir}/link`);
+  await g(dir, "add", ".");
+  await g(dir, "commit", "-q", "-m", "files");
+  await Deno.writeTextFile(`${dir}/edited.md`, "after!\n"); // same size, new content
+  const plugins = [memdirPlugin({ dir }), gitPlugin({ dir })];
+  const captured = await captureInto(tmp.path, plugins);
+  const { staged } = await restoreInto(tmp.path, plugins, captured);
+  const out = staged.get(dir)!;
+  const debug = await g(out, "ls-files", "--debug");
+  const mtimes = Object.fromEntries(
+    [...debug.matchAll(/^(\S+)\n\s+ctime: \S+\n\s+mtime: (\S+)/gm)].map((m) => [m[1], m[2]]),
+  );
+  assert.notEqual(mtimes["big.bin"], "0:0");
+  assert.notEqual(mtimes["same.md"], "0:0");
+  assert.notEqual(mtimes["link"], "0:0");
+  assert.equal(mtimes["edited.md"], "0:0");
+  assert.equal(await g(out, "status", "--porcelain"), " M edited.md\n");
+  assert.equal(await g(out, "fsck", "--strict", "--no-progress"), "");
+});
