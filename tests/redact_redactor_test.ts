@@ -262,3 +262,36 @@ Deno.test("createRedactor() runs rules that several packs share, the later one u
   const twice: RulePack = { id: "twice", version: "1", rules: [mine.rules[0]!, mine.rules[0]!] };
   throws(() => createRedactor({ packs: [twice], key: new Uint8Array(32) }), TypeError);
 });
+
+Deno.test("redactFile() gives the same bytes, report and result on both sides of the one-read size", async () => {
+  await withTmp(async (dir) => {
+    const chunk = 2048;
+    const line = `note ${GH} and ${AKIA} é\n`;
+    for (const size of [0, 1, chunk - 1, chunk, chunk + 1, 2 * chunk + 7, 5 * chunk]) {
+      let text = line.repeat(Math.ceil(size / line.length) + 1);
+      text = text.slice(0, size);
+      await Deno.writeTextFile(`${dir}/in`, text);
+      const r = createRedactor({ packs, key: KEY, chunkSize: chunk, overlap: 256 });
+      const whole = createRedactor({ packs, key: KEY });
+      const bytes = await Deno.readFile(`${dir}/in`);
+      const expected = whole.redactBytes(bytes, "a");
+      await Deno.writeFile(`${dir}/out`, new Uint8Array([1, 2, 3])); // stale output
+      const done = await r.redactFile(`${dir}/in`, `${dir}/out`, "a");
+      strictEqual(done, expected !== undefined, `size ${size}`);
+      if (expected === undefined) {
+        await Deno.stat(`${dir}/out`).then(() => ok(false, "out kept"), () => {});
+      } else {
+        deepStrictEqual(await Deno.readFile(`${dir}/out`), expected, `size ${size}`);
+      }
+      deepStrictEqual(r.report(), whole.report(), `size ${size}`);
+    }
+    const bin = new Uint8Array(100).fill(97);
+    bin[10] = 0;
+    await Deno.writeFile(`${dir}/bin`, bin);
+    await Deno.writeFile(`${dir}/out`, new Uint8Array([1]));
+    const r = createRedactor({ packs, key: KEY });
+    strictEqual(await r.redactFile(`${dir}/bin`, `${dir}/out`, "bin"), false);
+    await Deno.stat(`${dir}/out`).then(() => ok(false, "out kept"), () => {});
+    deepStrictEqual(r.report().skipped_binary, ["bin"]);
+  });
+});
