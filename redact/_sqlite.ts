@@ -29,6 +29,10 @@ export function redactSqliteFile(
   const db = new DatabaseSync(path);
   try {
     db.exec("PRAGMA secure_delete = ON");
+    // The database is a private copy in staging, never the live one: a crash discards it, so
+    // the transaction and the VACUUM need atomicity but not durability. Without the fsyncs the
+    // VACUUM of a 55 MB database takes ~0.5-0.8 s instead of 1.4-1.9 s here.
+    db.exec("PRAGMA synchronous = OFF");
     const tables = listTables(db);
     const changedTables = new Set<string>();
     const pending: { table: TableInfo; updates: Update[] }[] = [];
