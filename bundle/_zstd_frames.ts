@@ -128,7 +128,8 @@ class Pool {
 
 /**
  * Compresses a byte stream into a sequence of zstd frames, one per {@linkcode FRAME_BYTES} of
- * input, in order. An empty input gives one empty frame.
+ * input, in order. An empty input gives one empty frame. Each input chunk is copied before the
+ * next one is asked for: the producer may reuse a chunk's buffer once it is resumed.
  */
 export async function* zstdCompressFrames(
   input: AsyncIterable<Uint8Array>,

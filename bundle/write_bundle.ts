@@ -47,6 +47,14 @@ export interface WriteBundleOptions {
 }
 
 const PAD = new Uint8Array(BLOCK);
+/** Artifacts opened ahead of the one being packed: at most this many... */
+const PREFETCH_COUNT = 32;
+/** ...declaring at most this many bytes in all. */
+const PREFETCH_BYTES = 4 << 20;
+/** Byte streams (files) of at least this size are read with a BYOB reader into one buffer. */
+const BYOB_MIN = 64 << 10;
+/** Bytes per BYOB read. */
+const SCRATCH_BYTES = 1 << 20;
 const CREATED_AT = /^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$/;
 
 function entryHeader(path: string, size: number, mode: number, mtime: number): Uint8Array {
@@ -61,8 +69,8 @@ function entryHeader(path: string, size: number, mode: number, mtime: number): U
  * group names, mode 0644 (or the artifact's mode), mtime = `created_at` in seconds.
  *
  * Streams in constant memory: each artifact is hashed while it is packed, the payload is
- * compressed (in a worker; and encrypted) and hashed while it is written at its final offset in
- * `destPath`, and the manifest (first entry, holding the payload's hash) is written last in
+ * compressed (on other threads: nonblocking libzstd calls, or a worker), encrypted, and hashed
+ * while it is written at its final offset in `destPath`, and the manifest (first entry, holding the payload's hash) is written last in
  * front of it. When the manifest's padded length cannot be known in advance (its `payload.size`
  * digits straddle a 512-byte boundary, ~3% of bundles) the payload goes to a temporary file
  * beside `destPath` (or in `tempDir`) and is copied in after the manifest.
@@ -193,49 +201,134 @@ export async function writeBundle(
   try {
     // 2. Payload: inner tar -> zstd -> (cipher) -> hash -> temp file.
     const manifestArtifacts: ManifestArtifact[] = [];
-    let done = 0;
-    const innerTar = async function* (): AsyncGenerator<Uint8Array> {
-      for (const s of sources) {
-        signal?.throwIfAborted();
-        const mode = s.mode ?? 0o644;
-        yield entryHeader(s.path, s.size, mode, mtime);
-        const hash = createHash("sha256");
-        let n = 0;
-        const stream = await s.open();
-        for await (const chunk of stream) {
-          signal?.throwIfAborted();
-          n += chunk.length;
-          if (n > s.size) {
-            await stream.cancel().catch(() => {});
-            break;
-          }
-          hash.update(chunk);
-          done += chunk.length;
-          progress.progress({ phase: "pack", done, total, item: s.path });
-          yield chunk;
-        }
-        if (n !== s.size) {
-          throw new MemsnapError(
-            `Cannot pack artifact ${JSON.stringify(s.path)}: it yielded ${
-              n > s.size ? "more than" : n
-            } bytes but its declared size is ${s.size} (the file changed during capture)`,
-            { hint: "Take the snapshot again." },
-          );
-        }
-        const pad = padding(s.size);
-        if (pad > 0) yield PAD.subarray(0, pad);
-        const a: ManifestArtifact = {
-          path: s.path,
-          kind: s.kind,
-          size: s.size,
-          sha256: hash.digest("hex"),
-        };
-        if (s.mode !== undefined && s.mode !== 0o644) a.mode = s.mode;
-        manifestArtifacts.push(a);
+    let packed = 0;
+    // Small artifacts are opened a few ahead (in order, each once), so that their reads run
+    // in the I/O threads while this thread hashes and tars the current one; bounded in count
+    // and bytes. Those not reached (an error, an abort) are cancelled.
+    const opened: (Promise<ReadableStream<Uint8Array>> | undefined)[] = [];
+    let ahead = 0; // sources[0..ahead) have been opened
+    let aheadBytes = 0; // declared bytes opened but not reached yet
+    const openUpTo = (i: number): Promise<ReadableStream<Uint8Array>> => {
+      if (opened[i] !== undefined) aheadBytes -= sources[i]!.size;
+      while (ahead <= i) open(ahead);
+      while (
+        ahead < sources.length && ahead - i <= PREFETCH_COUNT &&
+        aheadBytes + sources[ahead]!.size <= PREFETCH_BYTES
+      ) {
+        aheadBytes += sources[ahead]!.size;
+        open(ahead);
       }
-      yield END_OF_ARCHIVE;
+      const p = opened[i]!;
+      opened[i] = undefined;
+      return p;
     };
-    // Frames of 4 MiB of inner tar, compressed by two workers while this thread reads and hashes.
+    const open = (j: number): void => {
+      let p: Promise<ReadableStream<Uint8Array>>;
+      try {
+        p = sources[j]!.open();
+      } catch (e) {
+        p = Promise.reject(e);
+      }
+      p.catch(() => {}); // reported when reached
+      opened[j] = p;
+      ahead = j + 1;
+    };
+    const innerTar = async function* (): AsyncGenerator<Uint8Array> {
+      // One scratch buffer for byte streams (files): read 1 MiB at a time straight into it.
+      // The compressor copies each chunk before asking for the next (see zstdCompressFrames),
+      // so the buffer is reused at once.
+      let scratch: ArrayBuffer | undefined;
+      try {
+        yield* packAll();
+      } finally {
+        for (const p of opened) p?.then((st) => st.cancel()).catch(() => {});
+      }
+      async function* packAll(): AsyncGenerator<Uint8Array> {
+        for (let i = 0; i < sources.length; i++) {
+          const s = sources[i]!;
+          signal?.throwIfAborted();
+          const mode = s.mode ?? 0o644;
+          yield entryHeader(s.path, s.size, mode, mtime);
+          const hash = createHash("sha256");
+          let n = 0;
+          const stream = await openUpTo(i);
+          let byob: ReadableStreamBYOBReader | undefined;
+          if (s.size >= BYOB_MIN) {
+            try {
+              byob = stream.getReader({ mode: "byob" });
+            } catch {
+              // not a byte stream
+            }
+          }
+          if (byob) {
+            let finished = false;
+            try {
+              for (;;) {
+                signal?.throwIfAborted();
+                // Ask for one byte more than declared at the end, to detect a longer source.
+                const want = Math.min(SCRATCH_BYTES, s.size - n + 1);
+                scratch ??= new ArrayBuffer(SCRATCH_BYTES);
+                const { done, value } = await byob.read(new Uint8Array(scratch, 0, want));
+                if (value) scratch = value.buffer as ArrayBuffer;
+                if (done) {
+                  finished = true;
+                  break;
+                }
+                n += value.length;
+                if (n > s.size) break;
+                hash.update(value);
+                packed += value.length;
+                progress.progress({ phase: "pack", done: packed, total, item: s.path });
+                yield value;
+              }
+            } finally {
+              if (!finished) await byob.cancel().catch(() => {});
+            }
+          } else {
+            const reader = stream.getReader();
+            let finished = false;
+            try {
+              for (;;) {
+                signal?.throwIfAborted();
+                const { done, value } = await reader.read();
+                if (done) {
+                  finished = true;
+                  break;
+                }
+                n += value.length;
+                if (n > s.size) break;
+                hash.update(value);
+                packed += value.length;
+                progress.progress({ phase: "pack", done: packed, total, item: s.path });
+                yield value;
+              }
+            } finally {
+              if (!finished) await reader.cancel().catch(() => {});
+            }
+          }
+          if (n !== s.size) {
+            throw new MemsnapError(
+              `Cannot pack artifact ${JSON.stringify(s.path)}: it yielded ${
+                n > s.size ? "more than" : n
+              } bytes but its declared size is ${s.size} (the file changed during capture)`,
+              { hint: "Take the snapshot again." },
+            );
+          }
+          const pad = padding(s.size);
+          if (pad > 0) yield PAD.subarray(0, pad);
+          const a: ManifestArtifact = {
+            path: s.path,
+            kind: s.kind,
+            size: s.size,
+            sha256: hash.digest("hex"),
+          };
+          if (s.mode !== undefined && s.mode !== 0o644) a.mode = s.mode;
+          manifestArtifacts.push(a);
+        }
+        yield END_OF_ARCHIVE;
+      }
+    };
+    // Frames of 4 MiB of inner tar, compressed on other threads while this one reads and hashes.
     let stage: AsyncIterable<Uint8Array> = zstdCompressFrames(innerTar(), level);
     if (cipher) stage = throughTransform(stage, cipher.encrypt());
     const payloadHash = createHash("sha256");

@@ -171,3 +171,121 @@ Deno.test("writeBundle() reports pack progress", async () => {
   });
   assert.equal(last, sources().reduce((n, s) => n + s.size, 0));
 });
+
+/** A byte stream (`type: "bytes"`, read with a BYOB reader by the writer) of `data`. */
+function byteSource(path: string, data: Uint8Array, size = data.length, onCancel = () => {}) {
+  return {
+    path,
+    kind: "file",
+    size,
+    open: () => {
+      let off = 0;
+      return Promise.resolve(
+        new ReadableStream({
+          type: "bytes",
+          pull(c) {
+            const req = c.byobRequest!;
+            const view = req.view!;
+            if (off >= data.length) {
+              c.close();
+              req.respond(0);
+              return;
+            }
+            // Odd-sized pieces, smaller than asked.
+            const n = Math.min(view.byteLength, data.length - off, 70_001);
+            new Uint8Array(view.buffer, view.byteOffset, n).set(data.subarray(off, off + n));
+            off += n;
+            req.respond(n);
+          },
+          cancel: onCancel,
+        }),
+      );
+    },
+  };
+}
+
+Deno.test("writeBundle() packs byte streams and files the same as default streams", async () => {
+  await using dir = await tempDir();
+  const data = new Uint8Array(3_500_000).map((_, i) => (i * 31) >> 7);
+  await Deno.writeFile(`${dir.path}/src.bin`, data);
+  const file = {
+    path: "x",
+    kind: "file",
+    size: data.length,
+    open: async () => (await Deno.open(`${dir.path}/src.bin`)).readable,
+  };
+  const a = await writeBundle(`${dir.path}/a`, testHeader(), [source("x", data)]);
+  const b = await writeBundle(`${dir.path}/b`, testHeader(), [byteSource("x", data)]);
+  const c = await writeBundle(`${dir.path}/c`, testHeader(), [file]);
+  assert.equal(a.artifacts[0]!.sha256, createHash("sha256").update(data).digest("hex"));
+  assert.equal(await sha(`${dir.path}/b`), await sha(`${dir.path}/a`));
+  assert.equal(await sha(`${dir.path}/c`), await sha(`${dir.path}/a`));
+  assert.deepEqual(b, a);
+  assert.deepEqual(c, a);
+});
+
+Deno.test("writeBundle() refuses a byte stream longer or shorter than its size, and cancels it", async () => {
+  await using dir = await tempDir();
+  const data = new Uint8Array(1_000_000).fill(7);
+  for (const size of [data.length - 1, data.length + 1, 999_000]) {
+    let cancelled = 0;
+    await assert.rejects(
+      writeBundle(`${dir.path}/b`, testHeader(), [
+        byteSource("memdir/a", data, size, () => {
+          cancelled++;
+        }),
+      ]),
+      (e) => {
+        assert.ok(e instanceof MemsnapError);
+        assert.match(e.message, /^Cannot pack artifact "memdir\/a": .*changed during capture/);
+        return true;
+      },
+    );
+    assert.equal(cancelled, size < data.length ? 1 : 0);
+    assert.deepEqual([...Deno.readDirSync(dir.path)], []);
+  }
+});
+
+Deno.test("writeBundle() opens each source once, in order, and cancels those opened ahead when one fails", async () => {
+  await using dir = await tempDir();
+  const opened: string[] = [];
+  const cancelled: string[] = [];
+  const counted = (path: string, fail = false) => ({
+    path,
+    kind: "file",
+    size: 5,
+    open: () => {
+      opened.push(path);
+      if (fail) return Promise.reject(new Error(`cannot open ${path}`));
+      return Promise.resolve(
+        new ReadableStream<Uint8Array>({
+          start(c) {
+            c.enqueue(new TextEncoder().encode(path.slice(-5)));
+            c.close();
+          },
+          cancel() {
+            cancelled.push(path);
+          },
+        }),
+      );
+    },
+  });
+  const names = Array.from({ length: 12 }, (_, i) => `m/${String(i).padStart(5, "0")}`);
+  const m = await writeBundle(`${dir.path}/ok`, testHeader(), names.map((n) => counted(n)));
+  assert.deepEqual(opened, names);
+  assert.equal(m.artifacts.length, 12);
+  opened.length = 0;
+  await assert.rejects(
+    writeBundle(
+      `${dir.path}/bad`,
+      testHeader(),
+      names.map((n, i) => counted(n, i === 3)),
+    ),
+    /cannot open m\/00003/,
+  );
+  assert.deepEqual(opened, names, "each opened once, in order");
+  // Those opened ahead of the failure and never read are cancelled.
+  await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(cancelled, names.slice(4));
+  assert.deepEqual([...Deno.readDirSync(dir.path)].map((e) => e.name), ["ok"]);
+});
