@@ -656,10 +656,16 @@ export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
         return stagedPath(t);
       };
       for (const p of involved) {
+        const artifacts = manifest.artifacts.filter((a) => p.owns(a.path));
         await p.restore({
           manifest,
-          artifacts: manifest.artifacts.filter((a) => p.owns(a.path)),
+          artifacts,
           payloadDir,
+          // The payload dir is this restore's own extraction: a plugin may move out what only
+          // it owns.
+          payloadMovable: !artifacts.some((a) =>
+            involved.some((other) => other !== p && other.owns(a.path))
+          ),
           stage,
           signal,
           progress,

@@ -96,11 +96,32 @@ function streamFile(src: string): () => Promise<ReadableStream<Uint8Array>> {
  * when both are on one filesystem (the payload dir stays intact for other readers and is removed
  * after the restore anyway), a copy otherwise.
  */
-async function linkOrCopy(src: string, dest: string): Promise<void> {
+function linkOrCopy(src: string, dest: string): void {
   try {
-    await Deno.link(src, dest);
+    Deno.linkSync(src, dest);
   } catch {
-    await Deno.copyFile(src, dest);
+    Deno.copyFileSync(src, dest);
+  }
+}
+
+/** Renames `root/name` to `staged/name`; false when they are on different filesystems. */
+function moved(root: string, staged: string, name: string): boolean {
+  try {
+    Deno.renameSync(posix.join(root, name), posix.join(staged, name));
+    return true;
+  } catch (e) {
+    if ((e as { code?: string }).code === "EXDEV") return false;
+    throw e;
+  }
+}
+
+function existsSync(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
   }
 }
 
@@ -299,6 +320,8 @@ export function memdirPlugin(options: MemdirPluginOptions): CapturePlugin {
 
     async restore(ctx: RestoreContext): Promise<void> {
       const mine = ctx.artifacts.filter((a) => a.path.startsWith(PREFIX));
+      /** Symlink artifacts: rel -> target. */
+      const links = new Map<string, string>();
       // Check everything before writing anything.
       for (const a of mine) {
         const rel = a.path.slice(PREFIX.length);
@@ -319,6 +342,7 @@ export function memdirPlugin(options: MemdirPluginOptions): CapturePlugin {
               `Cannot restore symlink "${a.path}": its target "${target}" escapes the memory dir`,
             );
           }
+          links.set(rel, target);
         } else if (a.kind !== "file") {
           throw new UnsafeBundleError(
             "artifact_kind",
@@ -328,32 +352,50 @@ export function memdirPlugin(options: MemdirPluginOptions): CapturePlugin {
         }
       }
       const staged = await ctx.stage({ path: dir, type: "dir" });
-      const links: { rel: string; target: string }[] = [];
-      let done = 0;
-      for (const a of mine) {
+      const files = mine.filter((a) => a.kind === "file");
+      let left = files;
+      if (ctx.payloadMovable) {
+        // Move whole top-level entries of the extracted tree into staging (one rename each);
+        // symlink artifacts move as regular files and are replaced below.
+        const root = posix.join(ctx.payloadDir, PREFIX);
+        const tops = new Set(mine.map((a) => a.path.slice(PREFIX.length).split("/")[0]!));
+        const kept = new Set<string>();
+        for (const name of tops) {
+          ctx.signal.throwIfAborted();
+          if (existsSync(posix.join(staged, name)) || !moved(root, staged, name)) kept.add(name);
+        }
+        left = files.filter((a) => kept.has(a.path.slice(PREFIX.length).split("/")[0]!));
+        for (const a of mine) {
+          if (a.kind === "symlink" && !kept.has(a.path.slice(PREFIX.length).split("/")[0]!)) {
+            Deno.removeSync(posix.join(staged, a.path.slice(PREFIX.length)));
+          }
+        }
+      }
+      // Whatever was not moved: a hard link, or a copy across filesystems.
+      const made = new Set<string>();
+      for (const a of left) {
         ctx.signal.throwIfAborted();
         const rel = a.path.slice(PREFIX.length);
-        const src = posix.join(ctx.payloadDir, a.path);
-        if (a.kind === "symlink") {
-          links.push({ rel, target: await Deno.readTextFile(src) });
-          continue;
-        }
         const dest = posix.join(staged, rel);
-        await Deno.mkdir(posix.dirname(dest), { recursive: true });
-        await linkOrCopy(src, dest);
-        await Deno.chmod(dest, a.mode ?? 0o644);
-        ctx.progress.progress({
-          phase: "restore",
-          done: ++done,
-          total: mine.length,
-          item: a.path,
-        });
+        const parent = posix.dirname(dest);
+        if (!made.has(parent)) {
+          Deno.mkdirSync(parent, { recursive: true });
+          made.add(parent);
+        }
+        linkOrCopy(posix.join(ctx.payloadDir, a.path), dest);
+        Deno.chmodSync(dest, a.mode ?? 0o644);
       }
+      ctx.progress.progress({
+        phase: "restore",
+        done: files.length,
+        total: files.length,
+        item: PREFIX,
+      });
       // Links last, so no file is ever written through one.
-      for (const l of links) {
-        const dest = posix.join(staged, l.rel);
-        await Deno.mkdir(posix.dirname(dest), { recursive: true });
-        await Deno.symlink(l.target, dest);
+      for (const [rel, target] of links) {
+        const dest = posix.join(staged, rel);
+        Deno.mkdirSync(posix.dirname(dest), { recursive: true });
+        Deno.symlinkSync(target, dest);
       }
     },
 

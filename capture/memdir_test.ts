@@ -2,7 +2,13 @@ import assert from "node:assert/strict";
 import { posix } from "node:path";
 import { NotFoundError, UnsafeBundleError } from "../errors.ts";
 import { memdirPlugin } from "./memdir.ts";
-import { captureInto, fakeRedactor, restoreInto, treeOf } from "../tests/capture_helpers.ts";
+import {
+  captureInto,
+  fakeRedactor,
+  recordingProgress,
+  restoreInto,
+  treeOf,
+} from "../tests/capture_helpers.ts";
 import { run, tempDir } from "../tests/_tools.ts";
 
 async function makeMemdir(dir: string): Promise<void> {
@@ -186,4 +192,81 @@ Deno.test("memdirPlugin() skips a file removed while the capture runs, with a wa
   assert.equal(captured.warnings.length, 1);
   assert.match(captured.warnings[0]!, /memdir\/b: it was removed/);
   assert.equal((captured.manifest.captures.memdir as { vanished: number }).vanished, 1);
+});
+
+/** Restores with `payloadMovable` set, as the engine does with its own extraction. */
+async function restoreMovable(
+  plugin: ReturnType<typeof memdirPlugin>,
+  captured: Awaited<ReturnType<typeof captureInto>>,
+  staged: string,
+): Promise<void> {
+  // Extraction gives every file its artifact's mode; captureInto() does not.
+  for (const a of captured.manifest.artifacts) {
+    await Deno.chmod(`${captured.payloadDir}/${a.path}`, a.mode ?? 0o644);
+  }
+  await plugin.restore({
+    manifest: captured.manifest,
+    artifacts: captured.manifest.artifacts.filter((a) => plugin.owns(a.path)),
+    payloadDir: captured.payloadDir,
+    payloadMovable: true,
+    stage: () => Promise.resolve(staged),
+    signal: new AbortController().signal,
+    progress: recordingProgress(),
+  });
+}
+
+Deno.test("memdirPlugin() moves a movable payload into staging, keeping what staging already holds", async () => {
+  await using tmp = await tempDir();
+  const dir = `${tmp.path}/mem`;
+  await Deno.mkdir(dir);
+  await makeMemdir(dir);
+  const want = await treeOf(dir);
+  delete want["notes/escape"];
+  delete want["abs-link"];
+  const plugin = memdirPlugin({ dir });
+
+  const captured = await captureInto(`${tmp.path}/a`, [plugin]);
+  const staged = `${tmp.path}/staged-a`;
+  await Deno.mkdir(staged);
+  await restoreMovable(plugin, captured, staged);
+  assert.deepEqual(await treeOf(staged), want);
+  assert.equal((await Deno.stat(`${staged}/run.sh`)).mode! & 0o777, 0o755);
+  assert.deepEqual(await Array.fromAsync(Deno.readDir(`${captured.payloadDir}/memdir`)), []);
+
+  // A top-level entry another plugin already staged is merged into, not replaced.
+  const again = await captureInto(`${tmp.path}/b`, [plugin]);
+  const staged2 = `${tmp.path}/staged-b`;
+  await Deno.mkdir(`${staged2}/notes`, { recursive: true });
+  await Deno.writeTextFile(`${staged2}/notes/other.md`, "kept\n");
+  await restoreMovable(plugin, again, staged2);
+  const got = await treeOf(staged2);
+  assert.ok(got["notes/other.md"]);
+  delete got["notes/other.md"];
+  assert.deepEqual(got, want);
+});
+
+const shm = await Deno.stat("/dev/shm").catch(() => undefined);
+Deno.test({
+  name: "memdirPlugin() copies a movable payload on another filesystem",
+  ignore: shm === undefined || !shm.isDirectory || shm.dev === (await Deno.stat(Deno.cwd())).dev,
+  fn: async () => {
+    await using tmp = await tempDir();
+    const far = await Deno.makeTempDir({ dir: "/dev/shm" });
+    try {
+      const dir = `${tmp.path}/mem`;
+      await Deno.mkdir(dir);
+      await makeMemdir(dir);
+      const want = await treeOf(dir);
+      delete want["notes/escape"];
+      delete want["abs-link"];
+      const plugin = memdirPlugin({ dir });
+      const captured = await captureInto(far, [plugin]);
+      const staged = `${tmp.path}/staged`;
+      await Deno.mkdir(staged);
+      await restoreMovable(plugin, captured, staged);
+      assert.deepEqual(await treeOf(staged), want);
+    } finally {
+      await Deno.remove(far, { recursive: true });
+    }
+  },
 });

@@ -64,8 +64,20 @@ export interface RestoreContext {
   manifest: Manifest;
   /** The plugin's artifacts from the manifest (already verified). */
   artifacts: ManifestArtifact[];
-  /** Absolute path of the extracted, verified payload; artifact `p` is at `join(payloadDir, p)`. */
+  /**
+   * Absolute path of the extracted, verified payload; artifact `p` is at `join(payloadDir, p)`.
+   * Read-only for the plugin unless `payloadMovable` is set.
+   */
   payloadDir: string;
+  /**
+   * Set by the restore engine when `payloadDir` is its own fresh extraction for this restore
+   * (removed afterwards) and no other plugin owns this plugin's artifacts: the plugin may then
+   * move its own artifacts out (rename them into staging instead of linking or copying them;
+   * nothing reads them after its `restore()`, which runs once). Extracted files have exactly
+   * their artifact's mode (`0o644` when unset). When unset, the payload must be left intact: a
+   * caller may restore several times from one payload dir.
+   */
+  payloadMovable?: boolean;
   /**
    * Returns the staging path for a target. The engine creates the staging location next to
    * the target (same filesystem, so the swap is a rename). For a `"dir"` target the returned
