@@ -4,8 +4,16 @@
  * @module
  */
 import * as fs from "node:fs";
+import { Buffer } from "node:buffer";
+import { createHash } from "node:crypto";
 import { posix } from "node:path";
-import git from "isomorphic-git";
+
+const decoder = new TextDecoder();
+
+/** isomorphic-git, loaded on first use (most commands never need it). */
+async function isoGit(): Promise<typeof import("isomorphic-git").default> {
+  return (await import("isomorphic-git")).default;
+}
 
 /** The `fs` client handed to isomorphic-git. */
 export const gitFs: typeof fs = fs;
@@ -31,16 +39,74 @@ export async function findGitdir(dir: string): Promise<string | undefined> {
   return undefined;
 }
 
-/** Paths recorded in the repository's index (tracked files), or an empty set. */
-export async function trackedFiles(dir: string, gitdir: string): Promise<Set<string>> {
-  try {
-    return new Set(await git.listFiles({ fs, dir, gitdir }));
-  } catch {
-    return new Set();
+/**
+ * Paths recorded in an index file's bytes (versions 2, 3 and 4), or `undefined` if the bytes
+ * are not a valid index (bad signature, version, checksum or entry).
+ */
+export function indexPaths(bytes: Uint8Array): Set<string> | undefined {
+  if (bytes.byteLength < 32) return undefined;
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (v.getUint32(0) !== 0x44495243) return undefined; // "DIRC"
+  const version = v.getUint32(4);
+  if (version < 2 || version > 4) return undefined;
+  const end = bytes.byteLength - 20;
+  const sum = createHash("sha1").update(bytes.subarray(0, end)).digest();
+  if (Buffer.compare(sum, bytes.subarray(end)) !== 0) return undefined;
+  const count = v.getUint32(8);
+  const out = new Set<string>();
+  let at = 12;
+  let previous: Uint8Array = new Uint8Array(0);
+  for (let n = 0; n < count; n++) {
+    const start = at;
+    if (at + 62 > end) return undefined;
+    const flags = v.getUint16(at + 60);
+    at += 62;
+    if (flags & 0x4000) {
+      if (version < 3) return undefined;
+      at += 2;
+    }
+    let path: Uint8Array;
+    if (version === 4) {
+      // the number of bytes to drop from the previous path (git's offset varint), then the rest
+      let c = bytes[at++]!;
+      let drop = c & 0x7f;
+      while (c & 0x80) {
+        if (at >= end) return undefined;
+        c = bytes[at++]!;
+        drop = ((drop + 1) * 128) + (c & 0x7f);
+      }
+      const nul = bytes.indexOf(0, at);
+      if (nul < 0 || nul >= end || drop > previous.length) return undefined;
+      path = Buffer.concat([previous.subarray(0, previous.length - drop), bytes.subarray(at, nul)]);
+      at = nul + 1;
+    } else {
+      const nul = bytes.indexOf(0, at);
+      if (nul < 0 || nul >= end) return undefined;
+      path = bytes.subarray(at, nul);
+      // entries are padded with 1-8 NULs to a multiple of 8 bytes
+      at = start + Math.ceil((nul + 1 - start) / 8) * 8;
+    }
+    previous = path;
+    out.add(decoder.decode(path));
   }
+  return at <= end ? out : undefined;
+}
+
+/**
+ * Paths recorded in the repository's index (tracked files), or an empty set if there is no
+ * readable index.
+ */
+export function trackedFiles(_dir: string, gitdir: string): Promise<Set<string>> {
+  let bytes: Uint8Array;
+  try {
+    bytes = Deno.readFileSync(posix.join(gitdir, "index"));
+  } catch {
+    return Promise.resolve(new Set());
+  }
+  return Promise.resolve(indexPaths(bytes) ?? new Set());
 }
 
 /** Whether an untracked path is ignored by `.gitignore` files and `.git/info/exclude`. */
-export function isIgnored(dir: string, gitdir: string, filepath: string): Promise<boolean> {
-  return git.isIgnored({ fs, dir, gitdir, filepath });
+export async function isIgnored(dir: string, gitdir: string, filepath: string): Promise<boolean> {
+  return (await isoGit()).isIgnored({ fs, dir, gitdir, filepath });
 }

@@ -7,7 +7,6 @@
 import { posix } from "node:path";
 import { createHash } from "node:crypto";
 import { Buffer } from "node:buffer";
-import git from "isomorphic-git";
 import { UnsafeBundleError, UsageError } from "../errors.ts";
 import type { JsonValue, Manifest } from "../bundle/types.ts";
 import type {
@@ -82,20 +81,58 @@ function safeRefName(name: string): boolean {
   );
 }
 
-/** Reads the live refs: direct refs (name → oid) and symbolic refs (name → target). */
+/** Every file under `dir`, as paths relative to `dir` (`a/b`). */
+function filesUnder(dir: string, prefix = "", out: string[] = []): string[] {
+  let entries: Deno.DirEntry[];
+  try {
+    entries = [...Deno.readDirSync(dir)];
+  } catch {
+    return out;
+  }
+  for (const e of entries) {
+    if (e.isDirectory) filesUnder(posix.join(dir, e.name), `${prefix}${e.name}/`, out);
+    else out.push(`${prefix}${e.name}`);
+  }
+  return out;
+}
+
+/** `packed-refs` as ref name → oid (peeled `^` lines skipped), or empty. */
+function packedRefs(gitdir: string): Map<string, string> {
+  const out = new Map<string, string>();
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(posix.join(gitdir, "packed-refs"));
+  } catch {
+    return out;
+  }
+  for (const line of text.split("\n")) {
+    const m = /^([0-9a-f]{40}) (\S+)$/.exec(line.trim());
+    if (m !== null && !out.has(m[2]!)) out.set(m[2]!, m[1]!);
+  }
+  return out;
+}
+
+/**
+ * Reads the live refs: direct refs (name → oid) and symbolic refs (name → target). Loose refs
+ * and `packed-refs` are read directly (a loose ref wins); a loose ref holding anything but an
+ * oid or `ref: ` is resolved by isomorphic-git, loaded only then.
+ */
 async function readRefs(
   gitdir: string,
 ): Promise<{ refs: Map<string, string>; symrefs: Map<string, string> }> {
   const refs = new Map<string, string>();
   const symrefs = new Map<string, string>();
-  const names = (await git.listRefs({ fs: gitFs, gitdir, filepath: "refs" }))
-    .filter((n) => !n.endsWith("^{}"))
-    .map((n) => `refs/${n}`)
-    .sort();
+  const packed = packedRefs(gitdir);
+  const names = [
+    ...new Set([
+      ...filesUnder(posix.join(gitdir, "refs")).map((n) => `refs/${n}`),
+      ...[...packed.keys()].filter((n) => n.startsWith("refs/")),
+    ]),
+  ].sort();
   for (const name of names) {
     let loose: string | undefined;
     try {
-      loose = (await Deno.readTextFile(posix.join(gitdir, name))).trim();
+      loose = Deno.readTextFileSync(posix.join(gitdir, name)).trim();
     } catch {
       loose = undefined;
     }
@@ -103,9 +140,40 @@ async function readRefs(
       symrefs.set(name, loose.slice(5).trim());
       continue;
     }
-    refs.set(name, await git.resolveRef({ fs: gitFs, gitdir, ref: name }));
+    if (loose !== undefined && /^[0-9a-f]{40}$/.test(loose)) refs.set(name, loose);
+    else if (loose === undefined && packed.has(name)) refs.set(name, packed.get(name)!);
+    else {
+      const { default: git } = await import("isomorphic-git");
+      refs.set(name, await git.resolveRef({ fs: gitFs, gitdir, ref: name }));
+    }
   }
   return { refs, symrefs };
+}
+
+/**
+ * Resolves a ref to an oid through loose refs (following `ref: `) and `packed-refs`; anything
+ * else goes to isomorphic-git (loaded only then), which throws for an unborn ref.
+ */
+async function resolveRef(gitdir: string, ref: string): Promise<string> {
+  let name = ref;
+  for (let hop = 0; hop < 5; hop++) {
+    let loose: string | undefined;
+    try {
+      loose = Deno.readTextFileSync(posix.join(gitdir, name)).trim();
+    } catch {
+      loose = undefined;
+    }
+    if (loose === undefined) {
+      const packed = packedRefs(gitdir).get(name);
+      if (packed !== undefined) return packed;
+      break;
+    }
+    if (/^[0-9a-f]{40}$/.test(loose)) return loose;
+    if (!loose.startsWith("ref: ")) break;
+    name = loose.slice(5).trim();
+  }
+  const { default: git } = await import("isomorphic-git");
+  return await git.resolveRef({ fs: gitFs, gitdir, ref });
 }
 
 /** Reads HEAD: symbolic target or detached oid. */
@@ -500,8 +568,7 @@ export function gitPlugin(options: GitPluginOptions): CapturePlugin {
       if (gitdir !== undefined) {
         try {
           const head = await readHead(gitdir);
-          from = head.oid ??
-            await git.resolveRef({ fs: gitFs, gitdir, ref: head.ref! }).catch(() => "unborn");
+          from = head.oid ?? await resolveRef(gitdir, head.ref!).catch(() => "unborn");
           from = `${head.ref ?? "detached"} ${from.slice(0, 12)}`;
         } catch {
           from = "unreadable";

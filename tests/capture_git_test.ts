@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { UnsafeBundleError } from "../errors.ts";
 import { gitPlugin } from "../capture/git.ts";
+import { indexPaths, trackedFiles } from "../capture/_git_repo.ts";
 import { memdirPlugin } from "../capture/memdir.ts";
 import { captureInto, fakeRedactor, restoreInto } from "./capture_helpers.ts";
 import { interopTest, run, tempDir } from "./_tools.ts";
@@ -388,4 +389,32 @@ interopTest("gitPlugin() restore gives stat data only to working files that matc
   assert.equal(mtimes["edited.md"], "0:0");
   assert.equal(await g(out, "status", "--porcelain"), " M edited.md\n");
   assert.equal(await g(out, "fsck", "--strict", "--no-progress"), "");
+});
+
+interopTest("trackedFiles() reads index versions 2, 3 and 4 as git ls-files does", [
+  "git",
+], async () => {
+  await using tmp = await tempDir();
+  const dir = `${tmp.path}/mem`;
+  await richRepo(dir);
+  const long = `deep/${Array.from({ length: 5 }, (_, i) => `${i}`.padEnd(200, "x")).join("/")}.md`;
+  await Deno.mkdir(`${dir}/${long.slice(0, long.lastIndexOf("/"))}`, { recursive: true });
+  await Deno.writeTextFile(`${dir}/${long}`, "long path\n");
+  await g(dir, "add", "--", long);
+  await Deno.writeTextFile(`${dir}/intent.md`, "later\n");
+  await g(dir, "add", "-N", "intent.md"); // intent-to-add: an extended flag (version 3)
+  const want = new Set((await g(dir, "ls-files", "-z")).split("\0").filter((p) => p !== ""));
+  assert(want.has("notes/ünïcødé 🧠.md") && want.has(long) && want.has("intent.md"));
+  for (const version of ["3", "4", "2"]) {
+    if (version === "2") await g(dir, "rm", "-q", "--cached", "intent.md");
+    await g(dir, "update-index", "--index-version", version);
+    const got = await trackedFiles(dir, `${dir}/.git`);
+    if (version === "2") want.delete("intent.md");
+    assert.deepEqual([...got].sort(), [...want].sort(), `version ${version}`);
+  }
+  // a corrupt index reads as no index
+  const index = await Deno.readFile(`${dir}/.git/index`);
+  index[40]! ^= 1;
+  assert.equal(indexPaths(index), undefined);
+  assert.deepEqual(await trackedFiles(dir, `${tmp.path}/none`), new Set());
 });
