@@ -348,8 +348,20 @@ export async function* zstdDecompressLib(
   const all: ZstdDCtx[] = [];
   /** Each frame's content, or its compressed bytes when it inflates to more than the cap. */
   const pending: Promise<Uint8Array | Uint8Array[]>[] = [];
+  /** Input buffers of decoded frames, reused (a fresh zeroed buffer per frame costs GC). */
+  const spare: Uint8Array[] = [];
   const decodeFrame = async (g: BlockGroup): Promise<Uint8Array | Uint8Array[]> => {
-    const src = concatBytes(g.parts);
+    const at = spare.findIndex((b) => b.length >= g.bytes);
+    const buf = at === -1
+      ? new Uint8Array(Math.max(g.bytes, LIB_FIRST_TRY))
+      : spare.splice(at, 1)[0]!;
+    let off = 0;
+    for (const p of g.parts) {
+      buf.set(p, off);
+      off += p.length;
+    }
+    const src = buf.subarray(0, off);
+    let reuse = true;
     let ctx = idle.pop();
     if (ctx === undefined) {
       ctx = lib.createDCtx({ [ZSTD_d.windowLogMax]: maxWindowLog });
@@ -368,7 +380,10 @@ export async function* zstdDecompressLib(
             throw corrupt("zstd", PAYLOAD, `is not valid zstd: ${(e as Error).message}`, e);
           }
           if (dst.length >= cap) {
-            if (cap < g.bound) return [src];
+            if (cap < g.bound) {
+              reuse = false;
+              return [src];
+            }
             throw corrupt("zstd", PAYLOAD, "is not valid zstd: a frame inflates past its blocks");
           }
           dst = new Uint8Array(Math.min(cap, dst.length * 2));
@@ -376,6 +391,7 @@ export async function* zstdDecompressLib(
       }
     } finally {
       idle.push(ctx);
+      if (reuse && spare.length < LIB_INFLIGHT) spare.push(buf);
     }
   };
   // Reading and scanning run ahead of the caller (up to LIB_INFLIGHT frames), so the input's
