@@ -5,8 +5,10 @@ import { RefusedError, UnsafeBundleError, VerificationError } from "../errors.ts
 import { extractBundle } from "./extract_bundle.ts";
 import { writeBundle } from "./write_bundle.ts";
 import { openBundleFile } from "./open_bundle_file.ts";
+import { decoderConfig } from "./_zstd.ts";
 import {
   concat,
+  craftBundle,
   craftInner,
   EOA,
   rawEntry,
@@ -17,6 +19,7 @@ import {
   testVerifier,
   xorCipher,
   xorDecipher,
+  zstd,
 } from "../tests/bundle_helpers.ts";
 import { tempDir } from "../tests/_tools.ts";
 
@@ -171,3 +174,59 @@ Deno.test("extractBundle() cleans up when aborted", async () => {
   );
   assert.deepEqual(await listTree(dir.path), ["b"]);
 });
+
+const DECODER_MODES = [
+  ["libzstd", { useLib: true, nativeThreshold: 16 << 20 }],
+  ["fzstd", { useLib: false, nativeThreshold: 1 << 40 }],
+  ["worker", { useLib: false, nativeThreshold: 0 }],
+] as const;
+
+for (const [name, mode] of DECODER_MODES) {
+  Deno.test(`extractBundle() [${name}] writes small and large artifacts across chunks, and refuses a damaged frame`, async () => {
+    const saved = { ...decoderConfig };
+    Object.assign(decoderConfig, mode);
+    const mask = Deno.umask(0o077); // modes are exact whatever the umask
+    try {
+      await using dir = await tempDir();
+      const big = new Uint8Array(3 << 20).map((_, i) => (i * 2654435761) >>> 26);
+      const mid = new Uint8Array(300_000).map((_, i) => i % 251);
+      const files: Record<string, Uint8Array | string> = {
+        "memdir/big.bin": big,
+        "memdir/mid.bin": mid,
+        "memdir/small.md": "small",
+      };
+      const inner = concat([
+        rawEntry({ name: "memdir/big.bin", mode: 0o755 }, big),
+        rawEntry({ name: "memdir/mid.bin" }, mid),
+        rawEntry({ name: "memdir/small.md" }, "small"),
+        EOA,
+      ]);
+      // Frames of 64 KiB of tar each: files span several decoder outputs.
+      const frames: Uint8Array[] = [];
+      for (let i = 0; i < inner.length; i += 65536) frames.push(zstd(inner.subarray(i, i + 65536)));
+      const payload = concat(frames);
+      const bundle = craftBundle(payload, files);
+      const dest = `${dir.path}/out`;
+      await extractBundle(streamOf(bundle, 65536), dest);
+      assert.deepEqual(await Deno.readFile(`${dest}/memdir/big.bin`), big);
+      assert.deepEqual(await Deno.readFile(`${dest}/memdir/mid.bin`), mid);
+      assert.equal(await Deno.readTextFile(`${dest}/memdir/small.md`), "small");
+      // craftBundle lists no modes: 0o644 for all, exactly.
+      for (const f of Object.keys(files)) {
+        assert.equal((await Deno.stat(`${dest}/${f}`)).mode! & 0o777, 0o644, f);
+      }
+      const bad = payload.slice();
+      const at = frames[0]!.length + frames[1]!.length + 200;
+      bad[at] = bad[at]! ^ 0x55;
+      const dest2 = `${dir.path}/out2`;
+      await assert.rejects(
+        extractBundle(streamOf(craftBundle(bad, files), 65536), dest2),
+        (e) => e instanceof VerificationError,
+      );
+      assert.equal(await Deno.stat(dest2).catch(() => undefined), undefined);
+    } finally {
+      Deno.umask(mask);
+      Object.assign(decoderConfig, saved);
+    }
+  });
+}
