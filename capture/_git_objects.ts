@@ -6,6 +6,7 @@
  */
 import { createHash } from "node:crypto";
 import { Buffer } from "node:buffer";
+import { setImmediate } from "node:timers";
 import { createDeflate, deflateSync } from "node:zlib";
 import { gitFs } from "./_git_repo.ts";
 import { deflateBlocksSync, SyncZlib, syncZlibAvailable } from "./_git_zlib.ts";
@@ -63,6 +64,29 @@ export interface ObjectStream {
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
+
+/** How long synchronous work may hold the thread before it lets other tasks run: 16 ms. */
+const SLICE_MS = 16;
+
+/**
+ * A pacer for long synchronous loops: `pace()` returns a promise (a `setImmediate`, which lets
+ * pending I/O complete) once the caller has run for {@linkcode SLICE_MS} since the last one,
+ * else `undefined`. Plugins capture concurrently: without it, a sync loop over thousands of
+ * objects would stall the other plugins' I/O for its whole length.
+ */
+export function pacer(): () => Promise<void> | undefined {
+  let last = performance.now();
+  return () => {
+    const now = performance.now();
+    if (now - last < SLICE_MS) return undefined;
+    return new Promise<void>((resolve) =>
+      setImmediate(() => {
+        last = performance.now();
+        resolve();
+      })
+    );
+  };
+}
 
 /** Reads objects of a repository (loose and packed) through isomorphic-git. */
 export function repoSource(gitdir: string): ObjectSource {
@@ -221,10 +245,12 @@ export async function reachable(
   // (the bundle writer copies their packed entries without inflating them).
   const blobs = new Set<string>();
   const stack = [...tips].reverse();
+  const pace = pacer();
   while (stack.length > 0) {
     const oid = stack.pop()!;
     if (seen.has(oid)) continue;
     signal?.throwIfAborted();
+    await pace();
     seen.add(oid);
     order.push(oid);
     if (blobs.has(oid)) continue;
@@ -337,8 +363,10 @@ export async function writeBundle(
   const included = new Set(oids);
   // One engine for every whole object (same bytes as deflateSync, without a new engine each).
   const deflater = syncZlibAvailable() ? new SyncZlib("deflate") : undefined;
+  const pace = pacer();
   for (const oid of oids) {
     signal?.throwIfAborted();
+    await pace();
     // Reuse the repository's compressed entry when possible: whole objects as they are,
     // deltas as ref deltas when their base is in this pack too.
     const raw = source.raw?.(oid);

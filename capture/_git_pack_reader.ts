@@ -26,7 +26,7 @@ import type {
   ObjectType,
   RawEntry,
 } from "./_git_objects.ts";
-import { hexAt, repoSource } from "./_git_objects.ts";
+import { hexAt, pacer, repoSource } from "./_git_objects.ts";
 import type { SyncObjectStream } from "./_git_objects.ts";
 import { SyncZlib, syncZlibAvailable } from "./_git_zlib.ts";
 
@@ -734,8 +734,10 @@ export async function indexPack(pack: PackBytes): Promise<Uint8Array> {
   const inflater = inflaterOf(1 << 16);
   let bigInflater: SyncZlib | undefined;
   let i = 12;
+  const pace = pacer();
   try {
     for (let n = 0; n < count; n++) {
+      await pace();
       if (i >= limit) throw new Error("truncated pack");
       const h = parseEntryAt(pack, i);
       if (h.dataStart > limit) throw new Error("truncated pack");

@@ -21,6 +21,7 @@ import {
   splitHeaders,
   type TreeEntry,
 } from "./_git_objects.ts";
+import { SyncZlib, syncZlibAvailable } from "./_git_zlib.ts";
 
 /** The outcome of {@linkcode rewriteHistory}. */
 export interface RewriteResult {
@@ -50,6 +51,9 @@ export class SpilledObjects {
   #file: Deno.FsFile;
   #path: string;
   #end = 0;
+  // Reused engines: the bytes are deflateSync's, without a new engine per object.
+  #deflater = syncZlibAvailable() ? new SyncZlib("deflate") : undefined;
+  #inflater = syncZlibAvailable() ? new SyncZlib("inflate") : undefined;
   #at = new Map<
     string,
     { type: GitObject["type"]; size: number; offset: number; length: number }
@@ -70,7 +74,8 @@ export class SpilledObjects {
 
   set(oid: string, o: GitObject): void {
     if (this.#at.has(oid)) return;
-    const data = deflateSync(o.body, { level: 1 });
+    // (a view of the engine's buffer, written at once)
+    const data = this.#deflater?.once(o.body) ?? deflateSync(o.body, { level: 1 });
     this.#file.seekSync(this.#end, Deno.SeekMode.Start);
     let off = 0;
     while (off < data.length) off += this.#file.writeSync(data.subarray(off));
@@ -112,7 +117,11 @@ export class SpilledObjects {
   get(oid: string): GitObject | undefined {
     const e = this.#at.get(oid);
     if (e === undefined) return undefined;
-    const body = inflateSync(this.#data(e.offset, e.length));
+    const data = this.#data(e.offset, e.length);
+    if (this.#inflater !== undefined) {
+      return { type: e.type, body: new Uint8Array(this.#inflater.once(data, Math.max(e.size, 1))) };
+    }
+    const body = inflateSync(data);
     return { type: e.type, body: new Uint8Array(body.buffer, body.byteOffset, body.byteLength) };
   }
 
@@ -124,6 +133,8 @@ export class SpilledObjects {
 
   /** Closes and removes the file. */
   async dispose(): Promise<void> {
+    this.#deflater?.close();
+    this.#inflater?.close();
     try {
       this.#file.close();
     } catch {

@@ -26,6 +26,7 @@ import {
   type IndexEntry,
   type ObjectSource,
   overlaySource,
+  pacer,
   parseTree,
   reachable,
   readBundleHeader,
@@ -284,8 +285,10 @@ async function writeIndexFromTree(
   if (treeLine === undefined) return 0;
   const entries: IndexEntry[] = [];
   const slash = encoder.encode("/");
+  const pace = pacer();
   const walk = async (treeOid: string, prefix: Uint8Array): Promise<void> => {
     for (const e of parseTree((await read(treeOid)).body)) {
+      await pace();
       const path = Buffer.concat([prefix, e.name]);
       if (e.mode === "40000") {
         await walk(e.oid, Buffer.concat([path, slash]));
