@@ -7,6 +7,7 @@
  * command, store kind, key format and redaction pack only when it is used, so it names them by
  * a computed URL instead, typed by an `import type` of the same path (type-only imports are not
  * loaded at run time). `cli/_lazy_test.ts` checks every call's path against its type import.
+ * A standalone binary (`deno compile cli.ts`) needs `--include` for the modules named this way.
  *
  * @module
  */

@@ -76,11 +76,58 @@ export async function streamOf(
   }
   const path = resolve(ref);
   try {
-    return (await Deno.open(path, { read: true })).readable;
+    return fileStream(await Deno.open(path, { read: true }));
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
       throw new NotFoundError(`Cannot open the bundle: ${path} does not exist`);
     }
     throw new UsageError(`Cannot open the bundle ${path}: ${(e as Error).message}`);
   }
+}
+
+/** Read size of {@linkcode fileStream}. */
+export const FILE_CHUNK = 1 << 20;
+
+/**
+ * A whole file as a stream of `chunk`-byte reads (the last one shorter), closing the file at the
+ * end, on error and on cancel. `FsFile.readable` reads 64 KiB at a time: for a bundle that is
+ * only hashed (an encrypted payload checked without the identity), its per-chunk cost was ~40%
+ * of verify's CPU (0.45-0.51 -> 0.26-0.31 CPU s on a 96 MiB bundle with 1 MiB reads).
+ */
+export function fileStream(
+  file: Pick<Deno.FsFile, "read" | "close">,
+  chunk: number = FILE_CHUNK,
+): ReadableStream<Uint8Array> {
+  let open = true;
+  const close = (): void => {
+    if (!open) return;
+    open = false;
+    file.close();
+  };
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const buf = new Uint8Array(chunk);
+      let n = 0;
+      try {
+        while (n < chunk) {
+          const r = await file.read(buf.subarray(n));
+          if (r === null) break;
+          n += r;
+        }
+      } catch (e) {
+        if (!open) return; // cancelled while reading
+        close();
+        throw e;
+      }
+      if (!open) return;
+      if (n > 0) controller.enqueue(n === chunk ? buf : buf.slice(0, n));
+      if (n < chunk) {
+        close();
+        controller.close();
+      }
+    },
+    cancel() {
+      close();
+    },
+  }, { highWaterMark: 1 });
 }
