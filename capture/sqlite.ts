@@ -15,7 +15,16 @@ import type {
   RestoreContext,
   RestorePlanEntry,
 } from "./types.ts";
-import { fileArtifact, isNotFound, sha256Bytes, validateName } from "./_util.ts";
+import { fileArtifact, isNotFound, validateName } from "./_util.ts";
+import {
+  copyDatabase,
+  CopyError,
+  type CopyJob,
+  type CopyResult,
+  liveUserVersion,
+  sqliteCopyInternals,
+  vacuumAndDescribe,
+} from "./_sqlite_copy.ts";
 
 /** Options of {@linkcode sqlitePlugin}. */
 export interface SqlitePluginOptions {
@@ -61,56 +70,6 @@ export interface SqliteDatabaseMeta {
 const PREFIX = "sqlite/";
 const SUFFIX = ".sqlite";
 
-function pragma(db: DatabaseSync, name: string): JsonValue {
-  const row = db.prepare(`PRAGMA ${name}`).get() as Record<string, JsonValue> | undefined;
-  return row === undefined ? null : Object.values(row)[0] ?? null;
-}
-
-function quoteIdent(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
-}
-
-/** Reads the metadata of a captured copy. */
-function describe(db: DatabaseSync, journalMode: string): SqliteDatabaseMeta {
-  const rows = db.prepare(
-    "SELECT type, name, sql FROM sqlite_master ORDER BY name",
-  ).all() as { type: string; name: string; sql: string | null }[];
-  const sqls = rows.flatMap((r) => (r.sql === null ? [] : [r.sql])).sort();
-  const tables: Record<string, number | null> = {};
-  for (const r of rows) {
-    if (r.type !== "table") continue;
-    try {
-      const c = db.prepare(`SELECT count(*) AS n FROM ${quoteIdent(r.name)}`).get() as {
-        n: number;
-      };
-      tables[r.name] = Number(c.n);
-    } catch {
-      tables[r.name] = null;
-    }
-  }
-  return {
-    user_version: Number(pragma(db, "user_version")),
-    journal_mode: journalMode,
-    schema_sha256: sha256Bytes(sqls.join("\n")),
-    page_count: Number(pragma(db, "page_count")),
-    page_size: Number(pragma(db, "page_size")),
-    tables,
-  };
-}
-
-/** Copies the live database into `copy` in one read transaction; returns its journal mode. */
-function vacuumInto(path: string, copy: string, busyMs: number, readOnly: boolean): string {
-  const live = new DatabaseSync(path, { readOnly });
-  try {
-    live.exec(`PRAGMA busy_timeout = ${busyMs}`);
-    const mode = String(pragma(live, "journal_mode"));
-    live.prepare("VACUUM INTO ?").run(copy);
-    return mode;
-  } finally {
-    live.close();
-  }
-}
-
 function limitFor(
   max: Record<string, number> | number | undefined,
   name: string,
@@ -131,7 +90,9 @@ function databasesOf(manifest: Manifest, plugin: string): Record<string, SqliteD
  * Creates the SQLite plugin. Each database is copied with `VACUUM INTO` inside one read
  * transaction, so the copy is transactionally consistent while other processes keep writing
  * (WAL or rollback journal); the live file is never copied raw. With a redactor, the copy is
- * redacted (`redactSqlite`) and vacuumed again so no freed page keeps a secret.
+ * redacted (`redactSqlite`) and vacuumed again so no freed page keeps a secret. When the
+ * databases total 8 MiB or more, the copies run in a worker, so the event loop (and the other
+ * capture plugins) keep going meanwhile.
  *
  * Restore writes each database to its staged file target (with `-wal`, `-shm` and `-journal`
  * as companions, so stale ones do not survive) and sets the captured journal mode. `check()`
@@ -175,10 +136,10 @@ export function sqlitePlugin(options: SqlitePluginOptions): CapturePlugin {
     async capture(ctx: CaptureContext): Promise<CaptureResult> {
       const artifacts: ArtifactSource[] = [];
       const metas: Record<string, JsonValue> = {};
-      let done = 0;
+      const jobs: CopyJob[] = [];
+      let bytes = 0;
       for (const [db, path] of databases) {
         ctx.signal.throwIfAborted();
-        const artifact = `${PREFIX}${db}${SUFFIX}`;
         let info: Deno.FileInfo;
         try {
           info = await Deno.stat(path);
@@ -191,50 +152,56 @@ export function sqlitePlugin(options: SqlitePluginOptions): CapturePlugin {
         if (!info.isFile) {
           throw new UsageError(`Cannot capture database ${db}: ${path} is not a file`);
         }
-        if (info.size > 0 && !(await hasSqliteHeader(path))) {
+        const header = info.size > 0 ? await readSqliteHeader(path) : undefined;
+        if (header === null) {
           throw new UsageError(`Cannot capture database ${db}: ${path} is not a SQLite database`);
         }
-        const copy = posix.join(ctx.staging, `${db}${SUFFIX}`);
-        await Deno.remove(copy).catch(() => {});
         // With a live WAL (another connection open, or one left by a crash) read through a
-        // read-only connection: it never checkpoints into the live file. Without one, a normal
-        // connection is cleaner: it removes the -wal/-shm it creates when it closes (a
-        // read-only one would leave them behind). Either way no content changes.
+        // read-only connection: it never checkpoints into the live file. A database in WAL
+        // mode without one gets a normal connection: it removes the -wal/-shm it creates when
+        // it closes (a read-only one would leave them behind). A database in rollback mode
+        // gets a read-only one too (it creates no file; a hot journal makes it fail, and the
+        // normal connection of the fallback rolls the journal back). No content changes.
         const walExists = await Deno.stat(`${path}-wal`).then(() => true, () => false);
-        let journalMode: string;
-        try {
-          journalMode = vacuumInto(path, copy, busy, walExists);
-        } catch {
-          await Deno.remove(copy).catch(() => {});
-          try {
-            journalMode = vacuumInto(path, copy, busy, !walExists);
-          } catch (e) {
-            throw new UsageError(
-              `Cannot capture database ${db}: ${e instanceof Error ? e.message : e}`,
-              { cause: e },
-            );
-          }
-        }
-        const ensureDelete = new DatabaseSync(copy);
-        ensureDelete.exec("PRAGMA journal_mode = DELETE");
-        ensureDelete.close();
-        if (ctx.redactor !== undefined) await ctx.redactor.redactSqlite(copy, artifact);
-        const c = new DatabaseSync(copy);
-        let meta: SqliteDatabaseMeta;
-        try {
-          if (ctx.redactor !== undefined) c.exec("PRAGMA journal_mode = DELETE; VACUUM");
-          meta = describe(c, journalMode);
-        } finally {
-          c.close();
-        }
-        metas[db] = meta as unknown as JsonValue;
-        artifacts.push(await fileArtifact(artifact, copy, "sqlite"));
-        ctx.progress.progress({
-          phase: "capture",
-          done: ++done,
-          total: databases.length,
-          item: artifact,
+        jobs.push({
+          path,
+          copy: posix.join(ctx.staging, `${db}${SUFFIX}`),
+          busyMs: busy,
+          readOnly: walExists || header?.wal !== true,
+          describe: ctx.redactor === undefined,
         });
+        bytes += info.size;
+      }
+      // Large copies run in a worker so the other plugins keep the event loop meanwhile.
+      const runner = bytes >= sqliteCopyInternals.workerMinBytes ? workerRunner() : inlineRunner;
+      try {
+        for (const [i, job] of jobs.entries()) {
+          ctx.signal.throwIfAborted();
+          const db = databases[i]![0];
+          const artifact = `${PREFIX}${db}${SUFFIX}`;
+          let copied: CopyResult;
+          try {
+            copied = await runner.copy(job);
+          } catch (e) {
+            if (!(e instanceof CopyError)) throw e;
+            throw new UsageError(`Cannot capture database ${db}: ${e.message}`, { cause: e });
+          }
+          let meta = copied.meta;
+          if (ctx.redactor !== undefined) {
+            await ctx.redactor.redactSqlite(job.copy, artifact);
+            meta = await runner.vacuum(job.copy, copied.journalMode);
+          }
+          metas[db] = meta as unknown as JsonValue;
+          artifacts.push(await fileArtifact(artifact, job.copy, "sqlite"));
+          ctx.progress.progress({
+            phase: "capture",
+            done: i + 1,
+            total: databases.length,
+            item: artifact,
+          });
+        }
+      } finally {
+        runner.close();
       }
       return { artifacts, meta: { databases: metas } };
     },
@@ -306,12 +273,7 @@ export function sqlitePlugin(options: SqlitePluginOptions): CapturePlugin {
         try {
           await Deno.stat(path);
           const walExists = await Deno.stat(`${path}-wal`).then(() => true, () => false);
-          const d = new DatabaseSync(path, { readOnly: walExists });
-          try {
-            liveVersion = Number(pragma(d, "user_version"));
-          } finally {
-            d.close();
-          }
+          liveVersion = liveUserVersion(path, walExists);
         } catch {
           liveVersion = undefined;
         }
@@ -326,18 +288,74 @@ export function sqlitePlugin(options: SqlitePluginOptions): CapturePlugin {
   };
 }
 
-/** Whether a non-empty file starts with SQLite's 16-byte header string. */
-async function hasSqliteHeader(path: string): Promise<boolean> {
+/** Runs the synchronous copies, here or in a worker. */
+interface CopyRunner {
+  copy(job: CopyJob): Promise<CopyResult>;
+  vacuum(copy: string, journalMode: string): Promise<SqliteDatabaseMeta>;
+  close(): void;
+}
+
+const inlineRunner: CopyRunner = {
+  copy: (job) => Promise.resolve().then(() => copyDatabase(job)),
+  vacuum: (copy, mode) => Promise.resolve().then(() => vacuumAndDescribe(copy, mode)),
+  close() {},
+};
+
+/**
+ * A runner backed by one worker, one operation at a time. An operation is never interrupted
+ * (the worker is terminated only between operations, with every connection closed), so an
+ * abort takes effect after the current copy, as it would on this thread.
+ */
+function workerRunner(): CopyRunner {
+  const worker = new Worker(new URL("./_sqlite_worker.ts", import.meta.url), { type: "module" });
+  let id = 0;
+  let pending: { id: number; resolve(v: unknown): void; reject(e: Error): void } | undefined;
+  let broken: Error | undefined;
+  worker.onmessage = (ev: MessageEvent) => {
+    const m = ev.data as { id: number; result?: unknown; error?: string; copyError?: boolean };
+    const p = pending;
+    if (p === undefined || p.id !== m.id) return;
+    pending = undefined;
+    if (m.error === undefined) p.resolve(m.result);
+    else p.reject(m.copyError ? new CopyError(m.error) : new Error(m.error));
+  };
+  worker.onerror = (ev: ErrorEvent) => {
+    ev.preventDefault();
+    broken = new Error(`the SQLite copy worker failed: ${ev.message}`);
+    pending?.reject(broken);
+    pending = undefined;
+  };
+  const call = <T>(msg: Record<string, unknown>): Promise<T> =>
+    new Promise<T>((resolve, reject) => {
+      if (broken !== undefined) return reject(broken);
+      pending = { id: ++id, resolve: resolve as (v: unknown) => void, reject };
+      worker.postMessage({ ...msg, id });
+    });
+  return {
+    copy: (job) => call<CopyResult>({ op: "copy", job }),
+    vacuum: (copy, journalMode) => call<SqliteDatabaseMeta>({ op: "vacuum", copy, journalMode }),
+    close: () => worker.terminate(),
+  };
+}
+
+/**
+ * Reads the first 20 bytes of a non-empty file: `null` unless they start with SQLite's header
+ * string; otherwise whether the file format bytes (18, 19) say WAL mode.
+ */
+async function readSqliteHeader(path: string): Promise<{ wal: boolean } | null> {
   const f = await Deno.open(path, { read: true });
   try {
-    const buf = new Uint8Array(16);
+    const buf = new Uint8Array(20);
     let n = 0;
-    while (n < 16) {
+    while (n < buf.length) {
       const r = await f.read(buf.subarray(n));
       if (r === null) break;
       n += r;
     }
-    return n === 16 && new TextDecoder().decode(buf) === "SQLite format 3\0";
+    if (n < 16 || new TextDecoder().decode(buf.subarray(0, 16)) !== "SQLite format 3\0") {
+      return null;
+    }
+    return { wal: n === 20 && buf[18] === 2 && buf[19] === 2 };
   } finally {
     f.close();
   }

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { NotFoundError, UsageError } from "../errors.ts";
 import { sqlitePlugin } from "./sqlite.ts";
+import { sqliteCopyInternals } from "./_sqlite_copy.ts";
 import { captureInto, fakeRedactor, restoreInto } from "../tests/capture_helpers.ts";
 import { tempDir } from "../tests/_tools.ts";
 
@@ -172,6 +173,116 @@ Deno.test("sqlitePlugin() plan() shows the user_version change and leaves no str
     action: "replace database",
     detail: "user_version 6 → 4",
   }]);
+  assert.deepEqual((await Array.fromAsync(Deno.readDir(`${tmp.path}/live`))).map((e) => e.name), [
+    "a.db",
+  ]);
+});
+
+Deno.test("sqlitePlugin() copies in a worker with the same bytes and metadata as in-thread, also redacted", async () => {
+  await using tmp = await tempDir();
+  const wal = `${tmp.path}/wal.db`;
+  const plain = `${tmp.path}/plain.db`;
+  makeDb(wal, true, 5);
+  makeDb(plain, false, 2);
+  const holder = new DatabaseSync(wal);
+  holder.exec("INSERT INTO facts(body) VALUES ('only in the wal')");
+  const plugin = sqlitePlugin({ databases: { wal, plain } });
+  const run = async (workerMinBytes: number, dir: string, redact: boolean) => {
+    const saved = sqliteCopyInternals.workerMinBytes;
+    sqliteCopyInternals.workerMinBytes = workerMinBytes;
+    try {
+      const c = await captureInto(
+        `${tmp.path}/${dir}`,
+        [plugin],
+        redact ? fakeRedactor() : undefined,
+      );
+      return { meta: c.manifest.captures, artifacts: c.manifest.artifacts };
+    } finally {
+      sqliteCopyInternals.workerMinBytes = saved;
+    }
+  };
+  try {
+    for (const redact of [false, true]) {
+      const inThread = await run(Infinity, `in-${redact}`, redact);
+      const inWorker = await run(0, `worker-${redact}`, redact);
+      assert.deepEqual(inWorker, inThread);
+      // an unchanged database gives the same bytes again
+      assert.deepEqual(await run(0, `again-${redact}`, redact), inThread);
+    }
+  } finally {
+    holder.close();
+  }
+});
+
+Deno.test("sqlitePlugin() in a worker reports a database it cannot read as a UsageError", async () => {
+  await using tmp = await tempDir();
+  const path = `${tmp.path}/bad.db`;
+  // a valid header followed by garbage: SQLite refuses it
+  const bytes = new Uint8Array(8192).fill(0xa5);
+  bytes.set(new TextEncoder().encode("SQLite format 3\0"));
+  await Deno.writeFile(path, bytes);
+  const saved = sqliteCopyInternals.workerMinBytes;
+  sqliteCopyInternals.workerMinBytes = 0;
+  try {
+    await assert.rejects(
+      () => captureInto(tmp.path, [sqlitePlugin({ databases: { bad: path } })]),
+      (e: unknown) => {
+        assert(e instanceof UsageError, String(e));
+        assert.match(e.message, /^Cannot capture database bad: /);
+        return true;
+      },
+    );
+  } finally {
+    sqliteCopyInternals.workerMinBytes = saved;
+  }
+});
+
+Deno.test("sqlitePlugin() rolls back a hot journal left by a crashed writer before copying (rollback mode)", async () => {
+  await using tmp = await tempDir();
+  const path = `${tmp.path}/a.db`;
+  const db = new DatabaseSync(path);
+  db.exec("CREATE TABLE t(id INTEGER PRIMARY KEY, body TEXT)");
+  const ins = db.prepare("INSERT INTO t(body) VALUES (?)");
+  db.exec("BEGIN");
+  for (let i = 0; i < 20000; i++) ins.run(`original ${"x".repeat(180)} ${i}`);
+  db.exec("COMMIT");
+  // A writer's transaction spills changed pages into the database file; copying the file and
+  // its journal meanwhile gives the state a crash leaves behind: a hot journal.
+  db.exec("PRAGMA cache_size = 10; BEGIN; UPDATE t SET body = 'changed'");
+  await Deno.mkdir(`${tmp.path}/crashed`);
+  const crashed = `${tmp.path}/crashed/a.db`;
+  await Deno.copyFile(path, crashed);
+  await Deno.copyFile(`${path}-journal`, `${crashed}-journal`);
+  db.exec("ROLLBACK");
+  db.close();
+  assert(new TextDecoder("latin1").decode(await Deno.readFile(crashed)).includes("changed"));
+  const captured = await captureInto(`${tmp.path}/cap`, [
+    sqlitePlugin({ databases: { a: crashed } }),
+  ]);
+  const copy = new DatabaseSync(`${captured.payloadDir}/sqlite/a.sqlite`, { readOnly: true });
+  try {
+    assert.deepEqual(
+      { ...copy.prepare("SELECT count(*) AS n, sum(body = 'changed') AS c FROM t").get() },
+      { n: 20000, c: 0 },
+    );
+  } finally {
+    copy.close();
+  }
+  // the journal was rolled back into the live file, as any SQLite connection would
+  assert.deepEqual(
+    (await Array.fromAsync(Deno.readDir(`${tmp.path}/crashed`))).map((e) => e.name),
+    ["a.db"],
+  );
+});
+
+Deno.test("sqlitePlugin() leaves a rollback-mode database and its directory unchanged", async () => {
+  await using tmp = await tempDir();
+  const path = `${tmp.path}/live/a.db`;
+  await Deno.mkdir(`${tmp.path}/live`);
+  makeDb(path, false);
+  const before = await Deno.readFile(path);
+  await captureInto(tmp.path, [sqlitePlugin({ databases: { a: path } })]);
+  assert.deepEqual(await Deno.readFile(path), before);
   assert.deepEqual((await Array.fromAsync(Deno.readDir(`${tmp.path}/live`))).map((e) => e.name), [
     "a.db",
   ]);

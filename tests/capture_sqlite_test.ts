@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { sqlitePlugin } from "../capture/sqlite.ts";
+import { sqliteCopyInternals } from "../capture/_sqlite_copy.ts";
 import { captureInto, restoreInto } from "./capture_helpers.ts";
 import { interopTest, run, tempDir } from "./_tools.ts";
 
@@ -42,9 +43,14 @@ Deno.test("sqlitePlugin() copies a WAL database consistently while another proce
     reader.releaseLock();
     const plugin = sqlitePlugin({ databases: { ledger: path } });
     const seen = new Set<number>();
-    for (let i = 0; i < 4; i++) {
+    const saved = sqliteCopyInternals.workerMinBytes;
+    for (let i = 0; i < 6; i++) {
       await using t = await tempDir();
-      const captured = await captureInto(t.path, [plugin]);
+      // in this thread and in the copy worker, alternately
+      sqliteCopyInternals.workerMinBytes = i % 2 === 0 ? Infinity : 0;
+      const captured = await captureInto(t.path, [plugin]).finally(() => {
+        sqliteCopyInternals.workerMinBytes = saved;
+      });
       const copy = `${captured.payloadDir}/sqlite/ledger.sqlite`;
       const { sum, log } = total(copy);
       assert.equal(sum, 1000, `invariant broken in copy ${i}`);

@@ -1,0 +1,170 @@
+/**
+ * The synchronous SQLite work of the sqlite plugin (private): consistent copies of a live
+ * database with `VACUUM INTO`, and the metadata of a copy. Run either on the calling thread or
+ * in `_sqlite_worker.ts`, so a large copy does not block the event loop while the other
+ * capture plugins work. Not exported from `mod.ts`.
+ *
+ * @module
+ */
+import { DatabaseSync } from "node:sqlite";
+import type { JsonValue } from "../bundle/types.ts";
+import type { SqliteDatabaseMeta } from "./sqlite.ts";
+import { sha256Bytes } from "./_util.ts";
+
+/**
+ * Tunables for tests: databases whose total size is at least `workerMinBytes` are copied in a
+ * worker (below it, starting a worker costs more than the copy blocks the thread).
+ */
+export const sqliteCopyInternals: { workerMinBytes: number } = { workerMinBytes: 8 << 20 };
+
+/** One database to copy. */
+export interface CopyJob {
+  /** The live database. */
+  path: string;
+  /** The copy to create (must not exist). */
+  copy: string;
+  /** `PRAGMA busy_timeout` of the live connection. */
+  busyMs: number;
+  /** Whether to read through a read-only connection first (a normal one is the fallback). */
+  readOnly: boolean;
+  /** Whether to describe the copy too (not when it is redacted first). */
+  describe: boolean;
+}
+
+/** The outcome of {@linkcode copyDatabase}. */
+export interface CopyResult {
+  /** The journal mode of the live database. */
+  journalMode: string;
+  /** The copy's metadata, when asked for. */
+  meta?: SqliteDatabaseMeta;
+}
+
+/** A copy failure the caller reports for the database (both connection kinds failed). */
+export class CopyError extends Error {
+  override name = "CopyError";
+}
+
+function pragma(db: DatabaseSync, name: string): JsonValue {
+  const row = db.prepare(`PRAGMA ${name}`).get() as Record<string, JsonValue> | undefined;
+  return row === undefined ? null : Object.values(row)[0] ?? null;
+}
+
+function quoteIdent(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+/** Reads the metadata of a captured copy. */
+function describe(db: DatabaseSync, journalMode: string): SqliteDatabaseMeta {
+  const rows = db.prepare(
+    "SELECT type, name, sql FROM sqlite_master ORDER BY name",
+  ).all() as { type: string; name: string; sql: string | null }[];
+  const sqls = rows.flatMap((r) => (r.sql === null ? [] : [r.sql])).sort();
+  const tables: Record<string, number | null> = {};
+  for (const r of rows) {
+    if (r.type !== "table") continue;
+    try {
+      const c = db.prepare(`SELECT count(*) AS n FROM ${quoteIdent(r.name)}`).get() as {
+        n: number;
+      };
+      tables[r.name] = Number(c.n);
+    } catch {
+      tables[r.name] = null;
+    }
+  }
+  return {
+    user_version: Number(pragma(db, "user_version")),
+    journal_mode: journalMode,
+    schema_sha256: sha256Bytes(sqls.join("\n")),
+    page_count: Number(pragma(db, "page_count")),
+    page_size: Number(pragma(db, "page_size")),
+    tables,
+  };
+}
+
+/** Reads the user_version of a live database without leaving -wal/-shm files behind. */
+export function liveUserVersion(path: string, walExists: boolean): number {
+  const d = new DatabaseSync(path, { readOnly: walExists });
+  try {
+    return Number(pragma(d, "user_version"));
+  } finally {
+    d.close();
+  }
+}
+
+/**
+ * Copies the live database into `copy` in one read transaction; returns its journal mode.
+ *
+ * The copy is a scratch file (packed, then discarded), so `VACUUM INTO` writes it without
+ * fsync: it inherits the pager flags of the connection's `main` schema, which is set to
+ * `synchronous = OFF` for the statement (same bytes). That setting would also govern what this
+ * connection writes to the live database, which it does only in two cases: rolling back a hot
+ * journal (a crashed writer in rollback mode) and checkpointing the WAL when it is the last
+ * connection to close. So it is set only where neither can happen with it on: on a read-only
+ * connection (never writes), or in WAL mode (no rollback journal) after the first read has run
+ * at the default level, and it is put back before the connection closes.
+ */
+function vacuumInto(path: string, copy: string, busyMs: number, readOnly: boolean): string {
+  const live = new DatabaseSync(path, { readOnly });
+  try {
+    live.exec(`PRAGMA busy_timeout = ${busyMs}`);
+    const mode = String(pragma(live, "journal_mode"));
+    const sync = readOnly || mode === "wal" ? Number(pragma(live, "synchronous")) : undefined;
+    if (sync !== undefined) live.exec("PRAGMA synchronous = OFF");
+    try {
+      live.prepare("VACUUM INTO ?").run(copy);
+    } finally {
+      if (sync !== undefined) live.exec(`PRAGMA synchronous = ${sync}`);
+    }
+    return mode;
+  } finally {
+    live.close();
+  }
+}
+
+function removeQuietly(path: string): void {
+  try {
+    Deno.removeSync(path);
+  } catch { /* absent */ }
+}
+
+/**
+ * Copies a live database (read-only connection first when `job.readOnly`, the other kind as
+ * the fallback), sets the copy's journal mode to DELETE, and describes it if asked.
+ *
+ * @throws {CopyError} If neither connection could copy the database (the second error).
+ */
+export function copyDatabase(job: CopyJob): CopyResult {
+  removeQuietly(job.copy);
+  let journalMode: string;
+  try {
+    journalMode = vacuumInto(job.path, job.copy, job.busyMs, job.readOnly);
+  } catch {
+    removeQuietly(job.copy);
+    try {
+      journalMode = vacuumInto(job.path, job.copy, job.busyMs, !job.readOnly);
+    } catch (e) {
+      throw new CopyError(e instanceof Error ? e.message : String(e), { cause: e });
+    }
+  }
+  const c = new DatabaseSync(job.copy);
+  try {
+    c.exec("PRAGMA journal_mode = DELETE");
+    return job.describe ? { journalMode, meta: describe(c, journalMode) } : { journalMode };
+  } finally {
+    c.close();
+  }
+}
+
+/**
+ * Rebuilds a redacted copy with `VACUUM` (no freed page keeps a secret) and describes it. The
+ * copy is scratch, so the rebuild is not fsynced (same bytes).
+ */
+export function vacuumAndDescribe(copy: string, journalMode: string): SqliteDatabaseMeta {
+  const c = new DatabaseSync(copy);
+  try {
+    c.exec("PRAGMA synchronous = OFF; PRAGMA journal_mode = DELETE; VACUUM");
+    return describe(c, journalMode);
+  } finally {
+    c.close();
+  }
+}
