@@ -10,8 +10,6 @@ import { NotFoundError, UsageError } from "../errors.ts";
 import type { Store } from "../store/types.ts";
 import type { Flags } from "./_spec.ts";
 import { storeFrom, str } from "./_context.ts";
-import { lazy } from "./_lazy.ts";
-import type * as SnapshotterModule from "../snapshotter.ts";
 
 /** Whether an argument names a bundle file rather than a snapshot id. */
 export function isPathRef(ref: string): boolean {
@@ -60,19 +58,24 @@ export async function manifestOf(
   return await readManifest(file.readable);
 }
 
-/** Opens the whole bundle as a stream. */
+/**
+ * Opens the whole bundle as a stream: a file path, or a snapshot of the store (as
+ * `openBundleRef()` of the Snapshotter resolves it, without loading the Snapshotter).
+ */
 export async function streamOf(
   store: Store | undefined,
   ref: string,
   flags: Flags,
 ): Promise<ReadableStream<Uint8Array>> {
-  if (store) {
+  if (store && !isPathRef(ref)) {
+    // Filters only disambiguate `latest`; an explicit id or prefix names one snapshot anywhere.
     const agent = str(flags, "agent"), tenant = str(flags, "tenant");
-    const { openBundleRef } = await lazy<typeof SnapshotterModule>("snapshotter.ts");
-    return (await openBundleRef(store, ref, {
-      ...(agent ? { agent } : {}),
-      ...(tenant ? { tenant } : {}),
-    })).stream;
+    const filter = ref === "latest"
+      ? { ...(agent ? { agent } : {}), ...(tenant ? { tenant } : {}) }
+      : {};
+    const info = await store.resolve(ref, filter);
+    const local = store.localPath(info.id);
+    return local ? fileStream(await Deno.open(local, { read: true })) : await store.open(info.id);
   }
   const path = resolve(ref);
   try {

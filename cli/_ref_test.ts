@@ -83,3 +83,37 @@ Deno.test("fileStream() reads a real file", async () => {
 Deno.test("streamOf() a missing bundle path is a NotFoundError", async () => {
   await assert.rejects(streamOf(undefined, "/nonexistent/x.msnap", {}), NotFoundError);
 });
+
+Deno.test("streamOf() opens a store's snapshot by id, prefix or latest (filtered), and paths", async () => {
+  const { LocalStore } = await import("../store/local_store.ts");
+  const { createSnapshotter } = await import("../snapshotter.ts");
+  const { statePlugin } = await import("../capture/state.ts");
+  const dir = await Deno.makeTempDir();
+  const store = await LocalStore.open(`${dir}/store`);
+  try {
+    await Deno.writeTextFile(`${dir}/s.json`, "{}");
+    const snap = (agent: string) =>
+      createSnapshotter({
+        store,
+        agent,
+        captures: [statePlugin({ files: { s: `${dir}/s.json` } })],
+      }).snapshot();
+    const a = await snap("a");
+    const b = await snap("b");
+    const bytes = async (s: ReadableStream<Uint8Array>) => (await collect(s)).bytes;
+    const fileA = await Deno.readFile(a.info.path);
+    const fileB = await Deno.readFile(b.info.path);
+    assert.deepEqual(await bytes(await streamOf(store, a.info.id, {})), fileA);
+    assert.deepEqual(await bytes(await streamOf(store, a.info.id.slice(0, 20), {})), fileA);
+    await assert.rejects(streamOf(store, "latest", {}), NotFoundError); // two agents: ambiguous
+    assert.deepEqual(await bytes(await streamOf(store, "latest", { agent: "b" })), fileB);
+    assert.deepEqual(await bytes(await streamOf(store, "latest", { agent: "a" })), fileA);
+    // The agent filter applies to latest only: an id names its snapshot whatever the agent.
+    assert.deepEqual(await bytes(await streamOf(store, b.info.id, { agent: "a" })), fileB);
+    assert.deepEqual(await bytes(await streamOf(store, a.info.path, {})), fileA);
+    await assert.rejects(streamOf(store, "20990101T000000000Z-00000000", {}), NotFoundError);
+  } finally {
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
