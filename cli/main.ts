@@ -171,7 +171,7 @@ export async function main(argv: string[]): Promise<number> {
     let flags = values;
     let configDir = Deno.cwd();
     if (command.usesConfig !== false) {
-      const loaded = await loadConfig(values.config as string | undefined, command.flags);
+      const loaded = loadConfig(values.config as string | undefined, command.flags);
       flags = { ...loaded.flags, ...stripUndefined(values) };
       configDir = loaded.dir;
     }
