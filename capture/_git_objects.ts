@@ -31,6 +31,8 @@ export interface ObjectSource {
   read(oid: string): Promise<GitObject>;
   /** The raw pack entry of `oid`, when the source has one (lets a bundle reuse deltas). */
   raw?(oid: string): RawEntry | undefined;
+  /** Whether `raw(oid)` is likely to give an entry (cheap; `raw` itself copies the entry). */
+  hasRaw?(oid: string): boolean;
   /**
    * The object's body as a stream of chunks, when the source can read it without holding it
    * whole (a loose object); `undefined` otherwise.
@@ -121,6 +123,10 @@ export function overlaySource(
     },
     readSync: (oid: string): GitObject | undefined => objects.get(oid) ?? base.readSync?.(oid),
     raw: (oid: string): RawEntry | undefined => objects.has(oid) ? own(oid) : base.raw?.(oid),
+    hasRaw: (oid: string): boolean =>
+      objects.has(oid)
+        ? "raw" in objects && typeof objects.raw === "function"
+        : base.hasRaw?.(oid) ?? false,
     stream: (oid: string): Promise<ObjectStream | undefined> =>
       objects.has(oid) || base.stream === undefined ? Promise.resolve(undefined) : base.stream(oid),
   };
@@ -224,12 +230,13 @@ export function links(o: GitObject): string[] {
   return out;
 }
 
-/** Bodies of trees, commits and tags kept by {@linkcode reachable}: up to 32 MiB. */
-const KEEP_BYTES = 32 * 1024 * 1024;
+/** Bodies of trees, commits and tags kept by {@linkcode reachable}: up to 16 MiB. */
+const KEEP_BYTES = 16 * 1024 * 1024;
 
 /**
  * Every object reachable from `tips`, each once, tips' closure in DFS order. The trees,
- * commits and tags it reads go into `keep` (up to 32 MiB of them), so a bundle writer does not
+ * commits and tags it reads go into `keep` (up to 16 MiB of them; not those the source has
+ * raw entries for), so a bundle writer does not
  * read them again.
  */
 export async function reachable(
@@ -255,7 +262,10 @@ export async function reachable(
     order.push(oid);
     if (blobs.has(oid)) continue;
     const o = source.readSync?.(oid) ?? await source.read(oid);
-    if (keep !== undefined && kept + o.body.byteLength <= KEEP_BYTES) {
+    // (objects the writer copies raw need no body)
+    if (
+      keep !== undefined && kept + o.body.byteLength <= KEEP_BYTES && !source.hasRaw?.(oid)
+    ) {
       keep.set(oid, o);
       kept += o.body.byteLength;
     }

@@ -426,6 +426,7 @@ export function packReader(gitdir: string): Promise<PackedSource> {
     read,
     readSync,
     raw,
+    hasRaw: (oid) => index.has(oid),
     stream: (oid) => streamLoose(loosePath(oid), oid),
     close,
   };
