@@ -3,7 +3,16 @@ import fc from "fast-check";
 import { UsageError } from "../errors.ts";
 import { ageCipher } from "./age_cipher.ts";
 import { ageDecipher } from "./age_decipher.ts";
-import { CHUNK_SIZE, ENC_CHUNK_SIZE, PAYLOAD_NONCE_SIZE } from "./age_format.ts";
+import { createHash } from "node:crypto";
+import {
+  CHUNK_SIZE,
+  decodeRecipient,
+  ENC_CHUNK_SIZE,
+  encodeHeader,
+  PAYLOAD_NONCE_SIZE,
+  payloadEncryptor,
+  wrapX25519,
+} from "./age_format.ts";
 import { generateAgeIdentity, recipientFingerprint } from "./age_keys.ts";
 
 /** Pipes `data` through `t`, fed in pieces of the given sizes (cycled). */
@@ -105,4 +114,45 @@ Deno.test("ageCipher() rejects bad recipients with a UsageError naming them", ()
       (e: unknown) => e instanceof UsageError && e.message.includes(`"${bad}"`),
     );
   }
+});
+
+/** Bytes `(seed * 7 + i * 13 + 1) & 0xff`: a fixed file key or payload nonce. */
+function fixedBytes(n: number, seed: number): Uint8Array {
+  const b = new Uint8Array(n);
+  for (let i = 0; i < n; i++) b[i] = (seed * 7 + i * 13 + 1) & 0xff;
+  return b;
+}
+
+// SHA-256 of nonce || STREAM for payload(n), file key fixedBytes(16, 0), payload nonce
+// fixedBytes(16, 1), as written by the encryptor of 4d4dc5f (the first native one): the
+// STREAM bytes must not change whatever the implementation.
+const PINNED: [number, string][] = [
+  [0, "14b17f72a21f8c8d78ce435813008d62b41f3ca45865eacb67189607c3234d2d"],
+  [1, "5b01ebdf7899db6175043f5e56c0df5485a67ba68ff1fe897d6a9f51d0e13eae"],
+  [CHUNK_SIZE - 1, "55274fb913825c97bc497484a6f9ebe8df39cca1597abed116e475927f5e7047"],
+  [CHUNK_SIZE, "eb57605764596203bf37cfe812da8f737c2531cf4856c9409b2a32e13fcb92a9"],
+  [CHUNK_SIZE + 1, "4314582d5f87cb4c12d990e00c3a66fa0698337b8a3e798b604c09a5848985fa"],
+  [3 * CHUNK_SIZE, "908b5c3415a72fc53f1553f537253b52e76d8623b1806422b1e037d8cad4c3a1"],
+  [1_000_000, "d386d15d8bbbbf1f55b4b81432a2ee09347a126d2945fd015960b3cd069fd2d9"],
+];
+
+Deno.test("payloadEncryptor() writes the pinned STREAM bytes for a fixed file key and nonce", async () => {
+  const key = fixedBytes(16, 0);
+  const nonce = fixedBytes(16, 1);
+  for (const [n, digest] of PINNED) {
+    for (const pieces of [[n || 1], [1], [CHUNK_SIZE], [ENC_CHUNK_SIZE + 3, 7], [1 << 20]]) {
+      if (n > 70_000 && pieces[0] === 1) continue;
+      const out = await pipe(payload(n), payloadEncryptor(new Uint8Array(0), key, nonce), pieces);
+      assert.equal(createHash("sha256").update(out).digest("hex"), digest, `size ${n}`);
+    }
+  }
+});
+
+Deno.test("payloadEncryptor() output behind a real header decrypts with ageDecipher()", async () => {
+  const key = fixedBytes(16, 0);
+  const header = encodeHeader([wrapX25519(key, decodeRecipient(alice.recipient)!)], key);
+  const plain = payload(3 * CHUNK_SIZE + 5);
+  const ct = await pipe(plain, payloadEncryptor(header, key, fixedBytes(16, 1)));
+  assert.deepEqual(ct.subarray(0, header.length), header);
+  assert.deepEqual(await pipe(ct, ageDecipher([alice.identity]).decrypt()), plain);
 });
