@@ -230,6 +230,12 @@ export function links(o: GitObject): string[] {
   return out;
 }
 
+/**
+ * A kept body from this size may be a loose object of 1 MiB or more compressed, which the
+ * bundle writer streams.
+ */
+const KEPT_STREAM_CHECK = 1 << 19;
+
 /** Bodies of trees, commits and tags kept by {@linkcode reachable}: up to 16 MiB. */
 const KEEP_BYTES = 16 * 1024 * 1024;
 
@@ -373,55 +379,63 @@ export async function writeBundle(
   const included = new Set(oids);
   // One engine for every whole object (same bytes as deflateSync, without a new engine each).
   const deflater = syncZlibAvailable() ? new SyncZlib("deflate") : undefined;
-  const pace = pacer();
-  for (const oid of oids) {
-    signal?.throwIfAborted();
-    await pace();
-    // Reuse the repository's compressed entry when possible: whole objects as they are,
-    // deltas as ref deltas when their base is in this pack too.
-    const raw = source.raw?.(oid);
-    if (raw?.kind === "whole") {
-      out.push(packObjectHeader(TYPE_CODE[raw.type], raw.size));
-      out.push(raw.data);
-      continue;
-    }
-    if (raw?.kind === "delta" && included.has(raw.base)) {
-      out.push(packObjectHeader(7, raw.size));
-      out.push(Buffer.from(raw.base, "hex"));
-      out.push(raw.data);
-      continue;
-    }
-    let o = bodies?.get(oid);
-    if (o === undefined && raw === undefined) {
-      // A large loose object: inflated and deflated again in chunks, never whole.
-      const sync = source.streamSync?.(oid);
-      if (sync !== undefined) {
-        out.push(packObjectHeader(TYPE_CODE[sync.type], sync.size));
-        for (const c of deflateBlocksSync(sync.body)) out.push(c);
-        continue;
-      }
-      const streamed = source.streamSync === undefined ? await source.stream?.(oid) : undefined;
-      if (streamed !== undefined) {
-        out.push(packObjectHeader(TYPE_CODE[streamed.type], streamed.size));
-        for await (const c of deflateStream(streamed.body)) out.push(c);
-        continue;
-      }
-    }
-    o ??= source.readSync?.(oid) ?? await source.read(oid);
-    out.push(packObjectHeader(TYPE_CODE[o.type], o.body.byteLength));
-    out.push(
-      deflater?.once(o.body) ?? deflateSync(o.body, {
-        level: 1,
-        ...(o.body.byteLength >= 1 << 20 ? { chunkSize: 1 << 20 } : {}),
-      }),
-    );
+  try {
+    await writeEntries();
+  } finally {
+    deflater?.close();
   }
-  deflater?.close();
   out.flush();
   const trailer = out.hash.digest();
   off = 0;
   while (off < trailer.byteLength) off += file.writeSync(trailer.subarray(off));
   return trailer.toString("hex");
+
+  async function writeEntries(): Promise<void> {
+    const pace = pacer();
+    for (const oid of oids) {
+      signal?.throwIfAborted();
+      await pace();
+      // Reuse the repository's compressed entry when possible: whole objects as they are,
+      // deltas as ref deltas when their base is in this pack too.
+      const raw = source.raw?.(oid);
+      if (raw?.kind === "whole") {
+        out.push(packObjectHeader(TYPE_CODE[raw.type], raw.size));
+        out.push(raw.data);
+        continue;
+      }
+      if (raw?.kind === "delta" && included.has(raw.base)) {
+        out.push(packObjectHeader(7, raw.size));
+        out.push(Buffer.from(raw.base, "hex"));
+        out.push(raw.data);
+        continue;
+      }
+      let o = bodies?.get(oid);
+      // (a kept body can be a large loose object too: it is streamed, as it always was)
+      if (raw === undefined && (o === undefined || o.body.byteLength >= KEPT_STREAM_CHECK)) {
+        // A large loose object: inflated and deflated again in chunks, never whole.
+        const sync = source.streamSync?.(oid);
+        if (sync !== undefined) {
+          out.push(packObjectHeader(TYPE_CODE[sync.type], sync.size));
+          for (const c of deflateBlocksSync(sync.body)) out.push(c);
+          continue;
+        }
+        const streamed = source.streamSync === undefined ? await source.stream?.(oid) : undefined;
+        if (streamed !== undefined) {
+          out.push(packObjectHeader(TYPE_CODE[streamed.type], streamed.size));
+          for await (const c of deflateStream(streamed.body)) out.push(c);
+          continue;
+        }
+      }
+      o ??= source.readSync?.(oid) ?? await source.read(oid);
+      out.push(packObjectHeader(TYPE_CODE[o.type], o.body.byteLength));
+      out.push(
+        deflater?.once(o.body) ?? deflateSync(o.body, {
+          level: 1,
+          ...(o.body.byteLength >= 1 << 20 ? { chunkSize: 1 << 20 } : {}),
+        }),
+      );
+    }
+  }
 }
 
 /**
