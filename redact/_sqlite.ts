@@ -170,17 +170,23 @@ function collectUpdates(
   const stmt = db.prepare(`SELECT ${select.join(", ")} FROM ${q(t.name)}`);
   stmt.setReadBigInts(true);
   const updates: Update[] = [];
+  // Column aliases built once, and a row's key only for a row that changes (most do not).
+  const keyNames = keyExpr.map((_, i) => `k${i}`);
+  const colNames = cols.map((_, i) => `c${i}`);
   for (const row of stmt.iterate() as Iterable<Record<string, unknown>>) {
-    const key = keyExpr.map((_, i) => row[`k${i}`]) as SQLInputValue[];
-    for (let i = 0; i < cols.length; i++) {
-      const v = row[`c${i}`];
+    let key: SQLInputValue[] | undefined;
+    for (let i = 0; i < colNames.length; i++) {
+      const v = row[colNames[i]!];
+      let r: string | Uint8Array | undefined;
       if (typeof v === "string") {
-        const r = redactText(v);
-        if (r !== v) updates.push({ key, column: cols[i]!, value: r });
+        const t = redactText(v);
+        if (t !== v) r = t;
       } else if (v instanceof Uint8Array) {
-        const r = redactBlob(v);
-        if (r !== undefined) updates.push({ key, column: cols[i]!, value: r });
+        r = redactBlob(v);
       }
+      if (r === undefined) continue;
+      key ??= keyNames.map((k) => row[k]) as SQLInputValue[];
+      updates.push({ key, column: cols[i]!, value: r });
     }
   }
   (t as TableInfo & { keyExpr?: string[] }).keyExpr = keyExpr;
