@@ -9,6 +9,7 @@ import { gitPlugin, memdirPlugin, sqlitePlugin, statePlugin } from "../capture/m
 import { loadPacks } from "../redact/load_pack.ts";
 import { openStore } from "../store/open_store.ts";
 import { dream, fingerprint, generateSampleMemory } from "../examples/sample_memory.ts";
+import { treeOf } from "./capture_helpers.ts";
 
 Deno.test("snapshot() of a restored memory succeeds, redacted or not, and restores again exactly", async () => {
   const root = await Deno.makeTempDir({ prefix: "memsnap-roundtrip-" });
@@ -42,6 +43,40 @@ Deno.test("snapshot() of a restored memory succeeds, redacted or not, and restor
       m.artifacts.filter((a) => a.kind !== "sqlite").map((a) => [a.path, a.sha256]);
     assertEquals(bytes(again.manifest), bytes(first.manifest));
     await snap.restore(redacted.info.id, { noPreSnapshot: true });
+  } finally {
+    await store.close();
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("restore() moves the extracted memory dir into place: nested dirs, modes, inner symlinks, no leftovers", async () => {
+  const root = await Deno.makeTempDir({ prefix: "memsnap-roundtrip-" });
+  const store = await openStore(join(root, "store"));
+  try {
+    const dir = join(root, "mem");
+    await Deno.mkdir(join(dir, "notes/deep/er"), { recursive: true });
+    await Deno.writeTextFile(join(dir, "notes/a.md"), "# A\n");
+    await Deno.writeTextFile(join(dir, "notes/deep/er/b.md"), "b\n");
+    await Deno.writeFile(join(dir, "empty"), new Uint8Array());
+    await Deno.writeTextFile(join(dir, "run.sh"), "#!/bin/sh\n");
+    await Deno.chmod(join(dir, "run.sh"), 0o755);
+    await Deno.symlink("a.md", join(dir, "notes/link-to-a"));
+    await Deno.symlink("notes/deep", join(dir, "deep-link"));
+    const want = await treeOf(dir, () => false);
+    const snap = createSnapshotter({ store, agent: "a1", captures: [memdirPlugin({ dir })] });
+    const first = await snap.snapshot({ redact: false });
+    await Deno.remove(join(dir, "notes"), { recursive: true });
+    await Deno.writeTextFile(join(dir, "run.sh"), "changed\n");
+    await Deno.writeTextFile(join(dir, "new.md"), "new\n");
+    await snap.restore(first.info.id, { noPreSnapshot: true });
+    assertEquals(await treeOf(dir, () => false), want);
+    assertEquals((await Deno.stat(join(dir, "run.sh"))).mode! & 0o777, 0o755);
+    assertEquals((await Deno.stat(join(dir, "notes/a.md"))).mode! & 0o777, 0o644);
+    // The restore's work dir (its extraction) is gone.
+    const state = await store.stateDir("default", "a1");
+    const left = [];
+    for await (const e of Deno.readDir(state)) if (e.name.startsWith("restore-")) left.push(e.name);
+    assertEquals(left, []);
   } finally {
     await store.close();
     await Deno.remove(root, { recursive: true });
