@@ -16,6 +16,7 @@ import {
   joinHeaders,
   objectId,
   type ObjectSource,
+  pacer,
   parseTree,
   type RawEntry,
   splitHeaders,
@@ -229,9 +230,12 @@ export async function rewriteHistory(
     }
   };
 
+  // Reading and redacting is synchronous: let other plugins' I/O run every 16 ms.
+  const pace = pacer();
   const blob = async (oid: string, path: string): Promise<string> => {
     const done = map.get(oid);
     if (done !== undefined) return done;
+    await pace();
     const artifact = `${BUNDLE_ARTIFACT}:${path}`;
     const streamed = await source.stream?.(oid);
     if (streamed !== undefined) {
