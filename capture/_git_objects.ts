@@ -1,6 +1,8 @@
 /**
- * Private git object plumbing for the git plugin: reading raw objects through isomorphic-git,
- * walking reachability, writing packfiles and bundles, and writing an index.
+ * Private git object plumbing for the git plugin: the object source interface (and a fallback
+ * source through isomorphic-git, loaded only when used), walking reachability, writing packfiles
+ * and bundles, and writing an index. Bundles are written synchronously (one reused zlib engine,
+ * buffered writes), pausing every 16 ms so concurrent plugins' I/O keeps moving.
  *
  * @module
  */
