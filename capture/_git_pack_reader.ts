@@ -47,6 +47,11 @@ export interface PackBytes {
    * by the next call: use it (or copy it) at once.
    */
   bytes(offset: number, length: number): Uint8Array;
+  /**
+   * Bytes `[offset, offset + length)`, clipped to the pack's end, in a buffer of their own,
+   * read as they are (no read-ahead window): for random access to whole entries.
+   */
+  copy?(offset: number, length: number): Uint8Array;
   /** Releases the file, if any. */
   close(): void;
 }
@@ -116,6 +121,17 @@ export class PackFile implements PackBytes {
     this.#winAt = offset;
     this.#read(this.#win, offset);
     return this.#win.subarray(0, end - offset);
+  }
+
+  copy(offset: number, length: number): Uint8Array {
+    const end = Math.min(this.size, offset + length);
+    if (end <= offset) return new Uint8Array(0);
+    if (offset >= this.#winAt && end <= this.#winAt + this.#win.length) {
+      return this.#win.slice(offset - this.#winAt, end - this.#winAt);
+    }
+    const out = new Uint8Array(end - offset);
+    this.#read(out, offset);
+    return out;
   }
 
   close(): void {
@@ -192,6 +208,19 @@ function deflateBound(size: number): number {
  * than ~5 bytes per 16 KiB block plus a header, and inflating up to the end of a large pack
  * is slow.
  */
+let sharedInflater: SyncZlib | undefined | null = null;
+
+/**
+ * One inflate engine for the entries of every pack read here (calls are synchronous, never
+ * nested), or `undefined` where {@linkcode SyncZlib} is not available.
+ */
+function entryInflater(): SyncZlib | undefined {
+  if (sharedInflater === null) {
+    sharedInflater = syncZlibAvailable() ? new SyncZlib("inflate") : undefined;
+  }
+  return sharedInflater;
+}
+
 function inflateEntry(p: PackBytes, h: EntryHeader, end?: number): Uint8Array {
   const max = { maxOutputLength: Math.max(h.size, 1) };
   // Deflate can grow data: up to 9 bits per literal in fixed-Huffman blocks (+12.5%), and
@@ -201,12 +230,17 @@ function inflateEntry(p: PackBytes, h: EntryHeader, end?: number): Uint8Array {
   // stream).
   const limit = p.size - 20;
   let bound = end ?? h.dataStart + deflateBound(h.size);
+  const engine = h.size < 1 << 20 ? entryInflater() : undefined;
   for (;;) {
     try {
-      return checked(
-        inflateSync(p.bytes(h.dataStart, Math.min(limit, bound) - h.dataStart), max),
-        h,
-      );
+      const input = p.bytes(h.dataStart, Math.min(limit, bound) - h.dataStart);
+      if (engine !== undefined) {
+        // a copy: the engine's output buffer is reused by the next call
+        const out = new Uint8Array(engine.once(input, max.maxOutputLength));
+        if (out.byteLength !== h.size) throw new Error("pack entry size mismatch");
+        return out;
+      }
+      return checked(inflateSync(input, max), h);
     } catch (e) {
       if (end !== undefined || bound >= limit) throw e;
       bound = h.dataStart + 2 * (bound - h.dataStart);
@@ -406,11 +440,16 @@ export function packReader(gitdir: string): Promise<PackedSource> {
     const pack = index.get(oid);
     if (pack === undefined) return undefined;
     const offset = offsetOf(pack, oid);
-    const h = parseEntryAt(pack.bytes, offset);
     const end = pack.endAt.get(offset)!;
-    const data = () => pack.bytes.bytes(h.dataStart, end - h.dataStart).slice();
+    // The whole entry in one exact read: a bundle asks for entries in history order, not in
+    // pack order, and a read-ahead window would mostly be thrown away.
+    const entry = pack.bytes.copy?.(offset, end - offset) ??
+      pack.bytes.bytes(offset, end - offset).slice();
+    const h = parseEntry(entry, 0);
+    const data = () => entry.subarray(Math.min(h.dataStart, entry.length));
     if (h.type === 6) {
-      const base = pack.oidAt.get(h.baseOffset!);
+      // (parsed at 0: the base offset is relative to the entry)
+      const base = pack.oidAt.get(offset + h.baseOffset!);
       return base === undefined ? undefined : { kind: "delta", base, size: h.size, data: data() };
     }
     if (h.type === 7) return { kind: "delta", base: h.baseOid!, size: h.size, data: data() };
