@@ -314,8 +314,11 @@ export function pickDecoder(
   compressedSize: number,
 ): (input: AsyncIterable<Uint8Array>, maxWindowLog: number) => AsyncGenerator<Uint8Array> {
   const lib = decoderConfig.useLib ? libzstd() : undefined;
-  if (lib !== undefined) return (input, w) => zstdDecompressLib(input, w, lib);
-  return compressedSize >= decoderConfig.nativeThreshold ? zstdDecompressNative : zstdDecompress;
+  const large = compressedSize >= decoderConfig.nativeThreshold
+    ? zstdDecompressNative
+    : zstdDecompress;
+  if (lib !== undefined) return (input, w) => zstdDecompressLib(input, w, lib, large);
+  return large;
 }
 
 /** A frame is decoded whole by libzstd when it is at most this many compressed bytes... */
@@ -336,12 +339,17 @@ const DST_TOO_SMALL = 70n;
  * ahead of the caller while it works, into a 4 MiB buffer, doubled while too small up to the
  * frame's bound (its blocks times their size cap) and 16 MiB, so memory stays bounded; the
  * window cap is also set on the context. A larger frame (another writer's single frame, a
- * zstd bomb) is decoded by {@linkcode zstdDecompress} in pieces of at most 128 KiB.
+ * zstd bomb) is decoded in pieces of at most 128 KiB by `decodeLarge` ({@linkcode zstdDecompress},
+ * or {@linkcode zstdDecompressNative} which {@linkcode pickDecoder} gives large payloads).
  */
 export async function* zstdDecompressLib(
   input: AsyncIterable<Uint8Array>,
   maxWindowLog: number,
   lib: LibZstd,
+  decodeLarge: (
+    input: AsyncIterable<Uint8Array>,
+    maxWindowLog: number,
+  ) => AsyncGenerator<Uint8Array> = zstdDecompress,
 ): AsyncGenerator<Uint8Array> {
   const groups = scanGroups(input, maxWindowLog, Infinity, LIB_GROUP_BYTES, false);
   const idle: ZstdDCtx[] = [];
@@ -438,7 +446,7 @@ export async function* zstdDecompressLib(
         if (large !== undefined) {
           // A frame over the compressed cap (everything before it is out): in pieces.
           const g = large;
-          yield* zstdDecompress(restOfFrame(g, groups), maxWindowLog);
+          yield* decodeLarge(restOfFrame(g, groups), maxWindowLog);
           large = undefined;
           continue;
         }
@@ -447,7 +455,8 @@ export async function* zstdDecompressLib(
       }
       const out = await pending.shift()!;
       kick();
-      yield* inPieces(out, maxWindowLog);
+      if (out instanceof Uint8Array) yield out;
+      else yield* decodeLarge(fromParts(out), maxWindowLog);
     }
   } finally {
     await filling;
@@ -455,15 +464,6 @@ export async function* zstdDecompressLib(
     for (const c of all) c.free();
     await groups.return(undefined);
   }
-}
-
-/** A decoded frame, or a frame too large to decode whole, decoded in pieces. */
-async function* inPieces(
-  r: Uint8Array | Uint8Array[],
-  maxWindowLog: number,
-): AsyncGenerator<Uint8Array> {
-  if (r instanceof Uint8Array) yield r;
-  else yield* zstdDecompress(fromParts(r), maxWindowLog);
 }
 
 async function* fromParts(parts: Uint8Array[]): AsyncGenerator<Uint8Array> {
