@@ -56,6 +56,11 @@ export interface CompressFramesOptions {
   workers?: number;
   /** Bytes per frame. @default {FRAME_BYTES} */
   frameBytes?: number;
+  /**
+   * libzstd engine: yield views of reused output buffers instead of fresh copies. Only for a
+   * consumer that is done with each frame when it asks for the next one. @default {false}
+   */
+  reuseOutput?: boolean;
 }
 
 interface Job {
@@ -145,6 +150,7 @@ export async function* zstdCompressFrames(
       lib,
       frameBytes,
       Math.max(1, options.calls ?? DEFAULT_CALLS),
+      options.reuseOutput ?? false,
     );
     return;
   }
@@ -202,6 +208,7 @@ async function* libzstdFrames(
   lib: LibZstd,
   frameBytes: number,
   calls: number,
+  reuse: boolean,
 ): AsyncGenerator<Uint8Array> {
   const params = zstdParams(level);
   const bound = lib.compressBound(frameBytes);
@@ -221,7 +228,9 @@ async function* libzstdFrames(
     const out = outs[j]!;
     const p = ctxs[j]!.compress(segment, out).then((n) => {
       free.push(whole);
-      return out.slice(0, n);
+      // Frame f's buffer is written again by frame f + calls, submitted only after frame f
+      // was yielded and the consumer asked for the next one.
+      return reuse ? out.subarray(0, n) : out.slice(0, n);
     });
     p.catch(() => {}); // awaited in order below; never an unhandled rejection meanwhile
     pending.push(p);

@@ -166,3 +166,26 @@ async function zstdCli(bytes: Uint8Array): Promise<Uint8Array | undefined> {
   assertEquals(out.code, 0);
   return out.stdout;
 }
+
+Deno.test({
+  name:
+    "zstdCompressFrames() with libzstd and reuseOutput: same frames for a consumer that copies each one",
+  ignore: lib === undefined,
+  fn: async () => {
+    const data = input(FRAME_BYTES * 4 + 99);
+    const run = async (calls: number, reuseOutput: boolean): Promise<Uint8Array[]> => {
+      const out: Uint8Array[] = [];
+      const frames = zstdCompressFrames(chunked(data, 1 << 20), 3, {
+        libzstd: lib!,
+        calls,
+        reuseOutput,
+      });
+      for await (const f of frames) out.push(f.slice());
+      return out;
+    };
+    const fresh = await run(2, false);
+    assertEquals(fresh.length, 5);
+    for (const calls of [1, 2, 3]) assertEquals(await run(calls, true), fresh);
+    assertEquals(new Uint8Array(zstdDecompressSync(concat(fresh))), data);
+  },
+});

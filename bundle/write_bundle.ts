@@ -329,7 +329,10 @@ export async function writeBundle(
       }
     };
     // Frames of 4 MiB of inner tar, compressed on other threads while this one reads and hashes.
-    let stage: AsyncIterable<Uint8Array> = zstdCompressFrames(innerTar(), level);
+    // Without a cipher each frame is written before the next is asked for: no copy needed.
+    let stage: AsyncIterable<Uint8Array> = zstdCompressFrames(innerTar(), level, {
+      reuseOutput: !cipher,
+    });
     if (cipher) stage = throughTransform(stage, cipher.encrypt());
     const payloadHash = createHash("sha256");
     let payloadSize = 0;
