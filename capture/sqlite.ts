@@ -15,7 +15,7 @@ import type {
   RestoreContext,
   RestorePlanEntry,
 } from "./types.ts";
-import { isNotFound, validateName } from "./_util.ts";
+import { fileArtifact, isNotFound, validateName } from "./_util.ts";
 import {
   copyDatabase,
   CopyError,
@@ -192,7 +192,7 @@ export function sqlitePlugin(options: SqlitePluginOptions): CapturePlugin {
             meta = await runner.vacuum(job.copy, copied.journalMode);
           }
           metas[db] = meta as unknown as JsonValue;
-          artifacts.push(await copyArtifact(artifact, job.copy));
+          artifacts.push(await fileArtifact(artifact, job.copy, "sqlite"));
           ctx.progress.progress({
             phase: "capture",
             done: i + 1,
@@ -284,49 +284,6 @@ export function sqlitePlugin(options: SqlitePluginOptions): CapturePlugin {
         });
       }
       return plan;
-    },
-  };
-}
-
-/** Read size of a database copy when packing it. */
-const READ_SIZE = 1 << 20;
-
-/**
- * The artifact of a database copy, read in 1 MiB blocks (a file's `readable` yields 64 KiB
- * chunks: 16x the per-chunk work in the bundle writer, for files of tens of MB and more).
- */
-async function copyArtifact(path: string, src: string): Promise<ArtifactSource> {
-  const { size } = await Deno.stat(src);
-  return {
-    path,
-    kind: "sqlite",
-    size,
-    open: async () => {
-      const file = await Deno.open(src, { read: true });
-      let closed = false;
-      const close = (): void => {
-        if (!closed) file.close();
-        closed = true;
-      };
-      return new ReadableStream<Uint8Array>({
-        async pull(controller) {
-          const buf = new Uint8Array(READ_SIZE);
-          let n: number | null;
-          try {
-            n = await file.read(buf);
-          } catch (e) {
-            close();
-            throw e;
-          }
-          if (n === null) {
-            close();
-            controller.close();
-          } else {
-            controller.enqueue(n === READ_SIZE ? buf : buf.slice(0, n));
-          }
-        },
-        cancel: close,
-      }, { highWaterMark: 0 });
     },
   };
 }
