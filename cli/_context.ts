@@ -248,6 +248,9 @@ export async function verifierFrom(flags: Flags): Promise<ManifestVerifier | und
   return minisignVerifier(text);
 }
 
+/** `--memdir` names a directory that does not exist. */
+class MissingMemdirError extends NotFoundError {}
+
 /** Capture plugins from `--memdir`, `--sqlite`, `--state`. */
 export async function capturesFrom(flags: Flags, command: string): Promise<CapturePlugin[]> {
   const plugins: CapturePlugin[] = [];
@@ -259,7 +262,7 @@ export async function capturesFrom(flags: Flags, command: string): Promise<Captu
       st = await Deno.stat(dir);
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) {
-        throw new NotFoundError(`Cannot use --memdir ${dir}: it does not exist`);
+        throw new MissingMemdirError(`Cannot use --memdir ${dir}: it does not exist`);
       }
       throw new UsageError(`Cannot use --memdir ${dir}: ${(e as Error).message}`);
     }
@@ -325,7 +328,29 @@ export async function snapshotterFrom(
   const flags = ctx.flags;
   const agent = required(flags, "agent", command);
   const store = options.store ?? await storeFrom(flags, command, ctx.out.reporter());
-  const captures = options.needCaptures ? await capturesFrom(flags, command) : [];
+  const tenant = str(flags, "tenant");
+  const { createSnapshotter } = await lazy<typeof SnapshotterModule>("snapshotter.ts");
+  let captures: CapturePlugin[] = [];
+  if (options.needCaptures) {
+    try {
+      captures = await capturesFrom(flags, command);
+    } catch (e) {
+      // A restore killed between moving the memory dir aside and moving the restored one in
+      // leaves no memory dir until recovery runs. Every command recovers first, so recover
+      // now and look again, instead of refusing a directory recovery would bring back.
+      if (!(e instanceof MissingMemdirError)) throw e;
+      const recovered = await createSnapshotter({
+        store,
+        agent,
+        ...(tenant ? { tenant } : {}),
+        captures: [],
+        lockTimeoutMs: lockTimeoutMs(flags),
+        progress: ctx.out.reporter(),
+      }).recover();
+      if (recovered.outcome === "none") throw e;
+      captures = await capturesFrom(flags, command);
+    }
+  }
   const cipher = await cipherFrom(flags);
   const decipher = await decipherFrom(flags);
   const signer = await signerFrom(flags);
@@ -333,8 +358,6 @@ export async function snapshotterFrom(
   const redact = "redact" in flags || "no-redact" in flags || command === "snapshot"
     ? await redactFrom(flags, store, (m) => ctx.out.warn(m))
     : undefined;
-  const tenant = str(flags, "tenant");
-  const { createSnapshotter } = await lazy<typeof SnapshotterModule>("snapshotter.ts");
   return createSnapshotter({
     store,
     agent,
