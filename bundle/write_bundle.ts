@@ -70,10 +70,11 @@ function entryHeader(path: string, size: number, mode: number, mtime: number): U
  *
  * Streams in constant memory: each artifact is hashed while it is packed, the payload is
  * compressed (on other threads: nonblocking libzstd calls, or a worker), encrypted, and hashed
- * while it is written at its final offset in `destPath`, and the manifest (first entry, holding the payload's hash) is written last in
- * front of it. When the manifest's padded length cannot be known in advance (its `payload.size`
- * digits straddle a 512-byte boundary, ~3% of bundles) the payload goes to a temporary file
- * beside `destPath` (or in `tempDir`) and is copied in after the manifest.
+ * while it is written at its final offset in `destPath`, and the manifest (first entry, holding
+ * the payload's hash) is written last in front of it. When the manifest's padded length cannot
+ * be known in advance (its `payload.size` digits straddle a 512-byte boundary, ~3% of bundles)
+ * the payload goes to a temporary file beside `destPath` (or in `tempDir`) and is copied in
+ * after the manifest.
  *
  * @param destPath Where to write; usually a temporary path the caller renames into place. It
  * is created or truncated, and removed if the write fails.
