@@ -238,7 +238,11 @@ export function sqlitePlugin(options: SqlitePluginOptions): CapturePlugin {
           type: "file",
           companions: [`${path}-wal`, `${path}-shm`, `${path}-journal`],
         });
-        await Deno.copyFile(posix.join(ctx.payloadDir, a.path), staged);
+        await placePayload(
+          posix.join(ctx.payloadDir, a.path),
+          staged,
+          ctx.payloadMovable === true,
+        );
         await Deno.chmod(staged, 0o644);
         const mode = captured[db]?.journal_mode ?? "delete";
         if (mode === "wal") {
@@ -286,6 +290,25 @@ export function sqlitePlugin(options: SqlitePluginOptions): CapturePlugin {
       return plan;
     },
   };
+}
+
+/**
+ * Puts an extracted database at its staging path: renamed when the payload is movable (the
+ * engine's own extraction; no 2nd copy of the bytes), copied otherwise or when the rename
+ * crosses file systems (`EXDEV`: the store's state dir and the target on different disks).
+ * Durability is the same either way: the switch to WAL below fsyncs the staged file, whoever
+ * wrote its pages.
+ */
+async function placePayload(from: string, to: string, movable: boolean): Promise<void> {
+  if (movable) {
+    try {
+      await Deno.rename(from, to);
+      return;
+    } catch (e) {
+      if ((e as { code?: unknown })?.code !== "EXDEV") throw e;
+    }
+  }
+  await Deno.copyFile(from, to);
 }
 
 /** Runs the synchronous copies, here or in a worker. */

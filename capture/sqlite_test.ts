@@ -5,6 +5,8 @@ import { sqlitePlugin } from "./sqlite.ts";
 import { sqliteCopyInternals } from "./_sqlite_copy.ts";
 import { captureInto, fakeRedactor, restoreInto } from "../tests/capture_helpers.ts";
 import { tempDir } from "../tests/_tools.ts";
+import { noopProgress } from "../progress.ts";
+import type { Manifest } from "../bundle/types.ts";
 
 function makeDb(path: string, wal: boolean, userVersion = 3): void {
   const db = new DatabaseSync(path);
@@ -286,4 +288,80 @@ Deno.test("sqlitePlugin() leaves a rollback-mode database and its directory unch
   assert.deepEqual((await Array.fromAsync(Deno.readDir(`${tmp.path}/live`))).map((e) => e.name), [
     "a.db",
   ]);
+});
+
+/** Restores the captured databases with `payloadMovable` into stage paths under `stageRoot`. */
+async function restoreMovable(
+  plugin: ReturnType<typeof sqlitePlugin>,
+  captured: { manifest: Manifest; payloadDir: string },
+  stageRoot: string,
+  movable: boolean,
+): Promise<Map<string, string>> {
+  const staged = new Map<string, string>();
+  let n = 0;
+  await plugin.restore({
+    manifest: captured.manifest,
+    artifacts: captured.manifest.artifacts.filter((a) => plugin.owns(a.path)),
+    payloadDir: captured.payloadDir,
+    payloadMovable: movable,
+    stage: async (t) => {
+      const dir = `${stageRoot}/${n++}`;
+      await Deno.mkdir(dir, { recursive: true });
+      staged.set(t.path, `${dir}/t`);
+      return `${dir}/t`;
+    },
+    signal: new AbortController().signal,
+    progress: noopProgress,
+  });
+  return staged;
+}
+
+Deno.test("sqlitePlugin() restore() moves a movable payload's database into staging, copies otherwise", async () => {
+  await using tmp = await tempDir();
+  const wal = `${tmp.path}/long_term.db`;
+  const plain = `${tmp.path}/short_term.db`;
+  makeDb(wal, true, 5);
+  makeDb(plain, false, 2);
+  const plugin = sqlitePlugin({ databases: { long_term: wal, short_term: plain } });
+  const captured = await captureInto(tmp.path, [plugin]);
+  const payload = (name: string) => `${captured.payloadDir}/sqlite/${name}.sqlite`;
+  const bytes = await Deno.readFile(payload("short_term"));
+
+  const copied = await restoreMovable(plugin, captured, `${tmp.path}/copy`, false);
+  assert.deepEqual(await Deno.readFile(payload("short_term")), bytes, "payload left intact");
+  assert.deepEqual(dump(copied.get(wal)!), dump(wal));
+  assert.deepEqual(dump(copied.get(plain)!), dump(plain));
+
+  const moved = await restoreMovable(plugin, captured, `${tmp.path}/move`, true);
+  for (const name of ["long_term", "short_term"]) {
+    await assert.rejects(() => Deno.lstat(payload(name)), Deno.errors.NotFound);
+  }
+  assert.deepEqual(dump(moved.get(wal)!), dump(wal)); // journal mode "wal" included
+  assert.deepEqual(await Deno.readFile(moved.get(plain)!), bytes);
+  assert.equal((await Deno.stat(moved.get(plain)!)).mode! & 0o777, 0o644);
+});
+
+Deno.test("sqlitePlugin() restore() copies a movable payload's database across file systems (EXDEV)", async (t) => {
+  const shm = "/dev/shm";
+  const other = await Deno.stat(shm).catch(() => undefined);
+  await using tmp = await tempDir();
+  if (!other?.isDirectory || other.dev === (await Deno.stat(tmp.path)).dev) {
+    await t.step({
+      name: "skipped: no second file system at /dev/shm",
+      ignore: true,
+      fn: () => {},
+    });
+    return;
+  }
+  const plain = `${tmp.path}/short_term.db`;
+  makeDb(plain, false, 2);
+  const plugin = sqlitePlugin({ databases: { short_term: plain } });
+  const captured = await captureInto(tmp.path, [plugin]);
+  const stageRoot = await Deno.makeTempDir({ dir: shm, prefix: "memsnap-test-" });
+  try {
+    const staged = await restoreMovable(plugin, captured, stageRoot, true);
+    assert.deepEqual(dump(staged.get(plain)!), dump(plain));
+  } finally {
+    await Deno.remove(stageRoot, { recursive: true });
+  }
 });
