@@ -4,8 +4,6 @@
  * @module
  */
 
-const enc = new TextEncoder();
-
 /** A broken path rule: the rule id and the state for the message. */
 export interface PathProblem {
   rule: string;
@@ -15,28 +13,68 @@ export interface PathProblem {
 /**
  * Checks an entry path: relative, `/`-separated, normalized (no empty, `.` or `..` segment),
  * no backslash, NUL or other control character, bounded length (UTF-8 bytes) and depth.
+ * One pass over the UTF-16 code units; when several rules break, the first in the order
+ * above wins (absolute, escape, invalid character, drive letter, not normalized, length,
+ * depth).
  */
 export function checkPath(
   path: string,
   maxLength: number,
   maxDepth: number,
 ): PathProblem | undefined {
-  if (path.length === 0) return { rule: "path_invalid", state: "is empty" };
-  if (path.startsWith("/")) return { rule: "path_absolute", state: "is an absolute path" };
-  const segments = path.split("/");
-  if (segments.includes("..")) return { rule: "path_escape", state: "escapes the destination" };
-  // deno-lint-ignore no-control-regex
-  if (/[\x00-\x1f\x7f\\]/.test(path)) {
+  const n = path.length;
+  if (n === 0) return { rule: "path_invalid", state: "is empty" };
+  if (path.charCodeAt(0) === 0x2f) return { rule: "path_absolute", state: "is an absolute path" };
+  let escape = false;
+  let invalid = false;
+  let notNormalized = false;
+  let bytes = 0;
+  let segments = 1;
+  let segStart = 0;
+  for (let i = 0; i <= n; i++) {
+    const c = i < n ? path.charCodeAt(i) : 0x2f;
+    if (c === 0x2f) {
+      const len = i - segStart;
+      if (len === 0) notNormalized = true;
+      else if (path.charCodeAt(segStart) === 0x2e) {
+        if (len === 1) notNormalized = true;
+        else if (len === 2 && path.charCodeAt(segStart + 1) === 0x2e) escape = true;
+      }
+      if (i < n) {
+        segments++;
+        bytes++;
+      }
+      segStart = i + 1;
+    } else if (c < 0x80) {
+      if (c < 0x20 || c === 0x7f || c === 0x5c) invalid = true;
+      bytes++;
+    } else if (c < 0x800) {
+      bytes += 2;
+    } else if (c >= 0xd800 && c <= 0xdbff && i + 1 < n) {
+      const d = path.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        bytes += 4;
+        i++;
+      } else {
+        bytes += 3; // a lone surrogate encodes as U+FFFD
+      }
+    } else {
+      bytes += 3;
+    }
+  }
+  if (escape) return { rule: "path_escape", state: "escapes the destination" };
+  if (invalid) {
     return { rule: "path_invalid", state: "contains a backslash or a control character" };
   }
-  if (/^[A-Za-z]:/.test(path)) return { rule: "path_absolute", state: "has a drive letter" };
-  if (segments.some((s) => s === "" || s === ".")) {
-    return { rule: "path_not_normalized", state: "is not a normalized path" };
+  if (n >= 2 && path.charCodeAt(1) === 0x3a) {
+    const c = path.charCodeAt(0) | 0x20;
+    if (c >= 0x61 && c <= 0x7a) return { rule: "path_absolute", state: "has a drive letter" };
   }
-  if (enc.encode(path).length > maxLength) {
+  if (notNormalized) return { rule: "path_not_normalized", state: "is not a normalized path" };
+  if (bytes > maxLength) {
     return { rule: "max_path_length", state: `is longer than ${maxLength} bytes` };
   }
-  if (segments.length > maxDepth) {
+  if (segments > maxDepth) {
     return { rule: "max_path_depth", state: `is deeper than ${maxDepth} segments` };
   }
   return undefined;
@@ -62,20 +100,29 @@ export class PathSet {
   #files = new Set<string>();
   #dirs = new Set<string>();
 
-  /** Adds a path; returns the problem if it collides with an earlier one. */
+  /**
+   * Adds a path; returns the problem if it collides with an earlier one. Walks the parent
+   * dirs from the deepest up and stops at one already known (its own parents were checked and
+   * added with it), so sorted input costs about one lookup per path.
+   */
   add(path: string): PathProblem | undefined {
     if (this.#files.has(path)) return { rule: "duplicate", state: "appears twice" };
     if (this.#dirs.has(path)) {
       return { rule: "path_conflict", state: "is both a file and a directory" };
     }
-    const segs = path.split("/");
-    for (let i = 1; i < segs.length; i++) {
-      const dir = segs.slice(0, i).join("/");
-      if (this.#files.has(dir)) {
-        return { rule: "path_conflict", state: `is inside "${dir}", which is a file` };
-      }
+    const fresh: string[] = [];
+    let conflict: string | undefined;
+    for (let i = path.lastIndexOf("/"); i > 0; i = path.lastIndexOf("/", i - 1)) {
+      const dir = path.slice(0, i);
+      if (this.#dirs.has(dir)) break;
+      // At most one parent can be a file: a file's own parents are dirs.
+      if (this.#files.has(dir)) conflict = dir;
+      fresh.push(dir);
     }
-    for (let i = 1; i < segs.length; i++) this.#dirs.add(segs.slice(0, i).join("/"));
+    if (conflict !== undefined) {
+      return { rule: "path_conflict", state: `is inside "${conflict}", which is a file` };
+    }
+    for (const dir of fresh) this.#dirs.add(dir);
     this.#files.add(path);
     return undefined;
   }
