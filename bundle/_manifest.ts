@@ -25,6 +25,34 @@ function schemaError(field: string, state: string): never {
 }
 
 /**
+ * Whether `text` is exactly `canonicalJson(value)`, where `value = JSON.parse(text)`. Fast
+ * path: the native `JSON.stringify` writes keys in property order (the text's order) and every
+ * string and number as `canonicalJson` does, so when it reproduces the text, the text is
+ * canonical iff every object's keys are sorted. Integer-like keys (which JavaScript orders
+ * first) or any other difference go to the exact slow path.
+ */
+function isCanonical(value: unknown, text: string): boolean {
+  if (JSON.stringify(value) === text && keysSorted(value)) return true;
+  return canonicalJson(value) === text;
+}
+
+function keysSorted(value: unknown): boolean {
+  if (typeof value !== "object" || value === null) return true;
+  if (Array.isArray(value)) {
+    for (const v of value) if (!keysSorted(v)) return false;
+    return true;
+  }
+  const obj = value as Record<string, unknown>;
+  let prev: string | undefined;
+  for (const k of Object.keys(obj)) {
+    if (prev !== undefined && !(prev < k)) return false;
+    prev = k;
+    if (!keysSorted(obj[k])) return false;
+  }
+  return true;
+}
+
+/**
  * Parses and validates manifest bytes: UTF-8, JSON, canonical, a memsnap manifest of a
  * supported version, valid against the schema, artifacts sorted and unique with safe paths,
  * payload path consistent with its encryption.
@@ -63,7 +91,7 @@ export function parseManifest(bytes: Uint8Array, limits: BundleLimits): Manifest
     const err = validator.errors?.[0];
     schemaError(err?.instancePath ?? "", err?.message ?? "is invalid");
   }
-  if (canonicalJson(value) !== text!) {
+  if (!isCanonical(value, text!)) {
     throw corrupt("manifest_canonical", MANIFEST_NAME, "is not canonical JSON");
   }
   const m = value as unknown as Manifest;

@@ -136,3 +136,31 @@ Deno.test("readManifest() refuses a manifest over maxManifestSize", async () => 
     (e) => e instanceof UnsafeBundleError && e.rule === "max_manifest_size",
   );
 });
+
+Deno.test("readManifest() refuses every non-canonical spelling and accepts canonical integer-like keys", async () => {
+  const m = await validManifest();
+  const base = canonicalJson({ ...m, zz: 0 });
+  assert.ok(base.endsWith(`"zz":0}`));
+  const spell = (zz: string) => base.slice(0, -`0}`.length) + zz + "}";
+  const refused = [
+    spell(`{"b":1,"a":2}`), // unsorted nested keys
+    spell(`[{"y":{"d":1,"c":1}}]`), // unsorted deep in an array
+    spell(`{"a":1,"a":1}`), // duplicate key
+    spell(`"\\u0061"`), // escaped where JSON.stringify writes the character
+    spell(`1.0`),
+    spell(`1e2`),
+    spell(`{"9":1,"10":2}`), // integer-like keys, not in code-unit order
+    spell(` 0`),
+    `{"zz":0,` + base.slice(1, -`,"zz":0}`.length) + "}", // unsorted top-level keys
+  ];
+  for (const text of refused) {
+    await assert.rejects(
+      readManifest(streamOf(withManifest(text))),
+      (e) => e instanceof CorruptBundleError && e.rule === "manifest_canonical",
+      text.slice(-40),
+    );
+  }
+  const accepted = { ...m, zz: { "10": 1, "9": [2, { "1": null, a: "é\u2028\u0001" }], b: -0.5 } };
+  const got = await readManifest(streamOf(withManifest(accepted)));
+  assert.deepEqual((got as unknown as Record<string, unknown>).zz, accepted.zz);
+});
