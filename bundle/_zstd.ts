@@ -16,30 +16,44 @@
  *
  * @module
  */
-import { constants, createZstdCompress } from "node:zlib";
-import { pipeline, Readable } from "node:stream";
-import { Decompress } from "fzstd";
 import { corrupt, unsafe } from "./_errors.ts";
 import { type LibZstd, libzstd, ZSTD_d, type ZstdDCtx } from "./_libzstd.ts";
+
+/**
+ * zstd's `ZSTD_cParameter` values (zstd.h, stable API; equal to `node:zlib`'s
+ * `constants.ZSTD_c_*`, checked by a test). Inlined so that reading a bundle loads neither
+ * `node:zlib` nor `node:stream`: only compression and the fallback decoders need them, and
+ * they load them when used.
+ */
+export const ZSTD_C = {
+  compressionLevel: 100,
+  windowLog: 101,
+  contentSizeFlag: 200,
+  checksumFlag: 201,
+} as const;
 
 /** The pinned compression parameters of format v1 (besides the level). */
 export function zstdParams(level: number): Record<number, number> {
   return {
-    [constants.ZSTD_c_compressionLevel]: level,
-    [constants.ZSTD_c_checksumFlag]: 1,
-    [constants.ZSTD_c_contentSizeFlag]: 0,
-    [constants.ZSTD_c_windowLog]: 0, // 0 = level default (21 at level 3)
+    [ZSTD_C.compressionLevel]: level,
+    [ZSTD_C.checksumFlag]: 1,
+    [ZSTD_C.contentSizeFlag]: 0,
+    [ZSTD_C.windowLog]: 0, // 0 = level default (21 at level 3)
   };
 }
 
 /** Compresses a byte stream (one zstd frame). */
-export function zstdCompress(
+export async function* zstdCompress(
   input: AsyncIterable<Uint8Array>,
   level: number,
-): AsyncIterable<Uint8Array> {
+): AsyncGenerator<Uint8Array> {
+  const [{ createZstdCompress }, { pipeline, Readable }] = await Promise.all([
+    import("node:zlib"),
+    import("node:stream"),
+  ]);
   const z = createZstdCompress({ params: zstdParams(level), chunkSize: 1 << 17 });
   pipeline(Readable.from(input, { objectMode: false }), z, () => {});
-  return z as AsyncIterable<Uint8Array>;
+  yield* z as AsyncIterable<Uint8Array>;
 }
 
 const BLOCK_MAX = 128 * 1024;
@@ -280,6 +294,7 @@ export async function* zstdDecompress(
   input: AsyncIterable<Uint8Array>,
   maxWindowLog: number,
 ): AsyncGenerator<Uint8Array> {
+  const { Decompress } = await import("fzstd");
   const out: Uint8Array[] = [];
   const d = new Decompress((blk: Uint8Array) => {
     if (blk.length > 0) out.push(blk);

@@ -4,6 +4,7 @@ import { CorruptBundleError, UnsafeBundleError } from "../errors.ts";
 import {
   decoderConfig,
   pickDecoder,
+  ZSTD_C,
   zstdCompress,
   zstdDecompress,
   zstdDecompressLib,
@@ -34,6 +35,15 @@ async function inflate(b: Uint8Array, windowLog = 27): Promise<Uint8Array> {
 }
 
 const data = new Uint8Array(600_000).map((_, i) => (i * 2654435761) >>> 27);
+
+Deno.test("ZSTD_C holds node:zlib's zstd parameter ids", () => {
+  assert.deepEqual(ZSTD_C, {
+    compressionLevel: constants.ZSTD_c_compressionLevel,
+    windowLog: constants.ZSTD_c_windowLog,
+    contentSizeFlag: constants.ZSTD_c_contentSizeFlag,
+    checksumFlag: constants.ZSTD_c_checksumFlag,
+  });
+});
 
 Deno.test("zstdCompress() output is standard zstd with a checksum, and deterministic", async () => {
   const a: Uint8Array[] = [];
