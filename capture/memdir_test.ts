@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { posix } from "node:path";
-import { NotFoundError, UnsafeBundleError } from "../errors.ts";
+import { MemsnapError, NotFoundError, UnsafeBundleError } from "../errors.ts";
 import { memdirPlugin } from "./memdir.ts";
 import {
   captureInto,
@@ -10,6 +10,8 @@ import {
   treeOf,
 } from "../tests/capture_helpers.ts";
 import { run, tempDir } from "../tests/_tools.ts";
+import { createRedactor, secretsPack } from "../redact/mod.ts";
+import { noopProgress } from "../progress.ts";
 
 async function makeMemdir(dir: string): Promise<void> {
   await Deno.mkdir(`${dir}/notes/deep/er`, { recursive: true });
@@ -182,10 +184,17 @@ Deno.test("memdirPlugin() skips a file removed while the capture runs, with a wa
   await Deno.writeTextFile(`${dir}/a`, "a");
   await Deno.writeTextFile(`${dir}/b`, "b");
   const redactor = fakeRedactor();
+  // The agent deletes b while a is redacted (small files go through redactBytes, large ones
+  // through redactFile: either way).
   const redactFile = redactor.redactFile;
   redactor.redactFile = async (src, dest, artifact) => {
-    if (artifact === "memdir/a") await Deno.remove(`${dir}/b`); // the agent deletes b meanwhile
+    if (artifact === "memdir/a") await Deno.remove(`${dir}/b`);
     return await redactFile(src, dest, artifact);
+  };
+  const redactBytes = redactor.redactBytes;
+  redactor.redactBytes = (bytes, artifact) => {
+    if (artifact === "memdir/a") Deno.removeSync(`${dir}/b`);
+    return redactBytes(bytes, artifact);
   };
   const captured = await captureInto(tmp.path, [memdirPlugin({ dir })], redactor);
   assert.deepEqual(captured.manifest.artifacts.map((a) => a.path), ["memdir/a"]);
@@ -269,4 +278,103 @@ Deno.test({
       await Deno.remove(far, { recursive: true });
     }
   },
+});
+
+const AKIA = "AKIAZ7ZQWUXYVDCBA234";
+
+/** Every file under `dir`, relative. */
+function filesUnder(dir: string, rel = ""): string[] {
+  const out: string[] = [];
+  for (const e of Deno.readDirSync(posix.join(dir, rel))) {
+    const r = rel === "" ? e.name : `${rel}/${e.name}`;
+    if (e.isDirectory) out.push(...filesUnder(dir, r));
+    else out.push(r);
+  }
+  return out.sort();
+}
+
+Deno.test("memdirPlugin() redacts small files from the bytes it read, staging only large ones", async () => {
+  await using tmp = await tempDir();
+  const dir = `${tmp.path}/mem`;
+  await Deno.mkdir(`${dir}/sub`, { recursive: true });
+  const plain = "no secret here\n".repeat(100);
+  await Deno.writeTextFile(`${dir}/plain.md`, plain);
+  await Deno.writeTextFile(`${dir}/sub/secret.md`, `key ${AKIA} used\n`);
+  const big = "x".repeat(1 << 20) + `\nkey ${AKIA}\n`;
+  await Deno.writeTextFile(`${dir}/big.md`, big);
+  await Deno.writeFile(`${dir}/bin`, new Uint8Array([0, 1, 2, 3]));
+  const key = new Uint8Array(32).fill(7);
+  const redactor = createRedactor({ packs: [secretsPack], key });
+  const captured = await captureInto(tmp.path, [memdirPlugin({ dir })], redactor);
+  const payload = `${captured.payloadDir}/memdir`;
+  assert.equal(await Deno.readTextFile(`${payload}/plain.md`), plain);
+  const secret = await Deno.readTextFile(`${payload}/sub/secret.md`);
+  assert.match(secret, /^key \[REDACTED:aws-access-key-id:[0-9a-f]{8}\] used\n$/);
+  const bigOut = await Deno.readTextFile(`${payload}/big.md`);
+  assert.ok(!bigOut.includes(AKIA) && bigOut.includes("[REDACTED:aws-access-key-id:"));
+  assert.deepEqual(await Deno.readFile(`${payload}/bin`), new Uint8Array([0, 1, 2, 3]));
+  // Only the large file went through a staged copy.
+  assert.deepEqual(filesUnder(`${tmp.path}/staging/memdir`), ["memdir/big.md"]);
+  // Same bytes and report as redacting each file through redactFile.
+  const ref = createRedactor({ packs: [secretsPack], key });
+  for (const rel of ["big.md", "bin", "plain.md", "sub/secret.md"]) {
+    const dest = `${tmp.path}/ref.out`;
+    const wrote = await ref.redactFile(`${dir}/${rel}`, dest, `memdir/${rel}`);
+    const want = wrote ? await Deno.readFile(dest) : await Deno.readFile(`${dir}/${rel}`);
+    assert.deepEqual(await Deno.readFile(`${payload}/${rel}`), want, rel);
+  }
+  assert.deepEqual(redactor.report(), ref.report());
+});
+
+Deno.test("memdirPlugin() refuses to pack a file that changed after redaction found nothing in it", async () => {
+  await using tmp = await tempDir();
+  const dir = `${tmp.path}/mem`;
+  await Deno.mkdir(dir);
+  await Deno.writeTextFile(`${dir}/a.md`, "nothing to hide\n");
+  await Deno.writeTextFile(`${dir}/b.md`, "nothing here either\n");
+  const staging = `${tmp.path}/staging`;
+  await Deno.mkdir(staging);
+  const redactor = createRedactor({ packs: [secretsPack], key: new Uint8Array(32).fill(7) });
+  const result = await memdirPlugin({ dir }).capture({
+    staging,
+    redactor,
+    signal: new AbortController().signal,
+    progress: noopProgress,
+  });
+  // The agent writes a secret of the same length into a.md after it was checked.
+  const a = "nothing to hide\n";
+  await Deno.writeTextFile(`${dir}/a.md`, `${AKIA}`.padEnd(a.length - 1, " ") + "\n");
+  const [first, second] = result.artifacts;
+  assert.equal(first!.path, "memdir/a.md");
+  assert.equal(first!.size, a.length);
+  await assert.rejects(
+    () => first!.open(),
+    (e: unknown) =>
+      e instanceof MemsnapError && /memdir\/a\.md.*changed after it was redacted/.test(e.message),
+  );
+  // An unchanged one packs its exact bytes.
+  let text = "";
+  for await (const c of await second!.open()) text += new TextDecoder().decode(c);
+  assert.equal(text, "nothing here either\n");
+});
+
+Deno.test("memdirPlugin() writes redacted files to staging once the bytes it holds reach 16 MiB", async () => {
+  await using tmp = await tempDir();
+  const dir = `${tmp.path}/mem`;
+  await Deno.mkdir(dir);
+  // 20 redacted files of ~1 MiB: the first 16 MiB are held, the rest staged.
+  const body = (i: number) => `${i} SECRET123\n` + "y".repeat((1 << 20) - 64) + "\n";
+  for (let i = 0; i < 20; i++) {
+    await Deno.writeTextFile(`${dir}/f${String(i).padStart(2, "0")}.md`, body(i));
+  }
+  const captured = await captureInto(tmp.path, [memdirPlugin({ dir })], fakeRedactor());
+  const staged = filesUnder(`${tmp.path}/staging/memdir`);
+  assert.ok(staged.length >= 4 && staged.length < 20, `${staged.length} staged`);
+  for (let i = 0; i < 20; i++) {
+    const name = `f${String(i).padStart(2, "0")}.md`;
+    assert.equal(
+      await Deno.readTextFile(`${captured.payloadDir}/memdir/${name}`),
+      body(i).replace("SECRET123", "[REDACTED:fake:00000000]"),
+    );
+  }
 });
