@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { createHmac } from "node:crypto";
+import { createHash, createHmac } from "node:crypto";
 import type { JsonValue, RedactionReport } from "../bundle/types.ts";
 import type { Redactor, RulePack } from "./types.ts";
 import { Engine, type Span } from "./_engine.ts";
@@ -33,6 +33,28 @@ export interface CreateRedactorOptions {
    */
   overlap?: number;
 }
+
+/**
+ * Byte inputs of {@linkcode Redactor.redactBytes} from this size are remembered by content
+ * hash, so the same content seen again (a memory note and its HEAD blob in the git history) is
+ * not redacted twice: "no findings" and "binary" always, redacted results up to
+ * `CACHE_RESULT_BYTES` in all (past it, content with findings is redacted again). Notes without
+ * findings are cheap to redact already (keyword prefilters): over the fixture's 5,200 notes
+ * seen twice, the second pass took 0.24-0.36 CPU-s before, 0.14-0.20 after (the first one
+ * ~0.05 more, for the hash).
+ */
+const CACHE_MIN = 256;
+const CACHE_RESULT_BYTES = 2 << 20;
+const CACHE_ENTRIES = 200_000;
+
+/** What a cached {@linkcode Redactor.redactBytes} call gave. */
+type Cached =
+  /** Binary (skipped). */
+  | { kind: "binary" }
+  /** No findings: the input is the output. */
+  | { kind: "same" }
+  /** Findings: the rules replaced, in order, and the output. */
+  | { kind: "changed"; rules: string[]; out: Uint8Array };
 
 const JSON_SECRET_KEY = /pass|pwd|secret|token|key|auth|cred/i;
 const BINARY_PROBE = 8192;
@@ -85,6 +107,11 @@ class RedactorImpl implements RedactorWithStats {
   #counts = new Map<string, { count: number; artifacts: Set<string> }>();
   #skipped = new Set<string>();
   #replacements = 0;
+  /** redactBytes results by content hash (see CACHE_MIN). */
+  #cache = new Map<string, Cached>();
+  #cachedBytes = 0;
+  /** Rules recorded since a redactBytes call began, while one is being cached. */
+  #log: string[] | undefined;
 
   constructor(options: CreateRedactorOptions) {
     if (!(options.key instanceof Uint8Array) || options.key.length < 16) {
@@ -122,6 +149,7 @@ class RedactorImpl implements RedactorWithStats {
     c.count++;
     c.artifacts.add(artifact);
     this.#replacements++;
+    this.#log?.push(rule);
   }
 
   /** Replaces `spans` (sorted, disjoint) in `text`. */
@@ -149,6 +177,43 @@ class RedactorImpl implements RedactorWithStats {
   }
 
   redactBytes(bytes: Uint8Array, artifact: string): Uint8Array | undefined {
+    if (bytes.length < CACHE_MIN) return this.#redactBytes(bytes, artifact);
+    // Same content, same result: replay what the first call recorded (the report counts every
+    // replacement of every artifact, as if it had been redacted again).
+    const key = createHash("sha256").update(bytes).digest("base64");
+    const hit = this.#cache.get(key);
+    if (hit !== undefined) {
+      if (hit.kind === "binary") {
+        this.#skipped.add(artifact);
+        return undefined;
+      }
+      if (hit.kind === "same") return bytes;
+      for (const rule of hit.rules) this.#record(rule, artifact);
+      return hit.out.slice();
+    }
+    const log: string[] = [];
+    this.#log = log;
+    let out: Uint8Array | undefined;
+    try {
+      out = this.#redactBytes(bytes, artifact);
+    } finally {
+      this.#log = undefined;
+    }
+    if (this.#cache.size >= CACHE_ENTRIES) {
+      this.#cache.clear();
+      this.#cachedBytes = 0;
+    }
+    if (out === undefined) this.#cache.set(key, { kind: "binary" });
+    else if (out === bytes) this.#cache.set(key, { kind: "same" });
+    else if (this.#cachedBytes + out.length <= CACHE_RESULT_BYTES) {
+      // A copy: the caller owns what it gets.
+      this.#cachedBytes += out.length;
+      this.#cache.set(key, { kind: "changed", rules: log, out: out.slice() });
+    }
+    return out;
+  }
+
+  #redactBytes(bytes: Uint8Array, artifact: string): Uint8Array | undefined {
     const text = decodeText(bytes);
     if (text === undefined) {
       this.#skipped.add(artifact);

@@ -295,3 +295,64 @@ Deno.test("redactFile() gives the same bytes, report and result on both sides of
     deepStrictEqual(r.report().skipped_binary, ["bin"]);
   });
 });
+
+Deno.test("redactBytes() of content seen before gives the same bytes and report as redacting it again", () => {
+  const enc = new TextEncoder();
+  const note = enc.encode(`${"filler line\n".repeat(40)}a ${GH}\njane@acme.io ${AKIA}\n`);
+  const plain = enc.encode("nothing to see here\n".repeat(40));
+  const bin = new Uint8Array(600).fill(7);
+  bin[3] = 0;
+  const cached = createRedactor({ packs, key: KEY });
+  const fresh = () => createRedactor({ packs, key: KEY });
+  // Reference: every call on a redactor that never saw the content.
+  const refs = ["memdir/a.md", "git/memdir.bundle:a.md", "memdir/b.md"].map((artifact) => {
+    const r = fresh();
+    return { artifact, out: r.redactBytes(note.slice(), artifact)!, report: r.report() };
+  });
+  const outs = refs.map((ref) => cached.redactBytes(note.slice(), ref.artifact)!);
+  for (const [i, ref] of refs.entries()) deepStrictEqual(outs[i], ref.out);
+  // A hit hands out its own copy: changing it changes nothing later.
+  outs[1]!.fill(0);
+  deepStrictEqual(cached.redactBytes(note.slice(), "memdir/c.md"), refs[0]!.out);
+  // No findings: the input itself; binary: undefined and reported as skipped, each time.
+  const p1 = plain.slice();
+  strictEqual(cached.redactBytes(p1, "memdir/p.md"), p1);
+  const p2 = plain.slice();
+  strictEqual(cached.redactBytes(p2, "git/memdir.bundle:p.md"), p2);
+  strictEqual(cached.redactBytes(bin, "memdir/x.bin"), undefined);
+  strictEqual(cached.redactBytes(bin.slice(), "git/memdir.bundle:x.bin"), undefined);
+  // The report counts every artifact's replacements, as four separate redactions would.
+  const report = cached.report();
+  const perCall = refs[0]!.report.rules;
+  deepStrictEqual(
+    report.rules,
+    perCall.map((r) => ({
+      id: r.id,
+      count: r.count * 4,
+      artifacts: ["git/memdir.bundle:a.md", "memdir/a.md", "memdir/b.md", "memdir/c.md"],
+    })),
+  );
+  deepStrictEqual(report.skipped_binary, ["git/memdir.bundle:x.bin", "memdir/x.bin"]);
+  strictEqual(cached.replacements, perCall.reduce((n, r) => n + r.count, 0) * 4);
+});
+
+Deno.test("redactBytes() stays exact for repeated content once kept results reach their limit", () => {
+  const enc = new TextEncoder();
+  // Six distinct ~1 MiB texts with findings: more than the 2 MiB of results kept.
+  const texts = Array.from(
+    { length: 6 },
+    (_, i) => enc.encode(`${i}\n${"lorem ipsum dolor\n".repeat(58_000)}key ${AKIA}\n`),
+  );
+  const cached = createRedactor({ packs, key: KEY });
+  for (let round = 0; round < 2; round++) {
+    for (const [i, t] of texts.entries()) {
+      const artifact = `r${round}/t${i}`;
+      const want = createRedactor({ packs, key: KEY }).redactBytes(t.slice(), artifact);
+      deepStrictEqual(cached.redactBytes(t.slice(), artifact), want, artifact);
+    }
+  }
+  deepStrictEqual(
+    cached.report().rules.map((r) => [r.id, r.count, r.artifacts.length]),
+    [["aws-access-key-id", 12, 12]],
+  );
+});
