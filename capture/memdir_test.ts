@@ -358,11 +358,11 @@ Deno.test("memdirPlugin() refuses to pack a file that changed after redaction fo
   assert.equal(text, "nothing here either\n");
 });
 
-Deno.test("memdirPlugin() writes redacted files to staging once the bytes it holds reach 16 MiB", async () => {
+Deno.test("memdirPlugin() writes redacted files to staging once the bytes it holds reach 8 MiB", async () => {
   await using tmp = await tempDir();
   const dir = `${tmp.path}/mem`;
   await Deno.mkdir(dir);
-  // 20 redacted files of ~1 MiB: the first 16 MiB are held, the rest staged.
+  // 20 redacted files of ~1 MiB: the first 8 MiB are held, the rest staged.
   const body = (i: number) => `${i} SECRET123\n` + "y".repeat((1 << 20) - 64) + "\n";
   for (let i = 0; i < 20; i++) {
     await Deno.writeTextFile(`${dir}/f${String(i).padStart(2, "0")}.md`, body(i));
