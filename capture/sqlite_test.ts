@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { NotFoundError, UsageError } from "../errors.ts";
 import { sqlitePlugin } from "./sqlite.ts";
-import { sqliteCopyInternals } from "./_sqlite_copy.ts";
+import { sqliteCopyInternals, vacuumAndDescribe } from "./_sqlite_copy.ts";
 import { captureInto, fakeRedactor, restoreInto } from "../tests/capture_helpers.ts";
 import { tempDir } from "../tests/_tools.ts";
 import { noopProgress } from "../progress.ts";
@@ -364,4 +364,35 @@ Deno.test("sqlitePlugin() restore() copies a movable payload's database across f
   } finally {
     await Deno.remove(stageRoot, { recursive: true });
   }
+});
+
+Deno.test("vacuumAndDescribe() gives the bytes of a journaled VACUUM, leaves no journal and no free page", async () => {
+  await using tmp = await tempDir();
+  const make = (path: string): void => {
+    const db = new DatabaseSync(path);
+    db.exec("PRAGMA journal_mode = DELETE; PRAGMA synchronous = OFF");
+    db.exec("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); BEGIN");
+    const ins = db.prepare("INSERT INTO t(v) VALUES (?)");
+    for (let i = 0; i < 2000; i++) ins.run(`row ${i} ${"x".repeat(200)}`);
+    db.exec("COMMIT; DELETE FROM t WHERE id % 3 = 0; UPDATE t SET v = 'redacted' WHERE id % 5 = 0");
+    db.close();
+  };
+  const a = `${tmp.path}/a.sqlite`;
+  const b = `${tmp.path}/b.sqlite`;
+  make(a);
+  Deno.copyFileSync(a, b);
+  const ref = new DatabaseSync(b);
+  ref.exec("PRAGMA synchronous = OFF; PRAGMA journal_mode = DELETE; VACUUM");
+  ref.close();
+  const meta = vacuumAndDescribe(a, "delete");
+  assert.deepEqual(Deno.readFileSync(a), Deno.readFileSync(b));
+  assert.equal(meta.journal_mode, "delete");
+  assert.deepEqual(meta.tables, { t: 1334 });
+  await assert.rejects(() => Deno.stat(`${a}-journal`), Deno.errors.NotFound);
+  const db = new DatabaseSync(a);
+  const free = db.prepare("PRAGMA freelist_count").get() as { freelist_count: number };
+  const mode = db.prepare("PRAGMA journal_mode").get() as { journal_mode: string };
+  db.close();
+  assert.equal(free.freelist_count, 0);
+  assert.equal(mode.journal_mode, "delete");
 });
