@@ -21,9 +21,8 @@ import { bytesArtifact, fileArtifact, isNotFound } from "./_util.ts";
 import { findGitdir, gitFs } from "./_git_repo.ts";
 import {
   type BundleRef,
-  formatIndex,
   type GitObject,
-  type IndexEntry,
+  IndexBuilder,
   type ObjectSource,
   overlaySource,
   pacer,
@@ -283,7 +282,7 @@ async function writeIndexFromTree(
   const commit = await read(commitOid);
   const treeLine = splitHeaders(commit.body).headers.find((h) => h.startsWith("tree "));
   if (treeLine === undefined) return 0;
-  const entries: IndexEntry[] = [];
+  const index = new IndexBuilder();
   const slash = encoder.encode("/");
   const pace = pacer();
   const walk = async (treeOid: string, prefix: Uint8Array): Promise<void> => {
@@ -298,12 +297,12 @@ async function writeIndexFromTree(
       const stat = mode === 0o160000
         ? undefined
         : cleanStat(posix.join(worktree, decoder.decode(path)), mode, e.oid);
-      entries.push({ path, mode, oid: e.oid, ...(stat === undefined ? {} : { stat }) });
+      index.add(path, mode, e.oid, stat);
     }
   };
   await walk(treeLine.slice(5), new Uint8Array());
-  Deno.writeFileSync(posix.join(gitdir, "index"), formatIndex(entries));
-  return entries.length;
+  Deno.writeFileSync(posix.join(gitdir, "index"), index.build());
+  return index.length;
 }
 
 /**

@@ -1,0 +1,105 @@
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { createHash } from "node:crypto";
+import { IndexBuilder } from "./_git_objects.ts";
+
+interface Entry {
+  path: Uint8Array;
+  mode: number;
+  oid: string;
+  stat?: Deno.FileInfo;
+}
+
+/** The index serializer IndexBuilder replaced (entries held whole, then sorted and encoded). */
+function reference(entries: Entry[]): Uint8Array {
+  const sorted = [...entries].sort((a, b) => Buffer.compare(a.path, b.path));
+  const parts: Uint8Array[] = [];
+  const head = new Uint8Array(12);
+  head.set(new TextEncoder().encode("DIRC"));
+  new DataView(head.buffer).setUint32(4, 2);
+  new DataView(head.buffer).setUint32(8, sorted.length);
+  parts.push(head);
+  const u32 = (n: number | null | undefined): number => Math.max(0, Math.floor(n ?? 0)) >>> 0;
+  for (const e of sorted) {
+    const len = 62 + e.path.byteLength;
+    const padded = Math.ceil((len + 1) / 8) * 8;
+    const buf = new Uint8Array(padded);
+    const v = new DataView(buf.buffer);
+    const s = e.stat;
+    const ctime = s?.ctime?.getTime() ?? 0;
+    const mtime = s?.mtime?.getTime() ?? 0;
+    v.setUint32(0, u32(ctime / 1000));
+    v.setUint32(4, u32((ctime % 1000) * 1e6));
+    v.setUint32(8, u32(mtime / 1000));
+    v.setUint32(12, u32((mtime % 1000) * 1e6));
+    v.setUint32(16, u32(s?.dev));
+    v.setUint32(20, u32(s?.ino));
+    v.setUint32(24, e.mode);
+    v.setUint32(28, u32(s?.uid));
+    v.setUint32(32, u32(s?.gid));
+    v.setUint32(36, u32(s?.size));
+    buf.set(Buffer.from(e.oid, "hex"), 40);
+    v.setUint16(60, Math.min(e.path.byteLength, 0xfff));
+    buf.set(e.path, 62);
+    parts.push(buf);
+  }
+  const body = Buffer.concat(parts);
+  return Buffer.concat([body, createHash("sha1").update(body).digest()]);
+}
+
+Deno.test("IndexBuilder: same bytes as encoding the whole entry list, in any order", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/f`, "x");
+    const stat = Deno.lstatSync(`${dir}/f`);
+    const enc = new TextEncoder();
+    const names = [
+      "a",
+      "a-b",
+      "a/b",
+      "a/b/c.md",
+      "ab",
+      "B",
+      "z".repeat(0xfff), // length field capped
+      "y".repeat(0xfff + 9), // longer than the cap
+      "y".repeat(0xffe),
+      "\u00e9t\u00e9.md",
+      "notes/2026/11/25.md",
+    ];
+    let seed = 7;
+    const rand = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const entries: Entry[] = names.map((n, i) => {
+      const oid = createHash("sha1").update(n).digest("hex");
+      return {
+        path: enc.encode(n),
+        mode: i % 3 === 0 ? 0o100755 : i % 3 === 1 ? 0o100644 : 0o120000,
+        oid: i % 2 ? oid.toUpperCase() : oid,
+        ...(i % 2 === 0 ? { stat } : {}),
+      };
+    });
+    for (let round = 0; round < 5; round++) {
+      const shuffled = entries.map((e) => ({ e, k: rand() })).sort((a, b) => a.k - b.k).map((x) =>
+        x.e
+      );
+      const b = new IndexBuilder();
+      for (const e of shuffled) b.add(e.path, e.mode, e.oid, e.stat);
+      assert.deepStrictEqual(b.length, entries.length);
+      assert.deepStrictEqual(b.build(), new Uint8Array(reference(shuffled)));
+    }
+    // Many entries: the buffer grows.
+    const many: Entry[] = [];
+    for (let i = 0; i < 3000; i++) {
+      many.push({
+        path: enc.encode(`dir${i % 17}/file-${(i * 7919) % 3000}.md`),
+        mode: 0o100644,
+        oid: createHash("sha1").update(String(i)).digest("hex"),
+      });
+    }
+    const b = new IndexBuilder();
+    for (const e of many) b.add(e.path, e.mode, e.oid);
+    assert.deepStrictEqual(b.build(), new Uint8Array(reference(many)));
+    assert.deepStrictEqual(new IndexBuilder().build(), new Uint8Array(reference([])));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
