@@ -112,29 +112,22 @@ function checkedFile(
   path: string,
   checked: Uint8Array,
 ): () => Promise<ReadableStream<Uint8Array>> {
-  // A synchronous read: small files, and no thread hop per file (reached in order by the writer).
-  return () => {
-    try {
-      const bytes = Deno.readFileSync(src);
-      if (!timingSafeEqual(digest(bytes), checked)) {
-        throw new MemsnapError(
-          `Cannot pack artifact ${
-            JSON.stringify(path)
-          }: the file changed after it was redacted (during the capture)`,
-          { hint: "Take the snapshot again." },
-        );
-      }
-      return Promise.resolve(
-        new ReadableStream<Uint8Array>({
-          start(c) {
-            if (bytes.length > 0) c.enqueue(bytes);
-            c.close();
-          },
-        }),
+  return async () => {
+    const bytes = await Deno.readFile(src);
+    if (!timingSafeEqual(digest(bytes), checked)) {
+      throw new MemsnapError(
+        `Cannot pack artifact ${
+          JSON.stringify(path)
+        }: the file changed after it was redacted (during the capture)`,
+        { hint: "Take the snapshot again." },
       );
-    } catch (e) {
-      return Promise.reject(e);
     }
+    return new ReadableStream<Uint8Array>({
+      start(c) {
+        if (bytes.length > 0) c.enqueue(bytes);
+        c.close();
+      },
+    });
   };
 }
 
