@@ -273,8 +273,12 @@ async function listDir(
  * ignores are skipped unless `includeIgnored`. Symlinks pointing outside are skipped with a
  * warning.
  *
- * With a redactor, text files are redacted into the capture's staging directory and packed from
- * there; binary files are packed as they are. Restore writes every artifact into the staged
+ * With a redactor, a text file under 1 MiB is redacted from the bytes read during the capture:
+ * when nothing was found it is read again when packed and packed only if its bytes are still
+ * those checked (SHA-256; else a {@linkcode MemsnapError}: the file changed after it was
+ * redacted), when something was found its redacted bytes are held in memory (up to 8 MiB in
+ * all) or written to the capture's staging directory. Larger text files are redacted into
+ * staging and packed from there; binary files are packed as they are. Restore writes every artifact into the staged
  * memory dir. Files the capture skipped (ignored, excluded) do not survive a restore: the
  * memory dir is replaced as a whole.
  *
