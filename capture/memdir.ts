@@ -62,6 +62,8 @@ interface Entry {
   kind: "file" | "symlink";
   size: number;
   executable: boolean;
+  /** Last modification (ms since the epoch), for files; 0 when unknown. */
+  mtime?: number;
   /** Link target text, for symlinks. */
   target?: string;
 }
@@ -96,6 +98,14 @@ function wholeFile(src: string): () => Promise<ReadableStream<Uint8Array>> {
  * 13 MB), against the peak-RSS target.
  */
 const HELD_BYTES = 8 << 20;
+
+/**
+ * A file that redaction left unchanged is read again when packed (and packed only if it is
+ * still the same) unless it was modified within this many milliseconds before the capture: a
+ * file the agent is writing to (a journal it appends to every tick) is kept as checked instead,
+ * so that a snapshot taken while the agent works does not fail.
+ */
+const RECENT_MS = 60_000;
 
 /** SHA-256 digest of bytes (raw, for comparison). */
 function digest(bytes: Uint8Array): Uint8Array {
@@ -256,6 +266,7 @@ async function listDir(
         kind: "file",
         size: info.size,
         executable: ((info.mode ?? 0) & 0o111) !== 0,
+        mtime: info.mtime?.getTime() ?? 0,
       });
     }
   };
@@ -274,10 +285,11 @@ async function listDir(
  * warning.
  *
  * With a redactor, a text file under 1 MiB is redacted from the bytes read during the capture:
- * when nothing was found it is read again when packed and packed only if its bytes are still
- * those checked (SHA-256; else a {@linkcode MemsnapError}: the file changed after it was
- * redacted), when something was found its redacted bytes are held in memory (up to 8 MiB in
- * all) or written to the capture's staging directory. Larger text files are redacted into
+ * when nothing was found and it was last modified over a minute before, it is read again when
+ * packed and packed only if its bytes are still those checked (SHA-256; else a
+ * {@linkcode MemsnapError}: the file changed after it was redacted); otherwise the bytes
+ * checked (redacted or not) are held in memory (up to 8 MiB in all) or written to the
+ * capture's staging directory. Larger text files are redacted into
  * staging and packed from there; binary files are packed as they are. Restore writes every artifact into the staged
  * memory dir. Files the capture skipped (ignored, excluded) do not survive a restore: the
  * memory dir is replaced as a whole.
@@ -342,6 +354,17 @@ export function memdirPlugin(options: MemdirPluginOptions): CapturePlugin {
         return dest;
       };
       let held = 0;
+      // Files written to lately are likely written to again before they are packed.
+      const settled = Date.now() - RECENT_MS;
+      const keep = (rel: string, out: Uint8Array): ArtifactSource["open"] => {
+        if (held + out.length <= HELD_BYTES) {
+          held += out.length;
+          return heldBytes(out);
+        }
+        const dest = staged(rel);
+        Deno.writeFileSync(dest, out);
+        return wholeFile(dest);
+      };
       // Redacting small files is synchronous: let the other plugins' I/O run every 16 ms.
       const pace = pacer();
       const total = entries.reduce((n, e) => n + e.size, 0);
@@ -378,15 +401,11 @@ export function memdirPlugin(options: MemdirPluginOptions): CapturePlugin {
                 if (out === undefined) {
                   // Binary: packed as it is, as the listing saw it.
                   artifact = file(e.size, wholeFile(e.abs));
-                } else if (out === bytes) {
+                } else if (out === bytes && (e.mtime ?? 0) < settled) {
                   artifact = file(bytes.length, checkedFile(e.abs, path, digest(bytes)));
-                } else if (held + out.length <= HELD_BYTES) {
-                  held += out.length;
-                  artifact = file(out.length, heldBytes(out));
                 } else {
-                  const dest = staged(e.rel);
-                  Deno.writeFileSync(dest, out);
-                  artifact = file(out.length, wholeFile(dest));
+                  // Redacted, or written to lately: the bytes checked, held or staged.
+                  artifact = file(out.length, keep(e.rel, out));
                 }
               } else {
                 // Large (or grown since the listing): streamed through a staged copy.

@@ -326,12 +326,17 @@ Deno.test("memdirPlugin() redacts small files from the bytes it read, staging on
   assert.deepEqual(redactor.report(), ref.report());
 });
 
-Deno.test("memdirPlugin() refuses to pack a file that changed after redaction found nothing in it", async () => {
+Deno.test("memdirPlugin() refuses to pack an old file that changed after redaction found nothing in it, keeps a recent one as checked", async () => {
   await using tmp = await tempDir();
   const dir = `${tmp.path}/mem`;
   await Deno.mkdir(dir);
   await Deno.writeTextFile(`${dir}/a.md`, "nothing to hide\n");
   await Deno.writeTextFile(`${dir}/b.md`, "nothing here either\n");
+  await Deno.writeTextFile(`${dir}/c.md`, "written a moment ago\n");
+  // a.md and b.md were last written an hour ago; c.md just now.
+  const hourAgo = new Date(Date.now() - 3600_000);
+  await Deno.utime(`${dir}/a.md`, hourAgo, hourAgo);
+  await Deno.utime(`${dir}/b.md`, hourAgo, hourAgo);
   const staging = `${tmp.path}/staging`;
   await Deno.mkdir(staging);
   const redactor = createRedactor({ packs: [secretsPack], key: new Uint8Array(32).fill(7) });
@@ -344,7 +349,7 @@ Deno.test("memdirPlugin() refuses to pack a file that changed after redaction fo
   // The agent writes a secret of the same length into a.md after it was checked.
   const a = "nothing to hide\n";
   await Deno.writeTextFile(`${dir}/a.md`, `${AKIA}`.padEnd(a.length - 1, " ") + "\n");
-  const [first, second] = result.artifacts;
+  const [first, second, third] = result.artifacts;
   assert.equal(first!.path, "memdir/a.md");
   assert.equal(first!.size, a.length);
   await assert.rejects(
@@ -356,6 +361,12 @@ Deno.test("memdirPlugin() refuses to pack a file that changed after redaction fo
   let text = "";
   for await (const c of await second!.open()) text += new TextDecoder().decode(c);
   assert.equal(text, "nothing here either\n");
+  // One written lately is kept as checked: the agent writing to it again changes nothing.
+  await Deno.writeTextFile(`${dir}/c.md`, `${AKIA} appended\n`, { append: true });
+  text = "";
+  for await (const c of await third!.open()) text += new TextDecoder().decode(c);
+  assert.equal(text, "written a moment ago\n");
+  assert.equal(third!.size, text.length);
 });
 
 Deno.test("memdirPlugin() writes redacted files to staging once the bytes it holds reach 8 MiB", async () => {
