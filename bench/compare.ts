@@ -30,6 +30,7 @@
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import os from "node:os";
+import process from "node:process";
 import { createHooks as createHookable } from "hookable";
 import { generateFixture } from "./_fixture.ts";
 import { createHooks } from "../hooks/mod.ts";
@@ -234,10 +235,19 @@ const text = fx.sample;
 const textMB = new TextEncoder().encode(text).length / 1e6;
 createRedactor({ packs: [secretsPack, piiPack], key }).redactString(text.slice(0, 1 << 20), "w");
 const redactRates: number[] = [];
-for (let i = 0; i < 3; i++) {
+// MB per CPU-second of this process: what one core does, however loaded the machine is (wall
+// MB/s on a shared 2-core machine measures the other jobs as much as the engine).
+const redactCpuRates: number[] = [];
+const cpuSeconds = (): number => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+};
+for (let i = 0; i < 5; i++) {
   const red = createRedactor({ packs: [secretsPack, piiPack], key });
   const t0 = performance.now();
+  const c0 = cpuSeconds();
   red.redactString(text, "sample");
+  redactCpuRates.push(textMB / (cpuSeconds() - c0));
   redactRates.push(textMB / ((performance.now() - t0) / 1000));
 }
 
@@ -340,6 +350,7 @@ const result = {
   ),
   redaction: {
     in_process_mb_per_s_single_core: +median(redactRates).toFixed(1),
+    in_process_mb_per_cpu_s: +median(redactCpuRates).toFixed(1),
     text_mb: +textMB.toFixed(1),
     snapshot_redact_mb_per_s_live: +(liveMB / med("snapshot_redact").seconds).toFixed(1),
     redaction_cost_s: +(med("snapshot_redact").seconds - med("snapshot").seconds).toFixed(3),
@@ -380,7 +391,7 @@ const lines = [
   ),
   "",
   `peak RSS of memsnap processes: ${result.peak_rss_mib.toFixed(0)} MiB (target ≤ 256)`,
-  `redaction, in-process single core, secrets+pii: ${result.redaction.in_process_mb_per_s_single_core} MB/s (target ≥ 150)`,
+  `redaction, in-process single core, secrets+pii: ${result.redaction.in_process_mb_per_cpu_s} MB per CPU-second (target ≥ 150), ${result.redaction.in_process_mb_per_s_single_core} MB/s of wall time`,
   `snapshot with redaction: ${result.redaction.snapshot_redact_mb_per_s_live} MB/s of live bytes; marginal cost ${result.redaction.redaction_cost_s} s = ${result.redaction.text_mb_per_s_marginal} MB/s of text`,
   `hook emit, 1 async handler: memsnap ${result.hooks.emit_1_async_handler_ns.memsnap} ns, hookable ${result.hooks.emit_1_async_handler_ns.hookable} ns (${result.hooks.emit_1_async_handler_ns.ratio}x)`,
   `bundle ${(bundleSize / MIB).toFixed(1)} MiB, native tar.zst ${
