@@ -316,48 +316,117 @@ function boundedCache(limitBytes: number): {
   };
 }
 
-/** One pack, read by position, with its index. */
+/**
+ * One pack, read by position, with its index kept as the `.idx` bytes and two typed arrays
+ * (~12 bytes an object): Maps of hex oids held ~30 MB of heap at 38,000 objects.
+ */
 interface Pack {
   id: number;
   bytes: PackBytes;
-  /** offset -> oid */
-  oidAt: Map<number, string>;
-  /** offset -> end of the entry (next entry's offset, or the trailer) */
-  endAt: Map<number, number>;
+  /** The `.idx` file (v2): fanout, sorted oid table, offsets. */
+  idx: Uint8Array;
+  /** Objects in the pack. */
+  n: number;
+  /** Entry offsets, ascending. */
+  sorted: Float64Array;
+  /** For `sorted[i]`, the object's position in the oid table. */
+  order: Uint32Array;
+  /** For each position in the oid table, the entry's offset. */
+  offsetOf: Float64Array;
 }
 
-/** Parses a pack index v2 into `oid -> offset` (first pack wins). */
-function loadPack(id: number, bytes: PackBytes, idx: Uint8Array, into: Map<string, Pack>): void {
+const IDX_OIDS = 8 + 256 * 4;
+
+/** Parses a pack index v2. */
+function loadPack(id: number, bytes: PackBytes, idx: Uint8Array): Pack {
   const v = new DataView(idx.buffer, idx.byteOffset, idx.byteLength);
   if (v.getUint32(0) !== 0xff744f63 || v.getUint32(4) !== 2) {
     throw new Error("unsupported pack index version");
   }
   const n = v.getUint32(8 + 255 * 4);
-  const oidsAt = 8 + 256 * 4;
-  const offsetsAt = oidsAt + n * 24;
+  const offsetsAt = IDX_OIDS + n * 24;
   const largeAt = offsetsAt + n * 4;
-  const pack: Pack = { id, bytes, oidAt: new Map(), endAt: new Map() };
-  const offsets: number[] = [];
-  const found: string[] = [];
+  const offsetOf = new Float64Array(n);
   for (let i = 0; i < n; i++) {
-    const oid = hexAt(idx, oidsAt + i * 20);
     let off = v.getUint32(offsetsAt + i * 4);
     if (off & 0x80000000) off = Number(v.getBigUint64(largeAt + (off & 0x7fffffff) * 8));
-    pack.oidAt.set(off, oid);
-    offsets.push(off);
-    found.push(oid);
+    offsetOf[i] = off;
   }
-  offsets.sort((a, b) => a - b);
-  for (let i = 0; i < offsets.length; i++) {
-    pack.endAt.set(offsets[i]!, offsets[i + 1] ?? bytes.size - 20);
+  const order = new Uint32Array(n);
+  for (let i = 0; i < n; i++) order[i] = i;
+  order.sort((a, b) => offsetOf[a]! - offsetOf[b]!);
+  const sorted = new Float64Array(n);
+  for (let i = 0; i < n; i++) sorted[i] = offsetOf[order[i]!]!;
+  return { id, bytes, idx, n, sorted, order, offsetOf };
+}
+
+/** The position of `oid` (20 bytes) in the pack's oid table, or -1. */
+function findOid(pack: Pack, oid: Uint8Array): number {
+  const idx = pack.idx;
+  const v = new DataView(idx.buffer, idx.byteOffset, idx.byteLength);
+  const b0 = oid[0]!;
+  let lo = b0 === 0 ? 0 : v.getUint32(8 + (b0 - 1) * 4);
+  let hi = v.getUint32(8 + b0 * 4);
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const at = IDX_OIDS + mid * 20;
+    let c = 0;
+    for (let k = 0; k < 20 && c === 0; k++) c = idx[at + k]! - oid[k]!;
+    if (c === 0) return mid;
+    if (c < 0) lo = mid + 1;
+    else hi = mid;
   }
-  for (const oid of found) if (!into.has(oid)) into.set(oid, pack);
+  return -1;
+}
+
+/** The position of the entry at `offset` in `pack.sorted`, or -1. */
+function entryAt(pack: Pack, offset: number): number {
+  const s = pack.sorted;
+  let lo = 0;
+  let hi = s.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (s[mid] === offset) return mid;
+    if (s[mid]! < offset) lo = mid + 1;
+    else hi = mid;
+  }
+  return -1;
+}
+
+/** Where the entry at `offset` ends (next entry's offset, or the trailer); `undefined` if none. */
+function endOf(pack: Pack, offset: number): number | undefined {
+  const i = entryAt(pack, offset);
+  if (i < 0) return undefined;
+  return i + 1 < pack.sorted.length ? pack.sorted[i + 1]! : pack.bytes.size - 20;
+}
+
+/** The oid of the entry at `offset`, or `undefined`. */
+function oidAt(pack: Pack, offset: number): string | undefined {
+  const i = entryAt(pack, offset);
+  return i < 0 ? undefined : hexAt(pack.idx, IDX_OIDS + pack.order[i]! * 20);
+}
+
+/** 40 hex digits as 20 bytes into `out`; false if `hex` is not that. */
+function hexInto(hex: string, out: Uint8Array): boolean {
+  if (hex.length !== 40) return false;
+  for (let i = 0; i < 20; i++) {
+    const hi = hexDigit(hex.charCodeAt(2 * i));
+    const lo = hexDigit(hex.charCodeAt(2 * i + 1));
+    if (hi < 0 || lo < 0) return false;
+    out[i] = (hi << 4) | lo;
+  }
+  return true;
+}
+
+function hexDigit(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  if (c >= 97 && c <= 102) return c - 87;
+  return -1;
 }
 
 /** Opens a fast object reader over `gitdir`. Call `close()` when done. */
 export function packReader(gitdir: string): Promise<PackedSource> {
-  const index = new Map<string, Pack>();
-  const offsets = new Map<Pack, Map<string, number>>();
+  const packs: Pack[] = [];
   const files: PackBytes[] = [];
   const packDir = posix.join(gitdir, "objects", "pack");
   let id = 0;
@@ -375,20 +444,22 @@ export function packReader(gitdir: string): Promise<PackedSource> {
     let bytes: PackBytes | undefined;
     try {
       bytes = new PackFile(posix.join(packDir, `${base}.pack`));
-      loadPack(id++, bytes, Deno.readFileSync(posix.join(packDir, name)), index);
+      packs.push(loadPack(id++, bytes, Deno.readFileSync(posix.join(packDir, name))));
       files.push(bytes);
     } catch {
       // unreadable pack: its objects come from the fallback
       bytes?.close();
     }
   }
-  const offsetOf = (pack: Pack, oid: string): number => {
-    let m = offsets.get(pack);
-    if (m === undefined) {
-      m = new Map([...pack.oidAt].map(([off, o]) => [o, off]));
-      offsets.set(pack, m);
+  // Where an object is packed: the first pack (in directory order) that has it.
+  const oidBytes = new Uint8Array(20);
+  const locate = (oid: string): { pack: Pack; offset: number } | undefined => {
+    if (packs.length === 0 || !hexInto(oid, oidBytes)) return undefined;
+    for (const pack of packs) {
+      const i = findOid(pack, oidBytes);
+      if (i >= 0) return { pack, offset: pack.offsetOf[i]! };
     }
-    return m.get(oid)!;
+    return undefined;
   };
   const fallback = repoSource(gitdir);
   const cache = boundedCache(CACHE_BYTES);
@@ -404,7 +475,7 @@ export function packReader(gitdir: string): Promise<PackedSource> {
     const hit = cache.get(key);
     if (hit !== undefined) return hit;
     const h = parseEntryAt(pack.bytes, offset);
-    const end = pack.endAt.get(offset);
+    const end = endOf(pack, offset);
     let result: GitObject;
     if (h.type === 6 || h.type === 7) {
       const base = h.type === 6 ? readAt(pack, h.baseOffset!) : readSync(h.baseOid!);
@@ -419,8 +490,8 @@ export function packReader(gitdir: string): Promise<PackedSource> {
 
   /** A packed or loose object, read synchronously; `undefined` if neither can give it. */
   const readSync = (oid: string): GitObject | undefined => {
-    const pack = index.get(oid);
-    if (pack !== undefined) return readAt(pack, offsetOf(pack, oid));
+    const at = locate(oid);
+    if (at !== undefined) return readAt(at.pack, at.offset);
     try {
       const z = Deno.readFileSync(loosePath(oid));
       const raw = z.byteLength < STREAM_LOOSE && inflater !== undefined
@@ -437,10 +508,10 @@ export function packReader(gitdir: string): Promise<PackedSource> {
   const read = async (oid: string): Promise<GitObject> => readSync(oid) ?? await fallback.read(oid);
 
   const raw = (oid: string): RawEntry | undefined => {
-    const pack = index.get(oid);
-    if (pack === undefined) return undefined;
-    const offset = offsetOf(pack, oid);
-    const end = pack.endAt.get(offset)!;
+    const at = locate(oid);
+    if (at === undefined) return undefined;
+    const { pack, offset } = at;
+    const end = endOf(pack, offset)!;
     // The whole entry in one exact read: a bundle asks for entries in history order, not in
     // pack order, and a read-ahead window would mostly be thrown away.
     const entry = pack.bytes.copy?.(offset, end - offset) ??
@@ -449,7 +520,7 @@ export function packReader(gitdir: string): Promise<PackedSource> {
     const data = () => entry.subarray(Math.min(h.dataStart, entry.length));
     if (h.type === 6) {
       // (parsed at 0: the base offset is relative to the entry)
-      const base = pack.oidAt.get(offset + h.baseOffset!);
+      const base = oidAt(pack, offset + h.baseOffset!);
       return base === undefined ? undefined : { kind: "delta", base, size: h.size, data: data() };
     }
     if (h.type === 7) return { kind: "delta", base: h.baseOid!, size: h.size, data: data() };
@@ -465,7 +536,7 @@ export function packReader(gitdir: string): Promise<PackedSource> {
     read,
     readSync,
     raw,
-    hasRaw: (oid) => index.has(oid),
+    hasRaw: (oid) => locate(oid) !== undefined,
     stream: (oid) => streamLoose(loosePath(oid), oid),
     close,
   };
