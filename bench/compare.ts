@@ -137,7 +137,15 @@ const sources = [
   ...Object.entries(fx.sqlite).map(([n, p]) => `--sqlite ${q(`${n}=${p}`)}`),
   ...Object.entries(fx.state).map(([n, p]) => `--state ${q(`${n}=${p}`)}`),
 ].join(" ");
-const deno = `${q(Deno.execPath())} run -A ${q(CLI)}`;
+// The CLI runs as `deno task memsnap` runs it: the same `deno run` flags (permissions, V8 flags).
+const memsnapTask = (JSON.parse(await Deno.readTextFile(join(REPO, "deno.json"))) as {
+  tasks: Record<string, string>;
+}).tasks.memsnap!;
+const runFlags = /^deno run (.*) cli\.ts$/.exec(memsnapTask)?.[1];
+if (runFlags === undefined) {
+  throw new Error(`Cannot read the run flags of the memsnap task: ${memsnapTask}`);
+}
+const deno = `${q(Deno.execPath())} run ${runFlags} ${q(CLI)}`;
 const nativeOut = join(tmp, "native.tar.zst");
 const nativeAgeOut = join(tmp, "native.tar.zst.age");
 const nativeRestore = join(tmp, "native-restore");
