@@ -214,6 +214,11 @@ export async function generateFixture(home: string, size: number, seed = 7): Pro
 
   // Git: commit 1 = first 60% of the notes; commit 2 = everything; commit 3 edits 5% of notes.
   await run("git", ["init", "-q", "-b", "main"], memdir);
+  // No automatic gc: a detached `git gc --auto` after a commit would repack the objects while
+  // the benchmark reads them (tar fails with "file removed before we read it"), and the fixture
+  // would differ from run to run. Its objects stay loose, as an agent's recent commits are.
+  await run("git", ["config", "gc.auto", "0"], memdir);
+  await run("git", ["config", "maintenance.auto", "false"], memdir);
   const first = notePaths.slice(0, Math.floor(notePaths.length * 0.6));
   for (let i = 0; i < first.length; i += 2000) {
     await run("git", ["add", "--", ...first.slice(i, i + 2000)], memdir);
