@@ -112,6 +112,8 @@ class RedactorImpl implements RedactorWithStats {
   #cachedBytes = 0;
   /** Rules recorded since a redactBytes call began, while one is being cached. */
   #log: string[] | undefined;
+  /** While set, replacements are made but not recorded (a value redacted again). */
+  #mute = false;
 
   constructor(options: CreateRedactorOptions) {
     if (!(options.key instanceof Uint8Array) || options.key.length < 16) {
@@ -141,6 +143,7 @@ class RedactorImpl implements RedactorWithStats {
   }
 
   #record(rule: string, artifact: string): void {
+    if (this.#mute) return;
     let c = this.#counts.get(rule);
     if (c === undefined) {
       c = { count: 0, artifacts: new Set() };
@@ -302,18 +305,22 @@ class RedactorImpl implements RedactorWithStats {
           cut = pending.lastIndexOf(0x20, limit - 1) + 1;
           if (cut <= 0) cut = lastBoundary(pending.subarray(0, limit));
         }
-        const head = decode(pending.subarray(0, cut));
-        const tail = decode(pending.subarray(cut, end));
-        if (head === undefined || tail === undefined) {
+        // One flat string for the window (the cut is at a character boundary, so decoding it
+        // whole checks the same bytes as decoding both sides): decoding the head and the tail
+        // apart and joining them made three block-sized strings, not one, and block-sized
+        // strings are old-space garbage that only a full GC frees (+35-40 MB of heap per
+        // 26 MB transcript before one ran).
+        const text = decode(pending.subarray(0, end));
+        if (text === undefined) {
           binary = true;
           break;
         }
-        const text = head + tail;
+        const headLength = utf16Length(pending, cut);
         const { spans, partial } = this.#engine.find(text);
         const taken: Span[] = [];
-        let endC = head.length;
+        let endC = headLength;
         for (const sp of spans) {
-          if (sp.start >= head.length) break;
+          if (sp.start >= headLength) break;
           taken.push(sp);
           if (sp.end > endC) endC = sp.end;
         }
@@ -324,7 +331,7 @@ class RedactorImpl implements RedactorWithStats {
           let out = this.#apply(text.slice(0, endC), taken, artifact);
           if (partial) out = this.redactString(out, artifact);
           await write(enc.encode(out));
-          if (endC > head.length) consumed += enc.encode(text.slice(head.length, endC)).length;
+          if (endC > headLength) consumed += enc.encode(text.slice(headLength, endC)).length;
         }
         pending = pending.slice(consumed);
       }
@@ -372,12 +379,24 @@ class RedactorImpl implements RedactorWithStats {
   }
 
   async redactSqlite(dbPath: string, artifact: string): Promise<void> {
-    await redactSqliteFile(dbPath, (text) => this.redactString(text, artifact), (bytes) => {
-      const text = decodeText(bytes);
-      if (text === undefined) return undefined;
-      const out = this.redactString(text, artifact);
-      return out === text ? undefined : ENCODER.encode(out);
-    });
+    const text = (t: string): string => this.redactString(t, artifact);
+    const blob = (bytes: Uint8Array): Uint8Array | undefined => {
+      const t = decodeText(bytes);
+      if (t === undefined) return undefined;
+      const out = this.redactString(t, artifact);
+      return out === t ? undefined : ENCODER.encode(out);
+    };
+    // Values not held between the two passes are redacted again when written: the same
+    // output, not counted twice in the report.
+    const muted = <A, R>(f: (a: A) => R) => (a: A): R => {
+      this.#mute = true;
+      try {
+        return f(a);
+      } finally {
+        this.#mute = false;
+      }
+    };
+    await redactSqliteFile(dbPath, text, blob, { again: { text: muted(text), blob: muted(blob) } });
   }
 
   report(): RedactionReport {
@@ -400,6 +419,19 @@ function decodeText(bytes: Uint8Array): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Length in UTF-16 code units of the text that the valid UTF-8 `b.subarray(0, end)` decodes to:
+ * one unit per lead byte, two for a 4-byte sequence (a surrogate pair).
+ */
+function utf16Length(b: Uint8Array, end: number): number {
+  let n = 0;
+  for (let i = 0; i < end; i++) {
+    const c = b[i]!;
+    if ((c & 0xc0) !== 0x80) n += c >= 0xf0 ? 2 : 1;
+  }
+  return n;
 }
 
 /** Length of the longest prefix of `b` that ends on a UTF-8 character boundary. */

@@ -178,6 +178,25 @@ Deno.test("redactFile() handles multi-byte characters split across blocks", asyn
   });
 });
 
+Deno.test("redactFile() keeps span offsets right after 4-byte characters (surrogate pairs) in a block", async () => {
+  await withTmp(async (dir) => {
+    // Lines of emoji (4 bytes, two UTF-16 units each) and secrets, over many small blocks, so
+    // cuts fall after surrogate pairs and secrets sit on both sides of them.
+    let text = "";
+    for (let i = 0; i < 40; i++) {
+      text += "😀🎉 note ".repeat(i % 7 + 1) + `${i % 2 === 0 ? GH : AKIA} é日😀\n`;
+    }
+    await Deno.writeTextFile(`${dir}/in.md`, text);
+    for (const chunk of [200, 333, 512]) {
+      const r = createRedactor({ packs, key: KEY, chunkSize: chunk, overlap: 120 });
+      strictEqual(await r.redactFile(`${dir}/in.md`, `${dir}/out.md`, "a"), true);
+      const whole = createRedactor({ packs, key: KEY }).redactString(text, "a");
+      strictEqual(await Deno.readTextFile(`${dir}/out.md`), whole);
+      ok(!whole.includes(GH) && !whole.includes(AKIA));
+    }
+  });
+});
+
 Deno.test("redactFile() skips binary files (NUL, invalid UTF-8 later on) and writes nothing", async () => {
   await withTmp(async (dir) => {
     await Deno.writeFile(`${dir}/nul.bin`, new Uint8Array([1, 2, 0, 3]));
