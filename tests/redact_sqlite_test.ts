@@ -2,6 +2,7 @@
 import { deepStrictEqual, ok, strictEqual } from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { createRedactor, piiPack, secretsPack } from "../redact/mod.ts";
+import { redactSqliteFile } from "../redact/_sqlite.ts";
 import { interopTest, run } from "./_tools.ts";
 
 const KEY = new Uint8Array(32).fill(5);
@@ -133,6 +134,68 @@ Deno.test("redactSqlite() leaves a database without matches byte for byte", asyn
     await r.redactSqlite(path, "sqlite/clean.sqlite");
     deepStrictEqual(await Deno.readFile(path), before);
     deepStrictEqual(r.report().rules, []);
+  });
+});
+
+Deno.test("redactSqliteFile() past its held-bytes budget redoes values at write time, to the same file", async () => {
+  await withTmp(async (dir) => {
+    // The same database redacted holding every value, and holding none (each redone when
+    // written, WITHOUT ROWID and FTS tables included): byte-identical files.
+    const files: Uint8Array[] = [];
+    for (const heldBytes of [undefined, 0, 100]) {
+      await Deno.mkdir(`${dir}/${heldBytes}`);
+      const path = makeDb(`${dir}/${heldBytes}`);
+      const r = createRedactor({ packs: [secretsPack, piiPack], key: KEY });
+      const text = (t: string): string => r.redactString(t, "a");
+      const blob = (b: Uint8Array): Uint8Array | undefined => {
+        const t = new TextDecoder().decode(b);
+        if (b.includes(0)) return undefined;
+        const out = r.redactString(t, "a");
+        return out === t ? undefined : new TextEncoder().encode(out);
+      };
+      let redone = 0;
+      await redactSqliteFile(path, text, blob, {
+        ...(heldBytes === undefined ? {} : { heldBytes }),
+        again: { text: (t) => (redone++, text(t)), blob: (b) => (redone++, blob(b)) },
+      });
+      ok(heldBytes === undefined ? redone === 0 : redone > 0, `redone ${redone}`);
+      files.push(await Deno.readFile(path));
+    }
+    deepStrictEqual(files[1], files[0]);
+    deepStrictEqual(files[2], files[0]);
+  });
+});
+
+Deno.test("redactSqlite() over its held-bytes budget counts each replacement once", async () => {
+  await withTmp(async (dir) => {
+    // ~6 MB of UTF-16 redacted text: past the 4 MiB held, so later values are redone.
+    const path = `${dir}/big.sqlite`;
+    const db = new DatabaseSync(path);
+    db.exec("CREATE TABLE t(id INTEGER PRIMARY KEY, body TEXT)");
+    const ins = db.prepare("INSERT INTO t(body) VALUES (?)");
+    const pad = "lorem ipsum ".repeat(250);
+    db.exec("BEGIN");
+    for (let i = 0; i < 1000; i++) ins.run(`${pad} ${SECRET} ${EMAIL} ${i}`);
+    db.exec("COMMIT");
+    db.close();
+    const r = createRedactor({ packs: [secretsPack, piiPack], key: KEY });
+    await r.redactSqlite(path, "sqlite/big.sqlite");
+    deepStrictEqual(
+      r.report().rules.map((x) => [x.id, x.count, x.artifacts]),
+      [["email", 1000, ["sqlite/big.sqlite"]], ["github-token", 1000, ["sqlite/big.sqlite"]]],
+    );
+    strictEqual(r.replacements, 2000);
+    const check = new DatabaseSync(path);
+    try {
+      const rows = check.prepare("SELECT body FROM t ORDER BY id").all() as { body: string }[];
+      strictEqual(rows.length, 1000);
+      const want = createRedactor({ packs: [secretsPack, piiPack], key: KEY });
+      rows.forEach((row, i) =>
+        strictEqual(row.body, want.redactString(`${pad} ${SECRET} ${EMAIL} ${i}`, "x"))
+      );
+    } finally {
+      check.close();
+    }
   });
 });
 
