@@ -315,7 +315,8 @@ class RedactorImpl implements RedactorWithStats {
           binary = true;
           break;
         }
-        const headLength = utf16Length(pending, cut);
+        // (counted over the tail, about `overlap` bytes, rather than the whole head)
+        const headLength = text.length - utf16Length(pending, cut, end);
         const { spans, partial } = this.#engine.find(text);
         const taken: Span[] = [];
         let endC = headLength;
@@ -422,12 +423,12 @@ function decodeText(bytes: Uint8Array): string | undefined {
 }
 
 /**
- * Length in UTF-16 code units of the text that the valid UTF-8 `b.subarray(0, end)` decodes to:
- * one unit per lead byte, two for a 4-byte sequence (a surrogate pair).
+ * Length in UTF-16 code units of the text that the valid UTF-8 `b.subarray(start, end)` decodes
+ * to: one unit per lead byte, two for a 4-byte sequence (a surrogate pair).
  */
-function utf16Length(b: Uint8Array, end: number): number {
+function utf16Length(b: Uint8Array, start: number, end: number): number {
   let n = 0;
-  for (let i = 0; i < end; i++) {
+  for (let i = start; i < end; i++) {
     const c = b[i]!;
     if ((c & 0xc0) !== 0x80) n += c >= 0xf0 ? 2 : 1;
   }
