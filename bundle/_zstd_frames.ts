@@ -177,28 +177,47 @@ export async function* zstdCompressFrames(
     pending.push(p);
   };
   try {
-    let seg = fresh();
-    let used = 0;
-    for await (const chunk of input) {
-      let off = 0;
-      while (off < chunk.length) {
-        const k = Math.min(frameBytes - used, chunk.length - off);
-        seg.set(chunk.subarray(off, off + k), used);
-        used += k;
-        off += k;
-        if (used === frameBytes) {
-          submit(seg);
-          used = 0;
-          while (pending.length >= maxInFlight) yield await pending.shift()!;
-          seg = fresh();
-        }
-      }
+    for await (const { segment, used } of segments(input, frameBytes, fresh)) {
+      if (used === frameBytes) {
+        submit(segment);
+        while (pending.length >= maxInFlight) yield await pending.shift()!;
+      } else if (used > 0 || frames === 0) submit(segment.slice(0, used));
     }
-    if (used > 0 || frames === 0) submit(seg.slice(0, used));
     while (pending.length > 0) yield await pending.shift()!;
   } finally {
     pool?.terminate();
   }
+}
+
+/**
+ * Cuts `input` into segments of exactly `frameBytes`, each filled into a buffer from `fresh()`
+ * (asked for only when the previous segment has been handed out and the consumer resumed).
+ * Every full segment is yielded with `used === frameBytes`; the last one is always yielded, with
+ * `used < frameBytes` (0 when the input is empty or ends on a boundary). The output does not
+ * depend on how `input` is chunked.
+ */
+async function* segments(
+  input: AsyncIterable<Uint8Array>,
+  frameBytes: number,
+  fresh: () => Uint8Array<ArrayBuffer>,
+): AsyncGenerator<{ segment: Uint8Array<ArrayBuffer>; used: number }> {
+  let segment = fresh();
+  let used = 0;
+  for await (const chunk of input) {
+    let off = 0;
+    while (off < chunk.length) {
+      const k = Math.min(frameBytes - used, chunk.length - off);
+      segment.set(chunk.subarray(off, off + k), used);
+      used += k;
+      off += k;
+      if (used === frameBytes) {
+        yield { segment, used };
+        used = 0;
+        segment = fresh();
+      }
+    }
+  }
+  yield { segment, used };
 }
 
 /** The libzstd engine: `calls` nonblocking `ZSTD_compress2` calls in flight, frames in order. */
@@ -236,26 +255,11 @@ async function* libzstdFrames(
     pending.push(p);
   };
   try {
-    let seg = new Uint8Array(frameBytes);
-    let used = 0;
-    for await (const chunk of input) {
-      let off = 0;
-      while (off < chunk.length) {
-        const k = Math.min(frameBytes - used, chunk.length - off);
-        seg.set(chunk.subarray(off, off + k), used);
-        used += k;
-        off += k;
-        if (used === frameBytes) {
-          while (pending.length >= calls) yield await pending.shift()!;
-          submit(seg, seg);
-          used = 0;
-          seg = free.pop() ?? new Uint8Array(frameBytes);
-        }
-      }
-    }
-    if (used > 0 || frames === 0) {
+    const fresh = (): Uint8Array<ArrayBuffer> => free.pop() ?? new Uint8Array(frameBytes);
+    for await (const { segment, used } of segments(input, frameBytes, fresh)) {
+      if (used === 0 && frames > 0) continue; // input ended on a frame boundary
       while (pending.length >= calls) yield await pending.shift()!;
-      submit(seg.subarray(0, used), seg);
+      submit(segment.subarray(0, used), segment);
     }
     while (pending.length > 0) yield await pending.shift()!;
   } finally {
