@@ -261,51 +261,44 @@ export async function writeBundle(
               // not a byte stream
             }
           }
+          // One loop for both readers: a byte stream fills the reused scratch buffer (asking for
+          // one byte more than declared at the end, to detect a longer source); any other
+          // stream hands out its own chunks.
+          let read: () => Promise<ReadableStreamReadResult<Uint8Array>>;
+          let cancel: () => Promise<void>;
           if (byob) {
-            let finished = false;
-            try {
-              for (;;) {
-                signal?.throwIfAborted();
-                // Ask for one byte more than declared at the end, to detect a longer source.
-                const want = Math.min(SCRATCH_BYTES, s.size - n + 1);
-                scratch ??= new ArrayBuffer(SCRATCH_BYTES);
-                const { done, value } = await byob.read(new Uint8Array(scratch, 0, want));
-                if (value) scratch = value.buffer as ArrayBuffer;
-                if (done) {
-                  finished = true;
-                  break;
-                }
-                n += value.length;
-                if (n > s.size) break;
-                hash.update(value);
-                packed += value.length;
-                progress.progress({ phase: "pack", done: packed, total, item: s.path });
-                yield value;
-              }
-            } finally {
-              if (!finished) await byob.cancel().catch(() => {});
-            }
+            const r = byob;
+            read = async () => {
+              const want = Math.min(SCRATCH_BYTES, s.size - n + 1);
+              scratch ??= new ArrayBuffer(SCRATCH_BYTES);
+              const result = await r.read(new Uint8Array(scratch, 0, want));
+              if (result.value) scratch = result.value.buffer as ArrayBuffer;
+              return result;
+            };
+            cancel = () => r.cancel();
           } else {
-            const reader = stream.getReader();
-            let finished = false;
-            try {
-              for (;;) {
-                signal?.throwIfAborted();
-                const { done, value } = await reader.read();
-                if (done) {
-                  finished = true;
-                  break;
-                }
-                n += value.length;
-                if (n > s.size) break;
-                hash.update(value);
-                packed += value.length;
-                progress.progress({ phase: "pack", done: packed, total, item: s.path });
-                yield value;
+            const r = stream.getReader();
+            read = () => r.read();
+            cancel = () => r.cancel();
+          }
+          let finished = false;
+          try {
+            for (;;) {
+              signal?.throwIfAborted();
+              const { done, value } = await read();
+              if (done) {
+                finished = true;
+                break;
               }
-            } finally {
-              if (!finished) await reader.cancel().catch(() => {});
+              n += value.length;
+              if (n > s.size) break;
+              hash.update(value);
+              packed += value.length;
+              progress.progress({ phase: "pack", done: packed, total, item: s.path });
+              yield value;
             }
+          } finally {
+            if (!finished) await cancel().catch(() => {});
           }
           if (n !== s.size) {
             throw new MemsnapError(
