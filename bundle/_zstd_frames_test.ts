@@ -3,6 +3,7 @@ import { zstdDecompressSync } from "node:zlib";
 import { FRAME_BYTES, zstdCompressFrames } from "./_zstd_frames.ts";
 import { zstdDecompress } from "./_zstd.ts";
 import { libzstd } from "./_libzstd.ts";
+import { concat } from "../tests/bundle_helpers.ts";
 
 const lib = libzstd();
 // Without a system libzstd these tests are skipped, except where interop tools are required
@@ -12,13 +13,7 @@ const skipLib = lib === undefined && Deno.env.get("MEMSNAP_REQUIRE_INTEROP") !==
 async function collect(it: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
   for await (const c of it) parts.push(c);
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
+  return concat(parts);
 }
 
 function input(size: number): Uint8Array {
@@ -138,16 +133,6 @@ Deno.test({
     assertEquals((caught as Error).message, "source failed");
   },
 });
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
-}
 
 /** `zstd -dc` of the bytes, or undefined when the CLI is not installed. */
 async function zstdCli(bytes: Uint8Array): Promise<Uint8Array | undefined> {
