@@ -78,16 +78,26 @@ interface SkippedLink {
 /** Files up to this size are read with one `readFile` when packed (3x faster than a stream). */
 const SMALL_FILE = 1 << 20;
 
-/** Opens a small file as a one-chunk stream: one async op instead of open, reads and close. */
+/**
+ * Opens a small file as a one-chunk stream, read with one synchronous call when the writer
+ * reaches it (or opens it ahead): with the file in the page cache, an async `readFile` per note
+ * cost 0.5-1 s more CPU over the 5,208 notes of the 165 MiB fixture, on this thread.
+ */
 function wholeFile(src: string): () => Promise<ReadableStream<Uint8Array>> {
-  return async () => {
-    const bytes = await Deno.readFile(src);
-    return new ReadableStream<Uint8Array>({
-      start(c) {
-        if (bytes.length > 0) c.enqueue(bytes);
-        c.close();
-      },
-    });
+  return () => {
+    try {
+      const bytes = Deno.readFileSync(src);
+      return Promise.resolve(
+        new ReadableStream<Uint8Array>({
+          start(c) {
+            if (bytes.length > 0) c.enqueue(bytes);
+            c.close();
+          },
+        }),
+      );
+    } catch (e) {
+      return Promise.reject(e);
+    }
   };
 }
 
@@ -122,8 +132,9 @@ function checkedFile(
   path: string,
   checked: Uint8Array,
 ): () => Promise<ReadableStream<Uint8Array>> {
+  // deno-lint-ignore require-await
   return async () => {
-    const bytes = await Deno.readFile(src);
+    const bytes = Deno.readFileSync(src);
     if (!timingSafeEqual(digest(bytes), checked)) {
       throw new MemsnapError(
         `Cannot pack artifact ${
