@@ -75,6 +75,28 @@ Deno.test("sqlitePlugin() captures a consistent copy with metadata and restores 
   assert.deepEqual(dump(staged.get(plain)!), dump(plain));
 });
 
+Deno.test("sqlitePlugin() restore() switches a WAL database without fsync to the same bytes as SQLite's default", async () => {
+  await using tmp = await tempDir();
+  const wal = `${tmp.path}/long_term.db`;
+  makeDb(wal, true, 5);
+  const plugin = sqlitePlugin({ databases: { long_term: wal } });
+  const captured = await captureInto(tmp.path, [plugin]);
+  // The reference: the payload's copy switched with the default synchronous=FULL.
+  const ref = `${tmp.path}/ref.db`;
+  await Deno.copyFile(`${captured.payloadDir}/sqlite/long_term.sqlite`, ref);
+  const d = new DatabaseSync(ref);
+  d.exec("PRAGMA journal_mode = WAL");
+  d.close();
+  const { staged } = await restoreInto(tmp.path, [plugin], captured);
+  const got = await Deno.readFile(staged.get(wal)!);
+  assert.deepEqual(got, await Deno.readFile(ref));
+  assert.equal(got[18], 2); // WAL: file format write and read versions 2
+  assert.equal(got[19], 2);
+  assert.deepEqual((await Array.fromAsync(Deno.readDir(`${tmp.path}/staged`))).map((e) => e.name), [
+    "0-long_term.db",
+  ]);
+});
+
 Deno.test("sqlitePlugin() check() refuses a user_version newer than the runtime supports", async () => {
   await using tmp = await tempDir();
   makeDb(`${tmp.path}/a.db`, false, 7);
