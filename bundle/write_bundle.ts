@@ -57,6 +57,24 @@ const BYOB_MIN = 64 << 10;
 const SCRATCH_BYTES = 1 << 20;
 const CREATED_AT = /^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$/;
 
+/** Artifacts up to this size with a `readInto` are read with it. */
+const SYNC_MAX = 1 << 20;
+/** Size of the buffers small artifacts are tarred into. */
+const BATCH_BYTES = 1 << 20;
+
+function readsSync(s: ArtifactSource): boolean {
+  return s.readInto !== undefined && s.size <= SYNC_MAX;
+}
+
+function sizeChanged(s: ArtifactSource, n: number): MemsnapError {
+  return new MemsnapError(
+    `Cannot pack artifact ${JSON.stringify(s.path)}: it yielded ${
+      n > s.size ? `more than ${s.size}` : n
+    } bytes but its declared size is ${s.size} (the file changed during capture)`,
+    { hint: "Take the snapshot again." },
+  );
+}
+
 function entryHeader(path: string, size: number, mode: number, mtime: number): Uint8Array {
   return encodeHeader({ path, size, mode, mtime });
 }
@@ -211,11 +229,18 @@ export async function writeBundle(
     let aheadBytes = 0; // declared bytes opened but not reached yet
     const openUpTo = (i: number): Promise<ReadableStream<Uint8Array>> => {
       if (opened[i] !== undefined) aheadBytes -= sources[i]!.size;
-      while (ahead <= i) open(ahead);
+      while (ahead <= i) {
+        if (ahead < i && readsSync(sources[ahead]!)) ahead++; // read when reached, not opened
+        else open(ahead);
+      }
       while (
         ahead < sources.length && ahead - i <= PREFETCH_COUNT &&
         aheadBytes + sources[ahead]!.size <= PREFETCH_BYTES
       ) {
+        if (readsSync(sources[ahead]!)) {
+          ahead++; // read when reached
+          continue;
+        }
         aheadBytes += sources[ahead]!.size;
         open(ahead);
       }
@@ -245,10 +270,49 @@ export async function writeBundle(
         for (const p of opened) p?.then((st) => st.cancel()).catch(() => {});
       }
       async function* packAll(): AsyncGenerator<Uint8Array> {
+        // Small artifacts read synchronously are tarred into one batch buffer, handed on when
+        // full: no stream, promise or yield per artifact. The compressor copies each chunk
+        // before asking for the next, so the buffer is reused at once (as the scratch is).
+        let batch: Uint8Array | undefined;
+        let fill = 0;
+        const takeBatch = (): Uint8Array => {
+          const b = batch!.subarray(0, fill);
+          fill = 0;
+          return b;
+        };
         for (let i = 0; i < sources.length; i++) {
           const s = sources[i]!;
           signal?.throwIfAborted();
           const mode = s.mode ?? 0o644;
+          if (readsSync(s)) {
+            const head = entryHeader(s.path, s.size, mode, mtime);
+            // (one byte more than declared is room to see a source that grew)
+            const need = head.length + s.size + Math.max(padding(s.size), 1);
+            if (fill > 0 && fill + need > BATCH_BYTES) yield takeBatch();
+            if (batch === undefined || need > batch.length) {
+              batch = new Uint8Array(Math.max(BATCH_BYTES, need));
+            }
+            batch.set(head, fill);
+            const at = fill + head.length;
+            const n = s.readInto!(batch.subarray(at, at + s.size + 1));
+            if (n !== s.size) throw sizeChanged(s, n);
+            const bytes = batch.subarray(at, at + s.size);
+            const end = at + s.size + padding(s.size);
+            batch.fill(0, at + s.size, end);
+            fill = end;
+            packed += s.size;
+            progress.progress({ phase: "pack", done: packed, total, item: s.path });
+            const a: ManifestArtifact = {
+              path: s.path,
+              kind: s.kind,
+              size: s.size,
+              sha256: createHash("sha256").update(bytes).digest("hex"),
+            };
+            if (s.mode !== undefined && s.mode !== 0o644) a.mode = s.mode;
+            manifestArtifacts.push(a);
+            continue;
+          }
+          if (fill > 0) yield takeBatch();
           yield entryHeader(s.path, s.size, mode, mtime);
           const hash = createHash("sha256");
           let n = 0;
@@ -300,14 +364,7 @@ export async function writeBundle(
           } finally {
             if (!finished) await cancel().catch(() => {});
           }
-          if (n !== s.size) {
-            throw new MemsnapError(
-              `Cannot pack artifact ${JSON.stringify(s.path)}: it yielded ${
-                n > s.size ? "more than" : n
-              } bytes but its declared size is ${s.size} (the file changed during capture)`,
-              { hint: "Take the snapshot again." },
-            );
-          }
+          if (n !== s.size) throw sizeChanged(s, n);
           const pad = padding(s.size);
           if (pad > 0) yield PAD.subarray(0, pad);
           const a: ManifestArtifact = {
@@ -319,6 +376,7 @@ export async function writeBundle(
           if (s.mode !== undefined && s.mode !== 0o644) a.mode = s.mode;
           manifestArtifacts.push(a);
         }
+        if (fill > 0) yield takeBatch();
         yield END_OF_ARCHIVE;
       }
     };

@@ -289,3 +289,88 @@ Deno.test("writeBundle() opens each source once, in order, and cancels those ope
   assert.deepEqual(cancelled, names.slice(4));
   assert.deepEqual([...Deno.readDirSync(dir.path)].map((e) => e.name), ["ok"]);
 });
+
+/** `s` with a `readInto` giving `bytes` (which may differ from what `open()` gives). */
+function withReadInto<T extends { size: number }>(s: T, bytes: Uint8Array, reads: string[]) {
+  return {
+    ...s,
+    readInto(into: Uint8Array): number {
+      reads.push((s as unknown as { path: string }).path);
+      const n = Math.min(bytes.length, into.length);
+      into.set(bytes.subarray(0, n));
+      return n;
+    },
+  };
+}
+
+Deno.test("writeBundle() packs sources read with readInto as it packs their streams", async () => {
+  await using dir = await tempDir();
+  const enc = new TextEncoder();
+  // Many small ones (several 1 MiB batches), one just under 1 MiB, one over (streamed), and
+  // stream sources in between, so batches are cut before and after them.
+  const data = (i: number, n: number) => new Uint8Array(n).map((_, k) => (i * 131 + k * 7) & 0xff);
+  const plain = () => [
+    ...Array.from(
+      { length: 700 },
+      (_, i) => source(`memdir/n/${String(i).padStart(4, "0")}.md`, data(i, 3000 + i)),
+    ),
+    source("memdir/n/0350.zz", data(1, (1 << 20) - 100)),
+    source("memdir/n/big.bin", data(2, (1 << 20) + 1)),
+    source("memdir/z/empty", ""),
+    source("state/s.json", '{"a":1}', { kind: "state" }),
+  ];
+  await writeBundle(`${dir.path}/streams`, testHeader(), plain());
+  const reads: string[] = [];
+  const synced = plain().map((s, i) =>
+    i % 3 === 2 ? s : withReadInto(s, s.size === 0 ? new Uint8Array() : dataOf(s), reads)
+  );
+  function dataOf(s: { path: string }): Uint8Array {
+    const m = /(\d{4})\.md$/.exec(s.path);
+    if (m) return data(Number(m[1]), 3000 + Number(m[1]));
+    if (s.path.endsWith(".zz")) return data(1, (1 << 20) - 100);
+    if (s.path.endsWith("big.bin")) return data(2, (1 << 20) + 1);
+    return enc.encode('{"a":1}');
+  }
+  const m = await writeBundle(`${dir.path}/synced`, testHeader(), synced);
+  assert.equal(await sha(`${dir.path}/synced`), await sha(`${dir.path}/streams`));
+  assert.ok(reads.length > 400, "small sources were read with readInto");
+  assert.ok(!reads.includes("memdir/n/big.bin"), "over 1 MiB: streamed");
+  assert.equal(m.artifacts.length, 704);
+  assert.ok(await verifyBundle(await openBundleFile(`${dir.path}/synced`)));
+});
+
+Deno.test("writeBundle() refuses a readInto source that is longer or shorter than its size", async () => {
+  await using dir = await tempDir();
+  for (const bytes of ["1234", "123456"]) {
+    const s = withReadInto(source("memdir/a", "12345"), new TextEncoder().encode(bytes), []);
+    await assert.rejects(
+      writeBundle(`${dir.path}/b`, testHeader(), [source("memdir/0", "x"), s]),
+      (e) => {
+        assert.ok(e instanceof MemsnapError);
+        assert.match(e.message, /^Cannot pack artifact "memdir\/a": .*changed during capture/);
+        return true;
+      },
+    );
+    assert.deepEqual([...Deno.readDirSync(dir.path)], []);
+  }
+});
+
+Deno.test("writeBundle() never opens a readInto source, even when later sources are opened ahead", async () => {
+  await using dir = await tempDir();
+  const opened: string[] = [];
+  const counted = (path: string, sync: boolean) => {
+    const s = {
+      path,
+      kind: "file",
+      size: 5,
+      open: () => {
+        opened.push(path);
+        return Promise.resolve(new Blob([path.slice(-5)]).stream());
+      },
+    };
+    return sync ? withReadInto(s, new TextEncoder().encode(path.slice(-5)), []) : s;
+  };
+  const names = Array.from({ length: 40 }, (_, i) => `m/${String(i).padStart(5, "0")}`);
+  await writeBundle(`${dir.path}/ok`, testHeader(), names.map((n, i) => counted(n, i % 10 !== 9)));
+  assert.deepEqual(opened, ["m/00009", "m/00019", "m/00029", "m/00039"]);
+});

@@ -55,7 +55,27 @@ export function bytesArtifact(path: string, bytes: Uint8Array, kind: string): Ar
     kind,
     size: bytes.byteLength,
     open: () => Promise.resolve(new Blob([bytes as Uint8Array<ArrayBuffer>]).stream()),
+    readInto: (into: Uint8Array): number => {
+      const n = Math.min(bytes.byteLength, into.length);
+      into.set(bytes.subarray(0, n));
+      return n;
+    },
   };
+}
+
+/**
+ * Reads a file into `into` synchronously, up to `into.length` bytes; returns how many were
+ * read (fewer if the file is shorter).
+ */
+export function readFileInto(path: string, into: Uint8Array): number {
+  using file = Deno.openSync(path, { read: true });
+  let n = 0;
+  while (n < into.length) {
+    const k = file.readSync(into.subarray(n));
+    if (k === null || k === 0) break;
+    n += k;
+  }
+  return n;
 }
 
 /** Lowercase hex SHA-256 of a file, streamed. */

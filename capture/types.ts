@@ -19,6 +19,13 @@ export interface ArtifactSource {
   mode?: number;
   /** Opens the bytes. Called once, when the writer reaches this artifact. */
   open(): Promise<ReadableStream<Uint8Array>>;
+  /**
+   * Optional: reads the bytes synchronously into `into` (at least `size + 1` bytes long, so
+   * that a source longer than declared shows) and returns how many were read. The writer calls
+   * it instead of `open()` for artifacts up to 1 MiB, once, reading straight into its tar
+   * buffer: 10,000 small files cost far less this way than through a stream and a buffer each.
+   */
+  readInto?(into: Uint8Array): number;
 }
 
 /** What a capture plugin gets. */
