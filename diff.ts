@@ -191,6 +191,8 @@ export async function diffSnapshots(
       for (const [dir, m] of [[da, ma], [db, mb]] as const) {
         if (m.has("git/memdir.bundle")) {
           await importBundlePack(git, nodeFs, repo, join(dir, "git/memdir.bundle"));
+        } else if ([...m.keys()].some((p) => p.startsWith("git/objects/"))) {
+          await importObjectStore(join(dir, "git/objects"), join(repo, "objects"));
         }
       }
       const reach = async (oid: string | null): Promise<{ oid: string; subject: string }[]> => {
@@ -263,6 +265,24 @@ function tableHash(path: string, table: string): string {
     return "";
   } finally {
     db.close();
+  }
+}
+
+/**
+ * Adds a captured object store (loose objects, packs with their indexes; the `"objects"`
+ * layout of the git plugin) to a bare repo's `objects` dir. A file both snapshots hold has the
+ * same content in both (objects are named by their content).
+ */
+async function importObjectStore(from: string, to: string): Promise<void> {
+  for await (const e of Deno.readDir(from)) {
+    const src = join(from, e.name);
+    const dest = join(to, e.name);
+    if (e.isDirectory) {
+      await Deno.mkdir(dest, { recursive: true });
+      await importObjectStore(src, dest);
+    } else if (e.isFile) {
+      await Deno.copyFile(src, dest);
+    }
   }
 }
 

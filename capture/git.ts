@@ -7,7 +7,7 @@
 import { posix } from "node:path";
 import { createHash } from "node:crypto";
 import { Buffer } from "node:buffer";
-import { UnsafeBundleError, UsageError } from "../errors.ts";
+import { MemsnapError, UnsafeBundleError, UsageError } from "../errors.ts";
 import type { JsonValue, Manifest } from "../bundle/types.ts";
 import type {
   ArtifactSource,
@@ -34,6 +34,14 @@ import {
 } from "./_git_objects.ts";
 import { BUNDLE_ARTIFACT, rewriteHistory, type SpilledObjects } from "./_git_rewrite.ts";
 import { indexPack, PackFile, packReader } from "./_git_pack_reader.ts";
+import {
+  listObjectStore,
+  LOOSE_PATH,
+  objectArtifact,
+  OBJECTS_PREFIX,
+  PACK_PATH,
+  placeObjectStore,
+} from "./_git_objects_dir.ts";
 
 /** Options of {@linkcode gitPlugin}. */
 export interface GitPluginOptions {
@@ -46,6 +54,19 @@ export interface GitPluginOptions {
    * @default {false}
    */
   includeIgnored?: boolean;
+  /**
+   * How the history of an unredacted snapshot is captured:
+   * - `"objects"`: the object store as git keeps it (loose objects, packs with their indexes)
+   *   plus `git/HEAD` and one file per ref, so the payload's `git/` is a git directory. Fast
+   *   to take and to restore: nothing is inflated or compressed again.
+   * - `"bundle"`: one git bundle of every ref's history, `git/memdir.bundle`, that
+   *   `git clone` reads; only reachable objects, compact, slower to take.
+   *
+   * A redacted snapshot always captures a bundle (its history is rewritten).
+   *
+   * @default {"objects"}
+   */
+  layout?: "objects" | "bundle";
 }
 
 /** HEAD as recorded in `manifest.captures.git.head`. */
@@ -222,6 +243,90 @@ function metaOf(manifest: Manifest, name: string): Record<string, JsonValue> | u
   return m !== null && typeof m === "object" && !Array.isArray(m) ? m : undefined;
 }
 
+const OID = /^[0-9a-f]{40}$/;
+
+/**
+ * Checks the artifacts of an object-store capture (`layout: "objects"`) before anything is
+ * staged: only loose objects, complete packs, the config files and the ref files, and the ref
+ * files (and `git/HEAD`) exactly those the manifest's refs describe. Returns the refs, with
+ * `HEAD` first when it is detached.
+ */
+function objectStoreRefs(
+  ctx: RestoreContext,
+  meta: Record<string, JsonValue>,
+  headMeta: Partial<GitHeadMeta>,
+): BundleRef[] {
+  const refs = Object.entries((meta.refs ?? {}) as Record<string, JsonValue>);
+  const symrefs = Object.entries((meta.symrefs ?? {}) as Record<string, JsonValue>);
+  const expected = new Map<string, string>();
+  const out: BundleRef[] = [];
+  for (const [n, oid] of refs) {
+    if (typeof oid !== "string" || !OID.test(oid) || !safeRefName(n)) {
+      throw new UnsafeBundleError(
+        "git_ref",
+        `git/${n}`,
+        `Cannot restore git ref ${JSON.stringify(n)}: not a safe ref name with an object id`,
+      );
+    }
+    expected.set(`git/${n}`, `${oid}\n`);
+    out.push({ name: n, oid });
+  }
+  for (const [n, target] of symrefs) expected.set(`git/${n}`, `ref: ${target}\n`);
+  const headRef = headMeta.ref ?? null;
+  const headOid = headRef === null ? headMeta.oid ?? null : null;
+  if (headOid !== null && !OID.test(headOid)) {
+    throw new UnsafeBundleError(
+      "git_head",
+      "git/HEAD",
+      `Cannot restore git repository: HEAD ${JSON.stringify(headOid)} is not an object id`,
+    );
+  }
+  expected.set("git/HEAD", headRef === null ? `${headOid}\n` : `ref: ${headRef}\n`);
+  const packs = new Set<string>();
+  for (const { path: p } of ctx.artifacts) {
+    if (p === CONFIG || p === EXCLUDE || LOOSE_PATH.test(p)) continue;
+    if (PACK_PATH.test(p)) {
+      packs.add(p);
+      continue;
+    }
+    const want = expected.get(p);
+    if (want === undefined) {
+      throw new UnsafeBundleError(
+        "git_path",
+        p,
+        `Cannot restore ${JSON.stringify(p)}: not a file of a captured git object store`,
+      );
+    }
+    if (decoder.decode(Deno.readFileSync(posix.join(ctx.payloadDir, p))) !== want) {
+      throw new UnsafeBundleError(
+        "git_ref",
+        p,
+        `Cannot restore ${JSON.stringify(p)}: it does not match the manifest's git refs`,
+      );
+    }
+    expected.delete(p);
+  }
+  for (const p of expected.keys()) {
+    throw new UnsafeBundleError(
+      "git_ref",
+      p,
+      `Cannot restore git repository: ${JSON.stringify(p)} is missing from the payload`,
+    );
+  }
+  for (const p of packs) {
+    const other = p.endsWith(".pack") ? `${p.slice(0, -5)}.idx` : `${p.slice(0, -4)}.pack`;
+    if (!packs.has(other)) {
+      throw new UnsafeBundleError(
+        "git_pack",
+        p,
+        `Cannot restore ${JSON.stringify(p)}: ${JSON.stringify(other)} is missing`,
+      );
+    }
+  }
+  if (headOid !== null) out.unshift({ name: "HEAD", oid: headOid });
+  return out;
+}
+
 /** Working files up to this size are read whole, larger ones in blocks of this size. */
 const WHOLE_FILE = 1 << 20;
 
@@ -307,10 +412,21 @@ async function writeIndexFromTree(
 
 /**
  * Creates the git plugin. When `dir` is a git repository it captures every ref with its full
- * history as `git/memdir.bundle` (a git bundle v2 that `git clone` and `git bundle verify`
- * read; HEAD included), the repository's `.git/config` as `git/config` and
- * `.git/info/exclude` as `git/info/exclude`. An empty repository yields no bundle; its HEAD is
- * kept in the metadata. When `dir` is not a repository the plugin captures nothing.
+ * history, the repository's `.git/config` as `git/config` and `.git/info/exclude` as
+ * `git/info/exclude`. An empty repository yields no history; its HEAD is kept in the
+ * metadata. When `dir` is not a repository the plugin captures nothing.
+ *
+ * The history is captured in one of two layouts (`manifest.captures.git.layout`):
+ * - `"objects"` (unredacted snapshots, the default): the object store as its files,
+ *   `git/objects/xx/<38 hex>` (loose objects, as git compressed them) and
+ *   `git/objects/pack/pack-<40 hex>.pack` / `.idx`, every loose object and complete pack there
+ *   is (reachable or not, so staged blobs come along), plus `git/HEAD` and `git/<ref>` for every
+ *   ref: the extracted `git/` is a git directory (`git --git-dir=out/git log --all`). The refs
+ *   are read before the objects are listed, so every object they name is captured; a `git gc`
+ *   that deletes a listed file before it is packed fails the snapshot ("take it again").
+ * - `"bundle"` (redacted snapshots, or `layout: "bundle"`): `git/memdir.bundle`, a git
+ *   bundle v2 of every ref's history
+ *   (reachable objects only) that `git clone` and `git bundle verify` read; HEAD included.
  *
  * With a redactor the history is rewritten before packing: every reachable blob through
  * `redactBytes` (blobs of 4 MiB and more through `redactFile`; binary blobs are kept), commit
@@ -319,14 +435,19 @@ async function writeIndexFromTree(
  * temporary file in staging, compressed, not to memory; the live repository is never written.
  *
  * Restore recreates `.git` inside the staged memory dir (the same dir target the memdir plugin
- * fills): the pack and its index, every ref, HEAD (symbolic or detached), the config, and an
- * index built from HEAD's tree, so `git status` shows what it showed at capture (staged but
- * uncommitted changes show as unstaged). Stashes and reflogs are not kept.
+ * fills): the object store (moved in one rename when it can be) or the bundle's pack and its
+ * index, every ref, HEAD (symbolic or detached), the config, and an index built from HEAD's
+ * tree, so `git status` shows what it showed at capture (staged but uncommitted changes show
+ * as unstaged). An object store is checked before anything is staged: only object, pack and
+ * ref paths, every `.pack` with its `.idx`, ref files equal to the manifest's refs; HEAD's
+ * commit and tree must be readable. Stashes and reflogs are not kept.
  *
  * @param options The memory dir.
  * @returns The plugin, named `"git"`.
- * @throws {UsageError} On capture, for a linked worktree, a SHA-256 repository or an invalid HEAD.
- * @throws {UnsafeBundleError} On restore, for a bundle with an unsafe ref name or prerequisites.
+ * @throws {UsageError} On capture, for a linked worktree, a shallow clone, a repository with
+ * alternates, a SHA-256 repository or an invalid HEAD.
+ * @throws {UnsafeBundleError} On restore, for an unsafe ref name, a bundle with prerequisites,
+ * or an object store that does not check.
  *
  * @example Capturing a repository's history
  * ```ts
@@ -356,7 +477,11 @@ export function gitPlugin(options: GitPluginOptions): CapturePlugin {
       const gitdir = await findGitdir(dir);
       if (gitdir === undefined) return { artifacts: [], meta: { repository: false } };
       for (
-        const [file, why] of [["commondir", "linked worktrees"], ["shallow", "shallow clones"]]
+        const [file, why] of [
+          ["commondir", "linked worktrees"],
+          ["shallow", "shallow clones"],
+          ["objects/info/alternates", "repositories borrowing objects (alternates)"],
+        ]
       ) {
         if (await Deno.stat(posix.join(gitdir, file!)).then(() => true, () => false)) {
           throw new UsageError(`Cannot capture git repository ${dir}: ${why} are not supported`);
@@ -402,6 +527,36 @@ export function gitPlugin(options: GitPluginOptions): CapturePlugin {
           meta.head = { oid: null, ref: head.ref, subject: null, author: null, time: null };
           meta.refs = {};
           return { artifacts, meta };
+        }
+
+        // Unredacted history needs no rewriting: the object store is packed as its files
+        // (the refs were read first, so every object they name is in the listing).
+        if (ctx.redactor === undefined && options.layout !== "bundle") {
+          const store = listObjectStore(gitdir!);
+          for (const f of store.files) artifacts.push(objectArtifact(f));
+          artifacts.push(
+            bytesArtifact(
+              "git/HEAD",
+              encoder.encode(head.ref === null ? `${headOid}\n` : `ref: ${head.ref}\n`),
+              "git-file",
+            ),
+          );
+          for (const [n, oid] of refs) {
+            artifacts.push(bytesArtifact(`git/${n}`, encoder.encode(`${oid}\n`), "git-file"));
+          }
+          for (const [n, target] of symrefs) {
+            artifacts.push(
+              bytesArtifact(`git/${n}`, encoder.encode(`ref: ${target}\n`), "git-file"),
+            );
+          }
+          const described = headOid === null
+            ? { subject: null, author: null, time: null }
+            : await describeCommit(live, headOid);
+          meta.layout = "objects";
+          meta.head = { oid: headOid, ref: head.ref, ...described };
+          meta.refs = Object.fromEntries(refs);
+          meta.objects = store.objects;
+          return { artifacts: artifacts.sort((a, b) => (a.path < b.path ? -1 : 1)), meta };
         }
 
         const tips = [...new Set([...refs.values(), ...(headOid === null ? [] : [headOid])])];
@@ -451,6 +606,7 @@ export function gitPlugin(options: GitPluginOptions): CapturePlugin {
             r.oid,
           ]),
         );
+        meta.layout = "bundle";
         meta.objects = oids.length;
         return { artifacts: artifacts.sort((a, b) => (a.path < b.path ? -1 : 1)), meta };
       }
@@ -462,12 +618,15 @@ export function gitPlugin(options: GitPluginOptions): CapturePlugin {
       const headMeta = (meta.head ?? {}) as Partial<GitHeadMeta>;
       const has = (p: string): boolean => ctx.artifacts.some((a) => a.path === p);
       const payload = (p: string): string => posix.join(ctx.payloadDir, p);
+      const objectsLayout = meta.layout === "objects";
 
       // Validate everything before staging anything. The bundle's pack is read in place, by
-      // position (never whole), to index it.
+      // position (never whole), to index it; an object store is checked file by file.
       let bundle: { refs: BundleRef[]; packStart: number } | undefined;
       let idx: Uint8Array | undefined;
-      if (has(BUNDLE)) {
+      if (objectsLayout) {
+        bundle = { refs: objectStoreRefs(ctx, meta, headMeta), packStart: 0 };
+      } else if (has(BUNDLE)) {
         let pack: PackFile | undefined;
         try {
           bundle = await readBundleHeader(payload(BUNDLE));
@@ -495,7 +654,7 @@ export function gitPlugin(options: GitPluginOptions): CapturePlugin {
         if (!safeRefName(r)) {
           throw new UnsafeBundleError(
             "git_ref",
-            BUNDLE,
+            objectsLayout ? "git/HEAD" : BUNDLE,
             `Cannot restore git ref "${r}": the name is not a safe ref name`,
           );
         }
@@ -504,13 +663,23 @@ export function gitPlugin(options: GitPluginOptions): CapturePlugin {
       if (headRef === null && headOid === null) {
         throw new UnsafeBundleError(
           "git_head",
-          BUNDLE,
+          objectsLayout ? "git/HEAD" : BUNDLE,
           `Cannot restore git repository: a detached HEAD without a commit`,
         );
       }
 
       const staged = await ctx.stage({ path: dir, type: "dir" });
       const gitdir = posix.join(staged, ".git");
+      if (objectsLayout) {
+        await Deno.mkdir(gitdir, { recursive: true });
+        placeObjectStore(
+          ctx.payloadDir,
+          ctx.artifacts.map((a) => a.path).filter((p) => p.startsWith(OBJECTS_PREFIX)),
+          posix.join(gitdir, "objects"),
+          ctx.payloadMovable === true,
+          ctx.signal,
+        );
+      }
       for (const d of ["objects/pack", "objects/info", "refs/heads", "refs/tags", "info"]) {
         await Deno.mkdir(posix.join(gitdir, d), { recursive: true });
       }
@@ -529,13 +698,15 @@ export function gitPlugin(options: GitPluginOptions): CapturePlugin {
       }
       if (bundle === undefined) return;
 
-      // The pack's checksum (its last 20 bytes) names it, as the trailer of the .idx does.
-      const trailer = Buffer.from(idx!.subarray(idx!.byteLength - 40, idx!.byteLength - 20))
-        .toString("hex");
-      const packRel = `.git/objects/pack/pack-${trailer}.pack`;
-      copyFrom(payload(BUNDLE), bundle.packStart, posix.join(staged, packRel), ctx.signal);
-      ctx.signal.throwIfAborted();
-      await Deno.writeFile(posix.join(staged, packRel.replace(/\.pack$/, ".idx")), idx!);
+      if (!objectsLayout) {
+        // The pack's checksum (its last 20 bytes) names it, as the trailer of the .idx does.
+        const trailer = Buffer.from(idx!.subarray(idx!.byteLength - 40, idx!.byteLength - 20))
+          .toString("hex");
+        const packRel = `.git/objects/pack/pack-${trailer}.pack`;
+        copyFrom(payload(BUNDLE), bundle.packStart, posix.join(staged, packRel), ctx.signal);
+        ctx.signal.throwIfAborted();
+        await Deno.writeFile(posix.join(staged, packRel.replace(/\.pack$/, ".idx")), idx!);
+      }
       for (const r of bundle.refs) {
         if (r.name === "HEAD") continue;
         await Deno.mkdir(posix.dirname(posix.join(gitdir, r.name)), { recursive: true });
@@ -547,18 +718,35 @@ export function gitPlugin(options: GitPluginOptions): CapturePlugin {
           ? headOid
           : bundle.refs.find((r) => r.name === headRef)?.oid ?? null;
         if (commitOid !== null) {
-          let target = await source.read(commitOid);
-          let oid = commitOid;
-          while (target.type === "tag") {
-            oid = /^object ([0-9a-f]{40})$/m.exec(decoder.decode(target.body))?.[1] ?? "";
-            target = await source.read(oid);
+          try {
+            let target = await source.read(commitOid);
+            let oid = commitOid;
+            while (target.type === "tag") {
+              oid = /^object ([0-9a-f]{40})$/m.exec(decoder.decode(target.body))?.[1] ?? "";
+              target = await source.read(oid);
+            }
+            if (target.type === "commit") await writeIndexFromTree(staged, gitdir, source, oid);
+          } catch (e) {
+            if (!objectsLayout || e instanceof MemsnapError) throw e;
+            // The object store is not checked object by object: a missing or unreadable object
+            // of HEAD's tree is found here.
+            throw new UnsafeBundleError(
+              "git_objects",
+              OBJECTS_PREFIX,
+              `Cannot restore git repository: HEAD's commit or tree cannot be read from ` +
+                `the captured objects (${e instanceof Error ? e.message : e})`,
+            );
           }
-          if (target.type === "commit") await writeIndexFromTree(staged, gitdir, source, oid);
         }
       } finally {
         source.close();
       }
-      ctx.progress.progress({ phase: "restore", done: 1, total: 1, item: BUNDLE });
+      ctx.progress.progress({
+        phase: "restore",
+        done: 1,
+        total: 1,
+        item: objectsLayout ? OBJECTS_PREFIX : BUNDLE,
+      });
     },
 
     async plan(ctx): Promise<RestorePlanEntry[]> {

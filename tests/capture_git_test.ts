@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { UnsafeBundleError } from "../errors.ts";
+import { UnsafeBundleError, UsageError } from "../errors.ts";
 import { gitPlugin } from "../capture/git.ts";
 import { indexPaths, trackedFiles } from "../capture/_git_repo.ts";
 import { memdirPlugin } from "../capture/memdir.ts";
@@ -84,9 +84,10 @@ interopTest("gitPlugin() bundle is read by git bundle verify and git clone with 
   await using tmp = await tempDir();
   const dir = `${tmp.path}/mem`;
   await richRepo(dir);
-  const captured = await captureInto(tmp.path, [gitPlugin({ dir })]);
+  const captured = await captureInto(tmp.path, [gitPlugin({ dir, layout: "bundle" })]);
   const paths = captured.manifest.artifacts.map((a) => a.path);
   assert.deepEqual(paths, ["git/config", "git/info/exclude", "git/memdir.bundle"]);
+  assert.equal((captured.manifest.captures.git as GitMeta).layout, "bundle");
   const bundle = `${captured.payloadDir}/git/memdir.bundle`;
   const meta = captured.manifest.captures.git as GitMeta;
   assert.equal(meta.head.ref, "refs/heads/main");
@@ -266,7 +267,7 @@ interopTest("gitPlugin() restore refuses unsafe ref names and prerequisites", ["
   const dir = `${tmp.path}/mem`;
   await run("git", ["init", "-q", "-b", "main", dir], { env: ENV });
   await commitFile(dir, "a.md", "a\n", "a");
-  const plugin = gitPlugin({ dir });
+  const plugin = gitPlugin({ dir, layout: "bundle" });
   const captured = await captureInto(tmp.path, [plugin]);
   const path = `${captured.payloadDir}/git/memdir.bundle`;
   const original = await Deno.readFile(path);
@@ -333,7 +334,7 @@ interopTest("gitPlugin() reads packed, deltified history after git gc", ["git"],
     )).filter((e) => e.name.endsWith(".idx")).map((e) => `${dir}/.git/objects/pack/${e.name}`),
   );
   assert.match(verify, /chain length = [1-9]/);
-  const plugins = [memdirPlugin({ dir }), gitPlugin({ dir })];
+  const plugins = [memdirPlugin({ dir }), gitPlugin({ dir, layout: "bundle" })];
   const before = await snapshotOf(dir);
   const captured = await captureInto(tmp.path, plugins);
   const clone = `${tmp.path}/clone`;
@@ -417,4 +418,183 @@ interopTest("trackedFiles() reads index versions 2, 3 and 4 as git ls-files does
   index[40]! ^= 1;
   assert.equal(indexPaths(index), undefined);
   assert.deepEqual(await trackedFiles(dir, `${tmp.path}/none`), new Set());
+});
+
+interopTest(
+  "gitPlugin() objects layout: the payload's git/ is a git directory, restored as it was",
+  [
+    "git",
+  ],
+  async () => {
+    await using tmp = await tempDir();
+    const dir = `${tmp.path}/mem`;
+    await richRepo(dir);
+    // a staged change: its blob is a loose object no ref reaches
+    await Deno.writeTextFile(`${dir}/notes/staged.md`, "staged, not committed\n");
+    await g(dir, "add", "notes/staged.md");
+    const plugins = [memdirPlugin({ dir }), gitPlugin({ dir })];
+    const before = await snapshotOf(dir);
+    const captured = await captureInto(tmp.path, plugins);
+    const meta = captured.manifest.captures.git as GitMeta;
+    assert.equal(meta.layout, "objects");
+    assert.equal(meta.head.ref, "refs/heads/main");
+    assert.equal(meta.head.subject, "ignore logs");
+    const paths = captured.manifest.artifacts.map((a) => a.path).filter((p) =>
+      p.startsWith("git/")
+    );
+    assert(!paths.includes("git/memdir.bundle"));
+    for (const p of ["git/HEAD", "git/refs/heads/main", "git/refs/heads/dev", "git/refs/tags/v1"]) {
+      assert(paths.includes(p), p);
+    }
+    const loose = paths.filter((p) => /^git\/objects\/[0-9a-f]{2}\/[0-9a-f]{38}$/.test(p));
+    assert.equal(loose.length, meta.objects);
+    // Standard tools open the captured layer as it is.
+    const gd = `${captured.payloadDir}/git`;
+    const r = await run("git", ["--git-dir", gd, "fsck", "--strict", "--no-progress"], {
+      env: ENV,
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(
+      (await run("git", ["--git-dir", gd, "for-each-ref"], { env: ENV })).text,
+      await g(dir, "for-each-ref"),
+    );
+    const objects = async (d: string) =>
+      (await g(d, "rev-list", "--all", "--objects")).trim().split("\n").sort();
+    for (const payloadMovable of [false, true]) {
+      await using t = await tempDir();
+      // (a movable restore moves the object store out of the payload: restore from a copy)
+      const copy = `${t.path}/payload`;
+      await run("cp", ["-a", captured.payloadDir, copy]);
+      const { staged } = await restoreInto(t.path, plugins, { ...captured, payloadDir: copy }, {
+        payloadMovable,
+      });
+      const out = staged.get(dir)!;
+      const after = await snapshotOf(out);
+      assert.deepEqual({ ...after, status: "" }, { ...before, status: "" });
+      // The index is rebuilt from HEAD's tree: the staged file shows as untracked.
+      const lines = (s: string) => s.split("\n").filter((l) => l !== "").sort();
+      assert.deepEqual(
+        lines(after.status!),
+        lines(before.status!.replace("A  notes/staged.md\n", "?? notes/staged.md\n")),
+      );
+      assert.equal(await g(out, "fsck", "--strict", "--no-progress", "--no-dangling"), "");
+      assert.deepEqual(await objects(out), await objects(dir));
+      // the staged blob came along with the store
+      const blob = (await g(dir, "rev-parse", ":notes/staged.md")).trim();
+      assert.equal(await g(out, "cat-file", "-p", blob), "staged, not committed\n");
+      assert.equal(
+        (await Array.fromAsync(Deno.readDir(`${copy}/git`))).some((e) => e.name === "objects"),
+        !payloadMovable,
+      );
+    }
+  },
+);
+
+interopTest("gitPlugin() objects layout captures packs after git gc, and loose objects after", [
+  "git",
+], async () => {
+  await using tmp = await tempDir();
+  const dir = `${tmp.path}/mem`;
+  await richRepo(dir);
+  await g(dir, "gc", "-q");
+  await commitFile(dir, "notes/loose.md", "a loose object after gc\n", "loose");
+  const plugins = [memdirPlugin({ dir }), gitPlugin({ dir })];
+  const before = await snapshotOf(dir);
+  const captured = await captureInto(tmp.path, plugins);
+  const paths = captured.manifest.artifacts.map((a) => a.path);
+  const packs = paths.filter((p) => /^git\/objects\/pack\/pack-[0-9a-f]{40}\.(pack|idx)$/.test(p));
+  assert.equal(packs.length, 2);
+  assert(paths.some((p) => /^git\/objects\/[0-9a-f]{2}\//.test(p)));
+  const packed = Number(/in-pack: (\d+)/.exec(await g(dir, "count-objects", "-v"))![1]);
+  const loose = Number(/^count: (\d+)/m.exec(await g(dir, "count-objects", "-v"))![1]);
+  assert.equal((captured.manifest.captures.git as GitMeta).objects, packed + loose);
+  const { staged } = await restoreInto(tmp.path, plugins, captured);
+  const out = staged.get(dir)!;
+  assert.deepEqual(await snapshotOf(out), before);
+  assert.equal(await g(out, "fsck", "--strict", "--no-progress"), "");
+});
+
+interopTest(
+  "gitPlugin() objects layout restore refuses a forged object store",
+  ["git"],
+  async () => {
+    await using tmp = await tempDir();
+    const dir = `${tmp.path}/mem`;
+    await run("git", ["init", "-q", "-b", "main", dir], { env: ENV });
+    await commitFile(dir, "a.md", "a\n", "a");
+    await commitFile(dir, "b.md", "b\n", "b");
+    const plugin = gitPlugin({ dir });
+    const captured = await captureInto(tmp.path, [plugin]);
+    const head = (await g(dir, "rev-parse", "HEAD")).trim();
+    const parent = (await g(dir, "rev-parse", "HEAD~1")).trim();
+    const meta = captured.manifest.captures.git as GitMeta;
+    const enc = new TextEncoder();
+    const artifact = (path: string, bytes: string | Uint8Array) => {
+      const b = typeof bytes === "string" ? enc.encode(bytes) : bytes;
+      return { path, kind: "git-file", size: b.length, sha256: "0".repeat(64), bytes: b };
+    };
+    const headObject = `git/objects/${head.slice(0, 2)}/${head.slice(2)}`;
+    const forgeries: [string, {
+      add?: ReturnType<typeof artifact>[];
+      drop?: string;
+      meta?: GitMeta;
+    }][] = [
+      ["git_ref", { add: [artifact("git/refs/heads/main", `${parent}\n`)] }],
+      ["git_ref", { drop: "git/refs/heads/main" }],
+      ["git_ref", { add: [artifact("git/HEAD", "ref: refs/heads/other\n")] }],
+      ["git_path", { add: [artifact("git/hooks/post-checkout", "#!/bin/sh\nevil\n")] }],
+      ["git_path", { add: [artifact("git/objects/info/alternates", "/etc\n")] }],
+      ["git_pack", { add: [artifact(`git/objects/pack/pack-${"a".repeat(40)}.pack`, "PACK")] }],
+      ["git_ref", { meta: { ...meta, refs: { "refs/../../evil": head } } }],
+      ["git_ref", { meta: { ...meta, refs: { "refs/heads/main": "not an oid" } } }],
+      ["git_objects", { drop: headObject }],
+    ];
+    for (const [rule, f] of forgeries) {
+      await using t = await tempDir();
+      const payloadDir = `${t.path}/payload`;
+      await run("cp", ["-a", captured.payloadDir, payloadDir]);
+      let artifacts = captured.manifest.artifacts.filter((a) => a.path !== f.drop);
+      if (f.drop) await Deno.remove(`${payloadDir}/${f.drop}`);
+      for (const a of f.add ?? []) {
+        await Deno.mkdir(`${payloadDir}/${a.path.slice(0, a.path.lastIndexOf("/"))}`, {
+          recursive: true,
+        });
+        await Deno.writeFile(`${payloadDir}/${a.path}`, a.bytes);
+        artifacts = [...artifacts.filter((x) => x.path !== a.path), a];
+      }
+      const manifest = {
+        ...captured.manifest,
+        artifacts,
+        captures: { ...captured.manifest.captures, git: f.meta ?? meta },
+      };
+      await assert.rejects(
+        () => restoreInto(`${t.path}/r`, [plugin], { ...captured, manifest, payloadDir }),
+        (e) => {
+          assert(e instanceof UnsafeBundleError, String(e));
+          assert.equal(e.rule, rule, `${rule}: ${e.message}`);
+          return true;
+        },
+      );
+      if (rule !== "git_objects") {
+        // refused before anything was staged
+        assert.equal(await Deno.stat(`${t.path}/r`).then(() => true, () => false), false);
+      }
+    }
+  },
+);
+
+interopTest("gitPlugin() refuses a repository with alternates", ["git"], async () => {
+  await using tmp = await tempDir();
+  const src = `${tmp.path}/src`;
+  await run("git", ["init", "-q", "-b", "main", src], { env: ENV });
+  await commitFile(src, "a.md", "a\n", "a");
+  const dir = `${tmp.path}/mem`;
+  const c = await run("git", ["clone", "-q", "--shared", src, dir], { env: ENV });
+  assert.equal(c.code, 0, c.stderr);
+  for (const layout of ["objects", "bundle"] as const) {
+    await assert.rejects(
+      () => captureInto(`${tmp.path}/${layout}`, [gitPlugin({ dir, layout })]),
+      (e) => e instanceof UsageError && /alternates/.test(e.message),
+    );
+  }
 });

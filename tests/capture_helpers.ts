@@ -58,6 +58,8 @@ export async function captureInto(
         while (off < chunk.byteLength) off += await file.write(chunk.subarray(off));
       }
       if (size !== a.size) throw new Error(`${a.path}: size ${size} != declared ${a.size}`);
+      // As the engine extracts: each file with exactly its artifact's mode.
+      await Deno.chmod(dest, a.mode ?? 0o644);
       artifacts.push({
         path: a.path,
         kind: a.kind,
@@ -103,6 +105,7 @@ export async function restoreInto(
   root: string,
   plugins: CapturePlugin[],
   captured: Captured,
+  options: { payloadMovable?: boolean } = {},
 ): Promise<{ staged: Map<string, string>; targets: RestoreTarget[]; warnings: string[] }> {
   const staged = new Map<string, string>();
   const targets: RestoreTarget[] = [];
@@ -123,6 +126,7 @@ export async function restoreInto(
       manifest: captured.manifest,
       artifacts: captured.manifest.artifacts.filter((a) => plugin.owns(a.path)),
       payloadDir: captured.payloadDir,
+      ...(options.payloadMovable ? { payloadMovable: true } : {}),
       stage,
       signal: new AbortController().signal,
       progress,
