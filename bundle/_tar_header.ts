@@ -20,35 +20,43 @@ export interface HeaderFields {
 }
 
 function putString(b: Uint8Array, off: number, len: number, s: Uint8Array): void {
-  b.set(s.subarray(0, len), off);
+  b.set(s.length > len ? s.subarray(0, len) : s, off);
 }
 
 function putOctal(b: Uint8Array, off: number, len: number, v: number): void {
-  // len-1 octal digits, zero padded, then NUL.
-  const s = v.toString(8).padStart(len - 1, "0");
-  if (s.length > len - 1) throw new RangeError(`Cannot write the tar header: ${v} overflows`);
-  b.set(enc.encode(s), off);
+  // len-1 octal digits, zero padded, then NUL; written from the right, digit by digit.
+  if (!Number.isSafeInteger(v) || v < 0 || v >= 8 ** (len - 1)) {
+    throw new RangeError(`Cannot write the tar header: ${v} overflows`);
+  }
   b[off + len - 1] = 0;
+  for (let i = off + len - 2; i >= off; i--) {
+    b[i] = 0x30 + (v % 8);
+    v = Math.floor(v / 8);
+  }
 }
 
-function ustar(fields: HeaderFields, name: Uint8Array, typeflag: string): Uint8Array {
+/** The fields every header shares: uid, gid, magic and version, devmajor, devminor. */
+const TEMPLATE = (() => {
   const b = new Uint8Array(BLOCK);
-  putString(b, 0, 100, name);
-  putOctal(b, 100, 8, fields.mode);
   putOctal(b, 108, 8, 0);
   putOctal(b, 116, 8, 0);
-  putOctal(b, 124, 12, fields.size > MAX_USTAR_SIZE ? 0 : fields.size);
-  putOctal(b, 136, 12, fields.mtime);
-  b[156] = typeflag.charCodeAt(0);
   b.set(enc.encode("ustar\x0000"), 257);
   putOctal(b, 329, 8, 0);
   putOctal(b, 337, 8, 0);
+  return b;
+})();
+
+function ustar(fields: HeaderFields, name: Uint8Array, typeflag: string): Uint8Array {
+  const b = TEMPLATE.slice();
+  putString(b, 0, 100, name);
+  putOctal(b, 100, 8, fields.mode);
+  putOctal(b, 124, 12, fields.size > MAX_USTAR_SIZE ? 0 : fields.size);
+  putOctal(b, 136, 12, fields.mtime);
+  b[156] = typeflag.charCodeAt(0);
   b.fill(0x20, 148, 156);
   let sum = 0;
   for (let i = 0; i < BLOCK; i++) sum += b[i]!;
-  const cs = sum.toString(8).padStart(6, "0");
-  b.set(enc.encode(cs), 148);
-  b[154] = 0;
+  putOctal(b, 148, 7, sum); // 6 digits, NUL
   b[155] = 0x20;
   return b;
 }

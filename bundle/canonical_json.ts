@@ -23,7 +23,55 @@
  * ```
  */
 export function canonicalJson(value: unknown): string {
-  return write(value, new Set());
+  // Fast path: the native serializer, handed objects with their keys in sorted order. It
+  // cannot order integer-like keys (JavaScript enumerates those first, numerically), so an
+  // object with one falls back to the writer below, as does anything it would not refuse.
+  // A cycle makes the native serializer throw its own error: the writer names it.
+  try {
+    return JSON.stringify(value, sortedReplacer);
+  } catch {
+    return write(value, new Set());
+  }
+}
+
+/** Thrown by {@linkcode sortedReplacer} to take the general path. */
+const SLOW_PATH = new Error("canonical JSON: general path");
+
+const INDEX_KEY = /^(0|[1-9][0-9]*)$/;
+
+function sortedReplacer(this: unknown, _key: string, v: unknown): unknown {
+  switch (typeof v) {
+    case "string":
+    case "boolean":
+      return v;
+    case "number":
+      if (!Number.isFinite(v)) throw SLOW_PATH;
+      return v;
+    case "object": {
+      if (v === null) return v;
+      if (Array.isArray(v)) {
+        for (let i = 0; i < v.length; i++) if (v[i] === undefined) throw SLOW_PATH;
+        return v;
+      }
+      if ("toJSON" in v) throw SLOW_PATH;
+      const keys = Object.keys(v);
+      let sorted = true;
+      for (let i = 0; i < keys.length; i++) {
+        if (INDEX_KEY.test(keys[i]!)) throw SLOW_PATH;
+        if (i > 0 && keys[i - 1]! > keys[i]!) sorted = false;
+      }
+      if (sorted) return v;
+      const out: Record<string, unknown> = {};
+      for (const k of keys.sort()) out[k] = (v as Record<string, unknown>)[k];
+      return out;
+    }
+    case "undefined":
+      // An object property: omitted, as by JSON.stringify. Anything else is an error.
+      if (this !== null && typeof this === "object" && !Array.isArray(this)) return v;
+      throw SLOW_PATH;
+    default:
+      throw SLOW_PATH;
+  }
 }
 
 function write(value: unknown, seen: Set<object>): string {

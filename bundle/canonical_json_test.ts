@@ -30,3 +30,38 @@ Deno.test("canonicalJson() parses back to an equal value and is a fixed point (p
     { numRuns: 300 },
   );
 });
+
+/** The definition, written plainly: keys sorted by UTF-16 code units at every depth. */
+function reference(v: unknown): string {
+  if (Array.isArray(v)) return "[" + v.map(reference).join(",") + "]";
+  if (v !== null && typeof v === "object") {
+    const o = v as Record<string, unknown>;
+    return "{" + Object.keys(o).filter((k) =>
+      o[k] !== undefined
+    ).sort().map((k) => JSON.stringify(k) + ":" + reference(o[k])).join(",") + "}";
+  }
+  return JSON.stringify(v);
+}
+
+Deno.test("canonicalJson() equals the plain definition, integer-like keys included (property)", () => {
+  const key = fc.oneof(
+    fc.string(),
+    fc.nat().map(String),
+    fc.constantFrom("0", "01", "10", "9", "-1", "4294967295", "1e3", "é", "\u{1f9e0}", "Z", "a"),
+  );
+  const value = fc.letrec((tie) => ({
+    v: fc.oneof(
+      { depthSize: "small" },
+      fc.jsonValue({ maxDepth: 1 }),
+      fc.array(tie("v"), { maxLength: 4 }),
+      fc.dictionary(key, tie("v"), { maxKeys: 6 }),
+    ),
+  })).v;
+  fc.assert(fc.property(value, (v) => assert.equal(canonicalJson(v), reference(v))), {
+    numRuns: 500,
+  });
+  assert.equal(
+    canonicalJson({ 10: 1, 9: 2, b: { 2: 0, 1: 0 } }),
+    '{"10":1,"9":2,"b":{"1":0,"2":0}}',
+  );
+});
