@@ -16,6 +16,7 @@ import { posix } from "node:path";
 import { MemsnapError } from "../errors.ts";
 import type { ArtifactSource } from "./types.ts";
 import { isNotFound, readFileInto } from "./_util.ts";
+import { parseIndex } from "./_git_repo.ts";
 
 /** Payload prefix of the object store. */
 export const OBJECTS_PREFIX = "git/objects/";
@@ -210,4 +211,29 @@ export function placeObjectStore(
     }
     linkOrCopy(posix.join(payloadDir, p), to);
   }
+}
+
+/** Payload path of the captured index (the staging area). */
+export const INDEX_PATH = "git/index";
+
+/**
+ * Why an index file cannot be restored as it is (`undefined` when it can): not a valid index
+ * (signature, version, checksum, entries), an extension git requires to understand (a split or
+ * sparse index, whose other half is elsewhere), or a path that is not a safe relative path in
+ * the working tree (empty, `.`, `..` or `.git` component, leading `/`).
+ */
+export function indexProblem(bytes: Uint8Array): string | undefined {
+  const parsed = parseIndex(bytes);
+  if (parsed === undefined) return "it is not a valid git index";
+  const required = parsed.extensions.find((e) => !/^[A-Z]/.test(e));
+  if (required !== undefined) return `it uses the ${JSON.stringify(required)} extension`;
+  for (const p of parsed.paths) {
+    if (
+      p.startsWith("/") ||
+      p.split("/").some((c) => c === "" || c === "." || c === ".." || c.toLowerCase() === ".git")
+    ) {
+      return `it holds the unsafe path ${JSON.stringify(p)}`;
+    }
+  }
+  return undefined;
 }

@@ -44,6 +44,16 @@ export async function findGitdir(dir: string): Promise<string | undefined> {
  * are not a valid index (bad signature, version, checksum or entry).
  */
 export function indexPaths(bytes: Uint8Array): Set<string> | undefined {
+  return parseIndex(bytes)?.paths;
+}
+
+/**
+ * An index file's paths and the signatures of its extensions, or `undefined` if the bytes are
+ * not a valid index (as {@linkcode indexPaths}, extensions' framing checked too).
+ */
+export function parseIndex(
+  bytes: Uint8Array,
+): { paths: Set<string>; extensions: string[] } | undefined {
   if (bytes.byteLength < 32) return undefined;
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (v.getUint32(0) !== 0x44495243) return undefined; // "DIRC"
@@ -89,7 +99,17 @@ export function indexPaths(bytes: Uint8Array): Set<string> | undefined {
     previous = path;
     out.add(decoder.decode(path));
   }
-  return at <= end ? out : undefined;
+  if (at > end) return undefined;
+  // Extensions: a 4-byte signature and a 32-bit size each, up to the checksum.
+  const extensions: string[] = [];
+  while (at < end) {
+    if (at + 8 > end) return undefined;
+    const size = v.getUint32(at + 4);
+    if (at + 8 + size > end) return undefined;
+    extensions.push(String.fromCharCode(...bytes.subarray(at, at + 4)));
+    at += 8 + size;
+  }
+  return { paths: out, extensions };
 }
 
 /**

@@ -35,6 +35,8 @@ import {
 import { BUNDLE_ARTIFACT, rewriteHistory, type SpilledObjects } from "./_git_rewrite.ts";
 import { indexPack, PackFile, packReader } from "./_git_pack_reader.ts";
 import {
+  INDEX_PATH,
+  indexProblem,
   listObjectStore,
   LOOSE_PATH,
   objectArtifact,
@@ -285,6 +287,13 @@ function objectStoreRefs(
   const packs = new Set<string>();
   for (const { path: p } of ctx.artifacts) {
     if (p === CONFIG || p === EXCLUDE || LOOSE_PATH.test(p)) continue;
+    if (p === INDEX_PATH) {
+      const problem = indexProblem(Deno.readFileSync(posix.join(ctx.payloadDir, p)));
+      if (problem !== undefined) {
+        throw new UnsafeBundleError("git_index", p, `Cannot restore ${p}: ${problem}`);
+      }
+      continue;
+    }
     if (PACK_PATH.test(p)) {
       packs.add(p);
       continue;
@@ -421,7 +430,8 @@ async function writeIndexFromTree(
  *   `git/objects/xx/<38 hex>` (loose objects, as git compressed them) and
  *   `git/objects/pack/pack-<40 hex>.pack` / `.idx`, every loose object and complete pack there
  *   is (reachable or not, so staged blobs come along), plus `git/HEAD` and `git/<ref>` for every
- *   ref: the extracted `git/` is a git directory (`git --git-dir=out/git log --all`). The refs
+ *   ref, and the index as `git/index` (the staging area; left out when it is split or sparse):
+ *   the extracted `git/` is a git directory (`git --git-dir=out/git log --all`). The refs
  *   are read before the objects are listed, so every object they name is captured; a `git gc`
  *   that deletes a listed file before it is packed fails the snapshot ("take it again").
  * - `"bundle"` (redacted snapshots, or `layout: "bundle"`): `git/memdir.bundle`, a git
@@ -436,11 +446,13 @@ async function writeIndexFromTree(
  *
  * Restore recreates `.git` inside the staged memory dir (the same dir target the memdir plugin
  * fills): the object store (moved in one rename when it can be) or the bundle's pack and its
- * index, every ref, HEAD (symbolic or detached), the config, and an index built from HEAD's
- * tree, so `git status` shows what it showed at capture (staged but uncommitted changes show
- * as unstaged). An object store is checked before anything is staged: only object, pack and
- * ref paths, every `.pack` with its `.idx`, ref files equal to the manifest's refs; HEAD's
- * commit and tree must be readable. Stashes and reflogs are not kept.
+ * index, every ref, HEAD (symbolic or detached), the config, and the captured index (staged
+ * changes stay staged; git compares content where its stat data differs) or, without one, an
+ * index built from HEAD's tree (staged but uncommitted changes then show as unstaged), so
+ * `git status` shows what it showed at capture. An object store is checked before anything
+ * is staged: only object, pack, ref and index paths, every `.pack` with its `.idx`, ref files
+ * equal to the manifest's refs, an index with a valid checksum, safe paths and no extension
+ * git requires; HEAD's commit and tree must be readable. Stashes and reflogs are not kept.
  *
  * @param options The memory dir.
  * @returns The plugin, named `"git"`.
@@ -532,6 +544,18 @@ export function gitPlugin(options: GitPluginOptions): CapturePlugin {
         // Unredacted history needs no rewriting: the object store is packed as its files
         // (the refs were read first, so every object they name is in the listing).
         if (ctx.redactor === undefined && options.layout !== "bundle") {
+          // The index (staged changes) before the objects, so its blobs are in the listing. One
+          // that cannot be restored as it is (split or sparse) is left out: restore then
+          // rebuilds one from HEAD's tree.
+          let index: Uint8Array | undefined;
+          try {
+            index = Deno.readFileSync(posix.join(gitdir!, "index"));
+          } catch (e) {
+            if (!isNotFound(e)) throw e;
+          }
+          if (index !== undefined && indexProblem(index) === undefined) {
+            artifacts.push(bytesArtifact(INDEX_PATH, index, "git-file"));
+          }
           const store = listObjectStore(gitdir!);
           for (const f of store.files) artifacts.push(objectArtifact(f));
           artifacts.push(
@@ -725,7 +749,17 @@ export function gitPlugin(options: GitPluginOptions): CapturePlugin {
               oid = /^object ([0-9a-f]{40})$/m.exec(decoder.decode(target.body))?.[1] ?? "";
               target = await source.read(oid);
             }
-            if (target.type === "commit") await writeIndexFromTree(staged, gitdir, source, oid);
+            if (objectsLayout && has(INDEX_PATH)) {
+              // The captured index, staged changes and all (checked above). Its stat data is the
+              // capture's: git compares content where it differs, on the next status.
+              Deno.copyFileSync(payload(INDEX_PATH), posix.join(gitdir, "index"));
+              if (target.type === "commit") {
+                const tree = splitHeaders(target.body).headers.find((h) => h.startsWith("tree "));
+                if (tree !== undefined) await source.read(tree.slice(5));
+              }
+            } else if (target.type === "commit") {
+              await writeIndexFromTree(staged, gitdir, source, oid);
+            }
           } catch (e) {
             if (!objectsLayout || e instanceof MemsnapError) throw e;
             // The object store is not checked object by object: a missing or unreadable object
