@@ -254,12 +254,57 @@ export function sourceDateEpoch(): Date | undefined {
   return new Date(Number(v) * 1000);
 }
 
-/** Opens a bundle reference as a stream: a file path, or an id/prefix/`latest` in the store. */
+/**
+ * Reads a file as a stream of `size`-byte chunks (each a fresh buffer the reader keeps), one
+ * read ahead; closes the file at the end, on a read error or on cancel.
+ */
+function fileChunks(file: Deno.FsFile, size: number): ReadableStream<Uint8Array> {
+  let open = true;
+  const close = (): void => {
+    if (open) file.close();
+    open = false;
+  };
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const buf = new Uint8Array(size);
+      let n: number | null;
+      try {
+        n = await file.read(buf);
+      } catch (e) {
+        close();
+        throw e;
+      }
+      if (n === null) {
+        close();
+        controller.close();
+      } else {
+        controller.enqueue(n === size ? buf : buf.subarray(0, n));
+      }
+    },
+    cancel: close,
+  });
+}
+
+/**
+ * Restore reads a local bundle in chunks of this size: the 64 KiB chunks of `FsFile.readable`
+ * cost a read op and a stream step each. Extracting the 165 MiB fixture: 2.25 -> 2.12 CPU-s,
+ * main thread 1.52 -> 1.44 s (medians of 5 alternating runs, load 4); 1 MiB chunks raised peak
+ * RSS by 16 MiB and gained nothing more.
+ */
+const RESTORE_READ_SIZE = 256 << 10;
+
+/**
+ * Opens a bundle reference as a stream: a file path, or an id/prefix/`latest` in the store.
+ * `readSize` sets the chunk size of a local file (default: `FsFile.readable`'s).
+ */
 export async function openBundleRef(
   store: Store,
   ref: string,
   filter: ListFilter = {},
+  readSize?: number,
 ): Promise<{ stream: ReadableStream<Uint8Array>; info: SnapshotInfo | undefined; path: string }> {
+  const streamOf = (file: Deno.FsFile): ReadableStream<Uint8Array> =>
+    readSize === undefined ? file.readable : fileChunks(file, readSize);
   if (ref.includes("/") || ref.endsWith(".msnap")) {
     const path = resolve(ref);
     let file: Deno.FsFile;
@@ -271,14 +316,14 @@ export async function openBundleRef(
       }
       throw e;
     }
-    return { stream: file.readable, info: undefined, path };
+    return { stream: streamOf(file), info: undefined, path };
   }
   // Filters only disambiguate `latest`; an explicit id or prefix names one snapshot anywhere.
   const info = await store.resolve(ref, ref === "latest" ? filter : {});
   const local = store.localPath(info.id);
   if (local) {
     const file = await Deno.open(local, { read: true });
-    return { stream: file.readable, info, path: local };
+    return { stream: streamOf(file), info, path: local };
   }
   return { stream: await store.open(info.id), info, path: info.path };
 }
@@ -544,7 +589,7 @@ export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
     let journal: Journal | undefined;
     try {
       // 1. Verify everything first: extraction checks every hash, nothing missing or extra.
-      const { stream } = await openBundleRef(store, ref, { agent, tenant });
+      const { stream } = await openBundleRef(store, ref, { agent, tenant }, RESTORE_READ_SIZE);
       const manifest = await extractBundle(stream, payloadDir, {
         ...(options.decipher ? { decipher: options.decipher } : {}),
         ...(options.verifier ? { verifier: options.verifier } : {}),

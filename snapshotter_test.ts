@@ -1,0 +1,48 @@
+import assert from "node:assert/strict";
+import { openBundleRef } from "./snapshotter.ts";
+import { NotFoundError } from "./errors.ts";
+import type { Store } from "./store/types.ts";
+import { tempDir } from "./tests/_tools.ts";
+
+const NO_STORE = undefined as unknown as Store; // a path reference never reaches the store
+
+/** Open file descriptors of this process (Linux). */
+function openFds(): number {
+  return [...Deno.readDirSync("/proc/self/fd")].length;
+}
+
+Deno.test("openBundleRef() reads a local bundle in chunks of readSize, and closes it when read or cancelled", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/b.msnap`;
+  const bytes = new Uint8Array(600_001).map((_, i) => (i * 2654435761) >>> 24);
+  await Deno.writeFile(path, bytes);
+  const fds = openFds();
+  for (const readSize of [65536, 256 << 10, undefined]) {
+    const { stream, path: opened } = await openBundleRef(NO_STORE, path, {}, readSize);
+    assert.equal(opened, path);
+    const chunks = await Array.fromAsync(stream);
+    const got = new Uint8Array(bytes.length);
+    let off = 0;
+    for (const c of chunks) {
+      got.set(c, off);
+      off += c.length;
+    }
+    assert.equal(off, bytes.length);
+    assert.deepEqual(got, bytes);
+    if (readSize !== undefined) {
+      assert.ok(chunks.every((c) => c.length <= readSize));
+      assert.equal(chunks.length, Math.ceil(bytes.length / readSize));
+    }
+  }
+  assert.equal(openFds(), fds);
+  // Cancelled part way: the file is closed too.
+  const { stream } = await openBundleRef(NO_STORE, path, {}, 65536);
+  const reader = stream.getReader();
+  assert.equal((await reader.read()).value?.length, 65536);
+  await reader.cancel();
+  assert.equal(openFds(), fds);
+  await assert.rejects(
+    openBundleRef(NO_STORE, `${dir.path}/missing.msnap`, {}, 65536),
+    NotFoundError,
+  );
+});
