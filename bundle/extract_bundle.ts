@@ -93,7 +93,12 @@ export async function extractBundle(
     await Deno.mkdir(destDir, { recursive: true });
     created = true;
   }
-  const dirs = new Set<string>([""]);
+  const dirs = new Set<string>();
+  // Entry paths are checked by the reader before they reach the sink (relative, normalized: no
+  // empty, "." or ".." segment), so joining them by hand gives what `join` would, without
+  // normalizing each path again.
+  const root = join(destDir, ".");
+  const prefix = root.endsWith("/") ? root : `${root}/`;
   try {
     const r = await readPass(source, {
       decipher: options.decipher,
@@ -112,12 +117,12 @@ export async function extractBundle(
         }
       },
       async sink(artifact, chunks) {
-        const segs = artifact.path.split("/");
-        for (let i = 1; i < segs.length; i++) {
-          const rel = segs.slice(0, i).join("/");
+        const path = artifact.path;
+        for (let slash = path.indexOf("/"); slash !== -1; slash = path.indexOf("/", slash + 1)) {
+          const rel = path.slice(0, slash);
           if (dirs.has(rel)) continue;
           try {
-            Deno.mkdirSync(join(destDir, rel));
+            Deno.mkdirSync(prefix + rel);
           } catch (e) {
             if (e instanceof Deno.errors.AlreadyExists) {
               throw unsafe(
@@ -130,7 +135,7 @@ export async function extractBundle(
           }
           dirs.add(rel);
         }
-        await writeArtifact(join(destDir, artifact.path), artifact, chunks);
+        await writeArtifact(prefix + path, artifact, chunks);
       },
     });
     if (r.failures.length > 0) {

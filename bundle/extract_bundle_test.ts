@@ -54,6 +54,29 @@ Deno.test("extractBundle() writes every artifact with its bytes and mode", async
   assert.equal((await Deno.stat(`${dest}/memdir/notes/a.md`)).mode! & 0o777, 0o644);
 });
 
+Deno.test("extractBundle() writes under destDir however it is spelled (relative, trailing slash, doubled slash)", async () => {
+  await using dir = await tempDir();
+  const b = `${dir.path}/b`;
+  await writeBundle(b, testHeader(), [
+    source("memdir/notes/deep/a.md", "alpha"),
+    source("memdir/notes/b.md", "beta"),
+    source("state/s.json", "{}"),
+  ]);
+  const want = ["memdir/notes/b.md", "memdir/notes/deep/a.md", "state/s.json"];
+  const cwd = Deno.cwd();
+  try {
+    Deno.chdir(dir.path);
+    for (const dest of ["rel", "slash/", "./dots", `${dir.path}//abs/`]) {
+      await extractBundle(await openBundleFile(b), dest);
+      assert.deepEqual(await listTree(dest), want, dest);
+      assert.equal(await Deno.readTextFile(join(dest, "memdir/notes/deep/a.md")), "alpha");
+    }
+    assert.deepEqual((await listTree(dir.path)).filter((p) => !p.startsWith("b")).length, 12);
+  } finally {
+    Deno.chdir(cwd);
+  }
+});
+
 Deno.test("extractBundle() round-trips random artifacts (property)", async () => {
   await using dir = await tempDir();
   let n = 0;
