@@ -52,6 +52,38 @@ function field(b: Uint8Array, off: number, len: number): Uint8Array {
   return nul === -1 ? f : f.subarray(0, nul);
 }
 
+/** Whether `String.prototype.trim()` removes byte `c` of a latin1-decoded field. */
+function trimmed(c: number): boolean {
+  return c === 0x20 || (c >= 0x09 && c <= 0x0d) || c === 0xa0;
+}
+
+/** Digits of the last {@linkcode octal} field. */
+let octalDigits = 0;
+
+/**
+ * Reads a header field as an octal number straight from its bytes, as
+ * `parseInt(latin.decode(field(b, off, len)).trim(), 8)` would, without decoding it to a string
+ * (four decodes per header were a tenth of the reader's time): up to the first NUL, surrounding
+ * whitespace ignored. Returns -1 if anything but octal digits is left; the number of digits is
+ * in `octalDigits` (0 for an empty field).
+ */
+function octal(b: Uint8Array, off: number, len: number): number {
+  let end = off;
+  const stop = off + len;
+  while (end < stop && b[end] !== 0) end++;
+  let start = off;
+  while (start < end && trimmed(b[start]!)) start++;
+  while (end > start && trimmed(b[end - 1]!)) end--;
+  octalDigits = end - start;
+  let v = 0;
+  for (let i = start; i < end; i++) {
+    const d = b[i]! - 0x30;
+    if (d < 0 || d > 7) return -1;
+    v = v * 8 + d;
+  }
+  return v;
+}
+
 function parseNumber(
   b: Uint8Array,
   off: number,
@@ -68,10 +100,9 @@ function parseNumber(
     if (!Number.isSafeInteger(v)) throw corrupt("header_field", entry, `has a ${what} too large`);
     return v;
   }
-  const s = latin.decode(field(b, off, len)).trim();
-  if (s === "") return 0;
-  if (!/^[0-7]+$/.test(s)) throw corrupt("header_field", entry, `has an invalid ${what} field`);
-  const v = parseInt(s, 8);
+  const v = octal(b, off, len);
+  if (octalDigits === 0) return 0;
+  if (v === -1) throw corrupt("header_field", entry, `has an invalid ${what} field`);
   if (!Number.isSafeInteger(v)) throw corrupt("header_field", entry, `has a ${what} too large`);
   return v;
 }
@@ -138,8 +169,8 @@ export async function* readTar(
     // Checksum first: nothing in a header is trusted before it.
     let sum = 0;
     for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : h[i]!;
-    const stored = latin.decode(field(h, 148, 8)).trim();
-    if (!/^[0-7]{1,7}$/.test(stored) || parseInt(stored, 8) !== sum) {
+    const stored = octal(h, 148, 8);
+    if (stored === -1 || octalDigits === 0 || octalDigits > 7 || stored !== sum) {
       throw corrupt(
         "header_checksum",
         undefined,
@@ -148,9 +179,11 @@ export async function* readTar(
           : `the header after entry ${JSON.stringify(last)} has a bad checksum`,
       );
     }
-    const magic = latin.decode(h.subarray(257, 265));
-    const posix = magic === "ustar\x0000";
-    if (!posix && magic !== "ustar  \x00") {
+    // "ustar" then "\x0000" (POSIX) or "  \x00" (GNU).
+    const ustar = h[257] === 0x75 && h[258] === 0x73 && h[259] === 0x74 && h[260] === 0x61 &&
+      h[261] === 0x72;
+    const posix = ustar && h[262] === 0 && h[263] === 0x30 && h[264] === 0x30;
+    if (!posix && !(ustar && h[262] === 0x20 && h[263] === 0x20 && h[264] === 0)) {
       throw corrupt("header_format", undefined, "has a header that is not ustar");
     }
     let rawName: Uint8Array = field(h, 0, 100);

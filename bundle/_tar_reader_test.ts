@@ -268,3 +268,107 @@ Deno.test("readTar() round-trips what the writer encodes (property)", async () =
     { numRuns: 60 },
   );
 });
+
+Deno.test("readTar() reads numeric header fields and the magic as the string-based parser did (property)", async () => {
+  // The reference: each field decoded as latin1, cut at its first NUL, trimmed, then checked
+  // with a regex and parseInt (the reader before it parsed the bytes directly).
+  const latin = new TextDecoder("latin1");
+  const text = (b: Uint8Array, off: number, len: number): string => {
+    const f = b.subarray(off, off + len);
+    const nul = f.indexOf(0);
+    return latin.decode(nul === -1 ? f : f.subarray(0, nul)).trim();
+  };
+  const number = (b: Uint8Array, off: number, len: number): number | "invalid" => {
+    if (b[off]! & 0x80) { // GNU base-256, unchanged
+      if (b[off] !== 0x80) return "invalid";
+      let v = 0;
+      for (let i = 1; i < len; i++) v = v * 256 + b[off + i]!;
+      return Number.isSafeInteger(v) ? v : "invalid";
+    }
+    const s = text(b, off, len);
+    if (s === "") return 0;
+    return /^[0-7]+$/.test(s) ? parseInt(s, 8) : "invalid";
+  };
+  const WS = [0x20, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0xa0];
+  const bytesOf = (max: number) =>
+    fc.array(
+      fc.constantFrom(
+        ...[0x30, 0x31, 0x34, 0x37, 0x38, 0x39, 0x00, 0x61, 0x2b, 0x85, 0x80, 0xff, ...WS],
+      ),
+      { maxLength: max },
+    );
+  const digitsIn = (max: number) =>
+    fc.tuple(
+      fc.array(fc.constantFrom(...WS, 0x30), { maxLength: 2 }),
+      fc.array(fc.constantFrom(0x30, 0x32, 0x35, 0x37), { minLength: 0, maxLength: max }),
+      fc.array(fc.constantFrom(...WS, 0x00, 0x39), { maxLength: 2 }),
+    ).map(([a, d, z]) => [...a, ...d, ...z]);
+  const field = (max: number, len: number) =>
+    fc.oneof(digitsIn(max), bytesOf(len)).map((b) => b.slice(0, len));
+  const checksumStyle = fc.constantFrom(
+    "plain",
+    "spaces",
+    "nbsp",
+    "tab",
+    "8digits",
+    "junk",
+    "empty",
+  );
+  const magics = ["ustar\x0000", "ustar  \x00", "ustar\x0001", "ustar \x00\x00", "USTAR\x0000"];
+  await fc.assert(
+    fc.asyncProperty(
+      field(3, 12),
+      field(4, 8),
+      checksumStyle,
+      fc.constantFrom(...magics),
+      async (size, mode, style, magic) => {
+        const h = rawHeader({ name: "a", magic });
+        h.fill(0, 124, 136);
+        h.set(size, 124);
+        h.fill(0, 100, 108);
+        h.set(mode, 100);
+        h.fill(0x20, 148, 156);
+        let sum = 0;
+        for (const x of h) sum += x;
+        const o = sum.toString(8);
+        const stored = {
+          plain: o.padStart(6, "0") + "\0 ",
+          spaces: "  " + o + " \0",
+          nbsp: "\xa0" + o + "\t",
+          tab: "\t" + o.padStart(7, "0"),
+          "8digits": o.padStart(8, "0"),
+          junk: o + "8",
+          empty: "\0",
+        }[style];
+        h.fill(0, 148, 156);
+        for (let i = 0; i < stored.length; i++) h[148 + i] = stored.charCodeAt(i);
+        // What the string-based reader decided.
+        let sum2 = 0;
+        for (let i = 0; i < 512; i++) sum2 += i >= 148 && i < 156 ? 0x20 : h[i]!;
+        const st = text(h, 148, 8);
+        const mg = latin.decode(h.subarray(257, 265));
+        const sz = number(h, 124, 12);
+        const md = number(h, 100, 8);
+        const want = !/^[0-7]{1,7}$/.test(st) || parseInt(st, 8) !== sum2
+          ? "header_checksum"
+          : mg !== "ustar\x0000" && mg !== "ustar  \x00"
+          ? "header_format"
+          : sz === "invalid" || md === "invalid"
+          ? "header_field"
+          : { size: sz, mode: md & 0o7777 };
+        const data = typeof want === "string" ? new Uint8Array(0) : new Uint8Array(want.size);
+        const pad = new Uint8Array((512 - (data.length % 512)) % 512);
+        let got: unknown;
+        try {
+          const [e] = await readAll(concat([h, data, pad, EOA]));
+          got = { size: e!.data.length, mode: e!.mode };
+        } catch (e) {
+          assert.ok(e instanceof CorruptBundleError, String(e));
+          got = e.rule;
+        }
+        assert.deepEqual(got, want);
+      },
+    ),
+    { numRuns: 2000 },
+  );
+});
