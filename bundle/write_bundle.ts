@@ -62,6 +62,18 @@ const SYNC_MAX = 1 << 20;
 /** Size of the buffers small artifacts are tarred into. */
 const BATCH_BYTES = 1 << 20;
 
+const ZERO_HASH = "0".repeat(64);
+
+/**
+ * The manifest entry of an artifact, its keys created in sorted order: canonical JSON then
+ * serializes it as it is, without a sorted copy (75,000 of them for a 1 GiB memory).
+ */
+function manifestArtifact(s: ArtifactSource, sha256: string): ManifestArtifact {
+  return s.mode !== undefined && s.mode !== 0o644
+    ? { kind: s.kind, mode: s.mode, path: s.path, sha256, size: s.size }
+    : { kind: s.kind, path: s.path, sha256, size: s.size };
+}
+
 function readsSync(s: ArtifactSource): boolean {
   return s.readInto !== undefined && s.size <= SYNC_MAX;
 }
@@ -302,14 +314,9 @@ export async function writeBundle(
             fill = end;
             packed += s.size;
             progress.progress({ phase: "pack", done: packed, total, item: s.path });
-            const a: ManifestArtifact = {
-              path: s.path,
-              kind: s.kind,
-              size: s.size,
-              sha256: createHash("sha256").update(bytes).digest("hex"),
-            };
-            if (s.mode !== undefined && s.mode !== 0o644) a.mode = s.mode;
-            manifestArtifacts.push(a);
+            manifestArtifacts.push(
+              manifestArtifact(s, createHash("sha256").update(bytes).digest("hex")),
+            );
             continue;
           }
           if (fill > 0) yield takeBatch();
@@ -367,14 +374,7 @@ export async function writeBundle(
           if (n !== s.size) throw sizeChanged(s, n);
           const pad = padding(s.size);
           if (pad > 0) yield PAD.subarray(0, pad);
-          const a: ManifestArtifact = {
-            path: s.path,
-            kind: s.kind,
-            size: s.size,
-            sha256: hash.digest("hex"),
-          };
-          if (s.mode !== undefined && s.mode !== 0o644) a.mode = s.mode;
-          manifestArtifacts.push(a);
+          manifestArtifacts.push(manifestArtifact(s, hash.digest("hex")));
         }
         if (fill > 0) yield takeBatch();
         yield END_OF_ARCHIVE;
@@ -396,16 +396,7 @@ export async function writeBundle(
     // straight into the bundle, saving a temp file and one full copy of the payload.
     const placeholder = encodeManifest({
       ...probe,
-      artifacts: sources.map((s) => {
-        const a: ManifestArtifact = {
-          path: s.path,
-          kind: s.kind,
-          size: s.size,
-          sha256: "0".repeat(64),
-        };
-        if (s.mode !== undefined && s.mode !== 0o644) a.mode = s.mode;
-        return a;
-      }),
+      artifacts: sources.map((s) => manifestArtifact(s, ZERO_HASH)),
     }).length; // payload.size is 0 here: one digit
     const padded = (n: number): number => n + padding(n);
     const direct = padded(placeholder) === padded(placeholder + 15)

@@ -79,6 +79,28 @@ interface SkippedLink {
 /** Files up to this size are read with one `readFile` when packed (3x faster than a stream). */
 const SMALL_FILE = 1 << 20;
 
+/**
+ * A file packed as it is (no redaction): read with one synchronous call when the writer
+ * reaches it if small, streamed otherwise. A class, not closures: a 1 GiB memory dir has
+ * ~36,000 of these alive until the bundle is written.
+ */
+class PlainFile implements ArtifactSource {
+  readonly kind = "file";
+  readonly mode?: number;
+
+  constructor(readonly path: string, readonly size: number, readonly src: string, mode?: number) {
+    if (mode !== undefined) this.mode = mode;
+  }
+
+  open(): Promise<ReadableStream<Uint8Array>> {
+    return this.size <= SMALL_FILE ? wholeFile(this.src).open() : streamFile(this.src).open();
+  }
+
+  readInto(into: Uint8Array): number {
+    return readFileInto(this.src, into);
+  }
+}
+
 /** How the writer gets an artifact's bytes: `open()`, or `readInto()` when there is one. */
 type Reader = Pick<ArtifactSource, "open" | "readInto">;
 
@@ -412,10 +434,7 @@ export function memdirPlugin(options: MemdirPluginOptions): CapturePlugin {
           try {
             const redactor = ctx.redactor;
             if (redactor === undefined) {
-              artifact = file(
-                e.size,
-                e.size <= SMALL_FILE ? wholeFile(e.abs) : streamFile(e.abs),
-              );
+              artifact = new PlainFile(path, e.size, e.abs, mode);
             } else {
               await pace();
               // A file under one redaction block (most notes) is redacted from the bytes read
