@@ -259,19 +259,16 @@ export async function* readTar(
       );
     }
     const mode = parseNumber(h, 100, 8, "mode", path) & 0o7777;
-    let left = size;
+    // What is left of the body is counted from the source's position, so body() hands out the
+    // source's own stream (one async generator less per chunk than a wrapper counting it).
+    const start = src.consumed;
     const entryPath = path;
     yield {
       path,
       size,
       mode,
-      async *body(): AsyncGenerator<Uint8Array> {
-        for await (const c of src.stream(left, entryPath)) {
-          left -= c.length;
-          yield c;
-        }
-      },
+      body: () => src.stream(size - (src.consumed - start), entryPath),
     };
-    await src.skip(left + padding(size), path);
+    await src.skip(size - (src.consumed - start) + padding(size), path);
   }
 }

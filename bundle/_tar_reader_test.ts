@@ -50,6 +50,40 @@ Deno.test("readTar() reads regular files with ustar prefix and GNU magic", async
   assert.equal(got[2]!.mode, 0o755);
 });
 
+Deno.test("readTar() skips what a body leaves, and a second body() goes on where the first stopped", async () => {
+  const a = new Uint8Array(5000).map((_, i) => i % 251);
+  const b = new Uint8Array(3000).map((_, i) => (i * 7) % 253);
+  const bytes = concat([
+    rawEntry({ name: "a" }, a),
+    rawEntry({ name: "b" }, b),
+    rawEntry({ name: "c" }, "cc"),
+    EOA,
+  ]);
+  const src = new ByteSource(streamOf(bytes, 700));
+  const seen: [string, Uint8Array][] = [];
+  for await (const e of readTar(src, bundleLimits)) {
+    if (e.path === "a") {
+      // One chunk, then the rest from a second body().
+      const first = (await e.body().next()).value as Uint8Array;
+      const rest: Uint8Array[] = [];
+      for await (const c of e.body()) rest.push(c.slice());
+      seen.push([e.path, concat([first.slice(), ...rest])]);
+    } else if (e.path === "b") {
+      const first = (await e.body().next()).value as Uint8Array;
+      seen.push([e.path, first.slice()]); // the rest is skipped
+    } else {
+      const parts: Uint8Array[] = [];
+      for await (const c of e.body()) parts.push(c.slice());
+      seen.push([e.path, concat(parts)]);
+    }
+  }
+  assert.deepEqual(seen[0], ["a", a]);
+  assert.equal(seen[1]![0], "b");
+  assert.deepEqual(seen[1]![1], b.subarray(0, seen[1]![1].length));
+  assert.ok(seen[1]![1].length < b.length);
+  assert.deepEqual(seen[2], ["c", new TextEncoder().encode("cc")]);
+});
+
 Deno.test("readTar() refuses a bad header checksum", async () => {
   const bytes = concat([rawEntry({ name: "a", checksum: "0000001\0" }), EOA]);
   await assert.rejects(readAll(bytes), refused(CorruptBundleError, "header_checksum"));
