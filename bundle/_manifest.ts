@@ -4,7 +4,7 @@
  * @module
  */
 import { RefusedError } from "../errors.ts";
-import { FORMAT_ID, type Manifest, MANIFEST_VERSION } from "./types.ts";
+import { FORMAT_ID, type Manifest, MANIFEST_VERSION, type ManifestArtifact } from "./types.ts";
 import { validateManifestSchema as validator } from "./_manifest_validator.ts";
 import { canonicalJson } from "./canonical_json.ts";
 import { corrupt, unsafe } from "./_errors.ts";
@@ -121,4 +121,44 @@ export function parseManifest(bytes: Uint8Array, limits: BundleLimits): Manifest
 /** The canonical bytes of a manifest. */
 export function encodeManifest(m: Manifest): Uint8Array {
   return new TextEncoder().encode(canonicalJson(m));
+}
+
+/** Artifacts per piece in {@linkcode manifestChunks}. */
+const CHUNK_ARTIFACTS = 2048;
+
+/** Whether the native serializer writes this artifact entry as canonical JSON already. */
+function plainArtifact(a: ManifestArtifact): boolean {
+  const keys = Object.keys(a);
+  const n = keys.length;
+  return (n === 4 || (n === 5 && keys[1] === "mode" && Number.isSafeInteger(a.mode))) &&
+    keys[0] === "kind" && keys[n - 3] === "path" && keys[n - 2] === "sha256" &&
+    keys[n - 1] === "size" && typeof a.kind === "string" && typeof a.path === "string" &&
+    typeof a.sha256 === "string" && Number.isSafeInteger(a.size);
+}
+
+/**
+ * The canonical bytes of a manifest in pieces, whose concatenation is
+ * {@linkcode encodeManifest}`(m)`: the artifacts (tens of thousands for a large memory) are
+ * serialized a few thousand at a time, so the whole text never needs to exist at once, as a
+ * string nor as bytes. Manifests whose artifact entries are not plain (keys in canonical order,
+ * no extra fields) come as one piece.
+ */
+export function* manifestChunks(m: Manifest): Generator<Uint8Array> {
+  const enc = new TextEncoder();
+  const arts = m.artifacts;
+  const head = arts.length > CHUNK_ARTIFACTS && arts.every(plainArtifact)
+    ? canonicalJson({ ...m, artifacts: [] })
+    : undefined;
+  // Keys are sorted: "artifacts" comes right after "agent_id", the only key before it.
+  const prefix = `{"agent_id":${JSON.stringify(m.agent_id)},"artifacts":[`;
+  if (head === undefined || !head.startsWith(`${prefix}]`)) {
+    yield encodeManifest(m);
+    return;
+  }
+  yield enc.encode(prefix);
+  for (let i = 0; i < arts.length; i += CHUNK_ARTIFACTS) {
+    const text = JSON.stringify(arts.slice(i, i + CHUNK_ARTIFACTS));
+    yield enc.encode((i > 0 ? "," : "") + text.slice(1, -1));
+  }
+  yield enc.encode(head.slice(prefix.length));
 }

@@ -8,6 +8,8 @@ import {
   generateManifestValidator,
   VALIDATOR_URL,
 } from "./_manifest_validator_gen.ts";
+import { encodeManifest, manifestChunks } from "./_manifest.ts";
+import type { Manifest, ManifestArtifact } from "./types.ts";
 
 Deno.test("MANIFEST_SCHEMA equals docs/manifest.schema.json", async () => {
   const doc = JSON.parse(
@@ -141,4 +143,39 @@ Deno.test("the generated validator gives the same verdict and first error as ajv
     }),
     { numRuns: 500 },
   );
+});
+
+Deno.test("manifestChunks() pieces concatenate to encodeManifest(), for any artifact entries", () => {
+  const base = validManifest() as unknown as Manifest;
+  const art = (i: number): ManifestArtifact =>
+    i % 7 === 0
+      ? { kind: "file", mode: 0o755, path: `memdir/é/${i}`, sha256: "a".repeat(64), size: i }
+      : { kind: "git-object", path: `git/objects/${i}`, sha256: "b".repeat(64), size: i * 3 };
+  const cases: [string, Manifest, boolean][] = [
+    ["few", { ...base, artifacts: [art(0), art(1)] }, false],
+    ["many plain", { ...base, artifacts: Array.from({ length: 5000 }, (_, i) => art(i)) }, true],
+    ["exactly one piece of artifacts", {
+      ...base,
+      artifacts: Array.from({ length: 2049 }, (_, i) => art(i)),
+    }, true],
+    ["many, one not plain (keys out of order)", {
+      ...base,
+      artifacts: Array.from(
+        { length: 5000 },
+        (_, i) =>
+          i === 4321 ? { path: `x/${i}`, kind: "file", size: 1, sha256: "c".repeat(64) } : art(i),
+      ),
+    }, false],
+  ];
+  for (const [name, m, pieces] of cases) {
+    const chunks = [...manifestChunks(m)];
+    const whole = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+    let at = 0;
+    for (const c of chunks) {
+      whole.set(c, at);
+      at += c.length;
+    }
+    assert.deepEqual(whole, encodeManifest(m), name);
+    assert.equal(chunks.length > 1, pieces, name);
+  }
 });

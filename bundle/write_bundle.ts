@@ -24,6 +24,7 @@ import { throughTransform, writeAll } from "./_io.ts";
 import {
   encodeManifest,
   MANIFEST_NAME,
+  manifestChunks,
   parseManifest,
   PAYLOAD_AGE,
   PAYLOAD_PLAIN,
@@ -72,6 +73,13 @@ function manifestArtifact(s: ArtifactSource, sha256: string): ManifestArtifact {
   return s.mode !== undefined && s.mode !== 0o644
     ? { kind: s.kind, mode: s.mode, path: s.path, sha256, size: s.size }
     : { kind: s.kind, path: s.path, sha256, size: s.size };
+}
+
+/** Length of a manifest's canonical bytes, computed piece by piece. */
+function chunksLength(m: Manifest): number {
+  let n = 0;
+  for (const c of manifestChunks(m)) n += c.length;
+  return n;
 }
 
 function readsSync(s: ArtifactSource): boolean {
@@ -394,10 +402,10 @@ export async function writeBundle(
     // sizes and modes are known now), and the manifest entry is padded to 512 bytes. Unless
     // 1 to 16 digits straddle a 512-byte boundary (~3% of bundles), the payload is written
     // straight into the bundle, saving a temp file and one full copy of the payload.
-    const placeholder = encodeManifest({
+    const placeholder = chunksLength({
       ...probe,
       artifacts: sources.map((s) => manifestArtifact(s, ZERO_HASH)),
-    }).length; // payload.size is 0 here: one digit
+    }); // payload.size is 0 here: one digit
     const padded = (n: number): number => n + padding(n);
     const direct = padded(placeholder) === padded(placeholder + 15)
       ? BLOCK + padded(placeholder) + BLOCK
@@ -435,8 +443,12 @@ export async function writeBundle(
           encryption,
         },
       };
-      const manifestBytes = encodeManifest(manifest);
-      const signature = signer ? await signer.sign(manifestBytes, manifest) : undefined;
+      // Signed: the bytes at once, for the signer. Otherwise written in pieces: a manifest of
+      // 75,000 artifacts is ~11 MB of text, which would otherwise exist as a string and as
+      // bytes at the very end, while everything else is still alive (the run's peak memory).
+      const manifestBytes = signer ? encodeManifest(manifest) : undefined;
+      const manifestLength = manifestBytes?.length ?? placeholder + String(payloadSize).length - 1;
+      const signature = signer ? await signer.sign(manifestBytes!, manifest) : undefined;
       signal?.throwIfAborted();
 
       // 4. Outer tar.
@@ -444,18 +456,29 @@ export async function writeBundle(
         out = await Deno.open(destPath, { create: true, truncate: true, write: true });
         destCreated = true;
       } else {
-        if (BLOCK + padded(manifestBytes.length) + BLOCK !== direct) {
+        if (BLOCK + padded(manifestLength) + BLOCK !== direct) {
           throw new MemsnapError(
-            `Cannot write the bundle: the manifest is ${manifestBytes.length} bytes, not the ${
+            `Cannot write the bundle: the manifest is ${manifestLength} bytes, not the ${
               direct! - 2 * BLOCK
             } (padded) the payload was placed for (a bug)`,
           );
         }
         await out.seek(0, Deno.SeekMode.Start);
       }
-      await writeAll(out, entryHeader(MANIFEST_NAME, manifestBytes.length, 0o644, mtime));
-      await writeAll(out, manifestBytes);
-      await writeAll(out, PAD.subarray(0, padding(manifestBytes.length)));
+      await writeAll(out, entryHeader(MANIFEST_NAME, manifestLength, 0o644, mtime));
+      let written = 0;
+      for (const chunk of manifestBytes ? [manifestBytes] : manifestChunks(manifest)) {
+        written += chunk.length;
+        if (written > manifestLength) break;
+        await writeAll(out, chunk);
+      }
+      if (written !== manifestLength) {
+        throw new MemsnapError(
+          `Cannot write the bundle: the manifest is ${written} bytes, not the ${manifestLength} ` +
+            "its length was computed as (a bug)",
+        );
+      }
+      await writeAll(out, PAD.subarray(0, padding(manifestLength)));
       await writeAll(out, entryHeader(payloadPath, payloadSize, 0o644, mtime));
       if (direct !== undefined) {
         await out.seek(direct + payloadSize, Deno.SeekMode.Start);

@@ -374,3 +374,24 @@ Deno.test("writeBundle() never opens a readInto source, even when later sources 
   await writeBundle(`${dir.path}/ok`, testHeader(), names.map((n, i) => counted(n, i % 10 !== 9)));
   assert.deepEqual(opened, ["m/00009", "m/00019", "m/00029", "m/00039"]);
 });
+
+Deno.test("writeBundle() writes a manifest of thousands of artifacts in pieces, signed or not", async () => {
+  await using dir = await tempDir();
+  const arts = () =>
+    Array.from(
+      { length: 4500 },
+      (_, i) =>
+        source(`memdir/n/${String(i).padStart(5, "0")}.md`, `note ${i}\n`, {
+          ...(i % 1000 === 0 ? { mode: 0o755 } : {}),
+        }),
+    );
+  for (const opts of [{}, { signer: testSigner() }]) {
+    const path = `${dir.path}/b${Object.keys(opts).length}`;
+    const written = await writeBundle(path, testHeader(), arts(), opts);
+    const read = await readManifest(await openBundleFile(path));
+    assert.deepEqual(read, written);
+    assert.equal(read.artifacts.length, 4500);
+    assert.equal(read.artifacts[1000]!.mode, 0o755);
+    assert.ok(await verifyBundle(await openBundleFile(path)));
+  }
+});
