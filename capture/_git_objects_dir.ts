@@ -81,9 +81,10 @@ export function listObjectStore(gitdir: string): ObjectStore {
   let objects = 0;
   for (const d of readDirNames(root)) {
     if (!d.isDirectory || !/^[0-9a-f]{2}$/.test(d.name)) continue;
-    for (const f of readDirNames(posix.join(root, d.name))) {
+    const dir = `${root}/${d.name}/`;
+    for (const f of readDirNames(dir)) {
       if (!f.isFile || !/^[0-9a-f]{38}$/.test(f.name)) continue;
-      const abs = posix.join(root, d.name, f.name);
+      const abs = dir + f.name;
       let size: number;
       try {
         size = Deno.lstatSync(abs).size;

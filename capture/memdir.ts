@@ -270,15 +270,18 @@ async function listDir(
     if (isDir ? trackedDirs.has(rel) : tracked.has(rel)) return false;
     return await isIgnored(root, gitdir, isDir ? `${rel}/` : rel);
   };
+  // Entry names hold no "/", ".", "..": plain concatenation is the join (and much cheaper
+  // than normalizing 5,000 paths).
+  const base = root.endsWith("/") ? root : `${root}/`;
   const walk = async (relDir: string): Promise<void> => {
     signal?.throwIfAborted();
-    const absDir = relDir === "" ? root : posix.join(root, relDir);
+    const absDir = relDir === "" ? root : base + relDir;
     const names: Deno.DirEntry[] = [];
     for await (const e of Deno.readDir(absDir)) names.push(e);
     for (const e of names) {
       if (e.name === ".git") continue;
       const rel = relDir === "" ? e.name : `${relDir}/${e.name}`;
-      const abs = posix.join(root, rel);
+      const abs = base + rel;
       if (excluded(rel)) continue;
       if (e.isDirectory) {
         if (await ignoredPath(rel, true)) {

@@ -137,12 +137,14 @@ export function sqlitePlugin(options: SqlitePluginOptions): CapturePlugin {
       const artifacts: ArtifactSource[] = [];
       const metas: Record<string, JsonValue> = {};
       const jobs: CopyJob[] = [];
-      let bytes = 0;
+      const sizes: number[] = [];
       for (const [db, path] of databases) {
         ctx.signal.throwIfAborted();
+        // Synchronous checks: the other plugins' capture loops yield only every 16 ms, and
+        // each await here would wait for one of those turns before the copies could start.
         let info: Deno.FileInfo;
         try {
-          info = await Deno.stat(path);
+          info = Deno.statSync(path);
         } catch (e) {
           if (!isNotFound(e)) throw e;
           throw new NotFoundError(`Cannot capture database ${db}: ${path} does not exist`, {
@@ -152,7 +154,7 @@ export function sqlitePlugin(options: SqlitePluginOptions): CapturePlugin {
         if (!info.isFile) {
           throw new UsageError(`Cannot capture database ${db}: ${path} is not a file`);
         }
-        const header = info.size > 0 ? await readSqliteHeader(path) : undefined;
+        const header = info.size > 0 ? readSqliteHeader(path) : undefined;
         if (header === null) {
           throw new UsageError(`Cannot capture database ${db}: ${path} is not a SQLite database`);
         }
@@ -162,7 +164,12 @@ export function sqlitePlugin(options: SqlitePluginOptions): CapturePlugin {
         // it closes (a read-only one would leave them behind). A database in rollback mode
         // gets a read-only one too (it creates no file; a hot journal makes it fail, and the
         // normal connection of the fallback rolls the journal back). No content changes.
-        const walExists = await Deno.stat(`${path}-wal`).then(() => true, () => false);
+        let walExists = true;
+        try {
+          Deno.statSync(`${path}-wal`);
+        } catch {
+          walExists = false;
+        }
         jobs.push({
           path,
           copy: posix.join(ctx.staging, `${db}${SUFFIX}`),
@@ -170,18 +177,31 @@ export function sqlitePlugin(options: SqlitePluginOptions): CapturePlugin {
           readOnly: walExists || header?.wal !== true,
           describe: ctx.redactor === undefined,
         });
-        bytes += info.size;
+        sizes.push(info.size);
       }
-      // Large copies run in a worker so the other plugins keep the event loop meanwhile.
-      const runner = bytes >= sqliteCopyInternals.workerMinBytes ? workerRunner() : inlineRunner;
+      // Large copies run in workers, one per database and all at once, so the copies overlap
+      // each other and the other plugins keep the event loop meanwhile; small ones run here.
+      const total = sizes.reduce((a, b) => a + b, 0);
+      const runners = jobs.map((_, i) =>
+        total >= sqliteCopyInternals.workerMinBytes &&
+          (sizes[i]! >= sqliteCopyInternals.workerMinBytes >> 2 || jobs.length === 1)
+          ? workerRunner()
+          : inlineRunner
+      );
+      const copies = jobs.map((job, i) => {
+        const p = runners[i]!.copy(job);
+        p.catch(() => {}); // awaited in order below
+        return p;
+      });
       try {
         for (const [i, job] of jobs.entries()) {
           ctx.signal.throwIfAborted();
           const db = databases[i]![0];
           const artifact = `${PREFIX}${db}${SUFFIX}`;
+          const runner = runners[i]!;
           let copied: CopyResult;
           try {
-            copied = await runner.copy(job);
+            copied = await copies[i]!;
           } catch (e) {
             if (!(e instanceof CopyError)) throw e;
             throw new UsageError(`Cannot capture database ${db}: ${e.message}`, { cause: e });
@@ -201,7 +221,10 @@ export function sqlitePlugin(options: SqlitePluginOptions): CapturePlugin {
           });
         }
       } finally {
-        runner.close();
+        // Every copy has ended (a worker is terminated only between operations) before the
+        // capture returns and staging can be removed.
+        await Promise.allSettled(copies);
+        for (const r of new Set(runners)) r.close();
       }
       return { artifacts, meta: { databases: metas } };
     },
@@ -370,21 +393,17 @@ function workerRunner(): CopyRunner {
  * Reads the first 20 bytes of a non-empty file: `null` unless they start with SQLite's header
  * string; otherwise whether the file format bytes (18, 19) say WAL mode.
  */
-async function readSqliteHeader(path: string): Promise<{ wal: boolean } | null> {
-  const f = await Deno.open(path, { read: true });
-  try {
-    const buf = new Uint8Array(20);
-    let n = 0;
-    while (n < buf.length) {
-      const r = await f.read(buf.subarray(n));
-      if (r === null) break;
-      n += r;
-    }
-    if (n < 16 || new TextDecoder().decode(buf.subarray(0, 16)) !== "SQLite format 3\0") {
-      return null;
-    }
-    return { wal: n === 20 && buf[18] === 2 && buf[19] === 2 };
-  } finally {
-    f.close();
+function readSqliteHeader(path: string): { wal: boolean } | null {
+  using f = Deno.openSync(path, { read: true });
+  const buf = new Uint8Array(20);
+  let n = 0;
+  while (n < buf.length) {
+    const r = f.readSync(buf.subarray(n));
+    if (r === null || r === 0) break;
+    n += r;
   }
+  if (n < 16 || new TextDecoder().decode(buf.subarray(0, 16)) !== "SQLite format 3\0") {
+    return null;
+  }
+  return { wal: n === 20 && buf[18] === 2 && buf[19] === 2 };
 }
