@@ -529,6 +529,8 @@ export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
             ...(options.signer ? { signer: options.signer } : {}),
             signal,
             progress,
+            // The store fsyncs the bundle when it commits it: start the writeback early.
+            flushEvery: 16 << 20,
           },
         );
         if (options.skipUnchanged && previous) {

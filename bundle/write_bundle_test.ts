@@ -395,3 +395,12 @@ Deno.test("writeBundle() writes a manifest of thousands of artifacts in pieces, 
     assert.ok(await verifyBundle(await openBundleFile(path)));
   }
 });
+
+Deno.test("writeBundle() with flushEvery writes the same bytes", async () => {
+  await using dir = await tempDir();
+  const big = new Uint8Array(3 << 20).map((_, i) => (i * 2654435761) >>> 24); // incompressible
+  const arts = () => [source("sqlite/a.sqlite", big, { chunk: 1 << 16 }), ...sources()];
+  await writeBundle(`${dir.path}/a`, testHeader(), arts());
+  await writeBundle(`${dir.path}/b`, testHeader(), arts(), { flushEvery: 1 << 20 });
+  assert.equal(await sha(`${dir.path}/a`), await sha(`${dir.path}/b`));
+});
