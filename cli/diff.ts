@@ -16,7 +16,14 @@ function human(d: SnapshotDiff): string[] {
   sec("", d.memdir.added, "+");
   sec("", d.memdir.removed, "-");
   sec("", d.memdir.changed, "~");
-  const other = (xs: string[]): string[] => xs.filter((p) => !p.startsWith("memdir/"));
+  // Git object files (the "objects" layout) are summed up: the commits are listed below.
+  const objects = (xs: string[]): number => xs.filter((p) => p.startsWith("git/objects/")).length;
+  const other = (xs: string[]): string[] =>
+    xs.filter((p) => !p.startsWith("memdir/") && !p.startsWith("git/objects/"));
+  const plural = (n: number): string => `${n} git object file${n === 1 ? "" : "s"}`;
+  for (const [xs, mark] of [[d.artifacts.added, "+"], [d.artifacts.removed, "-"]] as const) {
+    if (objects(xs) > 0) lines.push(`  ${mark} ${plural(objects(xs))}`);
+  }
   sec("", other(d.artifacts.added), "+");
   sec("", other(d.artifacts.removed), "-");
   sec("", other(d.artifacts.changed), "~");

@@ -78,6 +78,13 @@ Deno.test("memsnap snapshot/list/inspect/verify/restore round trip through the C
     assertEquals(await fingerprint(mem), before);
     const pre = (restore.json as { pre_snapshot: { id: string } }).pre_snapshot.id;
 
+    // The dream's commit shows in the diff; git object files are summed up, not listed.
+    const diff = await memsnap(["diff", "--store", store, id, pre]);
+    assertEquals(diff.code, 0, diff.stderr);
+    assert(/^ {2}\+ \d+ git object files?$/m.test(diff.stdout), diff.stdout);
+    assert(!diff.stdout.includes("git/objects/"), diff.stdout);
+    assert(/^ {4}\+ [0-9a-f]{12} /m.test(diff.stdout), diff.stdout);
+
     // Undo through the pre-restore snapshot gives the dreamed state back exactly.
     const undo = await memsnap(["restore", pre, ...base, ...sourceFlags(mem), "--no-pre-snapshot"]);
     assertEquals(undo.code, 0, undo.stderr);
