@@ -6,9 +6,17 @@ import { tempDir } from "./tests/_tools.ts";
 
 const NO_STORE = undefined as unknown as Store; // a path reference never reaches the store
 
-/** Open file descriptors of this process (Linux). */
-function openFds(): number {
-  return [...Deno.readDirSync("/proc/self/fd")].length;
+/** How many of this process's file descriptors are open on `path` (Linux). */
+function openOn(path: string): number {
+  let n = 0;
+  for (const e of Deno.readDirSync("/proc/self/fd")) {
+    try {
+      if (Deno.readLinkSync(`/proc/self/fd/${e.name}`) === path) n++;
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return n;
 }
 
 Deno.test("openBundleRef() reads a local bundle in chunks of readSize, and closes it when read or cancelled", async () => {
@@ -16,7 +24,6 @@ Deno.test("openBundleRef() reads a local bundle in chunks of readSize, and close
   const path = `${dir.path}/b.msnap`;
   const bytes = new Uint8Array(600_001).map((_, i) => (i * 2654435761) >>> 24);
   await Deno.writeFile(path, bytes);
-  const fds = openFds();
   for (const readSize of [65536, 256 << 10, undefined]) {
     const { stream, path: opened } = await openBundleRef(NO_STORE, path, {}, readSize);
     assert.equal(opened, path);
@@ -34,13 +41,14 @@ Deno.test("openBundleRef() reads a local bundle in chunks of readSize, and close
       assert.equal(chunks.length, Math.ceil(bytes.length / readSize));
     }
   }
-  assert.equal(openFds(), fds);
+  assert.equal(openOn(path), 0);
   // Cancelled part way: the file is closed too.
   const { stream } = await openBundleRef(NO_STORE, path, {}, 65536);
   const reader = stream.getReader();
   assert.equal((await reader.read()).value?.length, 65536);
+  assert.equal(openOn(path), 1);
   await reader.cancel();
-  assert.equal(openFds(), fds);
+  assert.equal(openOn(path), 0);
   await assert.rejects(
     openBundleRef(NO_STORE, `${dir.path}/missing.msnap`, {}, 65536),
     NotFoundError,
