@@ -595,12 +595,12 @@ export function memdirPlugin(options: MemdirPluginOptions): CapturePlugin {
           plan.push({ target, action: "change mode", detail: (a.mode ?? 0o644).toString(8) });
         }
       }
+      // (manifest paths are checked relative and normalized: concatenation is the join, and
+      // much cheaper than normalizing 36,000 of them)
+      const base = dir.endsWith("/") ? dir : `${dir}/`;
       for (const [path, a] of mine) {
         if (!seen.has(path)) {
-          plan.push({
-            target: posix.join(dir, path.slice(PREFIX.length)),
-            action: `add ${a.kind}`,
-          });
+          plan.push({ target: base + path.slice(PREFIX.length), action: `add ${a.kind}` });
         }
       }
       return plan.sort((x, y) => (x.target < y.target ? -1 : x.target > y.target ? 1 : 0));

@@ -16,7 +16,7 @@ import {
   STORE_HELP,
   str,
 } from "./_context.ts";
-import { manifestOf, maybeStore } from "./_ref.ts";
+import { identityOf, maybeStore } from "./_ref.ts";
 import { UsageError } from "../errors.ts";
 
 /** The command. */
@@ -70,9 +70,9 @@ export const command: Command = {
     try {
       const flags = { ...ctx.flags };
       if (!str(flags, "agent") || !str(flags, "tenant")) {
-        const m = await manifestOf(store, ref, flags);
-        if (!str(flags, "agent")) flags.agent = m.agent_id;
-        if (!str(flags, "tenant")) flags.tenant = m.tenant;
+        const who = await identityOf(store, ref, flags);
+        if (!str(flags, "agent")) flags.agent = who.agent;
+        if (!str(flags, "tenant")) flags.tenant = who.tenant;
       }
       const snap = await snapshotterFrom({ ...ctx, flags }, "restore", {
         needCaptures: true,
