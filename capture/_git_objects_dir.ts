@@ -15,7 +15,7 @@
 import { posix } from "node:path";
 import { MemsnapError } from "../errors.ts";
 import type { ArtifactSource } from "./types.ts";
-import { isNotFound, readFileInto } from "./_util.ts";
+import { isNotFound, linkOrCopy, oneChunk, readFileInto } from "./_util.ts";
 import { parseIndex } from "./_git_repo.ts";
 
 /** Payload prefix of the object store. */
@@ -148,13 +148,7 @@ class ObjectArtifact implements ArtifactSource {
   async open(): Promise<ReadableStream<Uint8Array>> {
     try {
       if (this.size > SMALL_FILE) return (await Deno.open(this.#abs, { read: true })).readable;
-      const bytes = Deno.readFileSync(this.#abs);
-      return new ReadableStream<Uint8Array>({
-        start(c) {
-          if (bytes.length > 0) c.enqueue(bytes);
-          c.close();
-        },
-      });
+      return oneChunk(Deno.readFileSync(this.#abs));
     } catch (e) {
       throw this.#gone(e);
     }
@@ -172,15 +166,6 @@ class ObjectArtifact implements ArtifactSource {
 /** The artifact of one object-store file; see {@linkcode ObjectArtifact}. */
 export function objectArtifact(file: ObjectFile): ArtifactSource {
   return new ObjectArtifact(file);
-}
-
-/** Moves (or, across filesystems or from a shared payload, links or copies) `files`. */
-function linkOrCopy(src: string, dest: string): void {
-  try {
-    Deno.linkSync(src, dest);
-  } catch {
-    Deno.copyFileSync(src, dest);
-  }
 }
 
 /**

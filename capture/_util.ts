@@ -63,6 +63,29 @@ export function bytesArtifact(path: string, bytes: Uint8Array, kind: string): Ar
   };
 }
 
+/** Bytes as a one-chunk stream. */
+export function oneChunk(bytes: Uint8Array): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>({
+    start(c) {
+      if (bytes.length > 0) c.enqueue(bytes);
+      c.close();
+    },
+  });
+}
+
+/**
+ * Puts a verified payload file into staging without copying its bytes when it can: a hard link
+ * when both are on one filesystem (the payload dir stays intact for other readers and is removed
+ * after the restore anyway), a copy otherwise.
+ */
+export function linkOrCopy(src: string, dest: string): void {
+  try {
+    Deno.linkSync(src, dest);
+  } catch {
+    Deno.copyFileSync(src, dest);
+  }
+}
+
 /**
  * Reads a file into `into` synchronously, up to `into.length` bytes; returns how many were
  * read (fewer if the file is shorter).

@@ -18,6 +18,8 @@ import {
   assertSafeRelative,
   bytesArtifact,
   globToRegExp,
+  linkOrCopy,
+  oneChunk,
   readFileInto,
   sha256Bytes,
   sha256File,
@@ -103,16 +105,6 @@ class PlainFile implements ArtifactSource {
 
 /** How the writer gets an artifact's bytes: `open()`, or `readInto()` when there is one. */
 type Reader = Pick<ArtifactSource, "open" | "readInto">;
-
-/** Bytes as a one-chunk stream. */
-function oneChunk(bytes: Uint8Array): ReadableStream<Uint8Array> {
-  return new ReadableStream<Uint8Array>({
-    start(c) {
-      if (bytes.length > 0) c.enqueue(bytes);
-      c.close();
-    },
-  });
-}
 
 /**
  * A small file, read with one synchronous call when the writer reaches it (straight into its
@@ -209,19 +201,6 @@ function heldBytes(bytes: Uint8Array): Reader {
 /** Opens a file as a stream. */
 function streamFile(src: string): Reader {
   return { open: async () => (await Deno.open(src, { read: true })).readable };
-}
-
-/**
- * Puts a verified payload file into staging without copying its bytes when it can: a hard link
- * when both are on one filesystem (the payload dir stays intact for other readers and is removed
- * after the restore anyway), a copy otherwise.
- */
-function linkOrCopy(src: string, dest: string): void {
-  try {
-    Deno.linkSync(src, dest);
-  } catch {
-    Deno.copyFileSync(src, dest);
-  }
 }
 
 /** Renames `root/name` to `staged/name`; false when they are on different filesystems. */
