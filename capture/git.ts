@@ -7,7 +7,7 @@
 import { posix } from "node:path";
 import { createHash } from "node:crypto";
 import { Buffer } from "node:buffer";
-import { MemsnapError, UnsafeBundleError, UsageError } from "../errors.ts";
+import { MemsnapError, RefusedError, UnsafeBundleError, UsageError } from "../errors.ts";
 import type { JsonValue, Manifest } from "../bundle/types.ts";
 import type {
   ArtifactSource,
@@ -642,6 +642,16 @@ export function gitPlugin(options: GitPluginOptions): CapturePlugin {
       const headMeta = (meta.head ?? {}) as Partial<GitHeadMeta>;
       const has = (p: string): boolean => ctx.artifacts.some((a) => a.path === p);
       const payload = (p: string): string => posix.join(ctx.payloadDir, p);
+      // A layout this version does not know (a newer writer's) is refused: restoring only what
+      // it understands would leave a .git without its history.
+      if (meta.layout !== undefined && meta.layout !== "objects" && meta.layout !== "bundle") {
+        throw new RefusedError(
+          `Cannot restore git repository: history layout ${
+            JSON.stringify(meta.layout)
+          } is not supported by this memsnap`,
+          { hint: "Restore it with the memsnap version that took the snapshot, or a newer one." },
+        );
+      }
       const objectsLayout = meta.layout === "objects";
 
       // Validate everything before staging anything. The bundle's pack is read in place, by

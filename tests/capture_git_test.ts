@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { UnsafeBundleError, UsageError } from "../errors.ts";
+import { RefusedError, UnsafeBundleError, UsageError } from "../errors.ts";
 import { gitPlugin } from "../capture/git.ts";
 import { indexPaths, trackedFiles } from "../capture/_git_repo.ts";
 import { IndexBuilder } from "../capture/_git_objects.ts";
@@ -649,3 +649,22 @@ interopTest(
     assert.deepEqual(await snapshotOf(out), before);
   },
 );
+
+interopTest("gitPlugin() restore refuses a history layout it does not know", ["git"], async () => {
+  await using tmp = await tempDir();
+  const dir = `${tmp.path}/mem`;
+  await run("git", ["init", "-q", "-b", "main", dir], { env: ENV });
+  await commitFile(dir, "a.md", "a\n", "a");
+  const plugin = gitPlugin({ dir });
+  const captured = await captureInto(tmp.path, [plugin]);
+  const git = captured.manifest.captures.git as GitMeta;
+  const manifest = {
+    ...captured.manifest,
+    captures: { ...captured.manifest.captures, git: { ...git, layout: "packfiles-v9" } },
+  };
+  await assert.rejects(
+    () => restoreInto(`${tmp.path}/r`, [plugin], { ...captured, manifest }),
+    (e) => e instanceof RefusedError && /layout "packfiles-v9"/.test(e.message),
+  );
+  assert.equal(await Deno.stat(`${tmp.path}/r`).then(() => true, () => false), false);
+});
