@@ -56,7 +56,20 @@ export class Catalog {
   constructor(path: string, busyTimeoutMs = 15_000) {
     this.#db = new DatabaseSync(path);
     this.#db.exec(`PRAGMA busy_timeout = ${Math.trunc(busyTimeoutMs)}`);
-    this.#db.exec("PRAGMA journal_mode = WAL");
+    // Switching a new catalog to WAL needs an exclusive lock, and SQLite answers "database is
+    // locked" at once, without its busy handler, when another process opening the same new store
+    // is mid-switch too (seen with three processes opening one fresh store): retry until the
+    // busy timeout.
+    const deadline = Date.now() + busyTimeoutMs;
+    for (let wait = 5;; wait = Math.min(wait * 2, 100)) {
+      try {
+        this.#db.exec("PRAGMA journal_mode = WAL");
+        break;
+      } catch (e) {
+        if (!/locked|busy/i.test(String((e as Error)?.message)) || Date.now() >= deadline) throw e;
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, wait);
+      }
+    }
     this.#db.exec("PRAGMA synchronous = NORMAL");
     this.#db.exec(`
       CREATE TABLE IF NOT EXISTS snapshots (
