@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { NotFoundError, UsageError } from "../errors.ts";
 import { sqlitePlugin } from "./sqlite.ts";
-import { sqliteCopyInternals, vacuumAndDescribe } from "./_sqlite_copy.ts";
+import { copyDatabase, sqliteCopyInternals, vacuumAndDescribe } from "./_sqlite_copy.ts";
 import { captureInto, fakeRedactor, restoreInto } from "../tests/capture_helpers.ts";
 import { tempDir } from "../tests/_tools.ts";
 import { noopProgress } from "../progress.ts";
@@ -417,4 +417,58 @@ Deno.test("vacuumAndDescribe() gives the bytes of a journaled VACUUM, leaves no 
   db.close();
   assert.equal(free.freelist_count, 0);
   assert.equal(mode.journal_mode, "delete");
+});
+
+/** Rows of `t` in a database file, read through a fresh connection. */
+function rows(path: string): unknown[] {
+  const db = new DatabaseSync(path, { readOnly: true });
+  try {
+    return db.prepare("SELECT id, v FROM t ORDER BY id").all();
+  } finally {
+    db.close();
+  }
+}
+
+Deno.test("copyDatabase() copies the file itself when consistent, and through VACUUM INTO when the WAL holds frames", async () => {
+  await using tmp = await tempDir();
+  const job = (path: string, copy: string) => ({
+    path,
+    copy,
+    busyMs: 1000,
+    readOnly: false,
+    describe: true,
+  });
+  for (const mode of ["wal", "delete"]) {
+    const path = `${tmp.path}/${mode}.sqlite`;
+    const setup = new DatabaseSync(path);
+    setup.exec(`PRAGMA journal_mode = ${mode}; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)`);
+    for (let i = 0; i < 200; i++) setup.prepare("INSERT INTO t (v) VALUES (?)").run(`row ${i}`);
+    setup.exec("DELETE FROM t WHERE id % 3 = 0"); // free pages, which a file copy keeps
+    setup.close(); // (the last connection checkpoints the WAL and removes it)
+    const live = Deno.readFileSync(path);
+    const r = copyDatabase(job(path, `${tmp.path}/${mode}.copy`));
+    assert.equal(r.journalMode, mode);
+    const copy = Deno.readFileSync(`${tmp.path}/${mode}.copy`);
+    // The file's own pages (the header's journal-mode bytes aside: the copy is set to DELETE).
+    assert.equal(copy.length, live.length);
+    assert.deepEqual(copy.subarray(100), live.subarray(100));
+    assert.deepEqual(rows(`${tmp.path}/${mode}.copy`), rows(path));
+    assert.equal(r.meta!.tables.t, 134);
+  }
+  // A connection kept open with committed frames still in the WAL: the file alone would miss
+  // them, so VACUUM INTO copies the transaction's view (a compact file, every committed row).
+  const path = `${tmp.path}/busy.sqlite`;
+  const writer = new DatabaseSync(path);
+  try {
+    writer.exec("PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0");
+    writer.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)");
+    for (let i = 0; i < 50; i++) writer.prepare("INSERT INTO t (v) VALUES (?)").run(`w ${i}`);
+    assert.ok(Deno.statSync(`${path}-wal`).size > 0);
+    const r = copyDatabase({ ...job(path, `${tmp.path}/busy.copy`), readOnly: true });
+    assert.equal(r.journalMode, "wal");
+    assert.equal(rows(`${tmp.path}/busy.copy`).length, 50);
+    assert.notEqual(Deno.statSync(`${tmp.path}/busy.copy`).size, Deno.statSync(path).size);
+  } finally {
+    writer.close();
+  }
 });
