@@ -87,12 +87,14 @@ function databasesOf(manifest: Manifest, plugin: string): Record<string, SqliteD
 }
 
 /**
- * Creates the SQLite plugin. Each database is copied with `VACUUM INTO` inside one read
- * transaction, so the copy is transactionally consistent while other processes keep writing
- * (WAL or rollback journal); the live file is never copied raw. With a redactor, the copy is
+ * Creates the SQLite plugin. Each database is copied inside one read transaction, so the copy
+ * is transactionally consistent while other processes keep writing (WAL or rollback journal):
+ * the file itself when the transaction guarantees it stays unchanged meanwhile (a rollback
+ * journal mode, whose SHARED lock holds writers off; WAL mode with no frame in the WAL, whose
+ * checkpointer waits for such a reader), `VACUUM INTO` otherwise. With a redactor, the copy is
  * redacted (`redactSqlite`) and vacuumed again so no freed page keeps a secret. When the
- * databases total 8 MiB or more, the copies run in a worker, so the event loop (and the other
- * capture plugins) keep going meanwhile.
+ * databases total 8 MiB or more, the copies run in workers (one per database of 2 MiB or more,
+ * at once), so the event loop (and the other capture plugins) keep going meanwhile.
  *
  * Restore writes each database to its staged file target (with `-wal`, `-shm` and `-journal`
  * as companions, so stale ones do not survive) and sets the captured journal mode. `check()`
