@@ -56,14 +56,8 @@ function readDirNames(dir: string): Deno.DirEntry[] {
 
 /** Number of objects a pack index (v2, or v1) lists: the last fan-out entry. */
 function indexCount(path: string): number {
-  using file = Deno.openSync(path, { read: true });
   const head = new Uint8Array(8 + 256 * 4);
-  let n = 0;
-  while (n < head.length) {
-    const k = file.readSync(head.subarray(n));
-    if (k === null || k === 0) break;
-    n += k;
-  }
+  const n = readFileInto(path, head);
   const view = new DataView(head.buffer);
   const v2 = n >= 8 && view.getUint32(0) === 0xff744f63;
   const at = (v2 ? 8 : 0) + 255 * 4;

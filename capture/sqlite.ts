@@ -15,7 +15,7 @@ import type {
   RestoreContext,
   RestorePlanEntry,
 } from "./types.ts";
-import { fileArtifact, isNotFound, validateName } from "./_util.ts";
+import { fileArtifact, isNotFound, readFileInto, validateName } from "./_util.ts";
 import {
   copyDatabase,
   CopyError,
@@ -396,14 +396,8 @@ function workerRunner(): CopyRunner {
  * string; otherwise whether the file format bytes (18, 19) say WAL mode.
  */
 function readSqliteHeader(path: string): { wal: boolean } | null {
-  using f = Deno.openSync(path, { read: true });
   const buf = new Uint8Array(20);
-  let n = 0;
-  while (n < buf.length) {
-    const r = f.readSync(buf.subarray(n));
-    if (r === null || r === 0) break;
-    n += r;
-  }
+  const n = readFileInto(path, buf);
   if (n < 16 || new TextDecoder().decode(buf.subarray(0, 16)) !== "SQLite format 3\0") {
     return null;
   }
