@@ -240,7 +240,9 @@ async function readArtifacts(
   const { limits } = opts;
   let stage: AsyncIterable<Uint8Array> = tap;
   if (manifest.payload.encryption !== null) stage = throughTransform(tap, opts.decipher!.decrypt());
-  const decode = pickDecoder(manifest.payload.size);
+  // ByteSource takes the next chunk only once it has handed out all of the previous one, and
+  // its views are valid until the next read: the decoder may reuse its output buffers.
+  const decode = pickDecoder(manifest.payload.size, { reuseOutput: true });
   const inner = new ByteSource(decode(stage, limits.maxZstdWindowLog));
   inner.onConsume = (n) => {
     if (n > limits.maxTotalSize) {

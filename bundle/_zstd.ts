@@ -327,13 +327,26 @@ export const decoderConfig: { nativeThreshold: number; useLib: boolean } = {
 /** The payload decoder {@linkcode decoderConfig} picks for a compressed size. */
 export function pickDecoder(
   compressedSize: number,
+  options: DecodeOptions = {},
 ): (input: AsyncIterable<Uint8Array>, maxWindowLog: number) => AsyncGenerator<Uint8Array> {
   const lib = decoderConfig.useLib ? libzstd() : undefined;
   const large = compressedSize >= decoderConfig.nativeThreshold
     ? zstdDecompressNative
     : zstdDecompress;
-  if (lib !== undefined) return (input, w) => zstdDecompressLib(input, w, lib, large);
+  if (lib !== undefined) return (input, w) => zstdDecompressLib(input, w, lib, large, options);
   return large;
+}
+
+/** Options of the payload decoders. */
+export interface DecodeOptions {
+  /**
+   * Yield views of reused output buffers (libzstd engine): a frame's buffer is written again
+   * once the caller has asked for the next chunk. Only for a caller that is done with each
+   * chunk (keeps no view of it) when it asks for the next one, like `ByteSource`. Saves a
+   * fresh 4 MiB buffer per frame, which V8 frees only at its next full collection (external
+   * memory). @default {false}
+   */
+  reuseOutput?: boolean;
 }
 
 /** A frame is decoded whole by libzstd when it is at most this many compressed bytes... */
@@ -365,7 +378,9 @@ export async function* zstdDecompressLib(
     input: AsyncIterable<Uint8Array>,
     maxWindowLog: number,
   ) => AsyncGenerator<Uint8Array> = zstdDecompress,
+  options: DecodeOptions = {},
 ): AsyncGenerator<Uint8Array> {
+  const reuseOutput = options.reuseOutput ?? false;
   const groups = scanGroups(input, maxWindowLog, Infinity, LIB_GROUP_BYTES, false);
   const idle: ZstdDCtx[] = [];
   const all: ZstdDCtx[] = [];
@@ -373,6 +388,11 @@ export async function* zstdDecompressLib(
   const pending: Promise<Uint8Array | Uint8Array[]>[] = [];
   /** Input buffers of decoded frames, reused (a fresh zeroed buffer per frame costs GC). */
   const spare: Uint8Array[] = [];
+  /**
+   * With `reuseOutput`: output buffers of LIB_FIRST_TRY bytes whose frame the caller is done
+   * with. At most LIB_INFLIGHT + 1 exist (the frames decoding ahead and the one yielded).
+   */
+  const outFree: Uint8Array<ArrayBuffer>[] = [];
   const decodeFrame = async (g: BlockGroup): Promise<Uint8Array | Uint8Array[]> => {
     const at = spare.findIndex((b) => b.length >= g.bytes);
     const buf = at === -1
@@ -392,7 +412,9 @@ export async function* zstdDecompressLib(
     }
     try {
       const cap = Math.max(1, Math.min(g.bound, LIB_FRAME_MAX));
-      let dst = new Uint8Array(Math.min(cap, LIB_FIRST_TRY));
+      let dst: Uint8Array = reuseOutput
+        ? (outFree.pop() ?? new Uint8Array(LIB_FIRST_TRY)).subarray(0, Math.min(cap, LIB_FIRST_TRY))
+        : new Uint8Array(Math.min(cap, LIB_FIRST_TRY));
       for (;;) {
         try {
           return dst.subarray(0, await ctx.decompress(src, dst));
@@ -470,8 +492,13 @@ export async function* zstdDecompressLib(
       }
       const out = await pending.shift()!;
       kick();
-      if (out instanceof Uint8Array) yield out;
-      else yield* decodeLarge(fromParts(out), maxWindowLog);
+      if (out instanceof Uint8Array) {
+        yield out;
+        // The caller asked for more: by the contract of `reuseOutput`, it is done with `out`.
+        if (reuseOutput && out.buffer.byteLength === LIB_FIRST_TRY) {
+          outFree.push(new Uint8Array(out.buffer as ArrayBuffer));
+        }
+      } else yield* decodeLarge(fromParts(out), maxWindowLog);
     }
   } finally {
     await filling;

@@ -201,3 +201,40 @@ Deno.test("pickDecoder() uses libzstd when it is available and allowed, else fzs
     Object.assign(decoderConfig, saved);
   }
 });
+
+Deno.test({
+  name:
+    "zstdDecompressLib() with reuseOutput yields the same bytes from a bounded set of reused buffers",
+  ignore: skipLib,
+  fn: async () => {
+    // 12 frames of 4 MiB, one short frame, one over 4 MiB (decoded into a larger buffer).
+    const four = new Uint8Array(4 << 20).map((_, i) => 97 + ((i * 7919) % 26));
+    const frames: Uint8Array[] = [];
+    const want: Uint8Array[] = [];
+    for (let i = 0; i < 12; i++) {
+      const seg = four.slice();
+      seg[i] = 0x21; // each frame differs: a stale buffer would show
+      want.push(seg);
+      frames.push(new Uint8Array(zstdCompressSync(seg, checked)));
+    }
+    const tail = [data, concat([four, data])];
+    for (const t of tail) {
+      want.push(t);
+      frames.push(new Uint8Array(zstdCompressSync(t, checked)));
+    }
+    const buffers = new Set<ArrayBufferLike>();
+    let i = 0;
+    for await (
+      const c of zstdDecompressLib(chunks(concat(frames), 1 << 20), 27, lib!, zstdDecompress, {
+        reuseOutput: true,
+      })
+    ) {
+      // Checked while the chunk is current (it is overwritten once the next one is asked for).
+      assert.deepEqual(c, want[i++]);
+      buffers.add(c.buffer);
+    }
+    assert.equal(i, want.length);
+    // LIB_INFLIGHT frames decoding ahead and the one yielded, plus the larger buffer.
+    assert.ok(buffers.size <= 5, `${buffers.size} distinct output buffers`);
+  },
+});
