@@ -6,8 +6,9 @@
 
 import { randomBytes } from "node:crypto";
 import { UsageError } from "../errors.ts";
-import type { PayloadCipher } from "./crypto_types.ts";
+import type { PayloadCipher, PayloadSealer } from "./crypto_types.ts";
 import {
+  AgeSealer,
   decodeRecipient,
   encodeHeader,
   PAYLOAD_NONCE_SIZE,
@@ -57,12 +58,22 @@ export function ageCipher(recipients: string[]): PayloadCipher {
   return {
     scheme: "age",
     recipients: recipients.map((r) => recipientFingerprint(r.trim())),
-    encrypt: (): TransformStream<Uint8Array, Uint8Array> => encryptStream(keys),
+    encrypt: (): TransformStream<Uint8Array, Uint8Array> => {
+      const { header, fileKey, nonce } = fresh(keys);
+      return payloadEncryptor(header, fileKey, nonce);
+    },
+    sealer: (): PayloadSealer => {
+      const { header, fileKey, nonce } = fresh(keys);
+      return new AgeSealer(header, fileKey, nonce, true);
+    },
   };
 }
 
-function encryptStream(recipients: Uint8Array[]): TransformStream<Uint8Array, Uint8Array> {
+/** A fresh file key, its header for `recipients`, and a fresh payload nonce. */
+function fresh(
+  recipients: Uint8Array[],
+): { header: Uint8Array; fileKey: Uint8Array; nonce: Uint8Array } {
   const fileKey = randomBytes(16);
   const header = encodeHeader(recipients.map((r) => wrapX25519(fileKey, r)), fileKey);
-  return payloadEncryptor(header, fileKey, randomBytes(PAYLOAD_NONCE_SIZE));
+  return { header, fileKey, nonce: randomBytes(PAYLOAD_NONCE_SIZE) };
 }

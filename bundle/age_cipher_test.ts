@@ -4,8 +4,11 @@ import { UsageError } from "../errors.ts";
 import { ageCipher } from "./age_cipher.ts";
 import { ageDecipher } from "./age_decipher.ts";
 import { createHash } from "node:crypto";
+import { libcrypto } from "./_libcrypto.ts";
 import {
+  AgeSealer,
   CHUNK_SIZE,
+  cryptoConfig,
   decodeRecipient,
   ENC_CHUNK_SIZE,
   encodeHeader,
@@ -146,6 +149,65 @@ Deno.test("payloadEncryptor() writes the pinned STREAM bytes for a fixed file ke
       assert.equal(createHash("sha256").update(out).digest("hex"), digest, `size ${n}`);
     }
   }
+});
+
+const ENGINES: [string, boolean][] = [
+  ["node:crypto", false],
+  ...(libcrypto() === undefined ? [] : [["libcrypto", true] as [string, boolean]]),
+];
+if (libcrypto() === undefined && Deno.env.get("MEMSNAP_REQUIRE_INTEROP") === "1") {
+  throw new Error("the system libcrypto (OpenSSL 3) is required here and did not open");
+}
+
+for (const [engine, useLib] of ENGINES) {
+  Deno.test(`AgeSealer [${engine}] writes the pinned STREAM bytes into one reused buffer`, () => {
+    const saved = cryptoConfig.useLib;
+    cryptoConfig.useLib = useLib;
+    try {
+      const key = fixedBytes(16, 0);
+      const nonce = fixedBytes(16, 1);
+      for (const [n, digest] of PINNED) {
+        for (const piece of [n || 1, 7, CHUNK_SIZE, ENC_CHUNK_SIZE + 3, 1 << 20]) {
+          if (n > 70_000 && piece === 7) continue;
+          const sealer = new AgeSealer(new Uint8Array(0), key, nonce, true);
+          const hash = createHash("sha256");
+          const buffers = new Set<ArrayBufferLike>();
+          const data = payload(n);
+          for (let off = 0; off < data.length; off += piece) {
+            const out = sealer.update(data.subarray(off, off + piece));
+            hash.update(out); // used before the next call overwrites it
+            if (out.length > 0) buffers.add(out.buffer);
+          }
+          const last = sealer.final();
+          hash.update(last);
+          buffers.add(last.buffer);
+          assert.equal(hash.digest("hex"), digest, `size ${n} in pieces of ${piece}`);
+          assert.ok(buffers.size <= 2, `${buffers.size} output buffers`); // grown once at most
+          assert.throws(() => sealer.update(data), /after final/);
+        }
+      }
+    } finally {
+      cryptoConfig.useLib = saved;
+    }
+  });
+}
+
+Deno.test("ageCipher().sealer() output decrypts with ageDecipher() ", async () => {
+  const cipher = ageCipher([alice.recipient]);
+  const plain = payload(5 * CHUNK_SIZE + 11);
+  const sealer = cipher.sealer!();
+  const parts: Uint8Array[] = [];
+  for (let off = 0; off < plain.length; off += 100_000) {
+    parts.push(sealer.update(plain.subarray(off, off + 100_000)).slice());
+  }
+  parts.push(sealer.final().slice());
+  const ct = await new Response(ReadableStream.from(parts)).bytes();
+  assert.deepEqual(await pipe(ct, ageDecipher([alice.identity]).decrypt()), plain);
+  // dispose() after an error releases the cipher; nothing more can be sealed.
+  const broken = cipher.sealer!();
+  broken.update(plain.subarray(0, 10));
+  broken.dispose();
+  assert.throws(() => broken.final(), /twice|after/);
 });
 
 Deno.test("payloadEncryptor() output behind a real header decrypts with ageDecipher()", async () => {

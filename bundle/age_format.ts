@@ -23,6 +23,8 @@ import {
 import { Buffer } from "node:buffer";
 import { CorruptBundleError, RefusedError } from "../errors.ts";
 import { bech32Decode, bech32Encode } from "./_bech32.ts";
+import { libcrypto } from "./_libcrypto.ts";
+import type { PayloadSealer } from "./crypto_types.ts";
 
 /** First line of every age v1 header. */
 export const AGE_VERSION_LINE = "age-encryption.org/v1";
@@ -361,74 +363,155 @@ export function incrementNonce(nonce: Uint8Array): void {
   throw new RangeError("Cannot encrypt the payload: STREAM counter overflow");
 }
 
+/** Seals one STREAM chunk into `out` at `at`; returns the offset after its tag. */
+type SealChunk = (plain: Uint8Array, nonce: Uint8Array, out: Uint8Array, at: number) => number;
+
+/** Whether payload chunks may be sealed by the system libcrypto. Mutable for tests only. */
+export const cryptoConfig: { useLib: boolean } = { useLib: true };
+
+/** The chunk sealer: libcrypto's when available (no allocation), else `node:crypto`'s. */
+function chunkSealer(payloadKey: Uint8Array): { seal: SealChunk; free(): void } {
+  const lib = cryptoConfig.useLib ? libcrypto() : undefined;
+  if (lib !== undefined) {
+    const c = lib.chachaPoly(payloadKey);
+    return { seal: (p, n, o, at) => c.seal(p, n, o, at), free: () => c.free() };
+  }
+  const key: KeyObject = createSecretKey(payloadKey);
+  return {
+    seal(plain, nonce, out, at) {
+      const c = createCipheriv("chacha20-poly1305", key, nonce, { authTagLength: TAG_SIZE });
+      const ct = c.update(plain);
+      out.set(ct, at);
+      at += ct.length;
+      const fin = c.final();
+      out.set(fin, at);
+      at += fin.length;
+      out.set(c.getAuthTag(), at);
+      return at + TAG_SIZE;
+    },
+    free() {},
+  };
+}
+
 /**
- * The age file after its header: the payload nonce, then the STREAM of 64 KiB chunks sealed
- * with ChaCha20-Poly1305 under `HKDF-SHA-256(fileKey, payloadNonce, "payload")`, each nonce
- * an 11-byte big-endian counter and a last-chunk flag byte. The output starts with `header`.
- * Deterministic for a given file key and nonce, however the input is split.
+ * The age file after its header as a synchronous encryptor: the payload nonce, then the STREAM
+ * of 64 KiB chunks sealed with ChaCha20-Poly1305 under `HKDF-SHA-256(fileKey, payloadNonce,
+ * "payload")`, each nonce an 11-byte big-endian counter and a last-chunk flag byte. The output
+ * starts with `header`. Deterministic for a given file key and nonce, however the input is
+ * split. With `reuse`, each call returns a view of one output buffer, valid until the next
+ * call; otherwise a fresh buffer.
+ */
+export class AgeSealer implements PayloadSealer {
+  #header: Uint8Array | undefined;
+  #sealer: { seal: SealChunk; free(): void };
+  #nonce = new Uint8Array(12);
+  #buf = new Uint8Array(CHUNK_SIZE);
+  #fill = 0;
+  #out: Uint8Array = new Uint8Array(0);
+  #reuse: boolean;
+  #done = false;
+
+  constructor(header: Uint8Array, fileKey: Uint8Array, payloadNonce: Uint8Array, reuse = false) {
+    const first = new Uint8Array(header.length + PAYLOAD_NONCE_SIZE);
+    first.set(header);
+    first.set(payloadNonce, header.length);
+    this.#header = first;
+    this.#sealer = chunkSealer(hkdf(fileKey, payloadNonce, "payload"));
+    this.#reuse = reuse;
+  }
+
+  #output(n: number): Uint8Array {
+    if (!this.#reuse) return new Uint8Array(n);
+    if (this.#out.length < n) this.#out = new Uint8Array(n);
+    return this.#out;
+  }
+
+  #seal(plain: Uint8Array, last: boolean, out: Uint8Array, at: number): number {
+    if (last) this.#nonce[11] = 1;
+    at = this.#sealer.seal(plain, this.#nonce, out, at);
+    incrementNonce(this.#nonce);
+    return at;
+  }
+
+  /** Encrypts `input`; returns the output it completes (the header first, on the first call). */
+  update(input: Uint8Array): Uint8Array {
+    if (this.#done) throw new Error("AgeSealer: update() after final()");
+    // A full chunk is sealed only once more bytes follow: the last chunk has its own flag.
+    const avail = this.#fill + input.length;
+    const chunks = avail > CHUNK_SIZE ? Math.floor((avail - 1) / CHUNK_SIZE) : 0;
+    const head = this.#header?.length ?? 0;
+    const out = this.#output(head + chunks * ENC_CHUNK_SIZE);
+    let at = 0;
+    if (this.#header !== undefined) {
+      out.set(this.#header);
+      at = head;
+      this.#header = undefined;
+    }
+    const buf = this.#buf;
+    let off = 0;
+    while (off < input.length) {
+      if (this.#fill === CHUNK_SIZE) {
+        at = this.#seal(buf, false, out, at);
+        this.#fill = 0;
+      }
+      if (this.#fill === 0 && input.length - off > CHUNK_SIZE) {
+        at = this.#seal(input.subarray(off, off + CHUNK_SIZE), false, out, at);
+        off += CHUNK_SIZE;
+        continue;
+      }
+      const n = Math.min(CHUNK_SIZE - this.#fill, input.length - off);
+      buf.set(input.subarray(off, off + n), this.#fill);
+      this.#fill += n;
+      off += n;
+    }
+    return out.subarray(0, at);
+  }
+
+  /** Frees the cipher without sealing the rest (after an error); later calls throw. */
+  dispose(): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#sealer.free();
+  }
+
+  /** Seals the last chunk (possibly empty) and frees the cipher; returns the rest. */
+  final(): Uint8Array {
+    if (this.#done) throw new Error("AgeSealer: final() called twice");
+    const head = this.#header?.length ?? 0;
+    const out = this.#output(head + this.#fill + TAG_SIZE);
+    let at = 0;
+    if (this.#header !== undefined) {
+      out.set(this.#header);
+      at = head;
+      this.#header = undefined;
+    }
+    try {
+      at = this.#seal(this.#buf.subarray(0, this.#fill), true, out, at);
+    } finally {
+      this.#done = true;
+      this.#sealer.free();
+    }
+    return out.subarray(0, at);
+  }
+}
+
+/**
+ * {@linkcode AgeSealer} as a transform stream (fresh output buffers, which a stream's
+ * consumer may keep).
  */
 export function payloadEncryptor(
   header: Uint8Array,
   fileKey: Uint8Array,
   payloadNonce: Uint8Array,
 ): TransformStream<Uint8Array, Uint8Array> {
-  const key: KeyObject = createSecretKey(hkdf(fileKey, payloadNonce, "payload"));
-  const nonce = new Uint8Array(12);
-  const buf = new Uint8Array(CHUNK_SIZE);
-  let fill = 0;
-
-  // Seals one chunk into out[at..]; returns the new offset. Sealed chunks are batched into
-  // one buffer per input piece: enqueuing each 16-byte tag on its own is cheaper here but
-  // doubles the writes and hash updates of every consumer, which costs more overall.
-  const seal = (plain: Uint8Array, last: boolean, out: Uint8Array, at: number): number => {
-    if (last) nonce[11] = 1;
-    const c = createCipheriv("chacha20-poly1305", key, nonce, { authTagLength: TAG_SIZE });
-    const ct = c.update(plain);
-    out.set(ct, at);
-    at += ct.length;
-    const fin = c.final();
-    out.set(fin, at);
-    at += fin.length;
-    out.set(c.getAuthTag(), at);
-    incrementNonce(nonce);
-    return at + TAG_SIZE;
-  };
-
+  const sealer = new AgeSealer(header, fileKey, payloadNonce);
   return new TransformStream<Uint8Array, Uint8Array>({
-    start(controller) {
-      const first = new Uint8Array(header.length + PAYLOAD_NONCE_SIZE);
-      first.set(header);
-      first.set(payloadNonce, header.length);
-      controller.enqueue(first);
-    },
     transform(input, controller) {
-      // A full chunk is sealed only once more bytes follow: the last chunk has its own flag.
-      const avail = fill + input.length;
-      const chunks = avail > CHUNK_SIZE ? Math.floor((avail - 1) / CHUNK_SIZE) : 0;
-      const out = new Uint8Array(chunks * ENC_CHUNK_SIZE);
-      let at = 0;
-      let off = 0;
-      while (off < input.length) {
-        if (fill === CHUNK_SIZE) {
-          at = seal(buf, false, out, at);
-          fill = 0;
-        }
-        if (fill === 0 && input.length - off > CHUNK_SIZE) {
-          at = seal(input.subarray(off, off + CHUNK_SIZE), false, out, at);
-          off += CHUNK_SIZE;
-          continue;
-        }
-        const n = Math.min(CHUNK_SIZE - fill, input.length - off);
-        buf.set(input.subarray(off, off + n), fill);
-        fill += n;
-        off += n;
-      }
-      if (at > 0) controller.enqueue(out);
+      const out = sealer.update(input);
+      if (out.length > 0) controller.enqueue(out);
     },
     flush(controller) {
-      const out = new Uint8Array(fill + TAG_SIZE);
-      seal(buf.subarray(0, fill), true, out, 0);
-      controller.enqueue(out);
+      controller.enqueue(sealer.final());
     },
   });
 }

@@ -18,6 +18,24 @@ export interface PayloadCipher {
   recipients: string[];
   /** Returns a fresh transform from plaintext to ciphertext; called once per bundle. */
   encrypt(): TransformStream<Uint8Array, Uint8Array>;
+  /**
+   * Optional: a fresh synchronous encryptor giving the same output as `encrypt()`, which the
+   * bundle writer prefers (no stream between it and the compressor, and no buffer per chunk).
+   */
+  sealer?(): PayloadSealer;
+}
+
+/**
+ * A synchronous encryptor (see {@linkcode PayloadCipher.sealer}). Each output is a view that
+ * may be overwritten by the next call: the caller writes or copies it before calling again.
+ */
+export interface PayloadSealer {
+  /** Encrypts the next plaintext bytes; returns the ciphertext they complete (maybe empty). */
+  update(input: Uint8Array): Uint8Array;
+  /** Ends the plaintext; returns the rest of the ciphertext. */
+  final(): Uint8Array;
+  /** Releases the encryptor without ending it (after an error). */
+  dispose(): void;
 }
 
 /** Decrypts an encrypted payload. */

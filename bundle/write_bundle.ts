@@ -15,7 +15,7 @@ import {
   MANIFEST_VERSION,
   type ManifestArtifact,
 } from "./types.ts";
-import type { ManifestSigner, PayloadCipher } from "./crypto_types.ts";
+import type { ManifestSigner, PayloadCipher, PayloadSealer } from "./crypto_types.ts";
 import { BLOCK, encodeHeader, END_OF_ARCHIVE, padding } from "./_tar_header.ts";
 import { checkPath, comparePaths, PathSet } from "./_paths.ts";
 import { bundleLimits } from "./bundle_limits.ts";
@@ -396,11 +396,15 @@ export async function writeBundle(
       }
     };
     // Frames of 4 MiB of inner tar, compressed on other threads while this one reads and hashes.
-    // Without a cipher each frame is written before the next is asked for: no copy needed.
+    // Without a cipher each frame is written before the next is asked for, and a synchronous
+    // sealer is done with a frame when it returns: no copy needed. A cipher that offers only a
+    // transform stream gets fresh frames (the stream may hold them).
+    const sealer = cipher?.sealer?.();
     let stage: AsyncIterable<Uint8Array> = zstdCompressFrames(innerTar(), level, {
-      reuseOutput: !cipher,
+      reuseOutput: !cipher || sealer !== undefined,
     });
-    if (cipher) stage = throughTransform(stage, cipher.encrypt());
+    if (sealer) stage = sealFrames(stage, sealer);
+    else if (cipher) stage = throughTransform(stage, cipher.encrypt());
     const payloadHash = createHash("sha256");
     let payloadSize = 0;
     let manifest: Manifest;
@@ -533,5 +537,27 @@ export async function writeBundle(
     throw e;
   } finally {
     await Deno.remove(tmp).catch(() => {});
+  }
+}
+
+/**
+ * Encrypts `input` with a synchronous sealer; each output is a view the sealer overwrites on
+ * its next call, so the consumer must be done with it when it asks for the next one.
+ */
+async function* sealFrames(
+  input: AsyncIterable<Uint8Array>,
+  sealer: PayloadSealer,
+): AsyncGenerator<Uint8Array> {
+  let ended = false;
+  try {
+    for await (const frame of input) {
+      const out = sealer.update(frame);
+      if (out.length > 0) yield out;
+    }
+    const last = sealer.final();
+    ended = true;
+    yield last;
+  } finally {
+    if (!ended) sealer.dispose();
   }
 }
