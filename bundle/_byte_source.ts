@@ -5,9 +5,21 @@
  */
 import { corrupt } from "./_errors.ts";
 
-/** Reads exact byte counts from chunks; counts bytes consumed. */
+/** Bytes per read from a byte stream (see {@linkcode ByteSource}). */
+export const BYOB_READ_SIZE = 512 << 10;
+
+/**
+ * Reads exact byte counts from chunks; counts bytes consumed.
+ *
+ * From a byte stream (`ReadableStream` of type `"bytes"`, such as `Deno.FsFile.readable`) it
+ * reads into one buffer of its own, {@linkcode BYOB_READ_SIZE} bytes at a time, reused for
+ * every read: no allocation per chunk. Any other source is iterated. Either way, the views it
+ * hands out are valid until its next read (with a byte stream, the next read detaches them).
+ */
 export class ByteSource {
-  #it: AsyncIterator<Uint8Array>;
+  #it: AsyncIterator<Uint8Array> | undefined;
+  #byob: ReadableStreamBYOBReader | undefined;
+  #spare: ArrayBuffer | undefined;
   #buf: Uint8Array = new Uint8Array(0);
   #off = 0;
   #done = false;
@@ -17,13 +29,34 @@ export class ByteSource {
   onConsume: ((consumed: number) => void) | undefined;
 
   constructor(source: AsyncIterable<Uint8Array>) {
+    if (source instanceof ReadableStream) {
+      try {
+        this.#byob = source.getReader({ mode: "byob" });
+        this.#spare = new ArrayBuffer(BYOB_READ_SIZE);
+        return;
+      } catch {
+        // not a byte stream: iterate it
+      }
+    }
     this.#it = source[Symbol.asyncIterator]();
+  }
+
+  async #next(): Promise<IteratorResult<Uint8Array>> {
+    if (this.#byob === undefined) return await this.#it!.next();
+    // The previous chunk is done with (views are valid until the next read): read into it.
+    const buf = this.#spare ?? this.#buf.buffer as ArrayBuffer;
+    this.#spare = undefined;
+    const r = await this.#byob.read(new Uint8Array(buf));
+    if (r.value !== undefined && r.value.length === 0) {
+      this.#spare = r.value.buffer as ArrayBuffer; // keep the buffer for a read after a pause
+    }
+    return r.done ? { done: true, value: undefined } : { done: false, value: r.value };
   }
 
   async #fill(): Promise<boolean> {
     while (this.#off >= this.#buf.length) {
       if (this.#done) return false;
-      const r = await this.#it.next();
+      const r = await this.#next();
       if (r.done) {
         this.#done = true;
         return false;
@@ -92,6 +125,7 @@ export class ByteSource {
   /** Stops reading, releasing the underlying source. */
   async cancel(): Promise<void> {
     this.#done = true;
-    await this.#it.return?.().catch(() => {});
+    if (this.#byob !== undefined) await this.#byob.cancel().catch(() => {});
+    else await this.#it!.return?.().catch(() => {});
   }
 }

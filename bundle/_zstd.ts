@@ -78,6 +78,20 @@ class Queue {
     }
     throw new RangeError("Queue.at out of range");
   }
+  /**
+   * Copies what is left into `into` (which must be large enough) and keeps that instead, so
+   * the queue holds no view of an input chunk. Returns whether anything was copied.
+   */
+  own(into: Uint8Array): boolean {
+    if (this.length === 0) return false;
+    let off = 0;
+    for (const c of this.#chunks) {
+      into.set(c, off);
+      off += c.length;
+    }
+    this.#chunks = [into.subarray(0, off)];
+    return true;
+  }
   /** Removes n bytes from the front, returning them as segments. */
   take(n: number, into: Uint8Array[]): void {
     this.length -= n;
@@ -140,6 +154,12 @@ interface BlockGroup {
  * The scanner behind {@linkcode scanFrames}: yields groups of at most `maxBlocks` blocks (or
  * about `maxBytes` bytes) that never cross a frame boundary, with what is known of them. With
  * `flushAtChunk`, whatever whole blocks an input chunk completes are yielded at once.
+ *
+ * It keeps no view of an input chunk once it asks for the next one (the reader's chunks are
+ * valid until its next read): each group's bytes are copied into one buffer from `alloc`
+ * (asked for at least the given length; the group's `parts` is then that one view, owned by
+ * the consumer), and bytes left over at the end of a chunk (less than a block) are copied
+ * into a scratch buffer.
  */
 async function* scanGroups(
   input: AsyncIterable<Uint8Array>,
@@ -147,8 +167,14 @@ async function* scanGroups(
   maxBlocks: number,
   maxBytes: number,
   flushAtChunk: boolean,
+  alloc: (min: number) => Uint8Array = (min) => new Uint8Array(Math.max(min, 1 << 17)),
 ): AsyncGenerator<BlockGroup> {
   const q = new Queue();
+  /** Two scratch buffers for leftovers, used in turn (the queue holds at most one). */
+  const scratch = [new Uint8Array(0), new Uint8Array(0)];
+  let turn = 0;
+  const views: Uint8Array[] = [];
+  let group: Uint8Array | undefined;
   let state = State.Magic;
   let need = 4;
   let headerLen = 0;
@@ -156,7 +182,6 @@ async function* scanGroups(
   let hasChecksum = false;
   let lastBlock = false;
   let frames = 0;
-  let pending: Uint8Array[] = [];
   let pendingBytes = 0;
   let pendingBlocks = 0;
   const bad = (state: string): never => {
@@ -165,21 +190,33 @@ async function* scanGroups(
   let frameStart = false;
   const take = (frameEnd: boolean): BlockGroup => {
     const out: BlockGroup = {
-      parts: pending,
+      parts: pendingBytes > 0 ? [group!.subarray(0, pendingBytes)] : [],
       bytes: pendingBytes,
       frameStart,
       frameEnd,
       bound: pendingBlocks * Math.min(BLOCK_MAX, Math.max(windowSize, 1)),
     };
-    pending = [];
+    group = undefined;
     pendingBytes = 0;
     pendingBlocks = 0;
     frameStart = false;
     return out;
   };
   const move = (n: number): void => {
-    q.take(n, pending);
-    pendingBytes += n;
+    const want = pendingBytes + n;
+    if (group === undefined || group.length < want) {
+      const grown = alloc(group === undefined ? want : Math.max(want, group.length * 2));
+      if (group !== undefined) grown.set(group.subarray(0, pendingBytes));
+      group = grown;
+    }
+    q.take(n, views);
+    let at = pendingBytes;
+    for (const v of views) {
+      group.set(v, at);
+      at += v.length;
+    }
+    views.length = 0;
+    pendingBytes = want;
   };
 
   for await (const chunk of input) {
@@ -277,6 +314,12 @@ async function* scanGroups(
           break;
         }
       }
+    }
+    // Less than a block (or a frame header) is left: copy it before the next chunk is read.
+    if (q.length > 0) {
+      turn ^= 1;
+      if (scratch[turn]!.length < q.length) scratch[turn] = new Uint8Array(Math.max(q.length, 256));
+      q.own(scratch[turn]!);
     }
     if (flushAtChunk && pendingBlocks > 0) yield take(false);
   }
@@ -381,29 +424,27 @@ export async function* zstdDecompressLib(
   options: DecodeOptions = {},
 ): AsyncGenerator<Uint8Array> {
   const reuseOutput = options.reuseOutput ?? false;
-  const groups = scanGroups(input, maxWindowLog, Infinity, LIB_GROUP_BYTES, false);
+  /** Input buffers of decoded frames, reused (a fresh zeroed buffer per frame costs GC). */
+  const spare: Uint8Array[] = [];
+  // The scanner copies each frame's bytes into one of these buffers as it scans.
+  const alloc = (min: number): Uint8Array => {
+    const at = spare.findIndex((b) => b.length >= min);
+    return at === -1 ? new Uint8Array(Math.max(min, LIB_FIRST_TRY)) : spare.splice(at, 1)[0]!;
+  };
+  const groups = scanGroups(input, maxWindowLog, Infinity, LIB_GROUP_BYTES, false, alloc);
   const idle: ZstdDCtx[] = [];
   const all: ZstdDCtx[] = [];
   /** Each frame's content, or its compressed bytes when it inflates to more than the cap. */
   const pending: Promise<Uint8Array | Uint8Array[]>[] = [];
-  /** Input buffers of decoded frames, reused (a fresh zeroed buffer per frame costs GC). */
-  const spare: Uint8Array[] = [];
   /**
    * With `reuseOutput`: output buffers of LIB_FIRST_TRY bytes whose frame the caller is done
    * with. At most LIB_INFLIGHT + 1 exist (the frames decoding ahead and the one yielded).
    */
   const outFree: Uint8Array<ArrayBuffer>[] = [];
   const decodeFrame = async (g: BlockGroup): Promise<Uint8Array | Uint8Array[]> => {
-    const at = spare.findIndex((b) => b.length >= g.bytes);
-    const buf = at === -1
-      ? new Uint8Array(Math.max(g.bytes, LIB_FIRST_TRY))
-      : spare.splice(at, 1)[0]!;
-    let off = 0;
-    for (const p of g.parts) {
-      buf.set(p, off);
-      off += p.length;
-    }
-    const src = buf.subarray(0, off);
+    // A whole frame: one view of a buffer the scanner filled (see scanGroups).
+    const src = g.parts[0] ?? new Uint8Array(0);
+    const buf = new Uint8Array(src.buffer, 0, src.buffer.byteLength);
     let reuse = true;
     let ctx = idle.pop();
     if (ctx === undefined) {

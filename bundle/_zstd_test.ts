@@ -238,3 +238,38 @@ Deno.test({
     assert.ok(buffers.size <= 5, `${buffers.size} distinct output buffers`);
   },
 });
+
+/**
+ * Chunks of `b` in one buffer that is overwritten (with junk, then the next bytes) as soon as
+ * the consumer asks for the next chunk: what the bundle reader's byte-stream source does.
+ */
+async function* reusedChunks(b: Uint8Array, size: number): AsyncGenerator<Uint8Array> {
+  const buf = new Uint8Array(size);
+  for (let i = 0; i < b.length; i += size) {
+    buf.fill(0xa5);
+    const n = Math.min(size, b.length - i);
+    buf.set(b.subarray(i, i + n));
+    yield buf.subarray(0, n);
+  }
+  buf.fill(0xa5);
+}
+
+for (const [name, fn] of DECODERS) {
+  Deno.test(`zstdDecompress() [${name}] keeps no view of an input chunk once it asks for the next`, async () => {
+    // Frames whose blocks and headers straddle the chunk boundaries, one of them inflating to
+    // more than the libzstd engine's first 4 MiB output buffer.
+    const text = new Uint8Array(5 << 20).map((_, i) => 97 + ((i * 7919) % 26));
+    crypto.getRandomValues(text.subarray(1 << 20, (1 << 20) + 60_000));
+    const input = concat([
+      new Uint8Array(zstdCompressSync(data, checked)),
+      new Uint8Array(zstdCompressSync(text, checked)),
+      new Uint8Array(zstdCompressSync(data.subarray(0, 17))),
+    ]);
+    const want = concat([data, text, data.subarray(0, 17)]);
+    for (const size of [1000, 65_536, 300_001]) {
+      const parts: Uint8Array[] = [];
+      for await (const c of fn(reusedChunks(input, size), 27)) parts.push(c.slice());
+      assert.deepEqual(concat(parts), want, `chunks of ${size}`);
+    }
+  });
+}

@@ -114,7 +114,9 @@ export async function streamOf(
 export const FILE_CHUNK = 1 << 20;
 
 /**
- * A whole file as a stream of `chunk`-byte reads (the last one shorter), closing the file at the
+ * A whole file as a byte stream: a default reader gets `chunk`-byte reads (the last one
+ * shorter); a BYOB reader (the bundle reader's) has each of its buffers filled, short reads
+ * joined, so it reuses one buffer instead of a fresh one per chunk. The file is closed at the
  * end, on error and on cancel. `FsFile.readable` reads 64 KiB at a time: for a bundle that is
  * only hashed (an encrypted payload checked without the identity), its per-chunk cost was ~40%
  * of verify's CPU (0.45-0.51 -> 0.26-0.31 CPU s on a 96 MiB bundle with 1 MiB reads).
@@ -129,12 +131,16 @@ export function fileStream(
     open = false;
     file.close();
   };
-  return new ReadableStream<Uint8Array>({
+  return new ReadableStream({
+    type: "bytes",
+    autoAllocateChunkSize: chunk,
     async pull(controller) {
-      const buf = new Uint8Array(chunk);
+      const req = controller.byobRequest!;
+      const view = req.view! as Uint8Array<ArrayBuffer>;
+      const buf = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
       let n = 0;
       try {
-        while (n < chunk) {
+        while (n < buf.length) {
           const r = await file.read(buf.subarray(n));
           if (r === null) break;
           n += r;
@@ -145,14 +151,15 @@ export function fileStream(
         throw e;
       }
       if (!open) return;
-      if (n > 0) controller.enqueue(n === chunk ? buf : buf.slice(0, n));
-      if (n < chunk) {
+      if (n > 0) req.respond(n);
+      if (n < buf.length) {
         close();
         controller.close();
+        if (n === 0) req.respond(0);
       }
     },
     cancel() {
       close();
     },
-  }, { highWaterMark: 1 });
+  });
 }

@@ -117,3 +117,22 @@ Deno.test("streamOf() opens a store's snapshot by id, prefix or latest (filtered
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("fileStream() fills each buffer of a BYOB reader (short reads joined), reusing it", async () => {
+  const data = new Uint8Array(1000).map((_, i) => (i * 13) & 0xff);
+  const file = fakeFile(data, 70);
+  const reader = fileStream(file, 64).getReader({ mode: "byob" });
+  let buf = new ArrayBuffer(300);
+  const sizes: number[] = [];
+  const got: number[] = [];
+  for (;;) {
+    const { value, done } = await reader.read(new Uint8Array(buf));
+    if (done) break;
+    sizes.push(value.length);
+    got.push(...value);
+    buf = value.buffer; // the same memory, handed back for the next read
+  }
+  assert.deepEqual(sizes, [300, 300, 300, 100]);
+  assert.deepEqual(new Uint8Array(got), data);
+  assert.equal(file.closes, 1);
+});
