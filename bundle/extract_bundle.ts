@@ -12,6 +12,7 @@ import type { BundleLimits } from "./bundle_limits.ts";
 import { resolveLimits } from "./_io.ts";
 import { readPass } from "./_reader.ts";
 import { unsafe } from "./_errors.ts";
+import { APPEND, CLOSE, FILE, MKDIR, OP_SIZE, OPEN, writerConfig } from "./_extract_worker.ts";
 
 /** Options of {@linkcode extractBundle}. */
 export interface ExtractBundleOptions {
@@ -99,6 +100,7 @@ export async function extractBundle(
   // normalizing each path again.
   const root = join(destDir, ".");
   const prefix = root.endsWith("/") ? root : `${root}/`;
+  let writer: FileWriter = syncWriter;
   try {
     const r = await readPass(source, {
       decipher: options.decipher,
@@ -115,29 +117,21 @@ export async function extractBundle(
             { hint: "Pass the age identity that the bundle was encrypted to." },
           );
         }
+        if (m.artifacts.length >= writerConfig.workerMinArtifacts) writer = WorkerWriter.start();
       },
       async sink(artifact, chunks) {
+        writer.check();
         const path = artifact.path;
         for (let slash = path.indexOf("/"); slash !== -1; slash = path.indexOf("/", slash + 1)) {
           const rel = path.slice(0, slash);
           if (dirs.has(rel)) continue;
-          try {
-            Deno.mkdirSync(prefix + rel);
-          } catch (e) {
-            if (e instanceof Deno.errors.AlreadyExists) {
-              throw unsafe(
-                "path_conflict",
-                artifact.path,
-                `has a parent ${rel} that already exists`,
-              );
-            }
-            throw e;
-          }
+          writer.mkdir(prefix + rel, rel, artifact);
           dirs.add(rel);
         }
-        await writeArtifact(prefix + path, artifact, chunks);
+        await writer.file(prefix + path, artifact, chunks);
       },
     });
+    await writer.finish();
     if (r.failures.length > 0) {
       const f = r.failures[0]!;
       throw new VerificationError(
@@ -149,6 +143,9 @@ export async function extractBundle(
     }
     return r.manifest;
   } catch (e) {
+    // Nothing is written once this returns; a write that failed first is the cause to report
+    // (the reader may have gone on a little past it).
+    const first = await writer.abort();
     if (created) {
       await Deno.remove(destDir, { recursive: true }).catch(() => {});
     } else {
@@ -156,7 +153,7 @@ export async function extractBundle(
         await Deno.remove(join(destDir, entry.name), { recursive: true }).catch(() => {});
       }
     }
-    throw e;
+    throw first ?? e;
   }
 }
 
@@ -169,6 +166,46 @@ function conflict(e: unknown, artifact: ManifestArtifact): unknown {
     ? unsafe("path_conflict", artifact.path, "already exists in the destination")
     : e;
 }
+
+/** A parent directory that exists already (it cannot: `destDir` starts empty), or refuses. */
+function parentConflict(e: unknown, artifact: ManifestArtifact, rel: string): unknown {
+  return e instanceof Deno.errors.AlreadyExists
+    ? unsafe("path_conflict", artifact.path, `has a parent ${rel} that already exists`)
+    : e;
+}
+
+/**
+ * Creates the extracted directories and files, in the order they are given. The first failure
+ * is thrown as the same error either way: an unsafe `path_conflict` for a path that exists, or
+ * the filesystem's error.
+ */
+interface FileWriter {
+  /** Throws the first failure so far (the worker's are known late). */
+  check(): void;
+  /** Creates one directory, `rel` in the extraction (for the refusal's message). */
+  mkdir(path: string, rel: string, artifact: ManifestArtifact): void;
+  /** Creates one file with the artifact's mode and the bytes of `chunks`. */
+  file(path: string, artifact: ManifestArtifact, chunks: AsyncIterable<Uint8Array>): Promise<void>;
+  /** Waits until everything is written; throws the first failure. */
+  finish(): Promise<void>;
+  /** Waits until nothing more is being written; returns the first failure, if any. */
+  abort(): Promise<unknown>;
+}
+
+/** Writes on the calling thread (small extractions: no worker to start). */
+const syncWriter: FileWriter = {
+  check() {},
+  mkdir(path, rel, artifact) {
+    try {
+      Deno.mkdirSync(path);
+    } catch (e) {
+      throw parentConflict(e, artifact, rel);
+    }
+  },
+  file: writeArtifact,
+  finish: () => Promise.resolve(),
+  abort: () => Promise.resolve(undefined),
+};
 
 /**
  * Writes one artifact's bytes to a new file with its mode, using synchronous calls: the
@@ -224,4 +261,224 @@ async function writeArtifact(
     file.close();
   }
   Deno.chmodSync(path, mode);
+}
+
+/** Bytes per batch sent to the writer worker (at least {@linkcode SMALL_ARTIFACT}). */
+const BATCH_BYTES = 1 << 20;
+/** Operations per batch at most (a batch of tiny files goes before its buffer is full). */
+const BATCH_OPS = 1024;
+/** Batch buffers at most, in flight or being filled. */
+const BATCH_BUFFERS = 4;
+
+/** What an operation was for, to report its failure. */
+interface OpCause {
+  artifact: ManifestArtifact;
+  /** The directory a `MKDIR` creates, relative to the extraction. */
+  rel?: string;
+}
+
+/** A failure the worker reported, rebuilt as the error the synchronous calls throw. */
+function workerError(
+  err: { name: string; message: string },
+  kind: number,
+  cause: OpCause,
+): unknown {
+  const ctor = (Deno.errors as unknown as Record<string, (new (m: string) => Error) | undefined>)[
+    err.name
+  ];
+  const e = ctor
+    ? new ctor(err.message)
+    : Object.assign(new Error(err.message), { name: err.name });
+  if (kind === MKDIR) return parentConflict(e, cause.artifact, cause.rel!);
+  if (kind === FILE || kind === OPEN) return conflict(e, cause.artifact);
+  return e;
+}
+
+/**
+ * Writes in a worker (`_extract_worker.ts`): the artifacts' bytes are copied into batches of up
+ * to 1 MiB that the worker writes, in order, while this thread reads, decodes and hashes what
+ * follows. Creating tens of thousands of files is kernel time that otherwise runs on this
+ * thread between those steps. At most {@linkcode BATCH_BUFFERS} batches exist at once, reused;
+ * a failure is known when the worker answers that batch, and every later batch is skipped.
+ */
+class WorkerWriter implements FileWriter {
+  readonly #worker: Worker;
+  readonly #free: ArrayBuffer[] = [];
+  #made = 0;
+  #buf: Uint8Array<ArrayBuffer> | undefined;
+  #used = 0;
+  #ops: number[] = [];
+  #paths: string[] = [];
+  #causes: OpCause[] = [];
+  #nextId = 0;
+  /** Batches (and the stop message) not answered yet: their operations' causes. */
+  readonly #inflight = new Map<number, { ops: Uint32Array; causes: OpCause[] }>();
+  #error: unknown;
+  #dead = false;
+  #stopped = false;
+  #wake: (() => void) | undefined;
+
+  private constructor() {
+    this.#worker = new Worker(new URL("./_extract_worker.ts", import.meta.url), {
+      type: "module",
+    });
+    this.#worker.onmessage = (ev: MessageEvent) => {
+      const m = ev.data as {
+        id: number;
+        buf?: ArrayBuffer;
+        error?: { op: number; name: string; message: string };
+      };
+      const sent = this.#inflight.get(m.id);
+      this.#inflight.delete(m.id);
+      if (m.buf !== undefined && m.buf.byteLength === BATCH_BYTES) this.#free.push(m.buf);
+      if (m.error !== undefined && sent !== undefined && this.#error === undefined) {
+        this.#error = workerError(
+          m.error,
+          sent.ops[m.error.op * OP_SIZE]!,
+          sent.causes[m.error.op]!,
+        );
+      }
+      this.#notify();
+    };
+    this.#worker.onerror = (ev: ErrorEvent) => {
+      ev.preventDefault();
+      this.#error ??= new Error(`Cannot write the extracted files: ${ev.message}`);
+      this.#dead = true;
+      this.#notify();
+    };
+  }
+
+  /** Starts the worker (it loads while the first batch fills). */
+  static start(): WorkerWriter {
+    return new WorkerWriter();
+  }
+
+  #notify(): void {
+    const w = this.#wake;
+    this.#wake = undefined;
+    w?.();
+  }
+
+  #waitAnswer(): Promise<void> {
+    return new Promise((r) => (this.#wake = r));
+  }
+
+  check(): void {
+    if (this.#error !== undefined) throw this.#error;
+  }
+
+  #op(kind: number, path: string, mode: number, off: number, len: number, cause: OpCause): void {
+    this.#ops.push(kind, this.#paths.length, mode, off, len);
+    this.#paths.push(path);
+    this.#causes.push(cause);
+  }
+
+  /** Sends the batch being filled, if it holds anything. */
+  #flush(): void {
+    if (this.#ops.length === 0) return;
+    // The operations are copied, not moved: their kinds name a failure's cause.
+    const ops = new Uint32Array(this.#ops);
+    const buf = this.#buf?.buffer ?? new ArrayBuffer(0);
+    const id = this.#nextId++;
+    this.#inflight.set(id, { ops, causes: this.#causes });
+    this.#worker.postMessage({ id, buf, ops, paths: this.#paths }, [buf]);
+    this.#buf = undefined;
+    this.#used = 0;
+    this.#ops = [];
+    this.#paths = [];
+    this.#causes = [];
+  }
+
+  /** A batch buffer to fill: a free one, a new one, or the next one the worker hands back. */
+  async #take(): Promise<Uint8Array<ArrayBuffer>> {
+    while (this.#buf === undefined) {
+      this.check();
+      if (this.#dead) throw this.#error;
+      const free = this.#free.pop();
+      if (free !== undefined) {
+        this.#buf = new Uint8Array(free);
+      } else if (this.#made < BATCH_BUFFERS) {
+        this.#made++;
+        this.#buf = new Uint8Array(BATCH_BYTES);
+      } else {
+        await this.#waitAnswer();
+      }
+    }
+    return this.#buf;
+  }
+
+  mkdir(path: string, rel: string, artifact: ManifestArtifact): void {
+    this.#op(MKDIR, path, 0, 0, 0, { artifact, rel });
+  }
+
+  async file(
+    path: string,
+    artifact: ManifestArtifact,
+    chunks: AsyncIterable<Uint8Array>,
+  ): Promise<void> {
+    const mode = artifact.mode ?? 0o644;
+    const want = artifact.size;
+    const cause = { artifact };
+    const it = chunks[Symbol.asyncIterator]();
+    if (want <= BATCH_BYTES) {
+      if (this.#used + want > BATCH_BYTES || this.#ops.length >= BATCH_OPS * OP_SIZE) {
+        this.#flush();
+      }
+      const buf = await this.#take();
+      const start = this.#used;
+      let got = 0;
+      for (let r = await it.next(); !r.done; r = await it.next()) {
+        if (got + r.value.length > want) break; // oversized: the size check fails
+        buf.set(r.value, start + got);
+        got += r.value.length;
+        if (got === want) break;
+      }
+      this.#op(FILE, path, mode, start, got, cause);
+      this.#used += got;
+      return;
+    }
+    this.#op(OPEN, path, 0, 0, 0, cause);
+    for (let r = await it.next(); !r.done; r = await it.next()) {
+      // The chunk stays valid until the next read, across the waits for a buffer.
+      const c = r.value;
+      for (let off = 0; off < c.length;) {
+        if (this.#used === BATCH_BYTES) this.#flush();
+        const buf = await this.#take();
+        const n = Math.min(BATCH_BYTES - this.#used, c.length - off);
+        buf.set(c.subarray(off, off + n), this.#used);
+        this.#op(APPEND, path, 0, this.#used, n, cause);
+        this.#used += n;
+        off += n;
+      }
+    }
+    this.#op(CLOSE, path, mode, 0, 0, cause);
+  }
+
+  /** Sends what is pending (unless `discard`), then the stop, and waits for every answer. */
+  async #end(discard: boolean): Promise<void> {
+    if (!this.#stopped) {
+      this.#stopped = true;
+      if (discard) {
+        this.#ops = [];
+        this.#paths = [];
+        this.#causes = [];
+      }
+      this.#flush();
+      const id = this.#nextId++;
+      this.#inflight.set(id, { ops: new Uint32Array(0), causes: [] });
+      this.#worker.postMessage({ id, stop: true });
+    }
+    while (this.#inflight.size > 0 && !this.#dead) await this.#waitAnswer();
+    this.#worker.terminate();
+  }
+
+  async finish(): Promise<void> {
+    await this.#end(false);
+    this.check();
+  }
+
+  async abort(): Promise<unknown> {
+    await this.#end(true);
+    return this.#error;
+  }
 }

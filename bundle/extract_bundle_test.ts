@@ -6,6 +6,7 @@ import { extractBundle } from "./extract_bundle.ts";
 import { writeBundle } from "./write_bundle.ts";
 import { openBundleFile } from "./open_bundle_file.ts";
 import { decoderConfig } from "./_zstd.ts";
+import { writerConfig } from "./_extract_worker.ts";
 import {
   concat,
   craftBundle,
@@ -23,6 +24,24 @@ import {
 } from "../tests/bundle_helpers.ts";
 import { tempDir } from "../tests/_tools.ts";
 
+/** The two ways files are written: on the calling thread, and through the writer worker. */
+const WRITERS = [["sync", Infinity], ["worker", 0]] as const;
+
+/** Registers `fn` once per writer (`[sync writer]`, `[worker writer]`). */
+function test(name: string, fn: () => Promise<void>): void {
+  for (const [writer, min] of WRITERS) {
+    Deno.test(`${name} [${writer} writer]`, async () => {
+      const saved = writerConfig.workerMinArtifacts;
+      writerConfig.workerMinArtifacts = min;
+      try {
+        await fn();
+      } finally {
+        writerConfig.workerMinArtifacts = saved;
+      }
+    });
+  }
+}
+
 async function listTree(dir: string, prefix = ""): Promise<string[]> {
   const out: string[] = [];
   for await (const e of Deno.readDir(dir)) {
@@ -33,7 +52,7 @@ async function listTree(dir: string, prefix = ""): Promise<string[]> {
   return out.sort();
 }
 
-Deno.test("extractBundle() writes every artifact with its bytes and mode", async () => {
+test("extractBundle() writes every artifact with its bytes and mode", async () => {
   await using dir = await tempDir();
   const b = `${dir.path}/b`;
   await writeBundle(b, testHeader(), [
@@ -54,7 +73,7 @@ Deno.test("extractBundle() writes every artifact with its bytes and mode", async
   assert.equal((await Deno.stat(`${dest}/memdir/notes/a.md`)).mode! & 0o777, 0o644);
 });
 
-Deno.test("extractBundle() writes under destDir however it is spelled (relative, trailing slash, doubled slash)", async () => {
+test("extractBundle() writes under destDir however it is spelled (relative, trailing slash, doubled slash)", async () => {
   await using dir = await tempDir();
   const b = `${dir.path}/b`;
   await writeBundle(b, testHeader(), [
@@ -77,7 +96,7 @@ Deno.test("extractBundle() writes under destDir however it is spelled (relative,
   }
 });
 
-Deno.test("extractBundle() round-trips random artifacts (property)", async () => {
+test("extractBundle() round-trips random artifacts (property)", async () => {
   await using dir = await tempDir();
   let n = 0;
   const seg = fc.oneof(
@@ -113,7 +132,7 @@ Deno.test("extractBundle() round-trips random artifacts (property)", async () =>
   );
 });
 
-Deno.test("extractBundle() refuses a tar-slip bundle and writes nothing outside", async () => {
+test("extractBundle() refuses a tar-slip bundle and writes nothing outside", async () => {
   await using dir = await tempDir();
   const dest = `${dir.path}/a/b`;
   const inner = concat([
@@ -129,7 +148,7 @@ Deno.test("extractBundle() refuses a tar-slip bundle and writes nothing outside"
   await Deno.stat(`${dir.path}/a`); // only the parent the caller asked for
 });
 
-Deno.test("extractBundle() leaves an existing empty destDir empty on failure", async () => {
+test("extractBundle() leaves an existing empty destDir empty on failure", async () => {
   await using dir = await tempDir();
   const inner = concat([rawEntry({ name: "a" }, "1"), rawEntry({ name: "b" }, "bad"), EOA]);
   await assert.rejects(
@@ -143,7 +162,7 @@ Deno.test("extractBundle() leaves an existing empty destDir empty on failure", a
   assert.deepEqual(await listTree(dir.path), []);
 });
 
-Deno.test("extractBundle() fails on missing and extra artifacts", async () => {
+test("extractBundle() fails on missing and extra artifacts", async () => {
   await using dir = await tempDir();
   const inner = concat([rawEntry({ name: "a" }, "1"), rawEntry({ name: "x" }, "2"), EOA]);
   await assert.rejects(
@@ -155,7 +174,7 @@ Deno.test("extractBundle() fails on missing and extra artifacts", async () => {
   assert.deepEqual(await listTree(dir.path), []);
 });
 
-Deno.test("extractBundle() refuses a non-empty destDir and an encrypted bundle without identity", async () => {
+test("extractBundle() refuses a non-empty destDir and an encrypted bundle without identity", async () => {
   await using dir = await tempDir();
   const b = `${dir.path}/b`;
   await writeBundle(b, testHeader(), [source("a", "1")], { cipher: xorCipher() });
@@ -170,7 +189,7 @@ Deno.test("extractBundle() refuses a non-empty destDir and an encrypted bundle w
   assert.deepEqual(await listTree(dir.path), ["b"]);
 });
 
-Deno.test("extractBundle() enforces a required signature", async () => {
+test("extractBundle() enforces a required signature", async () => {
   await using dir = await tempDir();
   const b = `${dir.path}/b`;
   await writeBundle(b, testHeader(), [source("a", "1")], { signer: testSigner() });
@@ -185,7 +204,7 @@ Deno.test("extractBundle() enforces a required signature", async () => {
   assert.deepEqual(await listTree(dir.path), ["b", "ok/a"]);
 });
 
-Deno.test("extractBundle() cleans up when aborted", async () => {
+test("extractBundle() cleans up when aborted", async () => {
   await using dir = await tempDir();
   const b = `${dir.path}/b`;
   await writeBundle(b, testHeader(), [source("a", new Uint8Array(500_000))]);
@@ -205,7 +224,7 @@ const DECODER_MODES = [
 ] as const;
 
 for (const [name, mode] of DECODER_MODES) {
-  Deno.test(`extractBundle() [${name}] writes small and large artifacts across chunks, and refuses a damaged frame`, async () => {
+  test(`extractBundle() [${name}] writes small and large artifacts across chunks, and refuses a damaged frame`, async () => {
     const saved = { ...decoderConfig };
     Object.assign(decoderConfig, mode);
     const mask = Deno.umask(0o077); // modes are exact whatever the umask
@@ -253,3 +272,100 @@ for (const [name, mode] of DECODER_MODES) {
     }
   });
 }
+
+test("extractBundle() writes thousands of files and large ones across batches, with their modes", async () => {
+  await using dir = await tempDir();
+  const b = `${dir.path}/b`;
+  const want = new Map<string, { data: Uint8Array; mode: number }>();
+  let seed = 7;
+  const rand = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    return seed % n;
+  };
+  for (let i = 0; i < 2500; i++) {
+    const data = new Uint8Array(rand(3000)).map(() => rand(256));
+    want.set(`d${i % 37}/f${String(i).padStart(5, "0")}.md`, {
+      data,
+      mode: i % 11 === 0 ? 0o600 : 0o644,
+    });
+  }
+  // Exactly one batch, one byte over, and several batches (a file split between batches).
+  for (const [name, size] of [["one", 1 << 20], ["over", (1 << 20) + 1], ["big", 2_500_000]]) {
+    want.set(`large/${name}.bin`, {
+      data: new Uint8Array(size as number).map((_, i) => (i * 31 + 7) & 255),
+      mode: 0o755,
+    });
+  }
+  await writeBundle(
+    b,
+    testHeader(),
+    [...want].map(([path, w]) => source(path, w.data, { mode: w.mode, chunk: 100_000 })),
+  );
+  const dest = `${dir.path}/out`;
+  const mask = Deno.umask(0o077);
+  try {
+    const m = await extractBundle(await openBundleFile(b), dest);
+    assert.equal(m.artifacts.length, want.size);
+  } finally {
+    Deno.umask(mask);
+  }
+  assert.deepEqual(await listTree(dest), [...want.keys()].sort());
+  for (const [path, w] of want) {
+    assert.deepEqual(await Deno.readFile(`${dest}/${path}`), w.data, path);
+    assert.equal((await Deno.stat(`${dest}/${path}`)).mode! & 0o777, w.mode, path);
+  }
+});
+
+/** A bundle of `n` notes under `a/`, then `last`; and the progress hook that plants `plant`. */
+async function plantedExtraction(
+  dir: string,
+  last: string,
+  plant: (dest: string) => void,
+): Promise<unknown> {
+  const b = `${dir}/b`;
+  const arts = [];
+  for (let i = 0; i < 700; i++) arts.push(source(`a/n${String(i).padStart(4, "0")}.md`, `n${i}`));
+  arts.push(source(last, "last"));
+  await writeBundle(b, testHeader(), arts);
+  const dest = `${dir}/out`;
+  let planted = false;
+  try {
+    await extractBundle(await openBundleFile(b), dest, {
+      progress: {
+        progress() {
+          if (planted) return;
+          planted = true;
+          plant(dest);
+        },
+        warn() {},
+      },
+    });
+  } catch (e) {
+    assert.ok(planted);
+    assert.equal(await Deno.stat(dest).catch(() => undefined), undefined, "destDir removed");
+    return e;
+  }
+  throw new Error("the extraction did not fail");
+}
+
+test("extractBundle() refuses a file that appears in destDir during the extraction", async () => {
+  await using dir = await tempDir();
+  const e = await plantedExtraction(
+    dir.path,
+    "z.md",
+    (d) => Deno.writeTextFileSync(`${d}/z.md`, "x"),
+  );
+  assert.ok(e instanceof UnsafeBundleError, String(e));
+  assert.equal(e.rule, "path_conflict");
+  assert.equal(e.entry, "z.md");
+  assert.match(e.message, /already exists in the destination/);
+});
+
+test("extractBundle() refuses a parent dir that appears in destDir during the extraction", async () => {
+  await using dir = await tempDir();
+  const e = await plantedExtraction(dir.path, "z/last.md", (d) => Deno.mkdirSync(`${d}/z`));
+  assert.ok(e instanceof UnsafeBundleError, String(e));
+  assert.equal(e.rule, "path_conflict");
+  assert.equal(e.entry, "z/last.md");
+  assert.match(e.message, /has a parent z that already exists/);
+});

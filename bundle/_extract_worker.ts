@@ -1,0 +1,138 @@
+/**
+ * Worker side of the extractor's file writer (private): creates the extracted directories and
+ * files, in order, so that the kernel's file creation (most of a large restore's time on the
+ * main thread) runs beside the reading, decoding and hashing.
+ *
+ * Protocol, main → worker: batches `{ id, buf, ops, paths }`: `buf` an `ArrayBuffer` holding
+ * the batch's bytes, `ops` a `Uint32Array` of {@linkcode OP_SIZE}-word operations
+ * `[kind, path index, mode, offset, length]`, `paths` the absolute paths the operations name.
+ * Kinds: `MKDIR` (create one directory), `FILE` (create a new file with its mode and bytes),
+ * `OPEN` (create a new file, mode 0600, for the `APPEND`s that follow), `APPEND` (write bytes to
+ * the open file), `CLOSE` (close it and set its mode). Files are created exclusively, never
+ * through an existing path. Worker → main, one answer per batch in order: `{ id, buf }` (the
+ * buffer back, for reuse) or, at the first failure, `{ id, buf, error: { op, name, message } }`
+ * (`op` the index of the failed operation in that batch); every later batch is answered
+ * `{ id, buf, skipped: true }` without touching anything. `{ id, stop: true }` closes a file
+ * left open and is answered `{ id }`.
+ *
+ * @module
+ */
+
+export const MKDIR = 0, FILE = 1, OPEN = 2, APPEND = 3, CLOSE = 4;
+/** `MEMSNAP_EXTRACT_WRITER`, if set and readable without a prompt. */
+function writerEnv(): string | undefined {
+  const name = "MEMSNAP_EXTRACT_WRITER";
+  try {
+    if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") {
+      return undefined;
+    }
+    return Deno.env.get(name);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * When the extractor writes through this worker: from this many artifacts on (starting a
+ * worker costs ~20-40 ms and ~15 MiB). `MEMSNAP_EXTRACT_WRITER=sync` never uses it (writes on
+ * the calling thread, as for small bundles); tests set the threshold to use it or not.
+ */
+export const writerConfig: { workerMinArtifacts: number } = {
+  workerMinArtifacts: writerEnv() === "sync" ? Infinity : 512,
+};
+
+/** Words per operation in `ops`. */
+export const OP_SIZE = 5;
+
+/** One batch of operations. */
+export interface WriteBatch {
+  id: number;
+  buf: ArrayBuffer;
+  ops: Uint32Array;
+  paths: string[];
+}
+
+/** The worker scope's part used here (typed by hand: the main thread imports this module). */
+interface Scope {
+  postMessage(message: unknown, transfer?: Transferable[]): void;
+  onmessage: ((ev: MessageEvent) => void) | null;
+}
+
+/** Runs the worker's message loop (when this module is a worker's main module). */
+function serve(self: Scope): void {
+  let open: { file: Deno.FsFile; path: string } | undefined;
+  let failed = false;
+
+  const closeOpen = (): void => {
+    const o = open;
+    open = undefined;
+    o?.file.close();
+  };
+
+  const run = (b: WriteBatch): void => {
+    const bytes = new Uint8Array(b.buf);
+    const ops = b.ops;
+    for (let i = 0, k = 0; k < ops.length; i++, k += OP_SIZE) {
+      const kind = ops[k]!, path = b.paths[ops[k + 1]!]!, mode = ops[k + 2]!;
+      const data = bytes.subarray(ops[k + 3]!, ops[k + 3]! + ops[k + 4]!);
+      try {
+        if (kind === MKDIR) {
+          Deno.mkdirSync(path);
+        } else if (kind === FILE) {
+          // The mode given to writeFile is applied exactly (not through the umask).
+          Deno.writeFileSync(path, data, { createNew: true, mode });
+        } else if (kind === OPEN) {
+          closeOpen();
+          open = {
+            file: Deno.openSync(path, { createNew: true, write: true, mode: 0o600 }),
+            path,
+          };
+        } else if (kind === APPEND) {
+          const f = open!.file;
+          for (let off = 0; off < data.length;) off += f.writeSync(data.subarray(off));
+        } else if (kind === CLOSE) {
+          const p = open!.path;
+          closeOpen();
+          Deno.chmodSync(p, mode);
+        }
+      } catch (e) {
+        failed = true;
+        closeOpen();
+        const err = e as Error;
+        self.postMessage(
+          {
+            id: b.id,
+            buf: b.buf,
+            error: { op: i, name: err?.name ?? "Error", message: err?.message ?? String(e) },
+          },
+          [b.buf],
+        );
+        return;
+      }
+    }
+    self.postMessage({ id: b.id, buf: b.buf }, [b.buf]);
+  };
+
+  self.onmessage = (ev: MessageEvent) => {
+    const m = ev.data as WriteBatch | { id: number; stop: true };
+    if ("stop" in m) {
+      try {
+        closeOpen();
+      } catch { /* answered anyway: the extraction is ending */ }
+      self.postMessage({ id: m.id });
+      return;
+    }
+    if (failed) {
+      self.postMessage({ id: m.id, buf: m.buf, skipped: true }, [m.buf]);
+      return;
+    }
+    run(m);
+  };
+}
+
+if (
+  typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope !== "undefined" &&
+  import.meta.main
+) {
+  serve(globalThis as unknown as Scope);
+}
