@@ -255,8 +255,11 @@ export function sourceDateEpoch(): Date | undefined {
 }
 
 /**
- * Reads a file as a stream of `size`-byte chunks (each a fresh buffer the reader keeps), one
- * read ahead; closes the file at the end, on a read error or on cancel.
+ * Reads a file as a byte stream: a default reader gets `size`-byte chunks (each a fresh buffer
+ * the reader keeps; the last one shorter); a BYOB reader (the bundle reader's `ByteSource`)
+ * has each of its own buffers filled, short reads joined, so the whole bundle is read into one
+ * reused buffer instead of a fresh one per chunk. Closes the file at the end, on a read error
+ * or on cancel.
  */
 function fileChunks(file: Deno.FsFile, size: number): ReadableStream<Uint8Array> {
   let open = true;
@@ -264,21 +267,31 @@ function fileChunks(file: Deno.FsFile, size: number): ReadableStream<Uint8Array>
     if (open) file.close();
     open = false;
   };
-  return new ReadableStream<Uint8Array>({
+  return new ReadableStream({
+    type: "bytes",
+    autoAllocateChunkSize: size,
     async pull(controller) {
-      const buf = new Uint8Array(size);
-      let n: number | null;
+      const req = controller.byobRequest!;
+      const view = req.view! as Uint8Array<ArrayBuffer>;
+      const buf = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+      let n = 0;
       try {
-        n = await file.read(buf);
+        while (n < buf.length) {
+          const r = await file.read(buf.subarray(n));
+          if (r === null) break;
+          n += r;
+        }
       } catch (e) {
+        if (!open) return; // cancelled while reading
         close();
         throw e;
       }
-      if (n === null) {
+      if (!open) return;
+      if (n > 0) req.respond(n);
+      if (n < buf.length) {
         close();
         controller.close();
-      } else {
-        controller.enqueue(n === size ? buf : buf.subarray(0, n));
+        if (n === 0) req.respond(0);
       }
     },
     cancel: close,
@@ -286,10 +299,10 @@ function fileChunks(file: Deno.FsFile, size: number): ReadableStream<Uint8Array>
 }
 
 /**
- * Restore reads a local bundle in chunks of this size: the 64 KiB chunks of `FsFile.readable`
- * cost a read op and a stream step each. Extracting the 165 MiB fixture: 2.25 -> 2.12 CPU-s,
- * main thread 1.52 -> 1.44 s (medians of 5 alternating runs, load 4); 1 MiB chunks raised peak
- * RSS by 16 MiB and gained nothing more.
+ * Restore reads a local bundle in chunks of this size when read by a default reader: the 64
+ * KiB chunks of `FsFile.readable` cost a read op and a stream step each (extracting the 165 MiB
+ * fixture: 2.25 -> 2.12 CPU-s, medians of 5 alternating runs, load 4). The bundle reader reads
+ * it with a BYOB reader into its own reused buffer, whose size sets the reads.
  */
 const RESTORE_READ_SIZE = 256 << 10;
 

@@ -49,6 +49,26 @@ Deno.test("openBundleRef() reads a local bundle in chunks of readSize, and close
   assert.equal(openOn(path), 1);
   await reader.cancel();
   assert.equal(openOn(path), 0);
+  // A BYOB reader (the bundle reader's) has its own buffer filled each time, short reads joined.
+  {
+    const { stream } = await openBundleRef(NO_STORE, path, {}, 65536);
+    const byob = stream.getReader({ mode: "byob" });
+    let buffer = new ArrayBuffer(200_000);
+    const got: number[] = [];
+    const seen = new Uint8Array(bytes.length);
+    let off = 0;
+    for (;;) {
+      const r = await byob.read(new Uint8Array(buffer));
+      if (r.done) break;
+      got.push(r.value.length);
+      seen.set(r.value, off);
+      off += r.value.length;
+      buffer = r.value.buffer as ArrayBuffer; // the same memory, handed back
+    }
+    assert.deepEqual(got, [200_000, 200_000, 200_000, 1]);
+    assert.deepEqual(seen, bytes);
+    assert.equal(openOn(path), 0);
+  }
   await assert.rejects(
     openBundleRef(NO_STORE, `${dir.path}/missing.msnap`, {}, 65536),
     NotFoundError,
