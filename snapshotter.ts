@@ -441,6 +441,8 @@ export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
       ? createRedactor({ packs: options.redact!.packs, key: options.redact!.key })
       : undefined;
     const staging = await Deno.makeTempDir({ prefix: "memsnap-capture-" });
+    /** What captures keep for their artifacts until the bundle is written (see release). */
+    const releases: (() => Promise<void> | void)[] = [];
     try {
       // Plugins capture concurrently: one plugin's file and database I/O (thread pool) and
       // SQLite's copy overlap another's CPU work. Results are taken in plugin order, and the
@@ -484,6 +486,12 @@ export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
         settled = await Promise.allSettled(options.captures.map(runCapture));
       } finally {
         signal.removeEventListener("abort", onAbort);
+      }
+      for (const s of settled) {
+        if (s.status === "fulfilled" && s.value.release) {
+          const r = s.value;
+          releases.push(() => r.release!());
+        }
       }
       if (settled.some((s) => s.status === "rejected")) {
         if (signal.aborted) throw new CancelledError("Cannot take the snapshot: cancelled");
@@ -560,6 +568,7 @@ export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
       const info = await pending.commit(manifest);
       return { info, manifest, skipped: false };
     } finally {
+      for (const release of releases) await Promise.resolve().then(release).catch(() => {});
       await Deno.remove(staging, { recursive: true }).catch(() => {});
     }
   };

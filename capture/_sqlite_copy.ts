@@ -29,6 +29,11 @@ export interface CopyJob {
   readOnly: boolean;
   /** Whether to describe the copy too (not when it is redacted first). */
   describe: boolean;
+  /**
+   * Whether the live file may be packed as it is instead of copied, under a read transaction
+   * kept open until {@linkcode releaseHold} (only when nothing rewrites the copy: no redaction).
+   */
+  hold?: boolean;
 }
 
 /** The outcome of {@linkcode copyDatabase}. */
@@ -37,6 +42,12 @@ export interface CopyResult {
   journalMode: string;
   /** The copy's metadata, when asked for. */
   meta?: SqliteDatabaseMeta;
+  /**
+   * Set when nothing was copied: the live file is consistent while the hold lasts (see
+   * {@linkcode holdDatabase}); pack `size` bytes of it with the header's journal-mode bytes
+   * set to rollback (see {@linkcode patchHeader}), then call {@linkcode releaseHold}.
+   */
+  held?: { size: number };
 }
 
 /** A copy failure the caller reports for the database (both connection kinds failed). */
@@ -167,6 +178,74 @@ function fileCopy(
   }
 }
 
+/** Connections holding a read transaction on a live database, by the job's copy path. */
+const holds = new Map<string, DatabaseSync>();
+
+/**
+ * Starts a read transaction on a live database in WAL mode whose WAL holds no frame, and keeps
+ * it open: the transaction reads the database file alone, and SQLite's checkpointer cannot
+ * write into that file while such a reader (WAL read lock 0) lasts, so the file stays exactly
+ * this snapshot until {@linkcode releaseHold}. Writers are not blocked (they append to the
+ * WAL; checkpoints wait). Describes the database in the same transaction. Returns
+ * `undefined` (nothing held) in any other journal mode or when the WAL has frames.
+ *
+ * Rollback-journal modes are not held: their reader's SHARED lock would keep writers from
+ * committing for as long as the snapshot takes; they are copied under a short lock instead.
+ */
+function holdDatabase(job: CopyJob): CopyResult | undefined {
+  const live = new DatabaseSync(job.path, { readOnly: job.readOnly });
+  let kept = false;
+  try {
+    live.exec(`PRAGMA busy_timeout = ${job.busyMs}`);
+    const mode = String(pragma(live, "journal_mode")).toLowerCase();
+    if (mode !== "wal") return undefined;
+    live.exec("BEGIN");
+    try {
+      live.prepare("SELECT count(*) FROM sqlite_master").get(); // starts the read transaction
+      if ((sizeOf(`${job.path}-wal`) ?? 0) !== 0) return undefined;
+      const size = Deno.statSync(job.path).size;
+      const result: CopyResult = {
+        journalMode: mode,
+        ...(job.describe ? { meta: describe(live, mode) } : {}),
+        held: { size },
+      };
+      holds.set(job.copy, live);
+      kept = true;
+      return result;
+    } finally {
+      if (!kept) live.exec("COMMIT");
+    }
+  } finally {
+    if (!kept) live.close();
+  }
+}
+
+/** Ends the read transaction {@linkcode copyDatabase} kept for `job.copy`, if any. */
+export function releaseHold(copy: string): void {
+  const live = holds.get(copy);
+  if (live === undefined) return;
+  holds.delete(copy);
+  try {
+    live.exec("COMMIT");
+  } finally {
+    live.close();
+  }
+}
+
+/** Offset of the file format write/read version bytes (2 = WAL, 1 = rollback journal). */
+const FORMAT_VERSION_AT = 18;
+
+/**
+ * Sets the journal-mode bytes of a held database's header to rollback, in `chunk`, which
+ * holds the file's bytes from offset `at`: the packed database is then self-contained, as a
+ * copy switched to `journal_mode = DELETE` is (the restore switches it back to WAL).
+ */
+export function patchHeader(chunk: Uint8Array, at: number): void {
+  for (let i = FORMAT_VERSION_AT; i < FORMAT_VERSION_AT + 2; i++) {
+    if (i >= at && i < at + chunk.length) chunk[i - at] = 1;
+  }
+}
+
 function removeQuietly(path: string): void {
   try {
     Deno.removeSync(path);
@@ -175,12 +254,22 @@ function removeQuietly(path: string): void {
 
 /**
  * Copies a live database (read-only connection first when `job.readOnly`, the other kind as
- * the fallback), sets the copy's journal mode to DELETE, and describes it if asked.
+ * the fallback), sets the copy's journal mode to DELETE, and describes it if asked. With
+ * `job.hold`, a database in WAL mode with an empty WAL is not copied but held (see
+ * {@linkcode holdDatabase}; the result has `held`).
  *
  * @throws {CopyError} If neither connection could copy the database (the second error).
  */
 export function copyDatabase(job: CopyJob): CopyResult {
   removeQuietly(job.copy);
+  if (job.hold) {
+    try {
+      const held = holdDatabase(job);
+      if (held !== undefined) return held;
+    } catch {
+      // copied below, with the fallbacks of a copy
+    }
+  }
   let journalMode: string;
   try {
     journalMode = fileCopy(job.path, job.copy, job.busyMs, job.readOnly) ??

@@ -22,6 +22,8 @@ import {
   type CopyJob,
   type CopyResult,
   liveUserVersion,
+  patchHeader,
+  releaseHold,
   sqliteCopyInternals,
   vacuumAndDescribe,
 } from "./_sqlite_copy.ts";
@@ -178,6 +180,9 @@ export function sqlitePlugin(options: SqlitePluginOptions): CapturePlugin {
           busyMs: busy,
           readOnly: walExists || header?.wal !== true,
           describe: ctx.redactor === undefined,
+          // A redacted copy is rewritten, so it must be a copy; otherwise the live file may be
+          // packed as it is, under a read transaction held until the bundle is written.
+          hold: ctx.redactor === undefined,
         });
         sizes.push(info.size);
       }
@@ -195,6 +200,20 @@ export function sqlitePlugin(options: SqlitePluginOptions): CapturePlugin {
         p.catch(() => {}); // awaited in order below
         return p;
       });
+      /** Runners holding a read transaction for a live file packed as it is, by copy path. */
+      const held = new Map<string, CopyRunner>();
+      const releaseAll = async (): Promise<void> => {
+        const runs = [...held].map(async ([copy, runner]) => {
+          try {
+            await runner.release(copy);
+          } finally {
+            runner.close();
+          }
+        });
+        held.clear();
+        await Promise.allSettled(runs);
+      };
+      let ok = false;
       try {
         for (const [i, job] of jobs.entries()) {
           ctx.signal.throwIfAborted();
@@ -207,6 +226,18 @@ export function sqlitePlugin(options: SqlitePluginOptions): CapturePlugin {
           } catch (e) {
             if (!(e instanceof CopyError)) throw e;
             throw new UsageError(`Cannot capture database ${db}: ${e.message}`, { cause: e });
+          }
+          if (copied.held !== undefined) {
+            held.set(job.copy, runner);
+            metas[db] = copied.meta as unknown as JsonValue;
+            artifacts.push(heldArtifact(artifact, job.path, copied.held.size));
+            ctx.progress.progress({
+              phase: "capture",
+              done: i + 1,
+              total: databases.length,
+              item: artifact,
+            });
+            continue;
           }
           let meta = copied.meta;
           if (ctx.redactor !== undefined) {
@@ -222,13 +253,29 @@ export function sqlitePlugin(options: SqlitePluginOptions): CapturePlugin {
             item: artifact,
           });
         }
+        ok = true;
       } finally {
         // Every copy has ended (a worker is terminated only between operations) before the
-        // capture returns and staging can be removed.
+        // capture returns and staging can be removed. A held database keeps its runner (and
+        // its read transaction) until `release`, or is released here if the capture failed.
         await Promise.allSettled(copies);
-        for (const r of new Set(runners)) r.close();
+        if (!ok) {
+          for (const [i, c] of copies.entries()) {
+            const r = await c.catch(() => undefined);
+            if (r?.held !== undefined && !held.has(jobs[i]!.copy)) {
+              held.set(jobs[i]!.copy, runners[i]!);
+            }
+          }
+          await releaseAll();
+        }
+        const holding = new Set(held.values());
+        for (const r of new Set(runners)) if (!holding.has(r)) r.close();
       }
-      return { artifacts, meta: { databases: metas } };
+      return {
+        artifacts,
+        meta: { databases: metas },
+        ...(held.size > 0 ? { release: releaseAll } : {}),
+      };
     },
 
     check(manifest: Manifest): string[] {
@@ -345,12 +392,15 @@ async function placePayload(from: string, to: string, movable: boolean): Promise
 interface CopyRunner {
   copy(job: CopyJob): Promise<CopyResult>;
   vacuum(copy: string, journalMode: string): Promise<SqliteDatabaseMeta>;
+  /** Ends the read transaction a `held` copy keeps open. */
+  release(copy: string): Promise<void>;
   close(): void;
 }
 
 const inlineRunner: CopyRunner = {
   copy: (job) => Promise.resolve().then(() => copyDatabase(job)),
   vacuum: (copy, mode) => Promise.resolve().then(() => vacuumAndDescribe(copy, mode)),
+  release: (copy) => Promise.resolve().then(() => releaseHold(copy)),
   close() {},
 };
 
@@ -387,7 +437,61 @@ function workerRunner(): CopyRunner {
   return {
     copy: (job) => call<CopyResult>({ op: "copy", job }),
     vacuum: (copy, journalMode) => call<SqliteDatabaseMeta>({ op: "vacuum", copy, journalMode }),
+    release: (copy) => call<void>({ op: "release", copy }),
     close: () => worker.terminate(),
+  };
+}
+
+/**
+ * A held database packed from its live file (see `copyDatabase`): `size` bytes, the header's
+ * journal-mode bytes set to rollback. A byte stream, so the bundle writer reads it into its
+ * own buffer; a file that grew shows as one byte more than declared.
+ */
+function heldArtifact(path: string, src: string, size: number): ArtifactSource {
+  return {
+    path,
+    kind: "sqlite",
+    size,
+    readInto(into: Uint8Array): number {
+      const n = readFileInto(src, into);
+      patchHeader(into.subarray(0, n), 0);
+      return n;
+    },
+    async open(): Promise<ReadableStream<Uint8Array>> {
+      const file = await Deno.open(src, { read: true });
+      let pos = 0;
+      let open = true;
+      const close = (): void => {
+        if (open) file.close();
+        open = false;
+      };
+      return new ReadableStream({
+        type: "bytes",
+        autoAllocateChunkSize: 1 << 20,
+        async pull(controller) {
+          const req = controller.byobRequest!;
+          const view = req.view! as Uint8Array<ArrayBuffer>;
+          const buf = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
+          let n: number | null;
+          try {
+            n = await file.read(buf);
+          } catch (e) {
+            close();
+            throw e;
+          }
+          if (n === null) {
+            close();
+            controller.close();
+            req.respond(0);
+            return;
+          }
+          patchHeader(buf.subarray(0, n), pos);
+          pos += n;
+          req.respond(n);
+        },
+        cancel: close,
+      });
+    },
   };
 }
 

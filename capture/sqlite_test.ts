@@ -2,7 +2,13 @@ import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { NotFoundError, UsageError } from "../errors.ts";
 import { sqlitePlugin } from "./sqlite.ts";
-import { copyDatabase, sqliteCopyInternals, vacuumAndDescribe } from "./_sqlite_copy.ts";
+import {
+  copyDatabase,
+  patchHeader,
+  releaseHold,
+  sqliteCopyInternals,
+  vacuumAndDescribe,
+} from "./_sqlite_copy.ts";
 import { captureInto, fakeRedactor, restoreInto } from "../tests/capture_helpers.ts";
 import { tempDir } from "../tests/_tools.ts";
 import { noopProgress } from "../progress.ts";
@@ -471,4 +477,128 @@ Deno.test("copyDatabase() copies the file itself when consistent, and through VA
   } finally {
     writer.close();
   }
+});
+
+Deno.test("copyDatabase() with hold packs a WAL database's own file under a read transaction that writers do not wait for", async () => {
+  await using tmp = await tempDir();
+  const path = `${tmp.path}/held.sqlite`;
+  const setup = new DatabaseSync(path);
+  setup.exec("PRAGMA journal_mode = WAL; CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)");
+  for (let i = 0; i < 300; i++) setup.prepare("INSERT INTO t (v) VALUES (?)").run(`row ${i}`);
+  setup.close(); // checkpointed: the WAL is empty
+  const before = Deno.readFileSync(path);
+  const job = { path, copy: `${tmp.path}/held.copy`, busyMs: 1000, readOnly: false };
+  const r = copyDatabase({ ...job, describe: true, hold: true });
+  try {
+    assert.deepEqual(r.held, { size: before.length });
+    assert.equal(r.journalMode, "wal");
+    assert.equal(r.meta!.tables.t, 300);
+    assert.equal(r.meta!.page_count * r.meta!.page_size, before.length);
+    assert.throws(() => Deno.statSync(job.copy), Deno.errors.NotFound); // nothing copied
+    // A writer commits while the snapshot is held: into the WAL; the file does not change,
+    // even when a checkpoint is asked for (it cannot pass the held reader).
+    const writer = new DatabaseSync(path);
+    writer.exec("PRAGMA busy_timeout = 0");
+    writer.exec("INSERT INTO t (v) VALUES ('after the snapshot')");
+    const ck = writer.prepare("PRAGMA wal_checkpoint(TRUNCATE)").get() as { busy: number };
+    assert.equal(ck.busy, 1);
+    assert.deepEqual(Deno.readFileSync(path), before);
+    // What is packed: the file with rollback journal-mode bytes, a valid database by itself.
+    const packed = before.slice();
+    patchHeader(packed, 0);
+    assert.deepEqual([packed[18], packed[19]], [1, 1]);
+    assert.deepEqual([before[18], before[19]], [2, 2]);
+    Deno.writeFileSync(`${tmp.path}/packed.sqlite`, packed);
+    const p = new DatabaseSync(`${tmp.path}/packed.sqlite`, { readOnly: true });
+    assert.equal(p.prepare("PRAGMA integrity_check").get()!.integrity_check, "ok");
+    assert.equal(p.prepare("PRAGMA journal_mode").get()!.journal_mode, "delete");
+    assert.equal((p.prepare("SELECT count(*) n FROM t").get() as { n: number }).n, 300);
+    p.close();
+    // patchHeader() finds the bytes in any piece of the file.
+    const pieces = before.slice(0, 40);
+    patchHeader(pieces.subarray(0, 19), 0);
+    patchHeader(pieces.subarray(19, 40), 19);
+    assert.deepEqual(pieces, packed.subarray(0, 40));
+    releaseHold(job.copy);
+    // Released: the checkpoint now reaches the file.
+    const ck2 = writer.prepare("PRAGMA wal_checkpoint(TRUNCATE)").get() as { busy: number };
+    assert.equal(ck2.busy, 0);
+    assert.notDeepEqual(Deno.readFileSync(path), before);
+    writer.close();
+  } finally {
+    releaseHold(job.copy); // a second release does nothing
+  }
+  // Not held: a rollback-journal database (its reader would block writers), or no hold asked.
+  const plain = `${tmp.path}/plain.sqlite`;
+  const d = new DatabaseSync(plain);
+  d.exec("CREATE TABLE t (v TEXT); INSERT INTO t VALUES ('x')");
+  d.close();
+  const rp = copyDatabase({
+    ...job,
+    path: plain,
+    copy: `${tmp.path}/plain.copy`,
+    describe: true,
+    hold: true,
+  });
+  assert.equal(rp.held, undefined);
+  assert.ok(Deno.statSync(`${tmp.path}/plain.copy`).size > 0);
+  const rw = copyDatabase({ ...job, copy: `${tmp.path}/nohold.copy`, describe: true });
+  assert.equal(rw.held, undefined);
+});
+
+Deno.test("sqlitePlugin() packs a held database's file, the same rows as a copy, and releases it when asked", async () => {
+  await using tmp = await tempDir();
+  const path = `${tmp.path}/wal.db`;
+  makeDb(path, true, 5);
+  for (const workerMinBytes of [Infinity, 0]) {
+    const saved = sqliteCopyInternals.workerMinBytes;
+    sqliteCopyInternals.workerMinBytes = workerMinBytes;
+    try {
+      const plugin = sqlitePlugin({ databases: { a: path } });
+      const dir = `${tmp.path}/run-${workerMinBytes}`;
+      await Deno.mkdir(`${dir}/staging`, { recursive: true });
+      const result = await plugin.capture({
+        staging: `${dir}/staging`,
+        redactor: undefined,
+        signal: new AbortController().signal,
+        progress: noopProgress,
+      });
+      assert.ok(result.release, "held: the plugin has something to release");
+      assert.deepEqual([...Deno.readDirSync(`${dir}/staging`)], []); // no copy
+      const a = result.artifacts[0]!;
+      const live = Deno.readFileSync(path);
+      assert.equal(a.size, live.length);
+      const streamed = await new Response(await a.open()).bytes();
+      const small = new Uint8Array(a.size + 1);
+      assert.equal(a.readInto!(small), a.size);
+      const want = live.slice();
+      patchHeader(want, 0);
+      assert.deepEqual(streamed, want);
+      assert.deepEqual(small.subarray(0, a.size), want);
+      const w = new DatabaseSync(path);
+      w.exec("PRAGMA busy_timeout = 0");
+      w.exec("INSERT INTO facts(body) VALUES ('while held')"); // not blocked
+      assert.equal(
+        (w.prepare("PRAGMA wal_checkpoint(TRUNCATE)").get() as { busy: number }).busy,
+        1,
+      );
+      await result.release!();
+      assert.equal(
+        (w.prepare("PRAGMA wal_checkpoint(TRUNCATE)").get() as { busy: number }).busy,
+        0,
+      );
+      w.exec("DELETE FROM facts WHERE body = 'while held'");
+      w.close();
+    } finally {
+      sqliteCopyInternals.workerMinBytes = saved;
+    }
+  }
+  // Through captureInto (which releases as the snapshotter does): restorable, same rows.
+  const captured = await captureInto(`${tmp.path}/c`, [sqlitePlugin({ databases: { a: path } })]);
+  const restored = await restoreInto(
+    `${tmp.path}/r`,
+    [sqlitePlugin({ databases: { a: path } })],
+    captured,
+  );
+  assert.deepEqual(dump(restored.staged.get(path)!), dump(path));
 });

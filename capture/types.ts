@@ -46,6 +46,12 @@ export interface CaptureResult {
   artifacts: ArtifactSource[];
   /** Metadata stored in the manifest under `captures[plugin.name]` (git HEAD, user_version...). */
   meta?: JsonValue;
+  /**
+   * Optional: called once when the snapshot no longer reads the artifacts (after the bundle is
+   * written, or when the snapshot fails), to free what keeps them consistent, e.g. the read
+   * transaction under which the sqlite plugin packs a live database file as it is.
+   */
+  release?(): Promise<void> | void;
 }
 
 /**

@@ -7,7 +7,12 @@
 import { createHash } from "node:crypto";
 import { posix } from "node:path";
 import type { JsonValue, Manifest, ManifestArtifact } from "../bundle/types.ts";
-import type { CapturePlugin, RestoreContext, RestoreTarget } from "../capture/types.ts";
+import type {
+  ArtifactSource,
+  CapturePlugin,
+  RestoreContext,
+  RestoreTarget,
+} from "../capture/types.ts";
 import type { Redactor } from "../redact/types.ts";
 import type { ProgressReporter } from "../progress.ts";
 
@@ -44,7 +49,14 @@ export async function captureInto(
       progress,
     });
     if (result.meta !== undefined) captures[plugin.name] = result.meta;
-    for (const a of result.artifacts) {
+    try {
+      await writeArtifacts(result.artifacts);
+    } finally {
+      await result.release?.(); // as the snapshotter does once the bundle is written
+    }
+  }
+  async function writeArtifacts(sources: ArtifactSource[]): Promise<void> {
+    for (const a of sources) {
       if (artifacts.some((x) => x.path === a.path)) throw new Error(`duplicate ${a.path}`);
       const dest = posix.join(payloadDir, a.path);
       await Deno.mkdir(posix.dirname(dest), { recursive: true });

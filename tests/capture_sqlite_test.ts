@@ -4,6 +4,10 @@ import { sqlitePlugin } from "../capture/sqlite.ts";
 import { sqliteCopyInternals } from "../capture/_sqlite_copy.ts";
 import { captureInto, restoreInto } from "./capture_helpers.ts";
 import { interopTest, run, tempDir } from "./_tools.ts";
+import { noopProgress } from "../progress.ts";
+import { createSnapshotter } from "../snapshotter.ts";
+import { openStore } from "../store/open_store.ts";
+import type { CapturePlugin } from "../capture/types.ts";
 
 const WRITER = new URL("./fixtures/capture/sqlite_writer.ts", import.meta.url).pathname;
 
@@ -65,6 +69,101 @@ Deno.test("sqlitePlugin() copies a WAL database consistently while another proce
     await child.status;
     await child.stdout.cancel().catch(() => {});
   }
+});
+
+Deno.test("sqlitePlugin() packs a held WAL database consistently while another process writes and checkpoints", async () => {
+  await using tmp = await tempDir();
+  const path = `${tmp.path}/ledger.db`;
+  makeAccounts(path);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", WRITER, path, "60000", "checkpoint"],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  try {
+    const reader = child.stdout.getReader();
+    const { value } = await reader.read();
+    assert.equal(new TextDecoder().decode(value).trim(), "ready");
+    reader.releaseLock();
+    const plugin = sqlitePlugin({ databases: { ledger: path } });
+    const seen = new Set<number>();
+    let held = 0;
+    for (let i = 0; i < 40 && (held < 3 || seen.size < 3); i++) {
+      await using t = await tempDir();
+      const result = await plugin.capture({
+        staging: t.path,
+        redactor: undefined,
+        signal: new AbortController().signal,
+        progress: noopProgress,
+      });
+      try {
+        if (result.release) held++;
+        const a = result.artifacts[0]!;
+        // Packed slowly, while the writer keeps committing and asking for checkpoints.
+        const parts: Uint8Array<ArrayBuffer>[] = [];
+        for await (const c of await a.open()) {
+          parts.push(c.slice());
+          await new Promise((r) => setTimeout(r, 1));
+        }
+        Deno.writeFileSync(
+          `${t.path}/packed.sqlite`,
+          new Uint8Array(await new Blob(parts).arrayBuffer()),
+        );
+      } finally {
+        await result.release?.();
+      }
+      const { sum, log } = total(`${t.path}/packed.sqlite`);
+      assert.equal(sum, 1000, `invariant broken in capture ${i}`);
+      seen.add(log);
+    }
+    assert(held > 0, "no capture found the WAL empty");
+    assert(seen.size > 1, `captures saw ${[...seen]}`);
+  } finally {
+    child.kill("SIGTERM");
+    await child.status;
+    await child.stdout.cancel().catch(() => {});
+  }
+});
+
+Deno.test("createSnapshotter() releases a held database after the bundle is written, and when a capture fails", async () => {
+  await using tmp = await tempDir();
+  const path = `${tmp.path}/ledger.db`;
+  makeAccounts(path);
+  const store = await openStore(`${tmp.path}/store`);
+  const busyAfter = (): number => {
+    const w = new DatabaseSync(path);
+    try {
+      w.exec("PRAGMA busy_timeout = 0");
+      w.exec("INSERT INTO log(n) VALUES (1)");
+      return (w.prepare("PRAGMA wal_checkpoint(TRUNCATE)").get() as { busy: number }).busy;
+    } finally {
+      w.close();
+    }
+  };
+  // A plugin that fails once the sqlite capture has its hold.
+  let fail = true;
+  const late: CapturePlugin = {
+    name: "late",
+    version: "1",
+    owns: (p) => p.startsWith("late/"),
+    async capture() {
+      await new Promise((r) => setTimeout(r, 200));
+      if (fail) throw new Error("late plugin fails");
+      return { artifacts: [] };
+    },
+    restore: () => Promise.resolve(),
+  };
+  const snap = createSnapshotter({
+    store,
+    agent: "a",
+    captures: [sqlitePlugin({ databases: { ledger: path } }), late],
+  });
+  await assert.rejects(snap.snapshot(), /late plugin fails/);
+  assert.equal(busyAfter(), 0);
+  fail = false;
+  const ok = await snap.snapshot();
+  assert.equal(busyAfter(), 0);
+  assert.ok((await snap.verify(ok.info.id)).ok);
 });
 
 interopTest("sqlite3 integrity_check passes on captured and restored databases", [
