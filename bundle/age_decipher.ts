@@ -4,11 +4,13 @@
  * @module
  */
 
-import { createDecipheriv, createSecretKey, type KeyObject } from "node:crypto";
+import type { KeyObject } from "node:crypto";
 import { RefusedError, UsageError } from "../errors.ts";
 import type { PayloadDecipher } from "./crypto_types.ts";
 import {
   AGE_VERSION_LINE,
+  CHUNK_SIZE,
+  chunkOpener,
   corrupt,
   decodeIdentity,
   DEFAULT_MAX_SCRYPT_WORK_FACTOR,
@@ -169,55 +171,55 @@ function decryptStream(secrets: Secrets): TransformStream<Uint8Array, Uint8Array
   let headLen = 0;
   let macLineAt = -1;
   let fileKey: Uint8Array | null = null;
-  let key: KeyObject | null = null;
+  let opener: ReturnType<typeof chunkOpener> | null = null;
   const nonce = new Uint8Array(12);
   let chunkIndex = 0;
   const buf = new Uint8Array(ENC_CHUNK_SIZE);
   let fill = 0;
 
-  const tryOpen = (ct: Uint8Array, last: boolean): Uint8Array | null => {
+  /** Where a chunk that failed goes when it is tried with the other last-chunk flag. */
+  let scratch: Uint8Array | undefined;
+  const tryOpen = (ct: Uint8Array, last: boolean, out: Uint8Array, at: number): boolean => {
     nonce[11] = last ? 1 : 0;
-    const d = createDecipheriv("chacha20-poly1305", key!, nonce, { authTagLength: TAG_SIZE });
-    d.setAuthTag(ct.subarray(ct.length - TAG_SIZE));
-    const plain = d.update(ct.subarray(0, ct.length - TAG_SIZE));
-    try {
-      d.final();
-    } catch {
-      return null;
-    }
-    return plain;
+    return opener!.open(ct, nonce, out, at);
   };
 
-  const open = (ct: Uint8Array, last: boolean): Uint8Array => {
-    const plain = tryOpen(ct, last);
-    if (plain === null) {
+  /** Opens one chunk into `out` at `at`; returns the offset after its plaintext. */
+  const open = (ct: Uint8Array, last: boolean, out: Uint8Array, at: number): number => {
+    if (!tryOpen(ct, last, out, at)) {
       // Name the likely cause: a final chunk followed by more bytes, or a stream cut at a
       // chunk boundary; otherwise the chunk was tampered with.
-      if (ct.length === ENC_CHUNK_SIZE && tryOpen(ct, !last) !== null) {
+      scratch ??= new Uint8Array(CHUNK_SIZE);
+      if (ct.length === ENC_CHUNK_SIZE && tryOpen(ct, !last, scratch, 0)) {
         throw last
           ? corrupt("age_truncated", `the age payload is truncated after chunk ${chunkIndex}`)
           : corrupt("age_trailing_data", "data follows the final chunk of the age payload");
       }
       throw corrupt("age_chunk", `payload chunk ${chunkIndex} failed authentication`);
     }
-    if (last && plain.length === 0 && chunkIndex > 0) {
+    const n = Math.max(0, ct.length - TAG_SIZE);
+    if (last && n === 0 && chunkIndex > 0) {
       throw corrupt("age_chunk", "the age payload ends with an empty chunk");
     }
     incrementNonce(nonce);
     chunkIndex++;
-    return plain;
+    return at + n;
   };
 
-  // Feeds payload bytes; returns plaintext chunks ready to release.
+  // Feeds payload bytes; releases the plaintext of the chunks they complete, in one buffer
+  // (a full chunk is opened only once more bytes follow: the last chunk has its own flag).
   const payload = (input: Uint8Array, controller: TransformStreamDefaultController<Uint8Array>) => {
+    const chunks = Math.floor((fill + input.length) / ENC_CHUNK_SIZE);
+    const out = new Uint8Array(chunks * CHUNK_SIZE);
+    let at = 0;
     let off = 0;
     while (off < input.length) {
       if (fill === ENC_CHUNK_SIZE) {
-        controller.enqueue(open(buf, false));
+        at = open(buf, false, out, at);
         fill = 0;
       }
       if (fill === 0 && input.length - off > ENC_CHUNK_SIZE) {
-        controller.enqueue(open(input.subarray(off, off + ENC_CHUNK_SIZE), false));
+        at = open(input.subarray(off, off + ENC_CHUNK_SIZE), false, out, at);
         off += ENC_CHUNK_SIZE;
         continue;
       }
@@ -226,6 +228,7 @@ function decryptStream(secrets: Secrets): TransformStream<Uint8Array, Uint8Array
       fill += n;
       off += n;
     }
+    if (at > 0) controller.enqueue(out.subarray(0, at));
   };
 
   // After the header: the payload nonce, then STREAM chunks.
@@ -238,7 +241,7 @@ function decryptStream(secrets: Secrets): TransformStream<Uint8Array, Uint8Array
       buf.set(input.subarray(0, need), fill);
       fill += Math.min(need, input.length);
       if (fill < PAYLOAD_NONCE_SIZE) return;
-      key = createSecretKey(hkdf(fileKey!, buf.slice(0, PAYLOAD_NONCE_SIZE), "payload"));
+      opener = chunkOpener(hkdf(fileKey!, buf.slice(0, PAYLOAD_NONCE_SIZE), "payload"));
       fileKey = null;
       fill = 0;
       state = "payload";
@@ -312,7 +315,14 @@ function decryptStream(secrets: Secrets): TransformStream<Uint8Array, Uint8Array
             : "the age payload is truncated",
         );
       }
-      controller.enqueue(open(buf.subarray(0, fill), true));
+      const out = new Uint8Array(fill - TAG_SIZE);
+      try {
+        open(buf.subarray(0, fill), true, out, 0);
+      } finally {
+        opener?.free();
+        opener = null;
+      }
+      controller.enqueue(out);
     },
   });
 }

@@ -6,6 +6,7 @@ import { ageDecipher } from "./age_decipher.ts";
 import {
   CHUNK_SIZE,
   concat,
+  cryptoConfig,
   decodeRecipient,
   ENC_CHUNK_SIZE,
   encodeHeader,
@@ -265,3 +266,25 @@ Deno.test("ageDecipher() accepts unknown stanzas with any VCHAR arguments and em
   const file = craft([{ plain: enc.encode("ok"), last: true }], stanzas);
   assert.equal(new TextDecoder().decode(await decrypt(file)), "ok");
 });
+
+for (const useLib of [false, true]) {
+  Deno.test(`ageDecipher() [${useLib ? "libcrypto" : "node:crypto"}] opens, and names tampering, truncation and trailing data`, async () => {
+    const saved = cryptoConfig.useLib;
+    cryptoConfig.useLib = useLib;
+    try {
+      for (const piece of [1000, ENC_CHUNK_SIZE, ENC_CHUNK_SIZE + 1, 1 << 20]) {
+        assert.deepEqual(await decrypt(ct, [alice.identity], piece), plain);
+      }
+      await rejectsCorrupt(flip(ct, payloadStart + ENC_CHUNK_SIZE + 100), "age_chunk");
+      await rejectsCorrupt(ct.subarray(0, payloadStart + 2 * ENC_CHUNK_SIZE), "age_truncated");
+      const full = await pipe(
+        new Uint8Array(2 * CHUNK_SIZE),
+        ageCipher([alice.recipient]).encrypt(),
+      );
+      await rejectsCorrupt(concat(full, new Uint8Array(20)), "age_trailing_data");
+      assert.equal((await decrypt(craft([{ plain: new Uint8Array(0), last: true }]))).length, 0);
+    } finally {
+      cryptoConfig.useLib = saved;
+    }
+  });
+}

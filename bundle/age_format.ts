@@ -393,6 +393,35 @@ function chunkSealer(payloadKey: Uint8Array): { seal: SealChunk; free(): void } 
   };
 }
 
+/** Opens one sealed STREAM chunk into `out` at `at`; false if it fails authentication. */
+type OpenChunk = (sealed: Uint8Array, nonce: Uint8Array, out: Uint8Array, at: number) => boolean;
+
+/** The chunk opener: libcrypto's when available (no allocation), else `node:crypto`'s. */
+export function chunkOpener(payloadKey: Uint8Array): { open: OpenChunk; free(): void } {
+  const lib = cryptoConfig.useLib ? libcrypto() : undefined;
+  if (lib !== undefined) {
+    const c = lib.chachaPoly(payloadKey);
+    return { open: (s, n, o, at) => c.open(s, n, o, at), free: () => c.free() };
+  }
+  const key: KeyObject = createSecretKey(payloadKey);
+  return {
+    open(sealed, nonce, out, at) {
+      if (sealed.length < TAG_SIZE) return false;
+      const d = createDecipheriv("chacha20-poly1305", key, nonce, { authTagLength: TAG_SIZE });
+      d.setAuthTag(sealed.subarray(sealed.length - TAG_SIZE));
+      const plain = d.update(sealed.subarray(0, sealed.length - TAG_SIZE));
+      try {
+        d.final();
+      } catch {
+        return false;
+      }
+      out.set(plain, at);
+      return true;
+    },
+    free() {},
+  };
+}
+
 /**
  * The age file after its header as a synchronous encryptor: the payload nonce, then the STREAM
  * of 64 KiB chunks sealed with ChaCha20-Poly1305 under `HKDF-SHA-256(fileKey, payloadNonce,
