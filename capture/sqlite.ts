@@ -89,14 +89,20 @@ function databasesOf(manifest: Manifest, plugin: string): Record<string, SqliteD
 }
 
 /**
- * Creates the SQLite plugin. Each database is copied inside one read transaction, so the copy
- * is transactionally consistent while other processes keep writing (WAL or rollback journal):
- * the file itself when the transaction guarantees it stays unchanged meanwhile (a rollback
- * journal mode, whose SHARED lock holds writers off; WAL mode with no frame in the WAL, whose
- * checkpointer waits for such a reader), `VACUUM INTO` otherwise. With a redactor, the copy is
- * redacted (`redactSqlite`) and vacuumed again so no freed page keeps a secret. When the
- * databases total 8 MiB or more, the copies run in workers (one per database of 2 MiB or more,
- * at once), so the event loop (and the other capture plugins) keep going meanwhile.
+ * Creates the SQLite plugin. Each database is captured inside one read transaction, so what is
+ * packed is transactionally consistent while other processes keep writing (WAL or rollback
+ * journal):
+ * - WAL mode with no frame in the WAL, no redaction: nothing is copied. The transaction reads
+ *   the file alone and SQLite's checkpointer cannot write into it while that reader lasts, so
+ *   the transaction is held until the bundle is written (`CaptureResult.release`; writers go
+ *   on, into the WAL) and the live file is packed, its header's journal-mode bytes set to
+ *   rollback.
+ * - Otherwise a copy is made in the transaction: the file itself when it stays unchanged
+ *   meanwhile (a rollback-journal mode, whose SHARED lock holds writers off for the copy; the
+ *   empty-WAL case when redacting), `VACUUM INTO` otherwise. With a redactor, the copy is
+ *   redacted (`redactSqlite`) and vacuumed again so no freed page keeps a secret.
+ * When the databases total 64 MiB or more, this runs in workers (one per database of 16 MiB or
+ * more, at once), so the event loop (and the other capture plugins) keep going meanwhile.
  *
  * Restore writes each database to its staged file target (with `-wal`, `-shm` and `-journal`
  * as companions, so stale ones do not survive) and sets the captured journal mode. `check()`
@@ -121,6 +127,7 @@ function databasesOf(manifest: Manifest, plugin: string): Record<string, SqliteD
  *   staging: dir, redactor: undefined, signal: new AbortController().signal, progress: noopProgress,
  * });
  * console.log(result.artifacts[0]?.path); // "sqlite/long_term.sqlite"
+ * await result.release?.(); // once the artifacts are read (the snapshotter does this)
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
