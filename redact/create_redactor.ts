@@ -249,10 +249,17 @@ class RedactorImpl implements RedactorWithStats {
     const dec = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
     // Blocks are sized from the file (+1 so that a short read still tells the end of the file).
     const size = (await input.stat()).size;
-    const block = new Uint8Array(Math.max(1, Math.min(this.#chunkSize, size + 1)));
-    // Bytes read and not yet written. Cuts are made at line ends in the byte domain ("\n" is one
-    // byte in UTF-8), so a stretch without matches is written as the original bytes.
-    let pending = new Uint8Array(0);
+    const blockLength = Math.max(1, Math.min(this.#chunkSize, size + 1));
+    const window = this.#chunkSize + this.#overlap;
+    // Bytes read and not yet written, in one buffer that blocks are read into and that is
+    // compacted after each window (grown only for a line longer than a window). Cuts are made at
+    // line ends in the byte domain ("\n" is one byte in UTF-8), so a stretch without matches is
+    // written as the original bytes. Per block, nothing but the window's decoded string is
+    // allocated: no block-sized copies of the bytes, no joined output string, no encoded copy
+    // (each of those was block-sized garbage, freed late: see PERFORMANCE.md, round 4).
+    let pending = new Uint8Array(blockLength + Math.min(window, size + 1));
+    let length = 0;
+    const sink = new ByteSink();
     let first = true;
     let binary = false;
     const decode = (b: Uint8Array): string | undefined => {
@@ -270,38 +277,46 @@ class RedactorImpl implements RedactorWithStats {
       };
       let eof = false;
       while (!eof) {
-        const n = await readFull(input, block);
-        eof = n < block.length;
+        if (length + blockLength > pending.length) {
+          const grown = new Uint8Array(Math.max(2 * pending.length, length + blockLength));
+          grown.set(pending.subarray(0, length));
+          pending = grown;
+        }
+        const n = await readFull(input, pending.subarray(length, length + blockLength));
+        eof = n < blockLength;
         if (first) {
           first = false;
-          if (block.subarray(0, Math.min(n, BINARY_PROBE)).indexOf(0) >= 0) {
+          if (pending.subarray(0, Math.min(n, BINARY_PROBE)).indexOf(0) >= 0) {
             binary = true;
             break;
           }
         }
-        const grown = new Uint8Array(pending.length + n);
-        grown.set(pending);
-        grown.set(block.subarray(0, n), pending.length);
-        pending = grown;
+        length += n;
         if (eof) {
-          const text = decode(pending);
+          const bytes = pending.subarray(0, length);
+          const text = decode(bytes);
           if (text === undefined) {
             binary = true;
             break;
           }
-          const out = this.redactString(text, artifact);
-          await write(out === text ? pending : enc.encode(out));
+          const { spans, partial } = this.#engine.find(text);
+          if (spans.length === 0) await write(bytes);
+          else if (!partial && this.#applyBytes(text, bytes, spans, text.length, sink, artifact)) {
+            await write(sink.bytes());
+          } else {
+            // (rare: what the rescan of redactString covers, or a span inside a surrogate pair)
+            await write(enc.encode(this.redactString(text, artifact)));
+          }
           break;
         }
-        const window = this.#chunkSize + this.#overlap;
-        if (pending.length < window) continue;
-        const end = lastBoundary(pending);
+        if (length < window) continue;
+        const end = lastBoundary(pending.subarray(0, length));
         const limit = end - this.#overlap;
         // Cut at a line start so every rule sees whole lines. With no line end yet, read on;
         // only a huge line (4 blocks) is cut, at a space (or a character boundary).
         let cut = pending.lastIndexOf(0x0a, limit - 1) + 1;
         if (cut <= 0) {
-          if (pending.length < 4 * window) continue;
+          if (length < 4 * window) continue;
           cut = pending.lastIndexOf(0x20, limit - 1) + 1;
           if (cut <= 0) cut = lastBoundary(pending.subarray(0, limit));
         }
@@ -310,7 +325,8 @@ class RedactorImpl implements RedactorWithStats {
         // apart and joining them made three block-sized strings, not one, and block-sized
         // strings are old-space garbage that only a full GC frees (+35-40 MB of heap per
         // 26 MB transcript before one ran).
-        const text = decode(pending.subarray(0, end));
+        const bytes = pending.subarray(0, end);
+        const text = decode(bytes);
         if (text === undefined) {
           binary = true;
           break;
@@ -328,13 +344,17 @@ class RedactorImpl implements RedactorWithStats {
         let consumed = cut;
         if (taken.length === 0) {
           await write(pending.subarray(0, cut));
+        } else if (!partial && this.#applyBytes(text, bytes, taken, endC, sink, artifact)) {
+          await write(sink.bytes());
+          consumed = sink.consumed;
         } else {
           let out = this.#apply(text.slice(0, endC), taken, artifact);
           if (partial) out = this.redactString(out, artifact);
           await write(enc.encode(out));
           if (endC > headLength) consumed += enc.encode(text.slice(headLength, endC)).length;
         }
-        pending = pending.slice(consumed);
+        pending.copyWithin(0, consumed, length);
+        length -= consumed;
       }
     } finally {
       input.close();
@@ -345,6 +365,64 @@ class RedactorImpl implements RedactorWithStats {
       await Deno.remove(dest).catch(() => {});
       return false;
     }
+    return true;
+  }
+
+  /**
+   * What `ENCODER.encode(this.#apply(text.slice(0, endC), spans, artifact))` gives, into `sink`,
+   * without building the string: the stretches between spans are copied from `bytes` (the
+   * UTF-8 that `text` was decoded from) and only the tokens are encoded. `sink.consumed` is then
+   * the byte length of `text.slice(0, endC)`. Returns `false`, recording nothing, when a span
+   * starts or ends inside a surrogate pair (the string path encodes its halves as U+FFFD, which
+   * no byte copy gives): the caller takes the string path.
+   */
+  #applyBytes(
+    text: string,
+    bytes: Uint8Array,
+    spans: Span[],
+    endC: number,
+    sink: ByteSink,
+    artifact: string,
+  ): boolean {
+    for (const s of spans) {
+      if (splitsPair(text, s.start) || splitsPair(text, s.end)) return false;
+    }
+    // All ASCII: UTF-16 offsets are byte offsets.
+    const ascii = text.length === bytes.length;
+    let unit = 0;
+    let at = 0;
+    const byteOf = (u: number): number => {
+      if (ascii) return u;
+      while (unit < u) {
+        const c = bytes[at]!;
+        if (c < 0x80) {
+          at += 1;
+          unit += 1;
+        } else if (c < 0xe0) {
+          at += 2;
+          unit += 1;
+        } else if (c < 0xf0) {
+          at += 3;
+          unit += 1;
+        } else {
+          at += 4;
+          unit += 2;
+        }
+      }
+      return at;
+    };
+    sink.reset();
+    let pos = 0;
+    for (const s of spans) {
+      const from = byteOf(s.start);
+      sink.copy(bytes, pos, from);
+      sink.text(this.#token(s.rule, text.slice(s.start, s.end)));
+      this.#record(s.rule, artifact);
+      pos = byteOf(s.end);
+    }
+    const last = byteOf(endC);
+    sink.copy(bytes, pos, last);
+    sink.consumed = last;
     return true;
   }
 
@@ -433,6 +511,52 @@ function utf16Length(b: Uint8Array, start: number, end: number): number {
     if ((c & 0xc0) !== 0x80) n += c >= 0xf0 ? 2 : 1;
   }
   return n;
+}
+
+/** Whether UTF-16 offset `i` of `text` falls between the two halves of a surrogate pair. */
+function splitsPair(text: string, i: number): boolean {
+  if (i <= 0 || i >= text.length) return false;
+  const lo = text.charCodeAt(i);
+  const hi = text.charCodeAt(i - 1);
+  return lo >= 0xdc00 && lo <= 0xdfff && hi >= 0xd800 && hi <= 0xdbff;
+}
+
+/** A reused output buffer: byte ranges copied in, text encoded in, grown as needed. */
+class ByteSink {
+  #buf = new Uint8Array(1 << 16);
+  #fill = 0;
+  /** Set by the writer: input bytes the output stands for. */
+  consumed = 0;
+
+  reset(): void {
+    this.#fill = 0;
+  }
+
+  #room(n: number): void {
+    if (this.#fill + n <= this.#buf.length) return;
+    const grown = new Uint8Array(Math.max(2 * this.#buf.length, this.#fill + n));
+    grown.set(this.#buf.subarray(0, this.#fill));
+    this.#buf = grown;
+  }
+
+  /** Appends `from.subarray(start, end)`. */
+  copy(from: Uint8Array, start: number, end: number): void {
+    if (end <= start) return;
+    this.#room(end - start);
+    this.#buf.set(from.subarray(start, end), this.#fill);
+    this.#fill += end - start;
+  }
+
+  /** Appends the UTF-8 of `s`. */
+  text(s: string): void {
+    this.#room(3 * s.length);
+    this.#fill += ENCODER.encodeInto(s, this.#buf.subarray(this.#fill)).written;
+  }
+
+  /** The bytes appended since `reset()` (a view, valid until the next call). */
+  bytes(): Uint8Array {
+    return this.#buf.subarray(0, this.#fill);
+  }
 }
 
 /** Length of the longest prefix of `b` that ends on a UTF-8 character boundary. */
