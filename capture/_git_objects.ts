@@ -36,8 +36,15 @@ export interface ObjectSource {
   /** Whether `raw(oid)` is likely to give an entry (cheap; `raw` itself copies the entry). */
   hasRaw?(oid: string): boolean;
   /**
+   * A large whole entry that `raw(oid)` would give, with its compressed data as chunks (each may
+   * be reused by the next: use it before pulling the next), so that it is never held whole;
+   * `undefined` when the source has no such entry (then `raw`).
+   */
+  rawChunks?(oid: string): RawChunks | undefined;
+  /**
    * The object's body as a stream of chunks, when the source can read it without holding it
-   * whole (a loose object); `undefined` otherwise.
+   * whole (a loose object); `undefined` otherwise. As with `streamSync`, a chunk may be reused
+   * by the next: use it before pulling the next.
    */
   stream?(oid: string): Promise<ObjectStream | undefined>;
   /**
@@ -52,10 +59,21 @@ export interface ObjectSource {
   streamSync?(oid: string): SyncObjectStream | undefined;
 }
 
+/** A whole pack entry's fields and its compressed data in chunks. */
+export interface RawChunks {
+  type: ObjectType;
+  size: number;
+  data: Iterable<Uint8Array>;
+}
+
 /** An object read as a synchronous stream: type, size and body chunks. */
 export interface SyncObjectStream {
   type: ObjectType;
   size: number;
+  /**
+   * The body's chunks. A chunk may be a view of a buffer the next one reuses: use it, or copy
+   * it, before pulling the next.
+   */
   body: Iterable<Uint8Array>;
 }
 
@@ -109,6 +127,7 @@ export interface Overlay {
   has(oid: string): boolean;
   get(oid: string): GitObject | undefined;
   raw?(oid: string): RawEntry | undefined;
+  rawChunks?(oid: string): RawChunks | undefined;
 }
 
 /** A source that serves rewritten objects first, then falls back to another source. */
@@ -132,6 +151,13 @@ export function overlaySource(
     stream: (oid: string): Promise<ObjectStream | undefined> =>
       objects.has(oid) || base.stream === undefined ? Promise.resolve(undefined) : base.stream(oid),
   };
+  if ("rawChunks" in objects && typeof objects.rawChunks === "function") {
+    const own = objects.rawChunks.bind(objects);
+    source.rawChunks = (oid) => objects.has(oid) ? own(oid) : base.rawChunks?.(oid);
+  } else if (base.rawChunks !== undefined) {
+    const rawChunks = base.rawChunks;
+    source.rawChunks = (oid) => objects.has(oid) ? undefined : rawChunks(oid);
+  }
   const streamSync = base.streamSync;
   if (streamSync !== undefined) {
     source.streamSync = (oid) => objects.has(oid) ? undefined : streamSync(oid);
@@ -398,7 +424,14 @@ export async function writeBundle(
       signal?.throwIfAborted();
       await pace();
       // Reuse the repository's compressed entry when possible: whole objects as they are,
-      // deltas as ref deltas when their base is in this pack too.
+      // deltas as ref deltas when their base is in this pack too. A large one is copied in
+      // chunks, never held whole.
+      const chunks = source.rawChunks?.(oid);
+      if (chunks !== undefined) {
+        out.push(packObjectHeader(TYPE_CODE[chunks.type], chunks.size));
+        for (const c of chunks.data) out.push(c);
+        continue;
+      }
       const raw = source.raw?.(oid);
       if (raw?.kind === "whole") {
         out.push(packObjectHeader(TYPE_CODE[raw.type], raw.size));
@@ -418,7 +451,7 @@ export async function writeBundle(
         const sync = source.streamSync?.(oid);
         if (sync !== undefined) {
           out.push(packObjectHeader(TYPE_CODE[sync.type], sync.size));
-          for (const c of deflateBlocksSync(sync.body)) out.push(c);
+          for (const c of deflateBlocksSync(sync.body, true)) out.push(c);
           continue;
         }
         const streamed = source.streamSync === undefined ? await source.stream?.(oid) : undefined;

@@ -589,11 +589,21 @@ function looseSize(path: string): number | undefined {
   }
 }
 
+/** Compressed input fed to a streamed loose object's engine per call. */
+const STREAM_STEP = 1 << 16;
+
 /**
- * A large loose object as a synchronous stream of body chunks (the file read and inflated 1 MiB
- * at a time), or `undefined` if `oid` is not a loose object of at least
- * {@linkcode STREAM_LOOSE} compressed bytes. The file is closed when the body is read to its
- * end or the iteration stops.
+ * A large loose object as a synchronous stream of body chunks (the file read 1 MiB at a time,
+ * inflated {@linkcode STREAM_STEP} of input at a time), or `undefined` if `oid` is not a loose
+ * object of at least {@linkcode STREAM_LOOSE} compressed bytes. The file is closed when the body
+ * is read to its end or the iteration stops.
+ *
+ * Each chunk is a view of the engine's output buffer, valid until the next one is pulled: the
+ * output of one step (a few hundred KiB of text) fits the engine's 1 MiB buffer, which is then
+ * reused, so inflating allocates nothing per chunk. Feeding 1 MiB of input per call made the
+ * engine allocate a new 1 MiB buffer per MiB of output, join them, and the copy handed out:
+ * ~3x the object's size of short-lived buffers, which kept the process's heap high after the
+ * large blobs of a redacted capture.
  */
 function streamLooseSync(path: string, oid: string): SyncObjectStream | undefined {
   const size = looseSize(path);
@@ -601,6 +611,8 @@ function streamLooseSync(path: string, oid: string): SyncObjectStream | undefine
   const file = Deno.openSync(path, { read: true });
   const z = new SyncZlib("inflate", 1 << 20);
   const buf = new Uint8Array(1 << 20);
+  let fill = 0;
+  let at = 0;
   let done = false;
   const close = (): void => {
     z.close();
@@ -610,15 +622,24 @@ function streamLooseSync(path: string, oid: string): SyncObjectStream | undefine
       // closed already
     }
   };
-  /** Next inflated chunk (possibly empty), or `undefined` at the end of the file. */
+  /**
+   * Next inflated chunk (possibly empty; a view, see above), or `undefined` at the end of the
+   * file.
+   */
   const next = (): Uint8Array | undefined => {
     if (done) return undefined;
-    const n = file.readSync(buf);
-    if (n === null || n === 0) {
-      done = true;
-      return z.push(new Uint8Array(0), true);
+    if (at === fill) {
+      const n = file.readSync(buf);
+      if (n === null || n === 0) {
+        done = true;
+        return z.pushView(new Uint8Array(0), true);
+      }
+      fill = n;
+      at = 0;
     }
-    return z.push(buf.subarray(0, n));
+    const step = buf.subarray(at, Math.min(fill, at + STREAM_STEP));
+    at += step.length;
+    return z.pushView(step);
   };
   try {
     // The header "<type> <size>\0" comes first.

@@ -18,11 +18,12 @@ import {
   type ObjectSource,
   pacer,
   parseTree,
+  type RawChunks,
   type RawEntry,
   splitHeaders,
   type TreeEntry,
 } from "./_git_objects.ts";
-import { SyncZlib, syncZlibAvailable } from "./_git_zlib.ts";
+import { deflateBlocksSync, SyncZlib, syncZlibAvailable } from "./_git_zlib.ts";
 
 /** The outcome of {@linkcode rewriteHistory}. */
 export interface RewriteResult {
@@ -33,6 +34,18 @@ export interface RewriteResult {
   /** How many objects changed. */
   changed: number;
 }
+
+/** The file's bytes from its position on, read into `buf` (each chunk a view of it). */
+export function* readChunks(file: Deno.FsFile, buf: Uint8Array): Generator<Uint8Array> {
+  for (;;) {
+    const n = file.readSync(buf);
+    if (n === null || n === 0) return;
+    yield buf.subarray(0, n);
+  }
+}
+
+/** Rewritten entries from this size are handed to the bundle writer in chunks of this size. */
+const RAW_CHUNK = 1 << 20;
 
 /** Blobs from this size are redacted through files, in blocks. */
 const LARGE_BLOB = 4 << 20;
@@ -55,6 +68,7 @@ export class SpilledObjects {
   // Reused engines: the bytes are deflateSync's, without a new engine per object.
   #deflater = syncZlibAvailable() ? new SyncZlib("deflate") : undefined;
   #inflater = syncZlibAvailable() ? new SyncZlib("inflate") : undefined;
+  #chunk: Uint8Array | undefined;
   #at = new Map<
     string,
     { type: GitObject["type"]; size: number; offset: number; length: number }
@@ -89,16 +103,37 @@ export class SpilledObjects {
     this.#end += data.length;
   }
 
-  /** Adds an object whose body is the file at `path`, compressed in blocks (never whole). */
-  async setFile(oid: string, type: GitObject["type"], size: number, path: string): Promise<void> {
+  /**
+   * Adds an object whose body is the file at `path`, compressed in blocks (never whole). With
+   * the synchronous engine, the file is read into one reused buffer (`buf`) and compressed
+   * block by block, letting other tasks run every 16 ms; the bytes are those of the stream
+   * path, which read the file as a stream of new 64 KiB chunks and copied each block again.
+   */
+  async setFile(
+    oid: string,
+    type: GitObject["type"],
+    size: number,
+    path: string,
+    buf: Uint8Array = new Uint8Array(1 << 20),
+  ): Promise<void> {
     if (this.#at.has(oid)) return;
     const start = this.#end;
-    using input = await Deno.open(path, { read: true });
-    for await (const c of deflateStream(input.readable)) {
+    const append = (c: Uint8Array): void => {
       this.#file.seekSync(this.#end, Deno.SeekMode.Start);
       let off = 0;
       while (off < c.length) off += this.#file.writeSync(c.subarray(off));
       this.#end += c.length;
+    };
+    if (this.#deflater !== undefined) {
+      const pace = pacer();
+      using input = Deno.openSync(path, { read: true });
+      for (const c of deflateBlocksSync(readChunks(input, buf), true)) {
+        append(c);
+        await pace();
+      }
+    } else {
+      using input = await Deno.open(path, { read: true });
+      for await (const c of deflateStream(input.readable)) append(c);
     }
     this.#at.set(oid, { type, size, offset: start, length: this.#end - start });
   }
@@ -124,6 +159,38 @@ export class SpilledObjects {
     }
     const body = inflateSync(data);
     return { type: e.type, body: new Uint8Array(body.buffer, body.byteOffset, body.byteLength) };
+  }
+
+  /**
+   * The entry of `oid` as {@linkcode raw} gives it, its data read in chunks into one reused
+   * buffer, when it is at least {@linkcode RAW_CHUNK} long (a redacted large blob); else
+   * `undefined`.
+   */
+  rawChunks(oid: string): RawChunks | undefined {
+    const e = this.#at.get(oid);
+    if (e === undefined || e.length < RAW_CHUNK) return undefined;
+    const file = this.#file;
+    const buf = this.#chunk ??= new Uint8Array(RAW_CHUNK);
+    return {
+      type: e.type,
+      size: e.size,
+      data: (function* (): Generator<Uint8Array> {
+        let at = e.offset;
+        const end = e.offset + e.length;
+        while (at < end) {
+          const want = buf.subarray(0, Math.min(buf.length, end - at));
+          file.seekSync(at, Deno.SeekMode.Start);
+          let got = 0;
+          while (got < want.length) {
+            const n = file.readSync(want.subarray(got));
+            if (n === null || n === 0) throw new Error("rewritten object file is truncated");
+            got += n;
+          }
+          at += got;
+          yield want;
+        }
+      })(),
+    };
   }
 
   raw(oid: string): RawEntry | undefined {
@@ -186,40 +253,59 @@ export async function rewriteHistory(
     return `${m[1]} ${name} <${email}> ${m[4]}`;
   };
 
+  // Reading and redacting is synchronous: let other plugins' I/O run every 16 ms.
+  const pace = pacer();
+
+  // One read buffer for the large blobs' files (hashing and compressing them).
+  let blockBuf: Uint8Array | undefined;
+
   /**
    * A large blob goes through a file and `redactFile` (1 MiB blocks) rather than through
    * strings: decoding, redacting and encoding a 50 MiB blob whole costs several times its size.
+   * A synchronous body (a loose object inflated in steps, its chunks reused) is written as it
+   * comes, and the redacted file is hashed and compressed through one reused buffer, letting
+   * other tasks run every 16 ms: no buffer is allocated per chunk (async writes kept each
+   * chunk alive until written, and a file's stream hands out a new one per read).
    */
   const largeBlob = async (
     oid: string,
     artifact: string,
-    body: AsyncIterable<Uint8Array> | Uint8Array,
+    body: Iterable<Uint8Array> | AsyncIterable<Uint8Array> | Uint8Array,
   ): Promise<string> => {
     const src = `${spill}.in`;
     const dest = `${spill}.out`;
+    const buf = blockBuf ??= new Uint8Array(1 << 20);
     try {
       {
-        using f = await Deno.open(src, { write: true, create: true, truncate: true });
-        const write = async (b: Uint8Array): Promise<void> => {
+        using f = Deno.openSync(src, { write: true, create: true, truncate: true });
+        const write = (b: Uint8Array): void => {
           let off = 0;
-          while (off < b.length) off += await f.write(b.subarray(off));
+          while (off < b.length) off += f.writeSync(b.subarray(off));
         };
-        if (body instanceof Uint8Array) await write(body);
-        else for await (const c of body) await write(c);
+        if (body instanceof Uint8Array) write(body);
+        else if (Symbol.iterator in body) {
+          for (const c of body) {
+            write(c);
+            await pace();
+          }
+        } else for await (const c of body) write(c);
       }
       if (!(await redactor.redactFile(src, dest, artifact))) {
         map.set(oid, oid);
         return oid;
       }
-      const size = (await Deno.stat(dest)).size;
+      const size = Deno.statSync(dest).size;
       const hash = createHash("sha1").update(`blob ${size}\0`);
       {
-        using f = await Deno.open(dest, { read: true });
-        for await (const c of f.readable) hash.update(c);
+        using f = Deno.openSync(dest, { read: true });
+        for (const c of readChunks(f, buf)) {
+          hash.update(c);
+          await pace();
+        }
       }
       const next = hash.digest("hex");
       if (next !== oid) {
-        await objects.setFile(next, "blob", size, dest);
+        await objects.setFile(next, "blob", size, dest, buf);
         changed++;
       }
       map.set(oid, next);
@@ -230,14 +316,14 @@ export async function rewriteHistory(
     }
   };
 
-  // Reading and redacting is synchronous: let other plugins' I/O run every 16 ms.
-  const pace = pacer();
   const blob = async (oid: string, path: string): Promise<string> => {
     const done = map.get(oid);
     if (done !== undefined) return done;
     await pace();
     const artifact = `${BUNDLE_ARTIFACT}:${path}`;
-    const streamed = await source.stream?.(oid);
+    const streamed = source.streamSync !== undefined
+      ? source.streamSync(oid)
+      : await source.stream?.(oid);
     if (streamed !== undefined) {
       if (streamed.type !== "blob") throw new Error(`object ${oid} is not a blob`);
       return await largeBlob(oid, artifact, streamed.body);

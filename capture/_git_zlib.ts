@@ -100,6 +100,17 @@ export class SyncZlib {
   }
 
   /**
+   * Like {@linkcode push}, without the copy: the output as the engine hands it out, a view of
+   * its output buffer that a later call may overwrite (use it, or copy it, before the next
+   * call). `finish` ends the stream and closes the engine.
+   */
+  pushView(chunk: Uint8Array, finish = false): Uint8Array {
+    const out = this.#run(chunk, finish ? constants.Z_FINISH : constants.Z_NO_FLUSH);
+    if (finish) this.close();
+    return out;
+  }
+
+  /**
    * One whole stream: compresses or decompresses `input` at once, then resets the engine for
    * the next one (reusing its memory: the bytes are those of a fresh engine). For inflate,
    * input after the end of the zlib stream is left (`bytesWritten` tells how much was used),
@@ -168,9 +179,19 @@ export function syncZlibAvailable(): boolean {
 /**
  * zlib level 1 over chunks, synchronously: the input is re-cut into {@linkcode DEFLATE_BLOCK}
  * blocks, as {@linkcode deflateStream} does, so both give the same bytes.
+ *
+ * With `views`, each output chunk is a view of the engine's buffer that the next one may reuse
+ * (use it before pulling the next): nothing is allocated per block, where a copy per block was
+ * (for incompressible data, as many bytes of short-lived buffers as the input). The engine's
+ * output buffer is then 1 MiB, so that a block's output fits it.
  */
-export function* deflateBlocksSync(body: Iterable<Uint8Array>): Generator<Uint8Array> {
-  const z = new SyncZlib("deflate");
+export function* deflateBlocksSync(
+  body: Iterable<Uint8Array>,
+  views = false,
+): Generator<Uint8Array> {
+  const z = views ? new SyncZlib("deflate", 1 << 20) : new SyncZlib("deflate");
+  const push = (c: Uint8Array, finish = false): Uint8Array =>
+    views ? z.pushView(c, finish) : z.push(c, finish);
   try {
     const block = new Uint8Array(DEFLATE_BLOCK);
     let fill = 0;
@@ -182,17 +203,17 @@ export function* deflateBlocksSync(body: Iterable<Uint8Array>): Generator<Uint8A
         fill += k;
         at += k;
         if (fill === DEFLATE_BLOCK) {
-          const out = z.push(block);
+          const out = push(block);
           fill = 0;
           if (out.length > 0) yield out;
         }
       }
     }
     if (fill > 0) {
-      const out = z.push(block.subarray(0, fill));
+      const out = push(block.subarray(0, fill));
       if (out.length > 0) yield out;
     }
-    yield z.push(new Uint8Array(0), true);
+    yield push(new Uint8Array(0), true);
   } finally {
     z.close();
   }
