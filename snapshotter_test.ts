@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { openBundleRef } from "./snapshotter.ts";
+import { createSnapshotter, openBundleRef } from "./snapshotter.ts";
+import { memdirPlugin } from "./capture/mod.ts";
+import { openStore } from "./store/open_store.ts";
 import { NotFoundError } from "./errors.ts";
 import type { Store } from "./store/types.ts";
 import { tempDir } from "./tests/_tools.ts";
@@ -73,4 +75,47 @@ Deno.test("openBundleRef() reads a local bundle in chunks of readSize, and close
     openBundleRef(NO_STORE, `${dir.path}/missing.msnap`, {}, 65536),
     NotFoundError,
   );
+});
+
+Deno.test("restore() keeps every file absent from the snapshot aside, at any depth, and nothing else", async () => {
+  await using dir = await tempDir();
+  const mem = `${dir.path}/mem`;
+  Deno.mkdirSync(`${mem}/notes/deep`, { recursive: true });
+  Deno.writeTextFileSync(`${mem}/notes/a.md`, "a");
+  Deno.writeTextFileSync(`${mem}/notes/deep/b.md`, "b");
+  const store = await openStore(`${dir.path}/store`);
+  try {
+    const snap = createSnapshotter({ store, agent: "a1", captures: [memdirPlugin({ dir: mem })] });
+    const { info } = await snap.snapshot({ redact: false });
+    // Written after the snapshot: at the top, deep in a known dir, in a new dir, a symlink;
+    // and a .git dir the memdir plugin does not restore (history is in the pre-restore snapshot).
+    Deno.writeTextFileSync(`${mem}/top.md`, "top");
+    Deno.writeTextFileSync(`${mem}/notes/deep/c.md`, "c");
+    Deno.mkdirSync(`${mem}/fresh/er`, { recursive: true });
+    Deno.writeTextFileSync(`${mem}/fresh/er/d.md`, "d");
+    Deno.symlinkSync("notes/a.md", `${mem}/link`);
+    Deno.mkdirSync(`${mem}/.git`);
+    Deno.writeTextFileSync(`${mem}/.git/HEAD`, "ref: refs/heads/main\n");
+    Deno.writeTextFileSync(`${mem}/notes/a.md`, "changed");
+    const r = await snap.restore(info.id);
+    assert.equal(r.aside.length, 1, JSON.stringify(r.aside));
+    const aside = r.aside[0]!;
+    const kept: string[] = [];
+    const walk = (d: string, rel: string): void => {
+      for (const e of Deno.readDirSync(d)) {
+        const p = rel ? `${rel}/${e.name}` : e.name;
+        if (e.isDirectory) walk(`${d}/${e.name}`, p);
+        else kept.push(p);
+      }
+    };
+    walk(aside, "");
+    assert.deepEqual(kept.sort(), ["fresh/er/d.md", "link", "notes/deep/c.md", "top.md"]);
+    assert.equal(Deno.readTextFileSync(`${aside}/fresh/er/d.md`), "d");
+    assert.equal(Deno.readLinkSync(`${aside}/link`), "notes/a.md");
+    assert.equal(Deno.readTextFileSync(`${mem}/notes/a.md`), "a");
+    assert.throws(() => Deno.lstatSync(`${mem}/top.md`), Deno.errors.NotFound);
+    assert.throws(() => Deno.lstatSync(`${mem}/link`), Deno.errors.NotFound);
+  } finally {
+    await store.close();
+  }
 });
