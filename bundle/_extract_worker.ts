@@ -52,6 +52,21 @@ export interface WriteBatch {
   paths: string[];
 }
 
+/**
+ * The process umask, read from `/proc/self/status` (Linux) when readable without a prompt;
+ * `undefined` elsewhere. (`Deno.umask()` cannot read it without setting it meanwhile.)
+ */
+export function currentUmask(): number | undefined {
+  const path = "/proc/self/status";
+  try {
+    if (Deno.permissions.querySync({ name: "read", path }).state !== "granted") return undefined;
+    const m = /^Umask:\s*([0-7]+)$/m.exec(Deno.readTextFileSync(path));
+    return m === null ? undefined : parseInt(m[1]!, 8);
+  } catch {
+    return undefined;
+  }
+}
+
 /** The worker scope's part used here (typed by hand: the main thread imports this module). */
 interface Scope {
   postMessage(message: unknown, transfer?: Transferable[]): void;
@@ -72,6 +87,11 @@ function serve(self: Scope): void {
   const run = (b: WriteBatch): void => {
     const bytes = new Uint8Array(b.buf);
     const ops = b.ops;
+    // A file whose mode is what creation gives under the umask (0644 under 022: nearly all)
+    // is created without a mode: given one, writeFileSync also sets it exactly with a
+    // fchmod per file. Read per batch: the umask is the process's, and may change.
+    const umask = currentUmask();
+    const plain = umask === undefined ? -1 : 0o666 & ~umask;
     for (let i = 0, k = 0; k < ops.length; i++, k += OP_SIZE) {
       const kind = ops[k]!, path = b.paths[ops[k + 1]!]!, mode = ops[k + 2]!;
       const data = bytes.subarray(ops[k + 3]!, ops[k + 3]! + ops[k + 4]!);
@@ -80,7 +100,8 @@ function serve(self: Scope): void {
           Deno.mkdirSync(path);
         } else if (kind === FILE) {
           // The mode given to writeFile is applied exactly (not through the umask).
-          Deno.writeFileSync(path, data, { createNew: true, mode });
+          if (mode === plain) Deno.writeFileSync(path, data, { createNew: true });
+          else Deno.writeFileSync(path, data, { createNew: true, mode });
         } else if (kind === OPEN) {
           closeOpen();
           open = {

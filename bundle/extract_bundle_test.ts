@@ -6,7 +6,7 @@ import { extractBundle } from "./extract_bundle.ts";
 import { writeBundle } from "./write_bundle.ts";
 import { openBundleFile } from "./open_bundle_file.ts";
 import { decoderConfig } from "./_zstd.ts";
-import { writerConfig } from "./_extract_worker.ts";
+import { currentUmask, writerConfig } from "./_extract_worker.ts";
 import {
   concat,
   craftBundle,
@@ -368,4 +368,15 @@ test("extractBundle() refuses a parent dir that appears in destDir during the ex
   assert.equal(e.rule, "path_conflict");
   assert.equal(e.entry, "z/last.md");
   assert.match(e.message, /has a parent z that already exists/);
+});
+
+Deno.test("currentUmask() reads the process umask (Linux)", () => {
+  if (Deno.build.os !== "linux") return;
+  const saved = Deno.umask(0o027);
+  try {
+    assert.equal(currentUmask(), 0o027);
+  } finally {
+    Deno.umask(saved);
+  }
+  assert.equal(currentUmask(), saved);
 });
