@@ -114,6 +114,22 @@ export async function sha256File(path: string): Promise<string> {
   return hash.digest("hex");
 }
 
+/**
+ * Lowercase hex SHA-256 of a file with synchronous reads into `buf` (reused by the caller):
+ * one read for a file that fits. For many small files one after another (a restore plan over
+ * a live memory dir), an async open and reads per file cost several times the hashing.
+ */
+export function sha256FileSync(path: string, buf: Uint8Array): string {
+  const hash = createHash("sha256");
+  using file = Deno.openSync(path, { read: true });
+  for (;;) {
+    const n = file.readSync(buf);
+    if (n === null || n === 0) break;
+    hash.update(buf.subarray(0, n));
+  }
+  return hash.digest("hex");
+}
+
 /** Lowercase hex SHA-256 of bytes. */
 export function sha256Bytes(bytes: Uint8Array | string): string {
   return createHash("sha256").update(bytes).digest("hex");

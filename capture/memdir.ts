@@ -22,7 +22,7 @@ import {
   oneChunk,
   readFileInto,
   sha256Bytes,
-  sha256File,
+  sha256FileSync,
   symlinkStaysInside,
 } from "./_util.ts";
 import { findGitdir, isIgnored, trackedFiles } from "./_git_repo.ts";
@@ -558,6 +558,7 @@ export function memdirPlugin(options: MemdirPluginOptions): CapturePlugin {
       }
       const plan: RestorePlanEntry[] = [];
       const seen = new Set<string>();
+      let buf: Uint8Array | undefined;
       for (const e of live) {
         const path = PREFIX + e.rel;
         const target = e.abs;
@@ -567,8 +568,16 @@ export function memdirPlugin(options: MemdirPluginOptions): CapturePlugin {
           continue;
         }
         seen.add(path);
-        const hash = e.kind === "symlink" ? sha256Bytes(e.target!) : await sha256File(e.abs);
-        if (hash !== a.sha256 || a.kind !== e.kind) {
+        // Another kind or size is another content: no need to read it. Files are hashed with
+        // synchronous reads into one buffer: planning over the 1 GiB fixture's 36,182 unchanged
+        // notes took 20-26 s (7.7-8 CPU-s) with an async open and reads per file, 5.5-5.9 s
+        // (2.1 CPU-s) so.
+        ctx.signal.throwIfAborted();
+        const differs = a.kind !== e.kind || a.size !== e.size ||
+          (e.kind === "symlink"
+              ? sha256Bytes(e.target!)
+              : sha256FileSync(e.abs, buf ??= new Uint8Array(1 << 20))) !== a.sha256;
+        if (differs) {
           plan.push({ target, action: `replace ${a.kind}` });
         } else if (a.kind === "file" && (a.mode ?? 0o644) !== (e.executable ? 0o755 : 0o644)) {
           plan.push({ target, action: "change mode", detail: (a.mode ?? 0o644).toString(8) });

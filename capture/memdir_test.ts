@@ -169,6 +169,40 @@ Deno.test("memdirPlugin() plan() lists added, removed and changed files", async 
   ]);
 });
 
+Deno.test("memdirPlugin() plan() compares sizes, kinds, contents beyond one read buffer, and modes", async () => {
+  await using tmp = await tempDir();
+  const dir = `${tmp.path}/mem`;
+  await Deno.mkdir(dir);
+  const big = new Uint8Array(2_500_000).map((_, i) => (i * 7) & 255);
+  await Deno.writeFile(`${dir}/big-same`, big);
+  await Deno.writeFile(`${dir}/big-tail`, big);
+  await Deno.writeTextFile(`${dir}/grown`, "v1");
+  await Deno.writeTextFile(`${dir}/kind`, "a");
+  await Deno.writeTextFile(`${dir}/mode`, "m");
+  await Deno.writeTextFile(`${dir}/same`, "same");
+  const plugin = memdirPlugin({ dir });
+  const captured = await captureInto(tmp.path, [plugin]);
+  const tail = big.slice();
+  tail[tail.length - 1] = tail[tail.length - 1]! ^ 1; // same size, differs after 2 MiB
+  await Deno.writeFile(`${dir}/big-tail`, tail);
+  await Deno.writeTextFile(`${dir}/grown`, "v1 and more");
+  await Deno.remove(`${dir}/kind`);
+  await Deno.symlink("same", `${dir}/kind`);
+  await Deno.chmod(`${dir}/mode`, 0o755);
+  const plan = await plugin.plan!({
+    manifest: captured.manifest,
+    artifacts: captured.manifest.artifacts,
+    signal: new AbortController().signal,
+    progress: { progress() {}, warn() {} },
+  });
+  assert.deepEqual(plan.map((p) => [posix.basename(p.target), p.action, p.detail]), [
+    ["big-tail", "replace file", undefined],
+    ["grown", "replace file", undefined],
+    ["kind", "replace file", undefined],
+    ["mode", "change mode", "644"],
+  ]);
+});
+
 Deno.test("memdirPlugin() names a missing memory dir", async () => {
   await using tmp = await tempDir();
   await assert.rejects(
