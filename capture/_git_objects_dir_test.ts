@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { MemsnapError } from "../errors.ts";
-import { listObjectStore, objectArtifact, placeObjectStore } from "./_git_objects_dir.ts";
+import fc from "fast-check";
+import {
+  listObjectStore,
+  objectArtifact,
+  placeObjectStore,
+  unsafeIndexPath,
+} from "./_git_objects_dir.ts";
 import { tempDir } from "../tests/_tools.ts";
 
 const HEX38 = "1".repeat(38);
@@ -90,4 +96,41 @@ Deno.test("placeObjectStore() moves the store in one rename, or links it file by
       );
     }
   }
+});
+
+Deno.test("unsafeIndexPath() refuses exactly what the plain component check refuses (property)", () => {
+  const plain = (p: string): boolean =>
+    p.startsWith("/") ||
+    p.split("/").some((c) => c === "" || c === "." || c === ".." || c.toLowerCase() === ".git");
+  for (
+    const p of [
+      "",
+      "/a",
+      "a//b",
+      "a/",
+      ".",
+      "a/./b",
+      "..",
+      "a/..",
+      ".git",
+      "a/.GIT/b",
+      ".Git",
+      ".gıt",
+      ".GİT",
+      ".gitx",
+      "x.git",
+      "notes/a.md",
+      "...",
+      ".g",
+    ]
+  ) {
+    assert.equal(unsafeIndexPath(p), plain(p), JSON.stringify(p));
+  }
+  const char = fc.constantFrom("/", ".", "g", "i", "t", "G", "I", "T", "ı", "İ", "a", "\u212a");
+  fc.assert(
+    fc.property(fc.array(char, { maxLength: 12 }).map((cs) => cs.join("")), (p) => {
+      assert.equal(unsafeIndexPath(p), plain(p), JSON.stringify(p));
+    }),
+    { numRuns: 5000 },
+  );
 });
