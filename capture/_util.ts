@@ -140,17 +140,27 @@ export function sha256Bytes(bytes: Uint8Array | string): string {
  * not absolute. Throws {@linkcode UnsafeBundleError} (rule `path_escape`) otherwise.
  */
 export function assertSafeRelative(rel: string, entry: string): void {
-  const parts = rel.split("/");
-  if (
-    rel.startsWith("/") ||
-    parts.some((p) => p === "" || p === "." || p === ".." || p.includes("\0"))
-  ) {
+  if (unsafeRelative(rel)) {
     throw new UnsafeBundleError(
       "path_escape",
       entry,
       `Cannot restore "${entry}": its path escapes the target directory`,
     );
   }
+}
+
+/** Matches every path {@linkcode unsafeRelative} refuses: one test instead of a split. */
+const MAYBE_UNSAFE_RELATIVE = /^$|^\/|\/\/|\/$|(?:^|\/)\.\.?(?:\/|$)|\0/;
+
+/**
+ * Whether a relative path is unsafe: leading `/`, or an empty, `.` or `..` component, or a
+ * NUL. The regex pre-test spares a split per path (36,000 memory files at 1 GiB).
+ */
+export function unsafeRelative(rel: string): boolean {
+  return MAYBE_UNSAFE_RELATIVE.test(rel) && (
+    rel.startsWith("/") ||
+    rel.split("/").some((p) => p === "" || p === "." || p === ".." || p.includes("\0"))
+  );
 }
 
 /**

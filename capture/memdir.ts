@@ -474,7 +474,7 @@ export function memdirPlugin(options: MemdirPluginOptions): CapturePlugin {
       for (const a of mine) {
         const rel = a.path.slice(PREFIX.length);
         assertSafeRelative(rel, a.path);
-        if (rel.split("/").includes(".git")) {
+        if (rel.includes(".git") && rel.split("/").includes(".git")) {
           throw new UnsafeBundleError(
             "git_dir",
             a.path,
