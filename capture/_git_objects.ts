@@ -53,6 +53,12 @@ export interface ObjectSource {
    */
   readSync?(oid: string): GitObject | undefined;
   /**
+   * Like `readSync`, but the body may be a view of a buffer that the source's next read reuses
+   * (use it before reading again): a loose object's body straight from the inflater, not
+   * copied. `undefined` when the source cannot read `oid` synchronously.
+   */
+  readView?(oid: string): GitObject | undefined;
+  /**
    * Like `stream`, synchronously: the body of a large loose object as chunks, or `undefined`
    * if `oid` is not one. When a source has `streamSync`, its `stream` gives the same answer.
    */
@@ -143,6 +149,8 @@ export function overlaySource(
       return o === undefined ? base.read(oid) : Promise.resolve(o);
     },
     readSync: (oid: string): GitObject | undefined => objects.get(oid) ?? base.readSync?.(oid),
+    readView: (oid: string): GitObject | undefined =>
+      objects.get(oid) ?? base.readView?.(oid) ?? base.readSync?.(oid),
     raw: (oid: string): RawEntry | undefined => objects.has(oid) ? own(oid) : base.raw?.(oid),
     hasRaw: (oid: string): boolean =>
       objects.has(oid)
@@ -461,7 +469,8 @@ export async function writeBundle(
           continue;
         }
       }
-      o ??= source.readSync?.(oid) ?? await source.read(oid);
+      // (a view at most until the next read: compressed and copied out at once)
+      o ??= source.readView?.(oid) ?? source.readSync?.(oid) ?? await source.read(oid);
       out.push(packObjectHeader(TYPE_CODE[o.type], o.body.byteLength));
       out.push(
         deflater?.once(o.body) ?? deflateSync(o.body, {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
-import { IndexBuilder } from "./_git_objects.ts";
+import { IndexBuilder, overlaySource } from "./_git_objects.ts";
 
 interface Entry {
   path: Uint8Array;
@@ -102,4 +102,26 @@ Deno.test("IndexBuilder: same bytes as encoding the whole entry list, in any ord
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("overlaySource().readView: the overlay's object first, then the base's view, then its readSync", () => {
+  const enc = new TextEncoder();
+  const mine = { type: "blob" as const, body: enc.encode("mine") };
+  const viewed = { type: "blob" as const, body: enc.encode("view") };
+  const synced = { type: "blob" as const, body: enc.encode("sync") };
+  const overlay = new Map([["a".repeat(40), mine]]);
+  const base = {
+    read: () => Promise.reject(new Error("not used")),
+    readSync: (oid: string) => (oid === "c".repeat(40) ? synced : undefined),
+  };
+  const withView = overlaySource(overlay, {
+    ...base,
+    readView: (oid: string) => (oid === "b".repeat(40) ? viewed : undefined),
+  });
+  assert.equal(withView.readView!("a".repeat(40)), mine);
+  assert.equal(withView.readView!("b".repeat(40)), viewed);
+  assert.equal(withView.readView!("c".repeat(40)), synced);
+  assert.equal(withView.readView!("d".repeat(40)), undefined);
+  const without = overlaySource(overlay, base);
+  assert.equal(without.readView!("c".repeat(40)), synced);
 });

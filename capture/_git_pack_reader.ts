@@ -505,6 +505,29 @@ export function packReader(gitdir: string): Promise<PackedSource> {
     return undefined;
   };
 
+  /**
+   * {@linkcode readSync} without the copy of a small loose object's body: a view of the
+   * inflater's output, valid until its next use (the bundle writer compresses each body at
+   * once; a copy per object was as many bytes of short-lived buffers as the notes).
+   */
+  const readView = (oid: string): GitObject | undefined => {
+    if (inflater === undefined || locate(oid) !== undefined) return readSync(oid);
+    let z: Uint8Array;
+    try {
+      z = Deno.readFileSync(loosePath(oid));
+    } catch {
+      return readSync(oid);
+    }
+    if (z.byteLength >= STREAM_LOOSE) return readSync(oid);
+    let raw: Uint8Array;
+    try {
+      raw = inflater.once(z);
+    } catch {
+      return readSync(oid);
+    }
+    return looseObject(raw, false) ?? readSync(oid);
+  };
+
   const read = async (oid: string): Promise<GitObject> => readSync(oid) ?? await fallback.read(oid);
 
   const raw = (oid: string): RawEntry | undefined => {
@@ -535,6 +558,7 @@ export function packReader(gitdir: string): Promise<PackedSource> {
   const source: PackedSource = {
     read,
     readSync,
+    readView,
     raw,
     hasRaw: (oid) => locate(oid) !== undefined,
     stream: (oid) => streamLoose(loosePath(oid), oid),
@@ -557,10 +581,10 @@ const LOOSE_TYPES = new Map<string, ObjectType>(
 );
 
 /**
- * A loose object from its inflated bytes (`"<type> <size>\0<body>"`), body copied; `undefined`
- * if the header is not a known type.
+ * A loose object from its inflated bytes (`"<type> <size>\0<body>"`), body copied (unless
+ * `copy` is false: then a view of `raw`); `undefined` if the header is not a known type.
  */
-function looseObject(raw: Uint8Array): GitObject | undefined {
+function looseObject(raw: Uint8Array, copy = true): GitObject | undefined {
   const sp = raw.indexOf(0x20);
   const nul = raw.indexOf(0, sp + 1);
   if (sp < 0 || sp > 6 || nul < 0) return undefined;
@@ -569,7 +593,8 @@ function looseObject(raw: Uint8Array): GitObject | undefined {
   const type = LOOSE_TYPES.get(name);
   if (type === undefined) return undefined;
   // A copy (a Buffer's slice() would be a view of the engine's buffer).
-  return { type, body: new Uint8Array(raw.subarray(nul + 1)) };
+  const body = raw.subarray(nul + 1);
+  return { type, body: copy ? new Uint8Array(body) : body };
 }
 
 /** An iterable as an async one. */

@@ -59,6 +59,10 @@ interopTest(
         assert.ok(o !== undefined, oid);
         const h = createHash("sha1").update(`${o.type} ${o.body.byteLength}\0`).update(o.body);
         assert.equal(h.digest("hex"), oid);
+        // the same object as a view (used before the next read)
+        const v = source.readView!(oid)!;
+        assert.equal(v.type, o.type);
+        assert.deepEqual(new Uint8Array(v.body), new Uint8Array(o.body), oid);
         assert.equal(source.hasRaw!(oid), packed.has(oid), oid);
         const raw = source.raw!(oid);
         assert.equal(raw !== undefined, packed.has(oid), oid);
@@ -69,6 +73,7 @@ interopTest(
       }
       assert.ok(deltas > 0, "the gc'd pack has deltas");
       assert.equal(source.readSync!("0".repeat(40)), undefined);
+      assert.equal(source.readView!("0".repeat(40)), undefined);
       assert.equal(source.readSync!("not an oid"), undefined);
       assert.equal(source.raw!(listed[0]!.toUpperCase()), undefined);
     } finally {

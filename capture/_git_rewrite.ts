@@ -328,7 +328,8 @@ export async function rewriteHistory(
       if (streamed.type !== "blob") throw new Error(`object ${oid} is not a blob`);
       return await largeBlob(oid, artifact, streamed.body);
     }
-    const o = await source.read(oid);
+    // (a view at most until the next read: redacted, hashed and stored before any other)
+    const o = source.readView?.(oid) ?? await source.read(oid);
     if (o.body.byteLength >= LARGE_BLOB) return await largeBlob(oid, artifact, o.body);
     const out = redactor.redactBytes(o.body, artifact);
     return put(oid, "blob", out ?? o.body);
