@@ -27,6 +27,7 @@ import {
   sqliteCopyInternals,
   vacuumAndDescribe,
 } from "./_sqlite_copy.ts";
+import { fileByteStream } from "../bundle/_file_stream.ts";
 
 /** Options of {@linkcode sqlitePlugin}. */
 export interface SqlitePluginOptions {
@@ -465,39 +466,7 @@ function heldArtifact(path: string, src: string, size: number): ArtifactSource {
       return n;
     },
     async open(): Promise<ReadableStream<Uint8Array>> {
-      const file = await Deno.open(src, { read: true });
-      let pos = 0;
-      let open = true;
-      const close = (): void => {
-        if (open) file.close();
-        open = false;
-      };
-      return new ReadableStream({
-        type: "bytes",
-        autoAllocateChunkSize: 1 << 20,
-        async pull(controller) {
-          const req = controller.byobRequest!;
-          const view = req.view! as Uint8Array<ArrayBuffer>;
-          const buf = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
-          let n: number | null;
-          try {
-            n = await file.read(buf);
-          } catch (e) {
-            close();
-            throw e;
-          }
-          if (n === null) {
-            close();
-            controller.close();
-            req.respond(0);
-            return;
-          }
-          patchHeader(buf.subarray(0, n), pos);
-          pos += n;
-          req.respond(n);
-        },
-        cancel: close,
-      });
+      return fileByteStream(await Deno.open(src, { read: true }), 1 << 20, patchHeader);
     },
   };
 }

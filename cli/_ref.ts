@@ -10,6 +10,7 @@ import { NotFoundError, UsageError } from "../errors.ts";
 import type { Store } from "../store/types.ts";
 import type { Flags } from "./_spec.ts";
 import { storeFrom, str } from "./_context.ts";
+import { fileByteStream } from "../bundle/_file_stream.ts";
 
 /** Whether an argument names a bundle file rather than a snapshot id. */
 export function isPathRef(ref: string): boolean {
@@ -114,52 +115,15 @@ export async function streamOf(
 export const FILE_CHUNK = 1 << 20;
 
 /**
- * A whole file as a byte stream: a default reader gets `chunk`-byte reads (the last one
- * shorter); a BYOB reader (the bundle reader's) has each of its buffers filled, short reads
- * joined, so it reuses one buffer instead of a fresh one per chunk. The file is closed at the
- * end, on error and on cancel. `FsFile.readable` reads 64 KiB at a time: for a bundle that is
- * only hashed (an encrypted payload checked without the identity), its per-chunk cost was ~40%
- * of verify's CPU (0.45-0.51 -> 0.26-0.31 CPU s on a 96 MiB bundle with 1 MiB reads).
+ * A whole file as a byte stream of `chunk`-byte reads for a default reader; a BYOB reader (the
+ * bundle reader's) has its own buffer filled (see `fileByteStream`). `FsFile.readable` reads
+ * 64 KiB at a time: for a bundle that is only hashed (an encrypted payload checked without the
+ * identity), its per-chunk cost was ~40% of verify's CPU (0.45-0.51 -> 0.26-0.31 CPU s on a
+ * 96 MiB bundle with 1 MiB reads).
  */
 export function fileStream(
   file: Pick<Deno.FsFile, "read" | "close">,
   chunk: number = FILE_CHUNK,
 ): ReadableStream<Uint8Array> {
-  let open = true;
-  const close = (): void => {
-    if (!open) return;
-    open = false;
-    file.close();
-  };
-  return new ReadableStream({
-    type: "bytes",
-    autoAllocateChunkSize: chunk,
-    async pull(controller) {
-      const req = controller.byobRequest!;
-      const view = req.view! as Uint8Array<ArrayBuffer>;
-      const buf = new Uint8Array(view.buffer, view.byteOffset, view.byteLength);
-      let n = 0;
-      try {
-        while (n < buf.length) {
-          const r = await file.read(buf.subarray(n));
-          if (r === null) break;
-          n += r;
-        }
-      } catch (e) {
-        if (!open) return; // cancelled while reading
-        close();
-        throw e;
-      }
-      if (!open) return;
-      if (n > 0) req.respond(n);
-      if (n < buf.length) {
-        close();
-        controller.close();
-        if (n === 0) req.respond(0);
-      }
-    },
-    cancel() {
-      close();
-    },
-  });
+  return fileByteStream(file, chunk);
 }
