@@ -19,6 +19,7 @@
  *
  * @module
  */
+import { env, ffiGranted } from "./_ffi_env.ts";
 
 const SYMBOLS = {
   EVP_CIPHER_CTX_new: { parameters: [], result: "pointer" },
@@ -81,25 +82,6 @@ export interface LibCrypto {
 }
 
 const CANDIDATES = ["libcrypto.so.3", "libcrypto.3.dylib"];
-
-function env(name: string): string | undefined {
-  try {
-    if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") {
-      return undefined;
-    }
-    return Deno.env.get(name);
-  } catch {
-    return undefined;
-  }
-}
-
-function ffiGranted(): boolean {
-  try {
-    return Deno.permissions.querySync({ name: "ffi" }).state === "granted";
-  } catch {
-    return false;
-  }
-}
 
 function bind(path: string, s: Lib): LibCrypto {
   const cipher = s.EVP_chacha20_poly1305();

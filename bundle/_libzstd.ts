@@ -20,6 +20,7 @@
  *
  * @module
  */
+import { env, ffiGranted } from "./_ffi_env.ts";
 
 /** `ZSTD_CONTENTSIZE_UNKNOWN`: the frame header does not record the content size. */
 export const CONTENTSIZE_UNKNOWN = 0xffffffffffffffffn;
@@ -153,25 +154,6 @@ export interface LibZstd {
 }
 
 const CANDIDATES = ["libzstd.so.1", "libzstd.so", "libzstd.1.dylib"];
-
-function env(name: string): string | undefined {
-  try {
-    if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") {
-      return undefined;
-    }
-    return Deno.env.get(name);
-  } catch {
-    return undefined;
-  }
-}
-
-function ffiGranted(): boolean {
-  try {
-    return Deno.permissions.querySync({ name: "ffi" }).state === "granted";
-  } catch {
-    return false;
-  }
-}
 
 function big(v: number | bigint): bigint {
   return typeof v === "bigint" ? v : BigInt(v);
