@@ -25,3 +25,30 @@ export function ffiGranted(): boolean {
     return false;
   }
 }
+
+/**
+ * Opens the first of `paths` that loads with `symbols` and that `use` accepts (returns a value
+ * for); a library `use` rejects (returns `undefined` or throws) is closed. `undefined` when none.
+ */
+export function dlopenFirst<S extends Deno.ForeignLibraryInterface, T>(
+  paths: string[],
+  symbols: S,
+  use: (path: string, dl: Deno.DynamicLibrary<S>) => T | undefined,
+): T | undefined {
+  for (const path of paths) {
+    let dl: Deno.DynamicLibrary<S>;
+    try {
+      dl = Deno.dlopen(path, symbols);
+    } catch {
+      continue; // not found, or a library without these symbols
+    }
+    try {
+      const v = use(path, dl);
+      if (v !== undefined) return v;
+    } catch {
+      // rejected below
+    }
+    dl.close();
+  }
+  return undefined;
+}

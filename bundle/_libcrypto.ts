@@ -19,7 +19,7 @@
  *
  * @module
  */
-import { env, ffiGranted } from "./_ffi_env.ts";
+import { dlopenFirst, env, ffiGranted } from "./_ffi_env.ts";
 
 const SYMBOLS = {
   EVP_CIPHER_CTX_new: { parameters: [], result: "pointer" },
@@ -177,23 +177,12 @@ export interface OpenLibCryptoOptions {
 export function openLibCrypto(options: OpenLibCryptoOptions = {}): LibCrypto | undefined {
   if (!ffiGranted()) return undefined;
   const forced = env("MEMSNAP_LIBCRYPTO");
-  const paths = options.paths ?? (forced ? [forced] : CANDIDATES);
-  for (const path of paths) {
-    let dl: Deno.DynamicLibrary<typeof SYMBOLS>;
-    try {
-      dl = Deno.dlopen(path, SYMBOLS);
-    } catch {
-      continue; // not found, or a library without these symbols (OpenSSL 1.0, LibreSSL...)
-    }
-    try {
-      const lib = bind(path, dl.symbols);
-      if (knownAnswer(lib)) return lib;
-      dl.close();
-    } catch {
-      dl.close();
-    }
-  }
-  return undefined;
+  // A library without these symbols (OpenSSL 1.0, LibreSSL...) does not load; one that fails
+  // the known answer is closed.
+  return dlopenFirst(options.paths ?? (forced ? [forced] : CANDIDATES), SYMBOLS, (path, dl) => {
+    const lib = bind(path, dl.symbols);
+    return knownAnswer(lib) ? lib : undefined;
+  });
 }
 
 /**

@@ -20,7 +20,7 @@
  *
  * @module
  */
-import { env, ffiGranted } from "./_ffi_env.ts";
+import { dlopenFirst, env, ffiGranted } from "./_ffi_env.ts";
 
 /** `ZSTD_CONTENTSIZE_UNKNOWN`: the frame header does not record the content size. */
 export const CONTENTSIZE_UNKNOWN = 0xffffffffffffffffn;
@@ -267,21 +267,8 @@ export interface OpenLibZstdOptions {
 export function openLibZstd(options: OpenLibZstdOptions = {}): LibZstd | undefined {
   if (!ffiGranted()) return undefined;
   const forced = env("MEMSNAP_LIBZSTD");
-  const paths = options.paths ?? (forced ? [forced] : CANDIDATES);
-  for (const path of paths) {
-    let dl: Deno.DynamicLibrary<typeof SYMBOLS>;
-    try {
-      dl = Deno.dlopen(path, SYMBOLS);
-    } catch {
-      continue; // not found, or a library without these symbols (too old)
-    }
-    try {
-      return bind(path, dl);
-    } catch {
-      dl.close();
-    }
-  }
-  return undefined;
+  // A library without these symbols (too old) does not load; one bind() rejects is closed.
+  return dlopenFirst(options.paths ?? (forced ? [forced] : CANDIDATES), SYMBOLS, bind);
 }
 
 let cached: { lib: LibZstd | undefined } | undefined;
