@@ -31,20 +31,39 @@ function total(path: string): { sum: number; log: number } {
   }
 }
 
-Deno.test("sqlitePlugin() copies a WAL database consistently while another process writes", async () => {
-  await using tmp = await tempDir();
-  const path = `${tmp.path}/ledger.db`;
-  makeAccounts(path);
+/**
+ * Starts the fixture writer on `path` (with `mode`, e.g. "checkpoint") once it has committed;
+ * killed on dispose.
+ */
+async function startWriter(path: string, mode?: string): Promise<AsyncDisposable> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", WRITER, path, "60000"],
+    args: ["run", "-A", WRITER, path, "60000", ...(mode ? [mode] : [])],
     stdout: "piped",
     stderr: "inherit",
   }).spawn();
+  const stop = async (): Promise<void> => {
+    child.kill("SIGTERM");
+    await child.status;
+    await child.stdout.cancel().catch(() => {});
+  };
   try {
     const reader = child.stdout.getReader();
     const { value } = await reader.read();
     assert.equal(new TextDecoder().decode(value).trim(), "ready");
     reader.releaseLock();
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { [Symbol.asyncDispose]: stop };
+}
+
+Deno.test("sqlitePlugin() copies a WAL database consistently while another process writes", async () => {
+  await using tmp = await tempDir();
+  const path = `${tmp.path}/ledger.db`;
+  makeAccounts(path);
+  {
+    await using _writer = await startWriter(path);
     const plugin = sqlitePlugin({ databases: { ledger: path } });
     const seen = new Set<number>();
     const saved = sqliteCopyInternals.workerMinBytes;
@@ -64,10 +83,6 @@ Deno.test("sqlitePlugin() copies a WAL database consistently while another proce
     }
     // the writer really ran during the captures
     assert(seen.size > 1, `copies saw ${[...seen]}`);
-  } finally {
-    child.kill("SIGTERM");
-    await child.status;
-    await child.stdout.cancel().catch(() => {});
   }
 });
 
@@ -75,16 +90,8 @@ Deno.test("sqlitePlugin() packs a held WAL database consistently while another p
   await using tmp = await tempDir();
   const path = `${tmp.path}/ledger.db`;
   makeAccounts(path);
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", WRITER, path, "60000", "checkpoint"],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  try {
-    const reader = child.stdout.getReader();
-    const { value } = await reader.read();
-    assert.equal(new TextDecoder().decode(value).trim(), "ready");
-    reader.releaseLock();
+  {
+    await using _writer = await startWriter(path, "checkpoint");
     const plugin = sqlitePlugin({ databases: { ledger: path } });
     const seen = new Set<number>();
     let held = 0;
@@ -118,10 +125,6 @@ Deno.test("sqlitePlugin() packs a held WAL database consistently while another p
     }
     assert(held > 0, "no capture found the WAL empty");
     assert(seen.size > 1, `captures saw ${[...seen]}`);
-  } finally {
-    child.kill("SIGTERM");
-    await child.status;
-    await child.stdout.cancel().catch(() => {});
   }
 });
 
