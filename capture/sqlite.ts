@@ -102,8 +102,9 @@ function databasesOf(manifest: Manifest, plugin: string): Record<string, SqliteD
  *   meanwhile (a rollback-journal mode, whose SHARED lock holds writers off for the copy; the
  *   empty-WAL case when redacting), `VACUUM INTO` otherwise. With a redactor, the copy is
  *   redacted (`redactSqlite`) and vacuumed again so no freed page keeps a secret.
- * When the databases total 64 MiB or more, this runs in workers (one per database of 16 MiB or
- * more, at once), so the event loop (and the other capture plugins) keep going meanwhile.
+ * When the databases total 64 MiB or more, this runs in workers (at most two; databases of 16 MiB
+ * or more are dealt out to them in turn), so the event loop (and the other capture plugins) keep
+ * going meanwhile.
  *
  * Restore writes each database to its staged file target (with `-wal`, `-shm` and `-journal`
  * as companions, so stale ones do not survive) and sets the captured journal mode. `check()`
@@ -194,15 +195,21 @@ export function sqlitePlugin(options: SqlitePluginOptions): CapturePlugin {
         });
         sizes.push(info.size);
       }
-      // Large copies run in workers, one per database and all at once, so the copies overlap
-      // each other and the other plugins keep the event loop meanwhile; small ones run here.
+      // Large copies run in workers, so the copies overlap each other and the other plugins
+      // keep the event loop meanwhile; small ones run here. At most MAX_WORKERS workers, the
+      // databases dealt out in turn: a worker holding a database lives until the bundle is
+      // written, so one per database would grow with their number.
       const total = sizes.reduce((a, b) => a + b, 0);
-      const runners = jobs.map((_, i) =>
-        total >= sqliteCopyInternals.workerMinBytes &&
-          (sizes[i]! >= sqliteCopyInternals.workerMinBytes >> 2 || jobs.length === 1)
-          ? workerRunner()
-          : inlineRunner
-      );
+      const workers: CopyRunner[] = [];
+      let dealt = 0;
+      const runners = jobs.map((_, i) => {
+        if (
+          total < sqliteCopyInternals.workerMinBytes ||
+          (sizes[i]! < sqliteCopyInternals.workerMinBytes >> 2 && jobs.length > 1)
+        ) return inlineRunner;
+        const k = dealt++ % MAX_WORKERS;
+        return workers[k] ??= workerRunner();
+      });
       const copies = jobs.map((job, i) => {
         const p = runners[i]!.copy(job);
         p.catch(() => {}); // awaited in order below
@@ -211,15 +218,10 @@ export function sqlitePlugin(options: SqlitePluginOptions): CapturePlugin {
       /** Runners holding a read transaction for a live file packed as it is, by copy path. */
       const held = new Map<string, CopyRunner>();
       const releaseAll = async (): Promise<void> => {
-        const runs = [...held].map(async ([copy, runner]) => {
-          try {
-            await runner.release(copy);
-          } finally {
-            runner.close();
-          }
-        });
+        const holding = [...held];
         held.clear();
-        await Promise.allSettled(runs);
+        await Promise.allSettled(holding.map(([copy, runner]) => runner.release(copy)));
+        for (const r of new Set(holding.map(([, runner]) => runner))) r.close();
       };
       let ok = false;
       try {
@@ -412,8 +414,11 @@ const inlineRunner: CopyRunner = {
   close() {},
 };
 
+/** Copy workers at most (each an isolate of ~20 MiB, alive while it holds a database). */
+const MAX_WORKERS = 2;
+
 /**
- * A runner backed by one worker, one operation at a time. An operation is never interrupted
+ * A runner backed by one worker, one operation at a time (calls are queued). An operation is never interrupted
  * (the worker is terminated only between operations, with every connection closed), so an
  * abort takes effect after the current copy, as it would on this thread.
  */
@@ -421,6 +426,8 @@ function workerRunner(): CopyRunner {
   const worker = new Worker(new URL("./_sqlite_worker.ts", import.meta.url), { type: "module" });
   let id = 0;
   let pending: { id: number; resolve(v: unknown): void; reject(e: Error): void } | undefined;
+  /** Calls are queued: the worker answers one operation at a time. */
+  let tail: Promise<unknown> = Promise.resolve();
   let broken: Error | undefined;
   worker.onmessage = (ev: MessageEvent) => {
     const m = ev.data as { id: number; result?: unknown; error?: string; copyError?: boolean };
@@ -436,12 +443,17 @@ function workerRunner(): CopyRunner {
     pending?.reject(broken);
     pending = undefined;
   };
-  const call = <T>(msg: Record<string, unknown>): Promise<T> =>
+  const send = <T>(msg: Record<string, unknown>): Promise<T> =>
     new Promise<T>((resolve, reject) => {
       if (broken !== undefined) return reject(broken);
       pending = { id: ++id, resolve: resolve as (v: unknown) => void, reject };
       worker.postMessage({ ...msg, id });
     });
+  const call = <T>(msg: Record<string, unknown>): Promise<T> => {
+    const p = tail.then(() => send<T>(msg));
+    tail = p.catch(() => {});
+    return p;
+  };
   return {
     copy: (job) => call<CopyResult>({ op: "copy", job }),
     vacuum: (copy, journalMode) => call<SqliteDatabaseMeta>({ op: "vacuum", copy, journalMode }),

@@ -602,3 +602,50 @@ Deno.test("sqlitePlugin() packs a held database's file, the same rows as a copy,
   );
   assert.deepEqual(dump(restored.staged.get(path)!), dump(path));
 });
+
+Deno.test("sqlitePlugin() deals many databases out to at most two workers, and releases every hold", async () => {
+  await using tmp = await tempDir();
+  const dbs: Record<string, string> = {};
+  for (let i = 0; i < 5; i++) {
+    const path = `${tmp.path}/db${i}.sqlite`;
+    makeDb(path, i % 2 === 0, i); // WAL ones are held, the others copied
+    dbs[`db${i}`] = path;
+  }
+  const saved = sqliteCopyInternals.workerMinBytes;
+  sqliteCopyInternals.workerMinBytes = 0;
+  const created: unknown[] = [];
+  const RealWorker = globalThis.Worker;
+  globalThis.Worker = class extends RealWorker {
+    constructor(url: string | URL, opts?: WorkerOptions) {
+      super(url, opts);
+      created.push(url);
+    }
+  };
+  try {
+    await Deno.mkdir(`${tmp.path}/staging`);
+    const result = await sqlitePlugin({ databases: dbs }).capture({
+      staging: `${tmp.path}/staging`,
+      redactor: undefined,
+      signal: new AbortController().signal,
+      progress: noopProgress,
+    });
+    assert.equal(created.length, 2);
+    assert.equal(result.artifacts.length, 5);
+    for (const a of result.artifacts) {
+      const bytes = await new Response(await a.open()).bytes();
+      assert.equal(bytes.length, a.size);
+    }
+    await result.release!();
+    for (const [i, path] of Object.values(dbs).entries()) {
+      if (i % 2 !== 0) continue;
+      const w = new DatabaseSync(path);
+      w.exec("PRAGMA busy_timeout = 0; INSERT INTO facts(body) VALUES ('after')");
+      const ck = w.prepare("PRAGMA wal_checkpoint(TRUNCATE)").get() as { busy: number };
+      assert.equal(ck.busy, 0, `db${i} still held`);
+      w.close();
+    }
+  } finally {
+    globalThis.Worker = RealWorker;
+    sqliteCopyInternals.workerMinBytes = saved;
+  }
+});
