@@ -12,6 +12,7 @@ import type {
   RestorePlanEntry,
   RestoreTarget,
 } from "./capture/types.ts";
+import { existsSync } from "./capture/_util.ts";
 import type { JsonValue, Manifest, RedactionReport } from "./bundle/types.ts";
 import type {
   ManifestSigner,
@@ -874,17 +875,6 @@ async function keepAbsentFiles(j: Journal): Promise<string[]> {
     kept.push(dest);
   }
   return kept;
-}
-
-/** Whether `path` exists (not following a last symlink). */
-function existsSync(path: string): boolean {
-  try {
-    Deno.lstatSync(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
 }
 
 /** The store's rule for names that become path segments and object keys (store/_names.ts). */

@@ -86,6 +86,17 @@ export function linkOrCopy(src: string, dest: string): void {
   }
 }
 
+/** Whether `path` exists, not following a last symlink (errors other than NotFound throw). */
+export function existsSync(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
 /**
  * Reads a file into `into` synchronously, up to `into.length` bytes; returns how many were
  * read (fewer if the file is shorter).

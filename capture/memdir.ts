@@ -17,6 +17,7 @@ import type {
 import {
   assertSafeRelative,
   bytesArtifact,
+  existsSync,
   globToRegExp,
   linkOrCopy,
   oneChunk,
@@ -248,16 +249,6 @@ function moved(root: string, staged: string, name: string): boolean {
     return true;
   } catch (e) {
     if ((e as { code?: string }).code === "EXDEV") return false;
-    throw e;
-  }
-}
-
-function existsSync(path: string): boolean {
-  try {
-    Deno.lstatSync(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
     throw e;
   }
 }
