@@ -17,28 +17,16 @@
  *
  * @module
  */
+import { env } from "./_env.ts";
 
 export const MKDIR = 0, FILE = 1, OPEN = 2, APPEND = 3, CLOSE = 4;
-/** `MEMSNAP_EXTRACT_WRITER`, if set and readable without a prompt. */
-function writerEnv(): string | undefined {
-  const name = "MEMSNAP_EXTRACT_WRITER";
-  try {
-    if (Deno.permissions.querySync({ name: "env", variable: name }).state !== "granted") {
-      return undefined;
-    }
-    return Deno.env.get(name);
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * When the extractor writes through this worker: from this many artifacts on (starting a
  * worker costs ~20-40 ms and ~15 MiB). `MEMSNAP_EXTRACT_WRITER=sync` never uses it (writes on
  * the calling thread, as for small bundles); tests set the threshold to use it or not.
  */
 export const writerConfig: { workerMinArtifacts: number } = {
-  workerMinArtifacts: writerEnv() === "sync" ? Infinity : 512,
+  workerMinArtifacts: env("MEMSNAP_EXTRACT_WRITER") === "sync" ? Infinity : 512,
 };
 
 /** Words per operation in `ops`. */

@@ -19,7 +19,7 @@
  *
  * @module
  */
-import { dlopenFirst, env, ffiGranted } from "./_ffi_env.ts";
+import { dlopenFirst, env, ffiGranted } from "./_env.ts";
 
 const SYMBOLS = {
   EVP_CIPHER_CTX_new: { parameters: [], result: "pointer" },

@@ -20,7 +20,7 @@
  *
  * @module
  */
-import { dlopenFirst, env, ffiGranted } from "./_ffi_env.ts";
+import { dlopenFirst, env, ffiGranted } from "./_env.ts";
 
 /** `ZSTD_CONTENTSIZE_UNKNOWN`: the frame header does not record the content size. */
 export const CONTENTSIZE_UNKNOWN = 0xffffffffffffffffn;

@@ -1,6 +1,6 @@
 /**
- * Permission-aware lookups shared by the FFI bindings (`_libzstd.ts`, `_libcrypto.ts`): neither
- * ever prompts for a permission.
+ * Permission-aware lookups (private) for the FFI bindings (`_libzstd.ts`, `_libcrypto.ts`) and
+ * the environment switches of `bundle/`: none ever prompts for a permission.
  *
  * @module
  */
