@@ -12,7 +12,7 @@ import {
 } from "./_git_objects.ts";
 import { packReader } from "./_git_pack_reader.ts";
 import { createRedactor, secretsPack } from "../redact/mod.ts";
-import { interopTest, run, tempDir } from "../tests/_tools.ts";
+import { GIT_TEST_ENV, initGitRepo, interopTest, run, tempDir } from "../tests/_tools.ts";
 
 /** Bytes zlib cannot shrink (SHA-256 in counter mode). */
 function incompressible(n: number): Uint8Array {
@@ -68,20 +68,7 @@ interopTest(
   async () => {
     await using tmp = await tempDir();
     const dir = `${tmp.path}/repo`;
-    const env = {
-      GIT_AUTHOR_NAME: "a",
-      GIT_AUTHOR_EMAIL: "a@example.com",
-      GIT_COMMITTER_NAME: "a",
-      GIT_COMMITTER_EMAIL: "a@example.com",
-      GIT_CONFIG_NOSYSTEM: "1",
-      GIT_CONFIG_GLOBAL: "/dev/null",
-    };
-    const git = async (...args: string[]) => {
-      const r = await run("git", ["-C", dir, ...args], { env });
-      assert.equal(r.code, 0, r.stderr);
-      return r.text;
-    };
-    await run("git", ["init", "-q", "-b", "main", dir], { env });
+    const git = await initGitRepo(dir);
     // > 4 MiB of hex lines with secrets: over 1 MiB compressed, so a streamed loose object
     const lines: string[] = [];
     for (let i = 0; lines.length < 70_000; i++) {
@@ -137,12 +124,14 @@ interopTest(
         }
         assert.equal(hashes[0], hashes[1]);
         const clone = `${tmp.path}/clone`;
-        const c = await run("git", ["clone", "-q", `${tmp.path}/chunks.bundle`, clone], { env });
+        const c = await run("git", ["clone", "-q", `${tmp.path}/chunks.bundle`, clone], {
+          env: GIT_TEST_ENV,
+        });
         assert.equal(c.code, 0, c.stderr);
         const out = await Deno.readTextFile(`${clone}/big.md`);
         assert.ok(!out.includes("AKIAZ7ZQWUXYVDCB"));
         assert.ok(out.includes("[REDACTED:aws-access-key-id:"));
-        const fsck = await run("git", ["-C", clone, "fsck", "--strict"], { env });
+        const fsck = await run("git", ["-C", clone, "fsck", "--strict"], { env: GIT_TEST_ENV });
         assert.equal(fsck.code, 0, fsck.stderr);
       } finally {
         for (const x of results) await x.r.objects.dispose();

@@ -11,7 +11,7 @@ import {
   writeBundle,
 } from "./_git_objects.ts";
 import { packReader } from "./_git_pack_reader.ts";
-import { interopTest, run, tempDir } from "../tests/_tools.ts";
+import { GIT_TEST_ENV, initGitRepo, interopTest, run, tempDir } from "../tests/_tools.ts";
 
 function random(n: number, seed = 1): Uint8Array {
   const out = new Uint8Array(n);
@@ -140,20 +140,7 @@ interopTest("a large loose object is packed the same by the sync and the stream 
 ], async () => {
   await using tmp = await tempDir();
   const dir = `${tmp.path}/repo`;
-  const env = {
-    GIT_AUTHOR_NAME: "a",
-    GIT_AUTHOR_EMAIL: "a@example.com",
-    GIT_COMMITTER_NAME: "a",
-    GIT_COMMITTER_EMAIL: "a@example.com",
-    GIT_CONFIG_NOSYSTEM: "1",
-    GIT_CONFIG_GLOBAL: "/dev/null",
-  };
-  const git = async (...args: string[]) => {
-    const r = await run("git", ["-C", dir, ...args], { env });
-    assert.equal(r.code, 0, r.stderr);
-    return r.text;
-  };
-  await run("git", ["init", "-q", "-b", "main", dir], { env });
+  const git = await initGitRepo(dir);
   // over 1 MiB compressed: streamed; and a small one read whole
   const big = incompressible(3 << 19);
   big.set(text(1 << 19), 1 << 20);
@@ -189,7 +176,9 @@ interopTest("a large loose object is packed the same by the sync and the stream 
     assert.ok(copies.length > 2);
     assert.deepEqual(new Uint8Array(Buffer.concat(copies)), big);
     const clone = `${tmp.path}/clone`;
-    const r = await run("git", ["clone", "-q", `${tmp.path}/sync.bundle`, clone], { env });
+    const r = await run("git", ["clone", "-q", `${tmp.path}/sync.bundle`, clone], {
+      env: GIT_TEST_ENV,
+    });
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(await Deno.readFile(`${clone}/big.bin`), big);
   } finally {

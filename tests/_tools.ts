@@ -74,6 +74,33 @@ export async function run(
   };
 }
 
+/** An environment for git in tests: a fixed identity, no system or global config. */
+export const GIT_TEST_ENV: Record<string, string> = {
+  GIT_AUTHOR_NAME: "a",
+  GIT_AUTHOR_EMAIL: "a@example.com",
+  GIT_COMMITTER_NAME: "a",
+  GIT_COMMITTER_EMAIL: "a@example.com",
+  GIT_CONFIG_NOSYSTEM: "1",
+  GIT_CONFIG_GLOBAL: "/dev/null",
+};
+
+/**
+ * Creates a git repository at `dir` (branch main, {@linkcode GIT_TEST_ENV}) and returns a
+ * runner of git commands in it that throws on failure and returns stdout.
+ */
+export async function initGitRepo(
+  dir: string,
+): Promise<(...args: string[]) => Promise<string>> {
+  const env = GIT_TEST_ENV;
+  const init = await run("git", ["init", "-q", "-b", "main", dir], { env });
+  if (init.code !== 0) throw new Error(`git init: ${init.stderr}`);
+  return async (...args: string[]) => {
+    const r = await run("git", ["-C", dir, ...args], { env });
+    if (r.code !== 0) throw new Error(`git ${args.join(" ")}: ${r.stderr}`);
+    return r.text;
+  };
+}
+
 /** Creates a temp dir removed when the returned handle is disposed. */
 export async function tempDir(
   prefix = "memsnap-test-",
