@@ -61,6 +61,55 @@ function ustar(fields: HeaderFields, name: Uint8Array, typeflag: string): Uint8A
   return b;
 }
 
+/** Sum of the template's bytes with the checksum field as spaces and typeflag `0`. */
+const TEMPLATE_SUM = TEMPLATE.reduce((n, c) => n + c, 0) + 8 * 0x20 + 0x30;
+
+/** Like {@linkcode putOctal} (the value already checked), returning the sum of the bytes written. */
+function putOctalSum(b: Uint8Array, off: number, len: number, v: number): number {
+  let sum = 0;
+  b[off + len - 1] = 0;
+  for (let i = off + len - 2; i >= off; i--) {
+    const c = 0x30 + (v % 8);
+    b[i] = c;
+    sum += c;
+    v = Math.floor(v / 8);
+  }
+  return sum;
+}
+
+/**
+ * Writes the header block(s) of a regular file into `b` at `off` (room for them must be
+ * there) and returns their length: the same bytes as {@linkcode encodeHeader}, without an
+ * allocation when one ustar block is enough (an ASCII path of at most 100 bytes).
+ */
+export function encodeHeaderInto(b: Uint8Array, off: number, fields: HeaderFields): number {
+  const { path, size, mode, mtime } = fields;
+  if (
+    size > MAX_USTAR_SIZE || path.length > 100 || !ASCII.test(path) ||
+    !(Number.isSafeInteger(mode) && mode >= 0 && mode < 8 ** 7) ||
+    !(Number.isSafeInteger(size) && size >= 0) ||
+    !(Number.isSafeInteger(mtime) && mtime >= 0 && mtime < 8 ** 11)
+  ) {
+    const h = encodeHeader(fields);
+    b.set(h, off);
+    return h.length;
+  }
+  b.set(TEMPLATE, off);
+  let sum = TEMPLATE_SUM;
+  for (let i = 0; i < path.length; i++) {
+    const c = path.charCodeAt(i);
+    b[off + i] = c;
+    sum += c;
+  }
+  sum += putOctalSum(b, off + 100, 8, mode);
+  sum += putOctalSum(b, off + 124, 12, size);
+  sum += putOctalSum(b, off + 136, 12, mtime);
+  b[off + 156] = 0x30;
+  putOctal(b, off + 148, 7, sum); // 6 digits, NUL
+  b[off + 155] = 0x20;
+  return BLOCK;
+}
+
 /** One pax record, `"<len> key=value\n"`, where len counts the whole record. */
 export function paxRecord(key: string, value: string): Uint8Array {
   const body = enc.encode(` ${key}=${value}\n`);
@@ -107,6 +156,13 @@ export function encodeHeader(fields: HeaderFields): Uint8Array {
   }
   out.set(ustar(fields, fallback, "0"), total - BLOCK);
   return out;
+}
+
+/** Length of what {@linkcode encodeHeader} gives for this path and size (mode, mtime aside). */
+export function headerLength(path: string, size: number): number {
+  // An ASCII string has as many bytes as UTF-16 units.
+  if (size <= MAX_USTAR_SIZE && path.length <= 100 && ASCII.test(path)) return BLOCK;
+  return encodeHeader({ path, size, mode: 0o644, mtime: 0 }).length;
 }
 
 /** The end-of-archive marker: two zero blocks. */
