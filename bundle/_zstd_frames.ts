@@ -61,6 +61,43 @@ export interface CompressFramesOptions {
    * consumer that is done with each frame when it asks for the next one. @default {false}
    */
   reuseOutput?: boolean;
+  /**
+   * Frames that the input leaves out and that are filled on demand instead, possibly long
+   * before the input reaches them: the libzstd engine compresses them on a spare native thread
+   * while the input is slow to come (see {@linkcode FrameLookahead}). The output is the same
+   * bytes as with those frames in the input.
+   */
+  lookahead?: FrameLookahead;
+  /** Lookahead: at most this many frames ahead of the input's position. @default {64} */
+  lookaheadFrames?: number;
+}
+
+/**
+ * Whole frames of the stream that the input leaves out, and how to fill them. The writer uses
+ * it for artifacts whose bytes cannot change while the bundle is written (a held SQLite
+ * database): their frames are compressed while the main thread is still reading small files,
+ * when the compressor threads have room, instead of after them.
+ */
+export interface FrameLookahead {
+  /** Indices of the frames the input leaves out, strictly ascending. */
+  readonly frames: readonly number[];
+  /**
+   * Fills frame `index`: all of `into`, which is one frame long. Called once per frame, in
+   * ascending order, possibly before the input reaches the frame. An error it throws is raised
+   * when the stream reaches that frame (no later frame is filled ahead after it).
+   */
+  fill(index: number, into: Uint8Array<ArrayBuffer>): void;
+  /**
+   * A path for a temporary file holding frames compressed ahead of their turn (created when
+   * needed, removed at the end), so that memory does not grow with how far ahead they are.
+   */
+  spillPath: string;
+}
+
+/** Where a frame compressed ahead waits in the spill file. */
+interface Spilled {
+  at: number;
+  length: number;
 }
 
 interface Job {
@@ -144,14 +181,12 @@ export async function* zstdCompressFrames(
   const frameBytes = options.frameBytes ?? FRAME_BYTES;
   const lib = options.libzstd ?? libzstd();
   if (lib) {
-    yield* libzstdFrames(
-      input,
-      level,
-      lib,
-      frameBytes,
-      Math.max(1, options.calls ?? DEFAULT_CALLS),
-      options.reuseOutput ?? false,
-    );
+    yield* libzstdFrames(input, level, lib, frameBytes, {
+      calls: Math.max(1, options.calls ?? DEFAULT_CALLS),
+      reuse: options.reuseOutput ?? false,
+      lookahead: options.lookahead,
+      maxAhead: Math.max(1, options.lookaheadFrames ?? DEFAULT_LOOKAHEAD_FRAMES),
+    });
     return;
   }
   const nWorkers = options.workers ?? DEFAULT_WORKERS;
@@ -177,7 +212,11 @@ export async function* zstdCompressFrames(
     pending.push(p);
   };
   try {
-    for await (const { segment, used } of segments(input, frameBytes, fresh)) {
+    // This engine fills the lookahead's frames when the input reaches them.
+    const all = options.lookahead
+      ? withLookahead(segments(input, frameBytes, fresh), options.lookahead, fresh)
+      : segments(input, frameBytes, fresh);
+    for await (const { segment, used } of all) {
       if (used === frameBytes) {
         submit(segment);
         while (pending.length >= maxInFlight) yield await pending.shift()!;
@@ -188,6 +227,9 @@ export async function* zstdCompressFrames(
     pool?.terminate();
   }
 }
+
+/** Frames compressed ahead at most this far beyond the input's position (256 MiB of input). */
+const DEFAULT_LOOKAHEAD_FRAMES = 64;
 
 /**
  * Cuts `input` into segments of exactly `frameBytes`, each filled into a buffer from `fresh()`
@@ -220,26 +262,82 @@ async function* segments(
   yield { segment, used };
 }
 
-/** The libzstd engine: `calls` nonblocking `ZSTD_compress2` calls in flight, frames in order. */
+/**
+ * The segments of `input` with the lookahead's frames filled in where they belong: before the
+ * first segment and after each full one, while the next frame index is the lookahead's.
+ */
+async function* withLookahead(
+  input: AsyncIterable<{ segment: Uint8Array<ArrayBuffer>; used: number }>,
+  la: FrameLookahead,
+  fresh: () => Uint8Array<ArrayBuffer>,
+): AsyncGenerator<{ segment: Uint8Array<ArrayBuffer>; used: number }> {
+  let frame = 0;
+  let i = 0;
+  function* gap(): Generator<{ segment: Uint8Array<ArrayBuffer>; used: number }> {
+    while (i < la.frames.length && la.frames[i] === frame) {
+      const segment = fresh();
+      la.fill(frame, segment);
+      i++;
+      frame++;
+      yield { segment, used: segment.length };
+    }
+  }
+  yield* gap();
+  for await (const s of input) {
+    if (s.used < s.segment.length) {
+      if (i < la.frames.length) throw lookaheadLeft(la.frames[i]!);
+      yield s;
+      return;
+    }
+    yield s;
+    frame++;
+    yield* gap();
+  }
+}
+
+function lookaheadLeft(frame: number): Error {
+  return new Error(
+    `Cannot compress the payload: the input ended before lookahead frame ${frame} (a bug)`,
+  );
+}
+
+/** Options of the libzstd engine. */
+interface LibOptions {
+  calls: number;
+  reuse: boolean;
+  lookahead: FrameLookahead | undefined;
+  maxAhead: number;
+}
+
+/**
+ * The libzstd engine: `calls` nonblocking `ZSTD_compress2` calls in flight for the input's
+ * frames, frames yielded in order. With a lookahead, one more context compresses the
+ * lookahead's frames ahead of the input, one call at a time, whenever it is free and the next
+ * such frame is within `maxAhead` frames of the input's position; their output waits in the
+ * spill file until its turn. A lookahead frame that the input reaches before it was started is
+ * filled and compressed like an input frame.
+ */
 async function* libzstdFrames(
   input: AsyncIterable<Uint8Array>,
   level: number,
   lib: LibZstd,
   frameBytes: number,
-  calls: number,
-  reuse: boolean,
+  { calls, reuse, lookahead: la, maxAhead }: LibOptions,
 ): AsyncGenerator<Uint8Array> {
   const params = zstdParams(level);
   const bound = lib.compressBound(frameBytes);
   const ctxs: ReturnType<LibZstd["createCCtx"]>[] = [];
   const outs: Uint8Array<ArrayBuffer>[] = [];
   const free: Uint8Array<ArrayBuffer>[] = [];
-  const pending: Promise<Uint8Array>[] = [];
-  let frames = 0;
+  // In order: compressed frames (views of `outs`), or frames waiting in the spill file.
+  const pending: Promise<Uint8Array | Spilled>[] = [];
+  let inflight = 0; // input frames in `pending` (each holds a context and an output buffer)
+  let submitted = 0; // input frames submitted so far
+  let frame = 0; // index of the next frame in the output
   const submit = (segment: Uint8Array<ArrayBuffer>, whole: Uint8Array<ArrayBuffer>): void => {
-    // Frame f uses context and output buffer f % calls: frame f - calls, their previous user,
-    // has been awaited before frame f is submitted.
-    const j = frames++ % calls;
+    // The s-th input frame uses context and output buffer s % calls: their previous user, the
+    // (s - calls)-th, has been yielded and the consumer has asked for the next one since.
+    const j = submitted++ % calls;
     if (ctxs.length <= j) {
       ctxs.push(lib.createCCtx(params));
       outs.push(new Uint8Array(bound));
@@ -247,24 +345,136 @@ async function* libzstdFrames(
     const out = outs[j]!;
     const p = ctxs[j]!.compress(segment, out).then((n) => {
       free.push(whole);
-      // Frame f's buffer is written again by frame f + calls, submitted only after frame f
-      // was yielded and the consumer asked for the next one.
       return reuse ? out.subarray(0, n) : out.slice(0, n);
     });
     p.catch(() => {}); // awaited in order below; never an unhandled rejection meanwhile
     pending.push(p);
+    inflight++;
+    frame++;
   };
-  try {
-    const fresh = (): Uint8Array<ArrayBuffer> => free.pop() ?? new Uint8Array(frameBytes);
-    for await (const { segment, used } of segments(input, frameBytes, fresh)) {
-      if (used === 0 && frames > 0) continue; // input ended on a frame boundary
-      while (pending.length >= calls) yield await pending.shift()!;
-      submit(segment.subarray(0, used), segment);
+
+  // Lookahead state.
+  let next = 0; // la.frames[next] is the next lookahead frame to start
+  const ahead = new Map<number, Promise<Spilled>>();
+  let aheadCall: Promise<unknown> | undefined;
+  let aheadFailed = false;
+  let done = false;
+  let laCtx: ReturnType<LibZstd["createCCtx"]> | undefined;
+  let laIn: Uint8Array<ArrayBuffer> | undefined;
+  let laOut: Uint8Array<ArrayBuffer> | undefined;
+  let spill: Deno.FsFile | undefined;
+  let spillEnd = 0;
+  let back: Uint8Array<ArrayBuffer> | undefined;
+  const startAhead = (): void => {
+    if (!la || done || aheadFailed || aheadCall || next >= la.frames.length) return;
+    const k = la.frames[next]!;
+    if (k - frame > maxAhead) return;
+    next++;
+    let p: Promise<Spilled>;
+    try {
+      laCtx ??= lib.createCCtx(params);
+      laIn ??= new Uint8Array(frameBytes);
+      laOut ??= new Uint8Array(bound);
+      la.fill(k, laIn);
+      const out = laOut;
+      p = laCtx.compress(laIn, out).then((n) => {
+        spill ??= Deno.openSync(la.spillPath, { createNew: true, read: true, write: true });
+        spill.seekSync(spillEnd, Deno.SeekMode.Start);
+        writeAllSync(spill, out.subarray(0, n));
+        const at = spillEnd;
+        spillEnd += n;
+        return { at, length: n };
+      });
+    } catch (e) {
+      p = Promise.reject(e);
     }
-    while (pending.length > 0) yield await pending.shift()!;
-  } finally {
-    // A native call still running owns its context and buffers: let it end before freeing.
-    await Promise.allSettled(pending);
-    for (const c of ctxs) c.free();
+    p.catch(() => {}); // raised when the output reaches frame k
+    ahead.set(k, p);
+    const call: Promise<unknown> = p.then(
+      () => {
+        aheadCall = undefined;
+        startAhead();
+      },
+      () => {
+        aheadCall = undefined;
+        aheadFailed = true;
+      },
+    );
+    aheadCall = call;
+  };
+  const readBack = (s: Spilled): Uint8Array => {
+    if (back === undefined || back.length < s.length) back = new Uint8Array(bound);
+    spill!.seekSync(s.at, Deno.SeekMode.Start);
+    const view = back.subarray(0, s.length);
+    for (let n = 0; n < s.length;) {
+      const k = spill!.readSync(view.subarray(n));
+      if (k === null || k === 0) {
+        throw new Error("Cannot compress the payload: the lookahead spill file is short");
+      }
+      n += k;
+    }
+    return reuse ? view : view.slice();
+  };
+  async function* emit(): AsyncGenerator<Uint8Array> {
+    const v = await pending.shift()!;
+    if (v instanceof Uint8Array) {
+      inflight--;
+      yield v;
+    } else yield readBack(v);
   }
+  // Lookahead frames the output has reached: compressed ahead, or filled and submitted now.
+  async function* gap(): AsyncGenerator<Uint8Array> {
+    while (la) {
+      const p = ahead.get(frame);
+      if (p !== undefined) {
+        ahead.delete(frame);
+        pending.push(p);
+        frame++;
+      } else if (next < la.frames.length && la.frames[next] === frame) {
+        while (inflight >= calls) yield* emit();
+        if (la.frames[next] !== frame) continue; // started ahead meanwhile
+        next++;
+        const segment = free.pop() ?? new Uint8Array(frameBytes);
+        la.fill(frame, segment);
+        submit(segment, segment);
+      } else break;
+    }
+    startAhead();
+  }
+  const fresh = (): Uint8Array<ArrayBuffer> => free.pop() ?? new Uint8Array(frameBytes);
+  try {
+    startAhead();
+    yield* gap();
+    for await (const { segment, used } of segments(input, frameBytes, fresh)) {
+      if (used === 0 && frame > 0) break; // input ended on a frame boundary
+      while (inflight >= calls) yield* emit();
+      submit(segment.subarray(0, used), segment);
+      if (used < frameBytes) break;
+      yield* gap();
+    }
+    if (la) {
+      const left = Math.min(...ahead.keys(), la.frames[next] ?? Infinity);
+      if (left !== Infinity) throw lookaheadLeft(left);
+    }
+    while (pending.length > 0) yield* emit();
+  } finally {
+    done = true;
+    // A native call still running owns its context and buffers: let it end before freeing.
+    await Promise.allSettled([...pending, ...ahead.values()]);
+    await aheadCall;
+    for (const c of ctxs) c.free();
+    laCtx?.free();
+    if (spill) {
+      spill.close();
+      try {
+        Deno.removeSync(la!.spillPath);
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
+
+function writeAllSync(file: Deno.FsFile, bytes: Uint8Array): void {
+  for (let n = 0; n < bytes.length;) n += file.writeSync(bytes.subarray(n));
 }

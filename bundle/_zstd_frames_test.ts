@@ -1,6 +1,12 @@
 import { deepStrictEqual as assertEquals } from "node:assert/strict";
 import { zstdDecompressSync } from "node:zlib";
-import { FRAME_BYTES, zstdCompressFrames } from "./_zstd_frames.ts";
+import fc from "fast-check";
+import {
+  type CompressFramesOptions,
+  FRAME_BYTES,
+  type FrameLookahead,
+  zstdCompressFrames,
+} from "./_zstd_frames.ts";
 import { zstdDecompress } from "./_zstd.ts";
 import { libzstd } from "./_libzstd.ts";
 import { concat } from "../tests/bundle_helpers.ts";
@@ -177,3 +183,205 @@ Deno.test({
     assertEquals(new Uint8Array(zstdDecompressSync(concat(fresh))), data);
   },
 });
+
+/** `data` without the lookahead's frames, and a lookahead that fills them from `data`. */
+function splitLookahead(
+  data: Uint8Array,
+  frameBytes: number,
+  frames: number[],
+  spillPath: string,
+  fills: number[],
+): { rest: Uint8Array; lookahead: FrameLookahead } {
+  const skip = new Set(frames);
+  const parts: Uint8Array[] = [];
+  for (let f = 0; f * frameBytes < data.length; f++) {
+    if (!skip.has(f)) parts.push(data.subarray(f * frameBytes, (f + 1) * frameBytes));
+  }
+  return {
+    rest: concat(parts),
+    lookahead: {
+      frames,
+      spillPath,
+      fill(index, into) {
+        fills.push(index);
+        into.set(data.subarray(index * frameBytes, (index + 1) * frameBytes));
+      },
+    },
+  };
+}
+
+Deno.test("zstdCompressFrames() with a lookahead: the same bytes with either engine, each frame filled once in order", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const frameBytes = 1 << 14;
+    const engines: CompressFramesOptions[] = [
+      { libzstd: false, workers: 0 },
+      { libzstd: false, workers: 1 },
+      ...(lib ? [{ libzstd: lib, calls: 1 }, { libzstd: lib, calls: 2 }] : []),
+    ];
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 12 * frameBytes }),
+        fc.array(fc.boolean(), { minLength: 12, maxLength: 12 }),
+        fc.integer({ min: 1, max: 5 }),
+        fc.integer({ min: 1, max: 20_000 }),
+        async (size, picks, lookaheadFrames, chunk) => {
+          const data = input(size);
+          const full = Math.floor(size / frameBytes); // whole frames
+          const frames = picks.map((p, i) => p && i < full ? i : -1).filter((i) => i >= 0);
+          const plain = await collect(
+            zstdCompressFrames(chunked(data, chunk), 3, { libzstd: false, frameBytes }),
+          );
+          for (const engine of engines) {
+            const fills: number[] = [];
+            const spillPath = `${dir}/spill`;
+            const { rest, lookahead } = splitLookahead(data, frameBytes, frames, spillPath, fills);
+            const out = await collect(
+              zstdCompressFrames(chunked(rest, chunk), 3, {
+                ...engine,
+                frameBytes,
+                lookahead,
+                lookaheadFrames,
+              }),
+            );
+            if (engine.libzstd === false) assertEquals(out, plain);
+            else {
+              const same = await collect(
+                zstdCompressFrames(chunked(data, chunk), 3, { ...engine, frameBytes }),
+              );
+              assertEquals(out, same);
+            }
+            assertEquals(fills, frames);
+            assertEquals(await exists(spillPath), false);
+          }
+        },
+      ),
+      { numRuns: 25 },
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test({
+  name:
+    "zstdCompressFrames() with libzstd: lookahead frames are compressed ahead of a slow input and spilled",
+  ignore: skipLib,
+  fn: async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      const frameBytes = 1 << 16;
+      const data = input(frameBytes * 10 + 100);
+      const fills: number[] = [];
+      const spillPath = `${dir}/spill`;
+      const { rest, lookahead } = splitLookahead(
+        data,
+        frameBytes,
+        [4, 5, 6, 7, 8],
+        spillPath,
+        fills,
+      );
+      let spilled = false;
+      // An input that waits (a timer) before each chunk: the lookahead runs meanwhile.
+      const slow = async function* (): AsyncGenerator<Uint8Array> {
+        for await (const c of chunked(rest, frameBytes >> 2)) {
+          await new Promise((r) => setTimeout(r, 5));
+          spilled ||= await exists(spillPath);
+          yield c;
+        }
+      };
+      const parts: Uint8Array[] = [];
+      for await (
+        const f of zstdCompressFrames(slow(), 3, {
+          libzstd: lib!,
+          frameBytes,
+          lookahead,
+          reuseOutput: true,
+        })
+      ) parts.push(f.slice());
+      const out = concat(parts);
+      assertEquals(spilled, true);
+      assertEquals(fills, [4, 5, 6, 7, 8]);
+      assertEquals(new Uint8Array(zstdDecompressSync(out)), data);
+      assertEquals(await exists(spillPath), false);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test("zstdCompressFrames() with a lookahead: a fill error ends the stream with it, and the spill file is removed", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const frameBytes = 1 << 14;
+    const data = input(frameBytes * 8 + 10);
+    for (const engine of [false, lib ?? false] as const) {
+      const fills: number[] = [];
+      const spillPath = `${dir}/spill`;
+      const { rest, lookahead } = splitLookahead(data, frameBytes, [2, 3, 5], spillPath, fills);
+      const failing: FrameLookahead = {
+        ...lookahead,
+        fill(index, into) {
+          if (index === 5) throw new Error("the source shrank");
+          lookahead.fill(index, into);
+        },
+      };
+      let caught: unknown;
+      let frames = 0;
+      try {
+        for await (
+          const _ of zstdCompressFrames(chunked(rest, 1000), 3, {
+            libzstd: engine,
+            frameBytes,
+            lookahead: failing,
+          })
+        ) frames++;
+      } catch (e) {
+        caught = e;
+      }
+      assertEquals((caught as Error).message, "the source shrank");
+      assertEquals(frames <= 5, true); // nothing from frame 5 on
+      assertEquals(await exists(spillPath), false);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("zstdCompressFrames() with a lookahead: an input that ends before a lookahead frame is a bug, reported", async () => {
+  const frameBytes = 1 << 14;
+  const data = input(frameBytes * 3);
+  for (const engine of [false, lib ?? false] as const) {
+    const lookahead: FrameLookahead = {
+      frames: [5],
+      spillPath: "/nonexistent/spill",
+      fill() {},
+    };
+    let caught: unknown;
+    try {
+      await collect(
+        zstdCompressFrames(chunked(data.subarray(0, frameBytes + 7), 999), 3, {
+          libzstd: engine,
+          frameBytes,
+          lookahead,
+          lookaheadFrames: 1,
+        }),
+      );
+    } catch (e) {
+      caught = e;
+    }
+    assertEquals(
+      (caught as Error).message,
+      "Cannot compress the payload: the input ended before lookahead frame 5 (a bug)",
+    );
+  }
+});
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
