@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
+import { createHash, type Hash } from "node:crypto";
 import { basename, dirname, join } from "node:path";
 import { MemsnapError } from "../errors.ts";
 import { noopProgress, type ProgressReporter } from "../progress.ts";
@@ -16,10 +16,17 @@ import {
   type ManifestArtifact,
 } from "./types.ts";
 import type { ManifestSigner, PayloadCipher, PayloadSealer } from "./crypto_types.ts";
-import { BLOCK, encodeHeader, END_OF_ARCHIVE, padding } from "./_tar_header.ts";
+import {
+  BLOCK,
+  encodeHeader,
+  encodeHeaderInto,
+  END_OF_ARCHIVE,
+  headerLength,
+  padding,
+} from "./_tar_header.ts";
 import { checkPath, comparePaths, PathSet } from "./_paths.ts";
 import { bundleLimits } from "./bundle_limits.ts";
-import { zstdCompressFrames } from "./_zstd_frames.ts";
+import { FRAME_BYTES, type FrameLookahead, zstdCompressFrames } from "./_zstd_frames.ts";
 import { throughTransform, writeAll } from "./_io.ts";
 import {
   encodeManifest,
@@ -104,6 +111,115 @@ function sizeChanged(s: ArtifactSource, n: number): MemsnapError {
 
 function entryHeader(path: string, size: number, mode: number, mtime: number): Uint8Array {
   return encodeHeader({ path, size, mode, mtime });
+}
+
+/**
+ * An artifact with `readAt` whose whole frames of the inner tar (`first` to `end`, exclusive)
+ * are filled through the lookahead plan. Its bytes are hashed in order whoever reads them:
+ * the plan's `fill` (which reads the head first if nothing was hashed yet) or the writer.
+ */
+class Ahead {
+  readonly hash: Hash = createHash("sha256");
+  /** Bytes hashed so far, from the start. */
+  hashed = 0;
+  constructor(
+    readonly source: ArtifactSource,
+    /** Offset of its data in the inner tar. */
+    readonly start: number,
+    readonly first: number,
+    readonly end: number,
+  ) {}
+
+  /** Reads all of `into` from `pos`, hashing it when it is the next stretch in order. */
+  read(into: Uint8Array, pos: number): void {
+    let n = 0;
+    while (n < into.length) {
+      const k = this.source.readAt!(into.subarray(n), pos + n);
+      if (!(k > 0)) break;
+      n += k;
+    }
+    if (n !== into.length) throw sizeChanged(this.source, pos + n);
+    if (pos === this.hashed) {
+      this.hash.update(into);
+      this.hashed += n;
+    } else if (pos + n > this.hashed) {
+      throw new MemsnapError(
+        `Cannot pack artifact ${JSON.stringify(this.source.path)}: bytes ${pos}-${
+          pos + n
+        } were read before bytes from ${this.hashed} on were hashed (a bug)`,
+      );
+    }
+  }
+
+  /** After the last byte: the source must end here, and every byte must have been hashed. */
+  finish(): void {
+    const s = this.source;
+    if (s.readAt!(new Uint8Array(1), s.size) > 0) throw sizeChanged(s, s.size + 1);
+    if (this.hashed !== s.size) {
+      throw new MemsnapError(
+        `Cannot pack artifact ${JSON.stringify(s.path)}: ${this.hashed} of its ${s.size} bytes ` +
+          "were hashed (a bug)",
+      );
+    }
+  }
+}
+
+/** The lookahead of a bundle's payload, with the artifacts it covers by source index. */
+interface LookaheadPlan extends FrameLookahead {
+  readonly bySource: Map<number, Ahead>;
+}
+
+/**
+ * Plans which frames of the inner tar are filled straight from sources with `readAt`: those
+ * wholly inside one such artifact's data (a large held database: its middle is then read and
+ * compressed while the small files before it are still being packed, on threads that would
+ * otherwise wait). The layout follows from the sorted sources' paths and sizes alone.
+ */
+function planLookahead(
+  sources: readonly ArtifactSource[],
+  spillPath: string,
+  signal: AbortSignal | undefined,
+): LookaheadPlan | undefined {
+  if (!sources.some((s) => s.readAt !== undefined)) return undefined;
+  const bySource = new Map<number, Ahead>();
+  const frames: number[] = [];
+  const owners: Ahead[] = [];
+  let off = 0;
+  for (let i = 0; i < sources.length; i++) {
+    const s = sources[i]!;
+    off += headerLength(s.path, s.size);
+    if (s.readAt !== undefined && !readsSync(s)) {
+      const first = Math.ceil(off / FRAME_BYTES);
+      const end = Math.floor((off + s.size) / FRAME_BYTES);
+      if (end > first) {
+        const a = new Ahead(s, off, first, end);
+        bySource.set(i, a);
+        for (let k = first; k < end; k++) {
+          frames.push(k);
+          owners.push(a);
+        }
+      }
+    }
+    off += s.size + padding(s.size);
+  }
+  if (frames.length === 0) return undefined;
+  let o = 0; // fill() is called in ascending order of frames
+  return {
+    frames,
+    spillPath,
+    bySource,
+    fill(index, into) {
+      signal?.throwIfAborted();
+      while (o < frames.length && frames[o] !== index) o++;
+      const a = owners[o];
+      if (a === undefined) {
+        throw new MemsnapError(`Cannot pack: frame ${index} is not planned (a bug)`);
+      }
+      const pos = index * FRAME_BYTES - a.start;
+      if (a.hashed < pos) a.read(into.subarray(0, pos - a.hashed), a.hashed);
+      a.read(into, pos);
+    },
+  };
 }
 
 /**
@@ -248,6 +364,7 @@ export async function writeBundle(
     // 2. Payload: inner tar -> zstd -> (cipher) -> hash -> temp file.
     const manifestArtifacts: ManifestArtifact[] = [];
     let packed = 0;
+    const plan = planLookahead(sources, `${tmp}.ahead`, signal);
     // Small artifacts are opened a few ahead (in order, each once), so that their reads run
     // in the I/O threads while this thread hashes and tars the current one; bounded in count
     // and bytes. Those not reached (an error, an abort) are cancelled.
@@ -256,15 +373,16 @@ export async function writeBundle(
     let aheadBytes = 0; // declared bytes opened but not reached yet
     const openUpTo = (i: number): Promise<ReadableStream<Uint8Array>> => {
       if (opened[i] !== undefined) aheadBytes -= sources[i]!.size;
+      const opens = (j: number): boolean => !readsSync(sources[j]!) && !plan?.bySource.has(j);
       while (ahead <= i) {
-        if (ahead < i && readsSync(sources[ahead]!)) ahead++; // read when reached, not opened
+        if (ahead < i && !opens(ahead)) ahead++; // read when reached, not opened
         else open(ahead);
       }
       while (
         ahead < sources.length && ahead - i <= PREFETCH_COUNT &&
         aheadBytes + sources[ahead]!.size <= PREFETCH_BYTES
       ) {
-        if (readsSync(sources[ahead]!)) {
+        if (!opens(ahead)) {
           ahead++; // read when reached
           continue;
         }
@@ -312,15 +430,14 @@ export async function writeBundle(
           signal?.throwIfAborted();
           const mode = s.mode ?? 0o644;
           if (readsSync(s)) {
-            const head = entryHeader(s.path, s.size, mode, mtime);
             // (one byte more than declared is room to see a source that grew)
-            const need = head.length + s.size + Math.max(padding(s.size), 1);
+            const need = headerLength(s.path, s.size) + s.size + Math.max(padding(s.size), 1);
             if (fill > 0 && fill + need > BATCH_BYTES) yield takeBatch();
             if (batch === undefined || need > batch.length) {
               batch = new Uint8Array(Math.max(BATCH_BYTES, need));
             }
-            batch.set(head, fill);
-            const at = fill + head.length;
+            const at = fill +
+              encodeHeaderInto(batch, fill, { path: s.path, size: s.size, mode, mtime });
             const n = s.readInto!(batch.subarray(at, at + s.size + 1));
             if (n !== s.size) throw sizeChanged(s, n);
             const bytes = batch.subarray(at, at + s.size);
@@ -336,6 +453,11 @@ export async function writeBundle(
           }
           if (fill > 0) yield takeBatch();
           yield entryHeader(s.path, s.size, mode, mtime);
+          const planned = plan?.bySource.get(i);
+          if (planned !== undefined) {
+            yield* packAhead(planned);
+            continue;
+          }
           const hash = createHash("sha256");
           let n = 0;
           const stream = await openUpTo(i);
@@ -394,6 +516,37 @@ export async function writeBundle(
         if (fill > 0) yield takeBatch();
         yield END_OF_ARCHIVE;
       }
+      /**
+       * An artifact of the lookahead plan: its head (up to its first whole frame) and its tail
+       * (after its last) are read here with `readAt`; the compressor has the frames between
+       * filled through the plan (`fill`), ahead of time or when the stream reaches them, and
+       * always before this generator is resumed after the head.
+       */
+      async function* packAhead(a: Ahead): AsyncGenerator<Uint8Array> {
+        const s = a.source;
+        const headEnd = a.first * FRAME_BYTES - a.start;
+        const tailStart = a.end * FRAME_BYTES - a.start;
+        for (let pos = 0; pos < s.size;) {
+          if (pos === headEnd) {
+            packed += tailStart - headEnd;
+            pos = tailStart;
+            continue;
+          }
+          signal?.throwIfAborted();
+          scratch ??= new ArrayBuffer(SCRATCH_BYTES);
+          const len = Math.min(SCRATCH_BYTES, (pos < headEnd ? headEnd : s.size) - pos);
+          const buf = new Uint8Array(scratch, 0, len);
+          a.read(buf, pos);
+          pos += len;
+          packed += len;
+          progress.progress({ phase: "pack", done: packed, total, item: s.path });
+          yield buf;
+        }
+        a.finish();
+        const pad = padding(s.size);
+        if (pad > 0) yield PAD.subarray(0, pad);
+        manifestArtifacts.push(manifestArtifact(s, a.hash.digest("hex")));
+      }
     };
     // Frames of 4 MiB of inner tar, compressed on other threads while this one reads and hashes.
     // Without a cipher each frame is written before the next is asked for, and a synchronous
@@ -402,6 +555,7 @@ export async function writeBundle(
     const sealer = cipher?.sealer?.();
     let stage: AsyncIterable<Uint8Array> = zstdCompressFrames(innerTar(), level, {
       reuseOutput: !cipher || sealer !== undefined,
+      ...(plan ? { lookahead: plan } : {}),
     });
     if (sealer) stage = sealFrames(stage, sealer);
     else if (cipher) stage = throughTransform(stage, cipher.encrypt());

@@ -7,6 +7,7 @@ import { openBundleFile } from "./open_bundle_file.ts";
 import { verifyBundle } from "./verify_bundle.ts";
 import { source, testHeader, testSigner, xorCipher } from "../tests/bundle_helpers.ts";
 import { tempDir } from "../tests/_tools.ts";
+import type { ArtifactSource } from "../capture/types.ts";
 
 function sources() {
   const big = new Uint8Array(300_000).map((_, i) => (i * 7) & 0xff);
@@ -403,4 +404,91 @@ Deno.test("writeBundle() with flushEvery writes the same bytes", async () => {
   await writeBundle(`${dir.path}/a`, testHeader(), arts());
   await writeBundle(`${dir.path}/b`, testHeader(), arts(), { flushEvery: 1 << 20 });
   assert.equal(await sha(`${dir.path}/a`), await sha(`${dir.path}/b`));
+});
+
+/** `s` with a `readAt` over `bytes`; records the positions read. */
+function withReadAt(
+  s: ArtifactSource,
+  bytes: Uint8Array,
+  reads: number[],
+): ArtifactSource {
+  return {
+    ...s,
+    open: () => Promise.reject(new Error(`${s.path} was opened`)),
+    readAt(into: Uint8Array, position: number): number {
+      reads.push(position);
+      const n = Math.max(0, Math.min(bytes.length - position, into.length));
+      into.set(bytes.subarray(position, position + n));
+      return n;
+    },
+  };
+}
+
+Deno.test("writeBundle() packs readAt sources (their middle frames ahead) as it packs their streams", async () => {
+  await using dir = await tempDir();
+  const data = (i: number, n: number) =>
+    new Uint8Array(n).map((_, k) => ((i * 131 + k * 7) ^ (k >> 9)) & 0xff);
+  // Small files first (several frames of them), then two large "databases", the first
+  // starting mid-frame, the second right after it, then a small file and the end.
+  const big1 = data(1, 9 * (1 << 20) + 12345);
+  const big2 = data(2, 13 * (1 << 20) + 777);
+  const plain = () => [
+    ...Array.from(
+      { length: 1200 },
+      (_, i) => source(`memdir/n/${String(i).padStart(4, "0")}.md`, data(i, 5000 + i)),
+    ),
+    source("sqlite/a.sqlite", big1, { kind: "sqlite", chunk: 1 << 20 }),
+    source("sqlite/b.sqlite", big2, { kind: "sqlite", chunk: 1 << 20 }),
+    source("state/s.json", '{"a":1}', { kind: "state" }),
+  ];
+  for (const opts of [{}, { cipher: xorCipher(), signer: testSigner() }]) {
+    await writeBundle(`${dir.path}/streams`, testHeader(), plain(), opts);
+    const reads: number[] = [];
+    const ahead = plain().map((s) =>
+      s.path === "sqlite/a.sqlite"
+        ? withReadAt(s, big1, reads)
+        : s.path === "sqlite/b.sqlite"
+        ? withReadAt(s, big2, [])
+        : s
+    );
+    const m = await writeBundle(`${dir.path}/ahead`, testHeader(), ahead, opts);
+    assert.equal(await sha(`${dir.path}/ahead`), await sha(`${dir.path}/streams`));
+    assert.ok(reads.length > 0);
+    assert.equal(m.artifacts.length, 1203);
+    // Only the bundles are left: no spill or temp file.
+    assert.deepEqual([...Deno.readDirSync(dir.path)].map((e) => e.name).sort(), [
+      "ahead",
+      "streams",
+    ]);
+    if (!opts.cipher) assert.ok(await verifyBundle(await openBundleFile(`${dir.path}/ahead`)));
+    await Deno.remove(`${dir.path}/ahead`);
+    await Deno.remove(`${dir.path}/streams`);
+  }
+});
+
+Deno.test("writeBundle() refuses a readAt source that is shorter or longer than its size, and leaves nothing", async () => {
+  await using dir = await tempDir();
+  const size = 10 * (1 << 20);
+  const bytes = new Uint8Array(size + 1).map((_, k) => (k * 13) & 0xff);
+  // Shorter in its middle (a frame read ahead), at its end (the tail), or longer.
+  for (const have of [5 * (1 << 20), size - 100, size + 1]) {
+    const s = withReadAt(
+      source("sqlite/db.sqlite", bytes.subarray(0, size), { kind: "sqlite" }),
+      bytes.subarray(0, have),
+      [],
+    );
+    const small = Array.from({ length: 50 }, (_, i) => source(`memdir/${i}`, "x".repeat(9000)));
+    await assert.rejects(
+      writeBundle(`${dir.path}/b`, testHeader(), [...small, s]),
+      (e) => {
+        assert.ok(e instanceof MemsnapError);
+        assert.match(
+          e.message,
+          /^Cannot pack artifact "sqlite\/db.sqlite": it yielded .* bytes but its declared size is 10485760/,
+        );
+        return true;
+      },
+    );
+    assert.deepEqual([...Deno.readDirSync(dir.path)], []);
+  }
 });

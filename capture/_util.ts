@@ -112,6 +112,22 @@ export function readFileInto(path: string, into: Uint8Array): number {
   return n;
 }
 
+/**
+ * Reads a file synchronously into `into`, from byte `position`, up to `into.length` bytes;
+ * returns how many were read (fewer at the end of the file). For `ArtifactSource.readAt`.
+ */
+export function readFileAt(path: string, into: Uint8Array, position: number): number {
+  using file = Deno.openSync(path, { read: true });
+  if (position > 0) file.seekSync(position, Deno.SeekMode.Start);
+  let n = 0;
+  while (n < into.length) {
+    const k = file.readSync(into.subarray(n));
+    if (k === null || k === 0) break;
+    n += k;
+  }
+  return n;
+}
+
 /** Lowercase hex SHA-256 of a file, streamed. */
 export async function sha256File(path: string): Promise<string> {
   const hash = createHash("sha256");

@@ -17,7 +17,7 @@ import type {
   RestoreContext,
   RestorePlanEntry,
 } from "./types.ts";
-import { bytesArtifact, fileArtifact, isNotFound } from "./_util.ts";
+import { bytesArtifact, fileArtifact, isNotFound, readFileAt } from "./_util.ts";
 import { findGitdir, gitFs } from "./_git_repo.ts";
 import {
   type BundleRef,
@@ -618,7 +618,11 @@ export function gitPlugin(options: GitPluginOptions): CapturePlugin {
           total: oids.length,
           item: BUNDLE,
         });
-        artifacts.push(await fileArtifact(BUNDLE, bundlePath, "git-bundle"));
+        // Written into staging by this capture: nothing changes it until the bundle is written.
+        artifacts.push({
+          ...await fileArtifact(BUNDLE, bundlePath, "git-bundle"),
+          readAt: (into, position) => readFileAt(bundlePath, into, position),
+        });
 
         const described = headOid === null
           ? { subject: null, author: null, time: null }
