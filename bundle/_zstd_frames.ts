@@ -394,6 +394,13 @@ async function* libzstdFrames(
       () => {
         aheadCall = undefined;
         startAhead();
+        if (aheadFinished()) {
+          // Nothing more to start: the context and input buffer go now (their memory would add
+          // to the run's peak), the output buffer serves to read the frames back.
+          laCtx?.free();
+          laCtx = undefined;
+          laIn = undefined;
+        }
       },
       () => {
         aheadCall = undefined;
@@ -402,8 +409,12 @@ async function* libzstdFrames(
     );
     aheadCall = call;
   };
+  const aheadFinished = (): boolean =>
+    aheadCall === undefined && (aheadFailed || next >= la!.frames.length);
   const readBack = (s: Spilled): Uint8Array => {
-    if (back === undefined || back.length < s.length) back = new Uint8Array(bound);
+    if (back === undefined || back.length < s.length) {
+      back = aheadFinished() && laOut !== undefined ? laOut : new Uint8Array(bound);
+    }
     spill!.seekSync(s.at, Deno.SeekMode.Start);
     const view = back.subarray(0, s.length);
     for (let n = 0; n < s.length;) {
