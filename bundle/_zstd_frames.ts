@@ -1,8 +1,8 @@
 /**
  * Parallel zstd compression of the payload (private).
  *
- * The inner tar is cut into segments of {@linkcode FRAME_BYTES} (the last one shorter) and each
- * segment is compressed, with the pinned parameters, into its own complete zstd frame; the
+ * The inner tar is cut into segments of {@linkcode FRAME_BYTES} (shorter ones at each
+ * {@linkcode CUT} the writer puts in, and the last one) and each segment is compressed, with the pinned parameters, into its own complete zstd frame; the
  * payload is the concatenation of the frames in order. Frames are independent, so they are
  * compressed concurrently while the main thread reads, hashes and writes, and the bytes do not
  * depend on the concurrency or on how the input is chunked.
@@ -26,6 +26,9 @@
 import { zstdParams } from "./_zstd.ts";
 import { compressFrame } from "./_zstd_frame.ts";
 import { type LibZstd, libzstd } from "./_libzstd.ts";
+
+/** The payload's zstd level unless the writer is told otherwise (docs/FORMAT.md section 4). */
+export const DEFAULT_LEVEL = 3;
 
 /** Bytes of inner tar per zstd frame (4 MiB). Changing it changes the bundle bytes. */
 export const FRAME_BYTES = 4 << 20;
@@ -62,42 +65,38 @@ export interface CompressFramesOptions {
    */
   reuseOutput?: boolean;
   /**
-   * Frames that the input leaves out and that are filled on demand instead, possibly long
-   * before the input reaches them: the libzstd engine compresses them on a spare native thread
-   * while the input is slow to come (see {@linkcode FrameLookahead}). The output is the same
-   * bytes as with those frames in the input.
+   * Frames that the input leaves out, compressed elsewhere ahead of time or filled when the
+   * input reaches them (see {@linkcode FrameLookahead}). The output is the same bytes as with
+   * those frames in the input.
    */
   lookahead?: FrameLookahead;
-  /** Lookahead: at most this many frames ahead of the input's position. @default {64} */
-  lookaheadFrames?: number;
 }
 
 /**
- * Whole frames of the stream that the input leaves out, and how to fill them. The writer uses
- * it for artifacts whose bytes cannot change while the bundle is written (a held SQLite
- * database): their frames are compressed while the main thread is still reading small files,
- * when the compressor threads have room, instead of after them.
+ * A forced frame boundary in the input: the segment being filled ends here (as a shorter
+ * frame, unless it is empty) and the next one starts. The writer puts one before the data of
+ * every artifact of at least one frame, so that its whole frames depend on its bytes alone.
+ */
+export const CUT: unique symbol = Symbol("cut");
+
+/** What the compressor reads: bytes, and forced frame boundaries. */
+export type FrameInput = Uint8Array | typeof CUT;
+
+/**
+ * Whole frames of the stream that the input leaves out, and how to get them: compressed ahead
+ * (by a precompressor, see `_precompress.ts`), or filled now and compressed like the input's.
  */
 export interface FrameLookahead {
   /** Indices of the frames the input leaves out, strictly ascending. */
   readonly frames: readonly number[];
   /**
-   * Fills frame `index`: all of `into`, which is one frame long. Called once per frame, in
-   * ascending order, possibly before the input reaches the frame. An error it throws is raised
-   * when the stream reaches that frame (no later frame is filled ahead after it).
+   * Claims frame `index` if it was compressed ahead (or is being): resolves to a function that
+   * gives its bytes (valid until the next such function is called). `undefined` when it was
+   * not started; then {@linkcode fill} is called for it at once, and it is never started ahead.
    */
+  take(index: number): Promise<() => Uint8Array> | undefined;
+  /** Fills frame `index` (all of `into`, one frame long). May throw: the stream ends with it. */
   fill(index: number, into: Uint8Array<ArrayBuffer>): void;
-  /**
-   * A path for a temporary file holding frames compressed ahead of their turn (created when
-   * needed, removed at the end), so that memory does not grow with how far ahead they are.
-   */
-  spillPath: string;
-}
-
-/** Where a frame compressed ahead waits in the spill file. */
-interface Spilled {
-  at: number;
-  length: number;
 }
 
 interface Job {
@@ -170,11 +169,12 @@ class Pool {
 
 /**
  * Compresses a byte stream into a sequence of zstd frames, one per {@linkcode FRAME_BYTES} of
- * input, in order. An empty input gives one empty frame. Each input chunk is copied before the
- * next one is asked for: the producer may reuse a chunk's buffer once it is resumed.
+ * input (and one more at each {@linkcode CUT}), in order. An empty input gives one empty frame.
+ * Each input chunk is copied before the next one is asked for: the producer may reuse a chunk's
+ * buffer once it is resumed.
  */
 export async function* zstdCompressFrames(
-  input: AsyncIterable<Uint8Array>,
+  input: AsyncIterable<FrameInput>,
   level: number,
   options: CompressFramesOptions = {},
 ): AsyncGenerator<Uint8Array> {
@@ -185,7 +185,6 @@ export async function* zstdCompressFrames(
       calls: Math.max(1, options.calls ?? DEFAULT_CALLS),
       reuse: options.reuseOutput ?? false,
       lookahead: options.lookahead,
-      maxAhead: Math.max(1, options.lookaheadFrames ?? DEFAULT_LOOKAHEAD_FRAMES),
     });
     return;
   }
@@ -197,30 +196,34 @@ export async function* zstdCompressFrames(
   let frames = 0;
   let spare: ArrayBuffer | undefined;
   const fresh = (): Uint8Array<ArrayBuffer> => {
-    const buf = pool?.free.pop() ?? spare ?? new ArrayBuffer(frameBytes);
+    let buf = pool?.free.pop();
+    // (a shorter frame's segment was a copy: its buffer, given back, is too small)
+    while (buf !== undefined && buf.byteLength < frameBytes) buf = pool!.free.pop();
+    buf ??= spare ?? new ArrayBuffer(frameBytes);
     spare = undefined;
     return new Uint8Array(buf);
   };
-  const submit = (segment: Uint8Array<ArrayBuffer>): void => {
+  const submit = (segment: Uint8Array<ArrayBuffer>, whole: boolean): void => {
     frames++;
     // Without workers the segment is consumed right here, so its buffer is reused at once.
     const p = pool
       ? pool.compress(segment, params)
       : new Promise<Uint8Array>((resolve) => resolve(compressFrame(segment, params)));
-    if (!pool) spare = segment.buffer;
+    if (!pool && whole) spare = segment.buffer;
     p.catch(() => {}); // awaited in order below; never an unhandled rejection meanwhile
     pending.push(p);
   };
   try {
     // This engine fills the lookahead's frames when the input reaches them.
-    const all = options.lookahead
-      ? withLookahead(segments(input, frameBytes, fresh), options.lookahead, fresh)
-      : segments(input, frameBytes, fresh);
-    for await (const { segment, used } of all) {
+    const all = withLookahead(segments(input, frameBytes, fresh), options.lookahead, fresh);
+    for await (const { segment, used, last } of all) {
       if (used === frameBytes) {
-        submit(segment);
+        submit(segment, true);
         while (pending.length >= maxInFlight) yield await pending.shift()!;
-      } else if (used > 0 || frames === 0) submit(segment.slice(0, used));
+      } else if (used > 0 || (last && frames === 0)) {
+        submit(segment.slice(0, used), false);
+        if (!last) spare ??= segment.buffer; // a cut: the buffer was copied
+      }
     }
     while (pending.length > 0) yield await pending.shift()!;
   } finally {
@@ -228,24 +231,36 @@ export async function* zstdCompressFrames(
   }
 }
 
-/** Frames compressed ahead at most this far beyond the input's position (256 MiB of input). */
-const DEFAULT_LOOKAHEAD_FRAMES = 64;
+/** A segment of the input: `used` bytes of `segment`; `last` for the input's end. */
+interface Segment {
+  segment: Uint8Array<ArrayBuffer>;
+  used: number;
+  last: boolean;
+}
 
 /**
  * Cuts `input` into segments of exactly `frameBytes`, each filled into a buffer from `fresh()`
- * (asked for only when the previous segment has been handed out and the consumer resumed).
- * Every full segment is yielded with `used === frameBytes`; the last one is always yielded, with
- * `used < frameBytes` (0 when the input is empty or ends on a boundary). The output does not
- * depend on how `input` is chunked.
+ * (asked for only when the previous segment has been handed out and the consumer resumed),
+ * and shorter ones at each {@linkcode CUT} (`used` may then be 0: nothing since the last
+ * boundary). The last one is always yielded, `last` set (`used` 0 when the input is empty or
+ * ends on a boundary). The output does not depend on how `input` is chunked.
  */
 async function* segments(
-  input: AsyncIterable<Uint8Array>,
+  input: AsyncIterable<FrameInput>,
   frameBytes: number,
   fresh: () => Uint8Array<ArrayBuffer>,
-): AsyncGenerator<{ segment: Uint8Array<ArrayBuffer>; used: number }> {
+): AsyncGenerator<Segment> {
   let segment = fresh();
   let used = 0;
   for await (const chunk of input) {
+    if (chunk === CUT) {
+      yield { segment, used, last: false };
+      if (used > 0) {
+        used = 0;
+        segment = fresh();
+      }
+      continue;
+    }
     let off = 0;
     while (off < chunk.length) {
       const k = Math.min(frameBytes - used, chunk.length - off);
@@ -253,44 +268,45 @@ async function* segments(
       used += k;
       off += k;
       if (used === frameBytes) {
-        yield { segment, used };
+        yield { segment, used, last: false };
         used = 0;
         segment = fresh();
       }
     }
   }
-  yield { segment, used };
+  yield { segment, used, last: true };
 }
 
 /**
  * The segments of `input` with the lookahead's frames filled in where they belong: before the
- * first segment and after each full one, while the next frame index is the lookahead's.
+ * first segment and after each boundary, while the next frame index is the lookahead's.
  */
 async function* withLookahead(
-  input: AsyncIterable<{ segment: Uint8Array<ArrayBuffer>; used: number }>,
-  la: FrameLookahead,
+  input: AsyncIterable<Segment>,
+  la: FrameLookahead | undefined,
   fresh: () => Uint8Array<ArrayBuffer>,
-): AsyncGenerator<{ segment: Uint8Array<ArrayBuffer>; used: number }> {
+): AsyncGenerator<Segment> {
+  if (!la) return yield* input;
   let frame = 0;
   let i = 0;
-  function* gap(): Generator<{ segment: Uint8Array<ArrayBuffer>; used: number }> {
-    while (i < la.frames.length && la.frames[i] === frame) {
+  function* gap(): Generator<Segment> {
+    while (i < la!.frames.length && la!.frames[i] === frame) {
       const segment = fresh();
-      la.fill(frame, segment);
+      la!.fill(frame, segment);
       i++;
       frame++;
-      yield { segment, used: segment.length };
+      yield { segment, used: segment.length, last: false };
     }
   }
   yield* gap();
   for await (const s of input) {
-    if (s.used < s.segment.length) {
+    if (s.last) {
       if (i < la.frames.length) throw lookaheadLeft(la.frames[i]!);
       yield s;
       return;
     }
+    if (s.used > 0) frame++;
     yield s;
-    frame++;
     yield* gap();
   }
 }
@@ -306,34 +322,31 @@ interface LibOptions {
   calls: number;
   reuse: boolean;
   lookahead: FrameLookahead | undefined;
-  maxAhead: number;
 }
 
 /**
  * The libzstd engine: `calls` nonblocking `ZSTD_compress2` calls in flight for the input's
- * frames, frames yielded in order. With a lookahead, one more context compresses the
- * lookahead's frames ahead of the input, one call at a time, whenever it is free and the next
- * such frame is within `maxAhead` frames of the input's position; their output waits in the
- * spill file until its turn. A lookahead frame that the input reaches before it was started is
- * filled and compressed like an input frame.
+ * frames, frames yielded in order. A lookahead frame the output reaches is taken as compressed
+ * ahead, or filled now and compressed like an input frame.
  */
 async function* libzstdFrames(
-  input: AsyncIterable<Uint8Array>,
+  input: AsyncIterable<FrameInput>,
   level: number,
   lib: LibZstd,
   frameBytes: number,
-  { calls, reuse, lookahead: la, maxAhead }: LibOptions,
+  { calls, reuse, lookahead: la }: LibOptions,
 ): AsyncGenerator<Uint8Array> {
   const params = zstdParams(level);
   const bound = lib.compressBound(frameBytes);
   const ctxs: ReturnType<LibZstd["createCCtx"]>[] = [];
   const outs: Uint8Array<ArrayBuffer>[] = [];
   const free: Uint8Array<ArrayBuffer>[] = [];
-  // In order: compressed frames (views of `outs`), or frames waiting in the spill file.
-  const pending: Promise<Uint8Array | Spilled>[] = [];
+  // In order: compressed frames (views of `outs`), or frames compressed ahead.
+  const pending: Promise<Uint8Array | (() => Uint8Array)>[] = [];
   let inflight = 0; // input frames in `pending` (each holds a context and an output buffer)
   let submitted = 0; // input frames submitted so far
   let frame = 0; // index of the next frame in the output
+  let li = 0; // la.frames[li] is the next lookahead frame
   const submit = (segment: Uint8Array<ArrayBuffer>, whole: Uint8Array<ArrayBuffer>): void => {
     // The s-th input frame uses context and output buffer s % calls: their previous user, the
     // (s - calls)-th, has been yielded and the consumer has asked for the next one since.
@@ -352,140 +365,49 @@ async function* libzstdFrames(
     inflight++;
     frame++;
   };
-
-  // Lookahead state.
-  let next = 0; // la.frames[next] is the next lookahead frame to start
-  const ahead = new Map<number, Promise<Spilled>>();
-  let aheadCall: Promise<unknown> | undefined;
-  let aheadFailed = false;
-  let done = false;
-  let laCtx: ReturnType<LibZstd["createCCtx"]> | undefined;
-  let laIn: Uint8Array<ArrayBuffer> | undefined;
-  let laOut: Uint8Array<ArrayBuffer> | undefined;
-  let spill: Deno.FsFile | undefined;
-  let spillEnd = 0;
-  let back: Uint8Array<ArrayBuffer> | undefined;
-  const startAhead = (): void => {
-    if (!la || done || aheadFailed || aheadCall || next >= la.frames.length) return;
-    const k = la.frames[next]!;
-    if (k - frame > maxAhead) return;
-    next++;
-    let p: Promise<Spilled>;
-    try {
-      laCtx ??= lib.createCCtx(params);
-      laIn ??= new Uint8Array(frameBytes);
-      laOut ??= new Uint8Array(bound);
-      la.fill(k, laIn);
-      const out = laOut;
-      p = laCtx.compress(laIn, out).then((n) => {
-        spill ??= Deno.openSync(la.spillPath, { createNew: true, read: true, write: true });
-        spill.seekSync(spillEnd, Deno.SeekMode.Start);
-        writeAllSync(spill, out.subarray(0, n));
-        const at = spillEnd;
-        spillEnd += n;
-        return { at, length: n };
-      });
-    } catch (e) {
-      p = Promise.reject(e);
-    }
-    p.catch(() => {}); // raised when the output reaches frame k
-    ahead.set(k, p);
-    const call: Promise<unknown> = p.then(
-      () => {
-        aheadCall = undefined;
-        startAhead();
-        if (aheadFinished()) {
-          // Nothing more to start: the context and input buffer go now (their memory would add
-          // to the run's peak), the output buffer serves to read the frames back.
-          laCtx?.free();
-          laCtx = undefined;
-          laIn = undefined;
-        }
-      },
-      () => {
-        aheadCall = undefined;
-        aheadFailed = true;
-      },
-    );
-    aheadCall = call;
-  };
-  const aheadFinished = (): boolean =>
-    aheadCall === undefined && (aheadFailed || next >= la!.frames.length);
-  const readBack = (s: Spilled): Uint8Array => {
-    if (back === undefined || back.length < s.length) {
-      back = aheadFinished() && laOut !== undefined ? laOut : new Uint8Array(bound);
-    }
-    spill!.seekSync(s.at, Deno.SeekMode.Start);
-    const view = back.subarray(0, s.length);
-    for (let n = 0; n < s.length;) {
-      const k = spill!.readSync(view.subarray(n));
-      if (k === null || k === 0) {
-        throw new Error("Cannot compress the payload: the lookahead spill file is short");
-      }
-      n += k;
-    }
-    return reuse ? view : view.slice();
-  };
   async function* emit(): AsyncGenerator<Uint8Array> {
     const v = await pending.shift()!;
     if (v instanceof Uint8Array) {
       inflight--;
       yield v;
-    } else yield readBack(v);
+    } else {
+      const bytes = v();
+      yield reuse ? bytes : bytes.slice();
+    }
   }
   // Lookahead frames the output has reached: compressed ahead, or filled and submitted now.
   async function* gap(): AsyncGenerator<Uint8Array> {
-    while (la) {
-      const p = ahead.get(frame);
+    while (la && li < la.frames.length && la.frames[li] === frame) {
+      while (inflight >= calls) yield* emit();
+      const p = la.take(frame);
+      li++;
       if (p !== undefined) {
-        ahead.delete(frame);
+        p.catch(() => {}); // awaited in order
         pending.push(p);
         frame++;
-      } else if (next < la.frames.length && la.frames[next] === frame) {
-        while (inflight >= calls) yield* emit();
-        if (la.frames[next] !== frame) continue; // started ahead meanwhile
-        next++;
-        const segment = free.pop() ?? new Uint8Array(frameBytes);
-        la.fill(frame, segment);
-        submit(segment, segment);
-      } else break;
+        continue;
+      }
+      const segment = free.pop() ?? new Uint8Array(frameBytes);
+      la.fill(frame, segment);
+      submit(segment, segment);
     }
-    startAhead();
   }
   const fresh = (): Uint8Array<ArrayBuffer> => free.pop() ?? new Uint8Array(frameBytes);
   try {
-    startAhead();
     yield* gap();
-    for await (const { segment, used } of segments(input, frameBytes, fresh)) {
-      if (used === 0 && frame > 0) break; // input ended on a frame boundary
-      while (inflight >= calls) yield* emit();
-      submit(segment.subarray(0, used), segment);
-      if (used < frameBytes) break;
+    for await (const { segment, used, last } of segments(input, frameBytes, fresh)) {
+      if (used > 0 || (last && frame === 0)) {
+        while (inflight >= calls) yield* emit();
+        submit(segment.subarray(0, used), segment);
+      } else if (!last) continue; // a cut right after a boundary: nothing to end
+      if (last) break;
       yield* gap();
     }
-    if (la) {
-      const left = Math.min(...ahead.keys(), la.frames[next] ?? Infinity);
-      if (left !== Infinity) throw lookaheadLeft(left);
-    }
+    if (la && li < la.frames.length) throw lookaheadLeft(la.frames[li]!);
     while (pending.length > 0) yield* emit();
   } finally {
-    done = true;
     // A native call still running owns its context and buffers: let it end before freeing.
-    await Promise.allSettled([...pending, ...ahead.values()]);
-    await aheadCall;
+    await Promise.allSettled(pending);
     for (const c of ctxs) c.free();
-    laCtx?.free();
-    if (spill) {
-      spill.close();
-      try {
-        Deno.removeSync(la!.spillPath);
-      } catch {
-        // already gone
-      }
-    }
   }
-}
-
-function writeAllSync(file: Deno.FsFile, bytes: Uint8Array): void {
-  for (let n = 0; n < bytes.length;) n += file.writeSync(bytes.subarray(n));
 }

@@ -3,10 +3,14 @@ import { zstdDecompressSync } from "node:zlib";
 import fc from "fast-check";
 import {
   type CompressFramesOptions,
+  CUT,
   FRAME_BYTES,
+  type FrameInput,
   type FrameLookahead,
   zstdCompressFrames,
 } from "./_zstd_frames.ts";
+import { compressFrame } from "./_zstd_frame.ts";
+import { zstdParams } from "./_zstd.ts";
 import { zstdDecompress } from "./_zstd.ts";
 import { libzstd } from "./_libzstd.ts";
 import { concat } from "../tests/bundle_helpers.ts";
@@ -184,167 +188,153 @@ Deno.test({
   },
 });
 
-/** `data` without the lookahead's frames, and a lookahead that fills them from `data`. */
-function splitLookahead(
-  data: Uint8Array,
-  frameBytes: number,
-  frames: number[],
-  spillPath: string,
-  fills: number[],
-): { rest: Uint8Array; lookahead: FrameLookahead } {
-  const skip = new Set(frames);
-  const parts: Uint8Array[] = [];
-  for (let f = 0; f * frameBytes < data.length; f++) {
-    if (!skip.has(f)) parts.push(data.subarray(f * frameBytes, (f + 1) * frameBytes));
+/** The segments the format prescribes: cut at each of `cuts` and every `frameBytes` after. */
+function referenceSegments(data: Uint8Array, cuts: number[], frameBytes: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  let start = 0;
+  const bounds = [...new Set([...cuts, data.length])].sort((x, y) => x - y);
+  for (const end of bounds) {
+    while (end - start >= frameBytes) {
+      out.push(data.subarray(start, start + frameBytes));
+      start += frameBytes;
+    }
+    if (end > start) out.push(data.subarray(start, end));
+    start = end;
   }
-  return {
-    rest: concat(parts),
-    lookahead: {
-      frames,
-      spillPath,
-      fill(index, into) {
-        fills.push(index);
-        into.set(data.subarray(index * frameBytes, (index + 1) * frameBytes));
-      },
-    },
-  };
+  if (out.length === 0) out.push(data.subarray(0, 0));
+  return out;
 }
 
-Deno.test("zstdCompressFrames() with a lookahead: the same bytes with either engine, each frame filled once in order", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    const frameBytes = 1 << 14;
-    const engines: CompressFramesOptions[] = [
-      { libzstd: false, workers: 0 },
-      { libzstd: false, workers: 1 },
-      ...(lib ? [{ libzstd: lib, calls: 1 }, { libzstd: lib, calls: 2 }] : []),
-    ];
-    await fc.assert(
-      fc.asyncProperty(
-        fc.integer({ min: 1, max: 12 * frameBytes }),
-        fc.array(fc.boolean(), { minLength: 12, maxLength: 12 }),
-        fc.integer({ min: 1, max: 5 }),
-        fc.integer({ min: 1, max: 20_000 }),
-        async (size, picks, lookaheadFrames, chunk) => {
-          const data = input(size);
-          const full = Math.floor(size / frameBytes); // whole frames
-          const frames = picks.map((p, i) => p && i < full ? i : -1).filter((i) => i >= 0);
-          const plain = await collect(
-            zstdCompressFrames(chunked(data, chunk), 3, { libzstd: false, frameBytes }),
+/**
+ * The input for `data` with `cuts`, leaving out the segments numbered in `skip` (whole ones),
+ * in chunks of `chunk` bytes.
+ */
+async function* cutInput(
+  data: Uint8Array,
+  cuts: number[],
+  frameBytes: number,
+  skip: Set<number>,
+  chunk: number,
+): AsyncGenerator<FrameInput> {
+  const segs = referenceSegments(data, cuts, frameBytes);
+  const cutSet = new Set(cuts);
+  let pos = 0;
+  for (const [i, seg] of segs.entries()) {
+    if (cutSet.has(pos)) yield CUT;
+    if (!skip.has(i)) {
+      for (let k = 0; k < seg.length; k += chunk) yield seg.subarray(k, k + chunk);
+    }
+    pos += seg.length;
+  }
+}
+
+Deno.test("zstdCompressFrames() cuts a frame at each CUT, with either engine, and with a lookahead gives the same bytes", async () => {
+  const frameBytes = 1 << 14;
+  await fc.assert(
+    fc.asyncProperty(
+      fc.integer({ min: 0, max: 9 * frameBytes }),
+      fc.array(fc.integer({ min: 0, max: 9 * frameBytes }), { maxLength: 5 }),
+      fc.array(fc.boolean(), { minLength: 20, maxLength: 20 }),
+      fc.integer({ min: 1, max: 20_000 }),
+      async (size, rawCuts, picks, chunk) => {
+        const data = input(size);
+        const cuts = rawCuts.map((c) => Math.min(c, size));
+        const segs = referenceSegments(data, cuts, frameBytes);
+        const want = concat(segs.map((seg) => compressFrame(seg, zstdParams(3))));
+        const none = new Set<number>();
+        for (const workers of [0, 1]) {
+          const out = await collect(
+            zstdCompressFrames(cutInput(data, cuts, frameBytes, none, chunk), 3, {
+              libzstd: false,
+              workers,
+              frameBytes,
+            }),
           );
-          for (const engine of engines) {
+          assertEquals(out, want);
+        }
+        // Whole frames left out of the input: filled when reached, or compressed ahead.
+        const skip = new Set(
+          segs.flatMap((seg, i) => (seg.length === frameBytes && picks[i] ? [i] : [])),
+        );
+        const frames = [...skip].sort((x, y) => x - y);
+        const engines: CompressFramesOptions[] = [
+          { libzstd: false, workers: 0 },
+          ...(lib ? [{ libzstd: lib, calls: 1 }, { libzstd: lib, calls: 2 }] : []),
+        ];
+        for (const engine of engines) {
+          const plain = engine.libzstd === false ? want : await collect(
+            zstdCompressFrames(cutInput(data, cuts, frameBytes, none, chunk), 3, {
+              ...engine,
+              frameBytes,
+            }),
+          );
+          for (const ahead of engine.libzstd ? [false, true] : [false]) {
             const fills: number[] = [];
-            const spillPath = `${dir}/spill`;
-            const { rest, lookahead } = splitLookahead(data, frameBytes, frames, spillPath, fills);
+            const ctx = lib?.createCCtx(zstdParams(3));
+            const lookahead: FrameLookahead = {
+              frames,
+              take: (index) => {
+                if (!ahead || index % 2 === 1) return undefined; // some filled, some ahead
+                const out = new Uint8Array(lib!.compressBound(frameBytes));
+                return ctx!.compress(segs[index]!, out).then((n) => () => out.subarray(0, n));
+              },
+              fill(index, into) {
+                fills.push(index);
+                into.set(segs[index]!);
+              },
+            };
             const out = await collect(
-              zstdCompressFrames(chunked(rest, chunk), 3, {
+              zstdCompressFrames(cutInput(data, cuts, frameBytes, skip, chunk), 3, {
                 ...engine,
                 frameBytes,
                 lookahead,
-                lookaheadFrames,
               }),
             );
-            if (engine.libzstd === false) assertEquals(out, plain);
-            else {
-              const same = await collect(
-                zstdCompressFrames(chunked(data, chunk), 3, { ...engine, frameBytes }),
-              );
-              assertEquals(out, same);
-            }
-            assertEquals(fills, frames);
-            assertEquals(await exists(spillPath), false);
+            ctx?.free();
+            assertEquals(out, plain);
+            assertEquals(fills, ahead ? frames.filter((i) => i % 2 === 1) : frames);
           }
-        },
-      ),
-      { numRuns: 25 },
-    );
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
-
-Deno.test({
-  name:
-    "zstdCompressFrames() with libzstd: lookahead frames are compressed ahead of a slow input and spilled",
-  ignore: skipLib,
-  fn: async () => {
-    const dir = await Deno.makeTempDir();
-    try {
-      const frameBytes = 1 << 16;
-      const data = input(frameBytes * 10 + 100);
-      const fills: number[] = [];
-      const spillPath = `${dir}/spill`;
-      const { rest, lookahead } = splitLookahead(
-        data,
-        frameBytes,
-        [4, 5, 6, 7, 8],
-        spillPath,
-        fills,
-      );
-      let spilled = false;
-      // An input that waits (a timer) before each chunk: the lookahead runs meanwhile.
-      const slow = async function* (): AsyncGenerator<Uint8Array> {
-        for await (const c of chunked(rest, frameBytes >> 2)) {
-          await new Promise((r) => setTimeout(r, 5));
-          spilled ||= await exists(spillPath);
-          yield c;
         }
-      };
-      const parts: Uint8Array[] = [];
-      for await (
-        const f of zstdCompressFrames(slow(), 3, {
-          libzstd: lib!,
-          frameBytes,
-          lookahead,
-          reuseOutput: true,
-        })
-      ) parts.push(f.slice());
-      const out = concat(parts);
-      assertEquals(spilled, true);
-      assertEquals(fills, [4, 5, 6, 7, 8]);
-      assertEquals(new Uint8Array(zstdDecompressSync(out)), data);
-      assertEquals(await exists(spillPath), false);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
-  },
+      },
+    ),
+    { numRuns: 30 },
+  );
 });
 
-Deno.test("zstdCompressFrames() with a lookahead: a fill error ends the stream with it, and the spill file is removed", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    const frameBytes = 1 << 14;
-    const data = input(frameBytes * 8 + 10);
-    for (const engine of [false, lib ?? false] as const) {
-      const fills: number[] = [];
-      const spillPath = `${dir}/spill`;
-      const { rest, lookahead } = splitLookahead(data, frameBytes, [2, 3, 5], spillPath, fills);
-      const failing: FrameLookahead = {
-        ...lookahead,
+Deno.test("zstdCompressFrames() with a lookahead: a fill or take error ends the stream with it", async () => {
+  const frameBytes = 1 << 14;
+  const data = input(frameBytes * 8 + 10);
+  const segs = referenceSegments(data, [], frameBytes);
+  for (const engine of [false, lib ?? false] as const) {
+    for (const how of ["fill", "take"] as const) {
+      if (how === "take" && !engine) continue;
+      const lookahead: FrameLookahead = {
+        frames: [2, 3, 5],
+        take: (index) =>
+          how === "take" && index === 5
+            ? Promise.reject(new Error("the source shrank"))
+            : undefined,
         fill(index, into) {
           if (index === 5) throw new Error("the source shrank");
-          lookahead.fill(index, into);
+          into.set(segs[index]!);
         },
       };
       let caught: unknown;
       let frames = 0;
       try {
         for await (
-          const _ of zstdCompressFrames(chunked(rest, 1000), 3, {
-            libzstd: engine,
-            frameBytes,
-            lookahead: failing,
-          })
+          const _ of zstdCompressFrames(
+            cutInput(data, [], frameBytes, new Set([2, 3, 5]), 1000),
+            3,
+            { libzstd: engine, frameBytes, lookahead },
+          )
         ) frames++;
       } catch (e) {
         caught = e;
       }
       assertEquals((caught as Error).message, "the source shrank");
       assertEquals(frames <= 5, true); // nothing from frame 5 on
-      assertEquals(await exists(spillPath), false);
     }
-  } finally {
-    await Deno.remove(dir, { recursive: true });
   }
 });
 
@@ -352,11 +342,7 @@ Deno.test("zstdCompressFrames() with a lookahead: an input that ends before a lo
   const frameBytes = 1 << 14;
   const data = input(frameBytes * 3);
   for (const engine of [false, lib ?? false] as const) {
-    const lookahead: FrameLookahead = {
-      frames: [5],
-      spillPath: "/nonexistent/spill",
-      fill() {},
-    };
+    const lookahead: FrameLookahead = { frames: [5], take: () => undefined, fill() {} };
     let caught: unknown;
     try {
       await collect(
@@ -364,7 +350,6 @@ Deno.test("zstdCompressFrames() with a lookahead: an input that ends before a lo
           libzstd: engine,
           frameBytes,
           lookahead,
-          lookaheadFrames: 1,
         }),
       );
     } catch (e) {
@@ -376,12 +361,3 @@ Deno.test("zstdCompressFrames() with a lookahead: an input that ends before a lo
     );
   }
 });
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}

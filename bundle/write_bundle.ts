@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { createHash, type Hash } from "node:crypto";
+import { createHash } from "node:crypto";
 import { basename, dirname, join } from "node:path";
 import { MemsnapError } from "../errors.ts";
 import { noopProgress, type ProgressReporter } from "../progress.ts";
@@ -26,7 +26,14 @@ import {
 } from "./_tar_header.ts";
 import { checkPath, comparePaths, PathSet } from "./_paths.ts";
 import { bundleLimits } from "./bundle_limits.ts";
-import { FRAME_BYTES, type FrameLookahead, zstdCompressFrames } from "./_zstd_frames.ts";
+import {
+  CUT,
+  DEFAULT_LEVEL,
+  FRAME_BYTES,
+  type FrameInput,
+  zstdCompressFrames,
+} from "./_zstd_frames.ts";
+import { type AheadArtifact, aheadOf, Precompressor, sizeChanged } from "./_precompress.ts";
 import { throughTransform, writeAll } from "./_io.ts";
 import {
   encodeManifest,
@@ -100,126 +107,43 @@ function readsSync(s: ArtifactSource): boolean {
   return s.readInto !== undefined && s.size <= SYNC_MAX;
 }
 
-function sizeChanged(s: ArtifactSource, n: number): MemsnapError {
-  return new MemsnapError(
-    `Cannot pack artifact ${JSON.stringify(s.path)}: it yielded ${
-      n > s.size ? `more than ${s.size}` : n
-    } bytes but its declared size is ${s.size} (the file changed during capture)`,
-    { hint: "Take the snapshot again." },
-  );
-}
-
 function entryHeader(path: string, size: number, mode: number, mtime: number): Uint8Array {
   return encodeHeader({ path, size, mode, mtime });
 }
 
 /**
- * An artifact with `readAt` whose whole frames of the inner tar (`first` to `end`, exclusive)
- * are filled through the lookahead plan. Its bytes are hashed in order whoever reads them:
- * the plan's `fill` (which reads the head first if nothing was hashed yet) or the writer.
+ * The frame layout of the inner tar: every artifact of at least one frame starts a new frame
+ * at its data (docs/FORMAT.md section 4). Returns, for each artifact whose whole frames `pre`
+ * compresses ahead, the index of its first frame.
  */
-class Ahead {
-  readonly hash: Hash = createHash("sha256");
-  /** Bytes hashed so far, from the start. */
-  hashed = 0;
-  constructor(
-    readonly source: ArtifactSource,
-    /** Offset of its data in the inner tar. */
-    readonly start: number,
-    readonly first: number,
-    readonly end: number,
-  ) {}
-
-  /** Reads all of `into` from `pos`, hashing it when it is the next stretch in order. */
-  read(into: Uint8Array, pos: number): void {
-    let n = 0;
-    while (n < into.length) {
-      const k = this.source.readAt!(into.subarray(n), pos + n);
-      if (!(k > 0)) break;
-      n += k;
-    }
-    if (n !== into.length) throw sizeChanged(this.source, pos + n);
-    if (pos === this.hashed) {
-      this.hash.update(into);
-      this.hashed += n;
-    } else if (pos + n > this.hashed) {
-      throw new MemsnapError(
-        `Cannot pack artifact ${JSON.stringify(this.source.path)}: bytes ${pos}-${
-          pos + n
-        } were read before bytes from ${this.hashed} on were hashed (a bug)`,
-      );
-    }
-  }
-
-  /** After the last byte: the source must end here, and every byte must have been hashed. */
-  finish(): void {
-    const s = this.source;
-    if (s.readAt!(new Uint8Array(1), s.size) > 0) throw sizeChanged(s, s.size + 1);
-    if (this.hashed !== s.size) {
-      throw new MemsnapError(
-        `Cannot pack artifact ${JSON.stringify(s.path)}: ${this.hashed} of its ${s.size} bytes ` +
-          "were hashed (a bug)",
-      );
-    }
-  }
-}
-
-/** The lookahead of a bundle's payload, with the artifacts it covers by source index. */
-interface LookaheadPlan extends FrameLookahead {
-  readonly bySource: Map<number, Ahead>;
-}
-
-/**
- * Plans which frames of the inner tar are filled straight from sources with `readAt`: those
- * wholly inside one such artifact's data (a large held database: its middle is then read and
- * compressed while the small files before it are still being packed, on threads that would
- * otherwise wait). The layout follows from the sorted sources' paths and sizes alone.
- */
-function planLookahead(
+function planFrames(
   sources: readonly ArtifactSource[],
-  spillPath: string,
-  signal: AbortSignal | undefined,
-): LookaheadPlan | undefined {
-  if (!sources.some((s) => s.readAt !== undefined)) return undefined;
-  const bySource = new Map<number, Ahead>();
-  const frames: number[] = [];
-  const owners: Ahead[] = [];
-  let off = 0;
-  for (let i = 0; i < sources.length; i++) {
-    const s = sources[i]!;
-    off += headerLength(s.path, s.size);
-    if (s.readAt !== undefined && !readsSync(s)) {
-      const first = Math.ceil(off / FRAME_BYTES);
-      const end = Math.floor((off + s.size) / FRAME_BYTES);
-      if (end > first) {
-        const a = new Ahead(s, off, first, end);
-        bySource.set(i, a);
-        for (let k = first; k < end; k++) {
-          frames.push(k);
-          owners.push(a);
-        }
-      }
-    }
-    off += s.size + padding(s.size);
-  }
-  if (frames.length === 0) return undefined;
-  let o = 0; // fill() is called in ascending order of frames
-  return {
-    frames,
-    spillPath,
-    bySource,
-    fill(index, into) {
-      signal?.throwIfAborted();
-      while (o < frames.length && frames[o] !== index) o++;
-      const a = owners[o];
-      if (a === undefined) {
-        throw new MemsnapError(`Cannot pack: frame ${index} is not planned (a bug)`);
-      }
-      const pos = index * FRAME_BYTES - a.start;
-      if (a.hashed < pos) a.read(into.subarray(0, pos - a.hashed), a.hashed);
-      a.read(into, pos);
-    },
+  pre: Precompressor | undefined,
+): Map<AheadArtifact, number> {
+  const first = new Map<AheadArtifact, number>();
+  if (pre === undefined) return first;
+  let pos = 0; // bytes in the current frame
+  let f = 0; // frames before it
+  const advance = (n: number): void => {
+    pos += n;
+    f += Math.floor(pos / FRAME_BYTES);
+    pos %= FRAME_BYTES;
   };
+  for (const s of sources) {
+    advance(headerLength(s.path, s.size));
+    if (s.size >= FRAME_BYTES && pos > 0) {
+      f++;
+      pos = 0;
+    }
+    const a = aheadOf(s);
+    if (a !== undefined && a.owner === pre && s.size >= FRAME_BYTES) {
+      first.set(a, f);
+      f += a.frames;
+      advance(s.size - a.frames * FRAME_BYTES);
+    } else advance(s.size);
+    advance(padding(s.size));
+  }
+  return first;
 }
 
 /**
@@ -284,7 +208,7 @@ export async function writeBundle(
   options: WriteBundleOptions = {},
 ): Promise<Manifest> {
   const { cipher, signer, signal } = options;
-  const level = options.zstdLevel ?? 3;
+  const level = options.zstdLevel ?? DEFAULT_LEVEL;
   const progress = options.progress ?? noopProgress;
   if (!Number.isInteger(level) || level < 1 || level > 19) {
     throw new RangeError(`Cannot write the bundle: zstd level ${level} is not in 1-19`);
@@ -360,11 +284,29 @@ export async function writeBundle(
     `.${basename(destPath).slice(0, 100)}.payload-${crypto.randomUUID().slice(0, 8)}.tmp`,
   );
   let destCreated = false;
+  let ownPre: Precompressor | undefined;
   try {
     // 2. Payload: inner tar -> zstd -> (cipher) -> hash -> temp file.
     const manifestArtifacts: ManifestArtifact[] = [];
     let packed = 0;
-    const plan = planLookahead(sources, `${tmp}.ahead`, signal);
+    // Large artifacts with stable bytes: their whole frames compressed ahead, by the caller's
+    // precompressor (started while other captures ran) or by one of this writer's.
+    let pre: Precompressor | undefined;
+    for (const s of sources) pre ??= aheadOf(s)?.owner;
+    if (pre !== undefined && pre.level !== level) {
+      throw new TypeError(
+        `Cannot write the bundle: artifacts were precompressed at zstd level ${pre.level}, not ${level}`,
+      );
+    }
+    if (pre === undefined && sources.some((s) => s.readAt && s.size >= FRAME_BYTES)) {
+      ownPre = pre = Precompressor.open(level, `${tmp}.ahead`);
+    }
+    if (pre !== undefined) for (const s of sources) pre.add(s); // (those it can take)
+    const first = planFrames(sources, pre);
+    const precompressed = (i: number): AheadArtifact | undefined => {
+      const a = aheadOf(sources[i]!);
+      return a !== undefined && first.has(a) ? a : undefined;
+    };
     // Small artifacts are opened a few ahead (in order, each once), so that their reads run
     // in the I/O threads while this thread hashes and tars the current one; bounded in count
     // and bytes. Those not reached (an error, an abort) are cancelled.
@@ -373,7 +315,7 @@ export async function writeBundle(
     let aheadBytes = 0; // declared bytes opened but not reached yet
     const openUpTo = (i: number): Promise<ReadableStream<Uint8Array>> => {
       if (opened[i] !== undefined) aheadBytes -= sources[i]!.size;
-      const opens = (j: number): boolean => !readsSync(sources[j]!) && !plan?.bySource.has(j);
+      const opens = (j: number): boolean => !readsSync(sources[j]!) && precompressed(j) === undefined;
       while (ahead <= i) {
         if (ahead < i && !opens(ahead)) ahead++; // read when reached, not opened
         else open(ahead);
@@ -404,7 +346,7 @@ export async function writeBundle(
       opened[j] = p;
       ahead = j + 1;
     };
-    const innerTar = async function* (): AsyncGenerator<Uint8Array> {
+    const innerTar = async function* (): AsyncGenerator<FrameInput> {
       // One scratch buffer for byte streams (files): read 1 MiB at a time straight into it.
       // The compressor copies each chunk before asking for the next (see zstdCompressFrames),
       // so the buffer is reused at once.
@@ -414,7 +356,7 @@ export async function writeBundle(
       } finally {
         for (const p of opened) p?.then((st) => st.cancel()).catch(() => {});
       }
-      async function* packAll(): AsyncGenerator<Uint8Array> {
+      async function* packAll(): AsyncGenerator<FrameInput> {
         // Small artifacts read synchronously are tarred into one batch buffer, handed on when
         // full: no stream, promise or yield per artifact. The compressor copies each chunk
         // before asking for the next, so the buffer is reused at once (as the scratch is).
@@ -453,7 +395,9 @@ export async function writeBundle(
           }
           if (fill > 0) yield takeBatch();
           yield entryHeader(s.path, s.size, mode, mtime);
-          const planned = plan?.bySource.get(i);
+          // A new frame starts at the data of a large artifact (its frames then depend on it alone).
+          if (s.size >= FRAME_BYTES) yield CUT;
+          const planned = precompressed(i);
           if (planned !== undefined) {
             yield* packAhead(planned);
             continue;
@@ -517,35 +461,27 @@ export async function writeBundle(
         yield END_OF_ARCHIVE;
       }
       /**
-       * An artifact of the lookahead plan: its head (up to its first whole frame) and its tail
-       * (after its last) are read here with `readAt`; the compressor has the frames between
-       * filled through the plan (`fill`), ahead of time or when the stream reaches them, and
-       * always before this generator is resumed after the head.
+       * An artifact whose whole frames the precompressor has (or the compressor fills when it
+       * reaches them, always before this generator is resumed after the cut): only its tail is
+       * read here, and hashed after them.
        */
-      async function* packAhead(a: Ahead): AsyncGenerator<Uint8Array> {
+      async function* packAhead(a: AheadArtifact): AsyncGenerator<Uint8Array> {
         const s = a.source;
-        const headEnd = a.first * FRAME_BYTES - a.start;
-        const tailStart = a.end * FRAME_BYTES - a.start;
-        for (let pos = 0; pos < s.size;) {
-          if (pos === headEnd) {
-            packed += tailStart - headEnd;
-            pos = tailStart;
-            continue;
-          }
+        packed += a.frames * FRAME_BYTES;
+        for (let pos = a.frames * FRAME_BYTES; pos < s.size;) {
           signal?.throwIfAborted();
           scratch ??= new ArrayBuffer(SCRATCH_BYTES);
-          const len = Math.min(SCRATCH_BYTES, (pos < headEnd ? headEnd : s.size) - pos);
-          const buf = new Uint8Array(scratch, 0, len);
+          const buf = new Uint8Array(scratch, 0, Math.min(SCRATCH_BYTES, s.size - pos));
           a.read(buf, pos);
-          pos += len;
-          packed += len;
+          pos += buf.length;
+          packed += buf.length;
           progress.progress({ phase: "pack", done: packed, total, item: s.path });
           yield buf;
         }
-        a.finish();
+        const sha256 = a.finish();
         const pad = padding(s.size);
         if (pad > 0) yield PAD.subarray(0, pad);
-        manifestArtifacts.push(manifestArtifact(s, a.hash.digest("hex")));
+        manifestArtifacts.push(manifestArtifact(s, sha256));
       }
     };
     // Frames of 4 MiB of inner tar, compressed on other threads while this one reads and hashes.
@@ -555,7 +491,7 @@ export async function writeBundle(
     const sealer = cipher?.sealer?.();
     let stage: AsyncIterable<Uint8Array> = zstdCompressFrames(innerTar(), level, {
       reuseOutput: !cipher || sealer !== undefined,
-      ...(plan ? { lookahead: plan } : {}),
+      ...(pre && first.size > 0 ? { lookahead: pre.lookahead(first) } : {}),
     });
     if (sealer) stage = sealFrames(stage, sealer);
     else if (cipher) stage = throughTransform(stage, cipher.encrypt());
@@ -690,6 +626,7 @@ export async function writeBundle(
     if (destCreated) await Deno.remove(destPath).catch(() => {});
     throw e;
   } finally {
+    await ownPre?.close();
     await Deno.remove(tmp).catch(() => {});
   }
 }

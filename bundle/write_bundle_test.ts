@@ -8,6 +8,8 @@ import { verifyBundle } from "./verify_bundle.ts";
 import { source, testHeader, testSigner, xorCipher } from "../tests/bundle_helpers.ts";
 import { tempDir } from "../tests/_tools.ts";
 import type { ArtifactSource } from "../capture/types.ts";
+import { aheadOf, Precompressor } from "./_precompress.ts";
+import { libzstd } from "./_libzstd.ts";
 
 function sources() {
   const big = new Uint8Array(300_000).map((_, i) => (i * 7) & 0xff);
@@ -491,4 +493,37 @@ Deno.test("writeBundle() refuses a readAt source that is shorter or longer than 
     );
     assert.deepEqual([...Deno.readDirSync(dir.path)], []);
   }
+});
+
+Deno.test({
+  name: "writeBundle() takes frames a caller's precompressor compressed ahead: the same bytes",
+  // (the built-in engine has no precompressor; where interop tools are required, libzstd is)
+  ignore: libzstd() === undefined && Deno.env.get("MEMSNAP_REQUIRE_INTEROP") !== "1",
+  fn: async () => {
+    await using dir = await tempDir();
+    const big = new Uint8Array(11 * (1 << 20) + 99).map((_, k) => ((k * 13) ^ (k >> 11)) & 0xff);
+    const small = () =>
+      Array.from({ length: 30 }, (_, i) => source(`memdir/${i}`, "y".repeat(7000)));
+    await writeBundle(`${dir.path}/plain`, testHeader(), [
+      ...small(),
+      source("sqlite/db.sqlite", big, { kind: "sqlite" }),
+    ]);
+    const pre = Precompressor.open(3, `${dir.path}/spill`)!;
+    const s = withReadAt(source("sqlite/db.sqlite", big, { kind: "sqlite" }), big, []);
+    assert.equal(pre.add(s), true);
+    while (aheadOf(s)!.filled < 2) await new Promise((r) => setTimeout(r, 1));
+    await writeBundle(`${dir.path}/ahead`, testHeader(), [...small(), s]);
+    await pre.close();
+    assert.equal(await sha(`${dir.path}/ahead`), await sha(`${dir.path}/plain`));
+    assert.deepEqual([...Deno.readDirSync(dir.path)].map((e) => e.name).sort(), ["ahead", "plain"]);
+    // A precompressor at another level than the writer's is refused.
+    const other = Precompressor.open(5, `${dir.path}/spill5`)!;
+    const t = withReadAt(source("sqlite/db.sqlite", big, { kind: "sqlite" }), big, []);
+    other.add(t);
+    await assert.rejects(
+      writeBundle(`${dir.path}/b`, testHeader(), [t]),
+      /precompressed at zstd level 5, not 3/,
+    );
+    await other.close();
+  },
 });
