@@ -1,7 +1,7 @@
 /**
  * Compressing large artifacts ahead of their turn (private).
  *
- * The writer cuts the inner tar at the data of every artifact of at least one frame (see
+ * The writer cuts the inner tar at the data of every artifact of at least two frames (see
  * docs/FORMAT.md section 4), so such an artifact's whole frames depend on its bytes alone:
  * [k * FRAME_BYTES, (k + 1) * FRAME_BYTES) of it, for k below `floor(size / FRAME_BYTES)`. For
  * an artifact whose bytes cannot change until the bundle is written (`ArtifactSource.readAt`:
@@ -21,7 +21,7 @@ import { MemsnapError } from "../errors.ts";
 import type { ArtifactSource } from "../capture/types.ts";
 import { type LibZstd, libzstd, type ZstdCCtx } from "./_libzstd.ts";
 import { zstdParams } from "./_zstd.ts";
-import { FRAME_BYTES, type FrameLookahead } from "./_zstd_frames.ts";
+import { CUT_BYTES, FRAME_BYTES, type FrameLookahead } from "./_zstd_frames.ts";
 
 /** Frames compressed ahead and not taken yet, at most (a bound on the spill file). */
 const MAX_AHEAD = 64;
@@ -134,6 +134,8 @@ export function aheadOf(source: ArtifactSource): AheadArtifact | undefined {
 export class Precompressor {
   readonly level: number;
   readonly frameBytes: number;
+  /** Artifacts from this size on are cut, and taken. */
+  readonly cutBytes: number;
   readonly #lib: LibZstd;
   readonly #spillPath: string;
   readonly #maxAhead: number;
@@ -175,17 +177,18 @@ export class Precompressor {
     this.level = level;
     this.#spillPath = spillPath;
     this.frameBytes = frameBytes;
+    this.cutBytes = frameBytes === FRAME_BYTES ? CUT_BYTES : 2 * frameBytes;
     this.#maxAhead = maxAhead;
   }
 
   /**
    * Takes a source whose bytes cannot change until the bundle is written (it has `readAt`) and
-   * that holds at least one whole frame; returns whether it did. Starts compressing at once.
+   * that the writer cuts a frame before (two frames or more); returns whether it did. Starts compressing at once.
    */
   add(source: ArtifactSource): boolean {
     if (
       this.#closed || this.#sealed || source.readAt === undefined ||
-      !(Number.isSafeInteger(source.size) && source.size >= this.frameBytes) ||
+      !(Number.isSafeInteger(source.size) && source.size >= this.cutBytes) ||
       registry.has(source)
     ) {
       return false;

@@ -34,6 +34,13 @@ export const DEFAULT_LEVEL = 3;
 export const FRAME_BYTES = 4 << 20;
 
 /**
+ * A frame starts at the data of every artifact of at least this size (8 MiB; docs/FORMAT.md
+ * section 4). Each cut costs some compression (the frame before it ends short, the next starts
+ * without history): only large artifacts, whose frames are worth compressing ahead, get one.
+ */
+export const CUT_BYTES = 2 * FRAME_BYTES;
+
+/**
  * One compressor worker by default: with the main thread reading, hashing and writing, that
  * keeps two cores busy. A second worker measured no faster on the 2-core machines (the main
  * thread needs a core too) and cost ~40 MiB more peak RSS (an isolate plus its buffers).

@@ -28,6 +28,7 @@ import { checkPath, comparePaths, PathSet } from "./_paths.ts";
 import { bundleLimits } from "./bundle_limits.ts";
 import {
   CUT,
+  CUT_BYTES,
   DEFAULT_LEVEL,
   FRAME_BYTES,
   type FrameInput,
@@ -112,8 +113,8 @@ function entryHeader(path: string, size: number, mode: number, mtime: number): U
 }
 
 /**
- * The frame layout of the inner tar: every artifact of at least one frame starts a new frame
- * at its data (docs/FORMAT.md section 4). Returns, for each artifact whose whole frames `pre`
+ * The frame layout of the inner tar: every artifact of at least {@linkcode CUT_BYTES} starts a
+ * new frame at its data (docs/FORMAT.md section 4). Returns, for each artifact whose whole frames `pre`
  * compresses ahead, the index of its first frame.
  */
 function planFrames(
@@ -131,12 +132,12 @@ function planFrames(
   };
   for (const s of sources) {
     advance(headerLength(s.path, s.size));
-    if (s.size >= FRAME_BYTES && pos > 0) {
+    if (s.size >= CUT_BYTES && pos > 0) {
       f++;
       pos = 0;
     }
     const a = aheadOf(s);
-    if (a !== undefined && a.owner === pre && s.size >= FRAME_BYTES) {
+    if (a !== undefined && a.owner === pre && s.size >= CUT_BYTES) {
       first.set(a, f);
       f += a.frames;
       advance(s.size - a.frames * FRAME_BYTES);
@@ -298,10 +299,11 @@ export async function writeBundle(
         `Cannot write the bundle: artifacts were precompressed at zstd level ${pre.level}, not ${level}`,
       );
     }
-    if (pre === undefined && sources.some((s) => s.readAt && s.size >= FRAME_BYTES)) {
+    if (pre === undefined && sources.some((s) => s.readAt && s.size >= CUT_BYTES)) {
       ownPre = pre = Precompressor.open(level, `${tmp}.ahead`);
     }
-    if (pre !== undefined) for (const s of sources) pre.add(s); // (those it can take)
+    if (pre !== undefined) { for (const s of sources) pre.add(s); // (those it can take)
+     }
     const first = planFrames(sources, pre);
     const precompressed = (i: number): AheadArtifact | undefined => {
       const a = aheadOf(sources[i]!);
@@ -315,7 +317,8 @@ export async function writeBundle(
     let aheadBytes = 0; // declared bytes opened but not reached yet
     const openUpTo = (i: number): Promise<ReadableStream<Uint8Array>> => {
       if (opened[i] !== undefined) aheadBytes -= sources[i]!.size;
-      const opens = (j: number): boolean => !readsSync(sources[j]!) && precompressed(j) === undefined;
+      const opens = (j: number): boolean =>
+        !readsSync(sources[j]!) && precompressed(j) === undefined;
       while (ahead <= i) {
         if (ahead < i && !opens(ahead)) ahead++; // read when reached, not opened
         else open(ahead);
@@ -395,8 +398,8 @@ export async function writeBundle(
           }
           if (fill > 0) yield takeBatch();
           yield entryHeader(s.path, s.size, mode, mtime);
-          // A new frame starts at the data of a large artifact (its frames then depend on it alone).
-          if (s.size >= FRAME_BYTES) yield CUT;
+          // A frame starts at the data of a large artifact (its frames then depend on it alone).
+          if (s.size >= CUT_BYTES) yield CUT;
           const planned = precompressed(i);
           if (planned !== undefined) {
             yield* packAhead(planned);
