@@ -433,7 +433,9 @@ export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
             signal: captureAbort.signal,
             progress,
           });
-          if (!captureAbort.signal.aborted) for (const a of result.artifacts) pre?.add(a);
+          if (pre && !captureAbort.signal.aborted) {
+            for (const a of result.artifacts) pre.add(a);
+          }
           return result;
         } catch (e) {
           const error = e instanceof MemsnapError ? e : new MemsnapError(
