@@ -21,6 +21,7 @@ import { MemsnapError } from "../errors.ts";
 import type { ArtifactSource } from "../capture/types.ts";
 import { type LibZstd, libzstd, type ZstdCCtx } from "./_libzstd.ts";
 import { zstdParams } from "./_zstd.ts";
+import { writeAll } from "./_io.ts";
 import { CUT_BYTES, FRAME_BYTES, type FrameLookahead } from "./_zstd_frames.ts";
 
 /** Frames compressed ahead and not taken yet, at most (a bound on the spill file). */
@@ -145,6 +146,7 @@ export class Precompressor {
   #out: Uint8Array<ArrayBuffer> | undefined;
   #back: Uint8Array<ArrayBuffer> | undefined;
   #spill: Deno.FsFile | undefined;
+  #reader: Deno.FsFile | undefined;
   #spillEnd = 0;
   #call: Promise<unknown> | undefined;
   #waiting = 0; // compressed ahead, not taken
@@ -254,6 +256,8 @@ export class Precompressor {
     this.#ctx?.free();
     this.#ctx = undefined;
     this.#in = this.#out = this.#back = undefined;
+    this.#reader?.close();
+    this.#reader = undefined;
     if (this.#spill) {
       this.#spill.close();
       this.#spill = undefined;
@@ -309,12 +313,16 @@ export class Precompressor {
     this.#in = undefined;
   }
 
-  #write(bytes: Uint8Array): Spilled {
-    this.#spill ??= Deno.openSync(this.#spillPath, { createNew: true, read: true, write: true });
-    this.#spill.seekSync(this.#spillEnd, Deno.SeekMode.Start);
-    for (let n = 0; n < bytes.length;) n += this.#spill.writeSync(bytes.subarray(n));
+  /**
+   * Appends a frame to the spill file, on the I/O threads (one call at a time: the next frame
+   * is started once this has been written). Frames are read back through another handle, whose
+   * position this does not move.
+   */
+  async #write(bytes: Uint8Array): Promise<Spilled> {
+    this.#spill ??= Deno.openSync(this.#spillPath, { createNew: true, append: true });
     const at = this.#spillEnd;
     this.#spillEnd += bytes.length;
+    await writeAll(this.#spill, bytes);
     return { at, length: bytes.length };
   }
 
@@ -328,9 +336,10 @@ export class Precompressor {
         : new Uint8Array(Math.max(s.length, this.#lib.compressBound(this.frameBytes)));
     }
     const view = this.#back.subarray(0, s.length);
-    this.#spill!.seekSync(s.at, Deno.SeekMode.Start);
+    this.#reader ??= Deno.openSync(this.#spillPath, { read: true });
+    this.#reader.seekSync(s.at, Deno.SeekMode.Start);
     for (let n = 0; n < s.length;) {
-      const k = this.#spill!.readSync(view.subarray(n));
+      const k = this.#reader.readSync(view.subarray(n));
       if (k === null || k === 0) {
         throw new Error("Cannot compress the payload: the precompressed spill file is short");
       }
