@@ -20,6 +20,7 @@ import { createHash, type Hash } from "node:crypto";
 import { MemsnapError } from "../errors.ts";
 import type { ArtifactSource } from "../capture/types.ts";
 import { type LibZstd, libzstd, type ZstdCCtx } from "./_libzstd.ts";
+import { libcrypto, type Sha256 } from "./_libcrypto.ts";
 import { zstdParams } from "./_zstd.ts";
 import { writeAll } from "./_io.ts";
 import { CUT_BYTES, FRAME_BYTES, type FrameLookahead } from "./_zstd_frames.ts";
@@ -37,9 +38,12 @@ export function sizeChanged(s: ArtifactSource, n: number): MemsnapError {
   );
 }
 
-/** An artifact whose whole frames are compressed ahead, and its hash, built in order. */
+/**
+ * An artifact whose whole frames are compressed ahead, and its hash, built in order. With the
+ * system libcrypto the frames compressed ahead are hashed on a native thread too, beside their
+ * compression (this thread only reads them); otherwise with `node:crypto`, here.
+ */
 export class AheadArtifact {
-  readonly hash: Hash = createHash("sha256");
   /** Bytes hashed so far, from the start. */
   hashed = 0;
   /** Frames filled (read and hashed) so far. */
@@ -48,6 +52,14 @@ export class AheadArtifact {
   readonly frames: number;
   /** Frames compressed ahead, by index, until taken. */
   readonly ahead: (Promise<Spilled> | undefined)[] = [];
+  /** Whether the writer's compressor fills its remaining frames (nothing more is started here). */
+  engine = false;
+  readonly #native: Sha256 | undefined;
+  readonly #node: Hash | undefined;
+  /** A hash update running off this thread. */
+  #pending: Promise<void> | undefined;
+  /** The error of a fill, raised again by any later one: its bytes cannot be read further. */
+  #error: unknown;
 
   constructor(
     readonly source: ArtifactSource,
@@ -55,10 +67,28 @@ export class AheadArtifact {
     readonly owner: Precompressor,
   ) {
     this.frames = Math.floor(source.size / frameBytes);
+    this.#native = libcrypto()?.sha256();
+    if (this.#native === undefined) this.#node = createHash("sha256");
   }
 
-  /** Reads all of `into` from `pos`; hashes it when it is the next stretch in order. */
-  read(into: Uint8Array, pos: number): void {
+  /** Settles when no hash update is running off this thread (`undefined`: none is). */
+  settled(): Promise<void> | undefined {
+    return this.#pending;
+  }
+
+  #update(bytes: Uint8Array): void {
+    if (this.#pending !== undefined) {
+      throw new MemsnapError(
+        `Cannot pack artifact ${JSON.stringify(this.source.path)}: hashed while a hash update ` +
+          "was running (a bug)",
+      );
+    }
+    if (this.#native) this.#native.update(bytes);
+    else this.#node!.update(bytes);
+  }
+
+  /** Reads all of `into` from `pos`, checking it is all there. */
+  #readAt(into: Uint8Array, pos: number): void {
     let n = 0;
     while (n < into.length) {
       const k = this.source.readAt!(into.subarray(n), pos + n);
@@ -66,23 +96,24 @@ export class AheadArtifact {
       n += k;
     }
     if (n !== into.length) throw sizeChanged(this.source, pos + n);
+  }
+
+  /** Reads all of `into` from `pos`; hashes it when it is the next stretch in order. */
+  read(into: Uint8Array, pos: number): void {
+    this.#readAt(into, pos);
     if (pos === this.hashed) {
-      this.hash.update(into);
-      this.hashed += n;
-    } else if (pos + n > this.hashed) {
+      this.#update(into);
+      this.hashed += into.length;
+    } else if (pos + into.length > this.hashed) {
       throw new MemsnapError(
         `Cannot pack artifact ${JSON.stringify(this.source.path)}: bytes ${pos}-${
-          pos + n
+          pos + into.length
         } were read before bytes from ${this.hashed} on were hashed (a bug)`,
       );
     }
   }
 
-  /** The error of a fill, raised again by any later one: its bytes cannot be read further. */
-  #error: unknown;
-
-  /** Fills whole frame `k` (the next one in order) into `into`. */
-  fill(k: number, into: Uint8Array): void {
+  #next(k: number): void {
     if (this.#error !== undefined) throw this.#error;
     if (k !== this.filled) {
       throw new MemsnapError(
@@ -91,6 +122,11 @@ export class AheadArtifact {
         } (a bug)`,
       );
     }
+  }
+
+  /** Fills whole frame `k` (the next one in order) into `into`, hashing it here. */
+  fill(k: number, into: Uint8Array): void {
+    this.#next(k);
     try {
       this.read(into.subarray(0, this.frameBytes), k * this.frameBytes);
     } catch (e) {
@@ -100,17 +136,64 @@ export class AheadArtifact {
     this.filled++;
   }
 
+  /**
+   * Fills whole frame `k` (the next one in order) into `into`; the promise settles once it is
+   * hashed, off this thread when libcrypto is there (`into` must not change until then).
+   */
+  fillOffThread(k: number, into: Uint8Array): Promise<void> {
+    if (this.#native === undefined) {
+      this.fill(k, into);
+      return Promise.resolve();
+    }
+    this.#next(k);
+    const frame = into.subarray(0, this.frameBytes);
+    const pos = k * this.frameBytes;
+    try {
+      this.#readAt(frame, pos);
+      if (pos !== this.hashed || this.#pending !== undefined) {
+        throw new MemsnapError(
+          `Cannot pack artifact ${JSON.stringify(this.source.path)}: frame ${k} hashed out of ` +
+            "order (a bug)",
+        );
+      }
+    } catch (e) {
+      this.#error = e;
+      throw e;
+    }
+    this.hashed += frame.length;
+    this.filled++;
+    const p = this.#native.updateOffThread(frame).then(
+      () => {
+        this.#pending = undefined;
+      },
+      (e) => {
+        this.#pending = undefined;
+        this.#error = e;
+        throw e;
+      },
+    );
+    this.#pending = p;
+    p.catch(() => {}); // raised through the frame's promise
+    return p;
+  }
+
   /** After the last byte: the source must end here, and every byte must have been hashed. */
   finish(): string {
     const s = this.source;
+    if (this.#error !== undefined) throw this.#error;
     if (s.readAt!(new Uint8Array(1), s.size) > 0) throw sizeChanged(s, s.size + 1);
-    if (this.hashed !== s.size) {
+    if (this.hashed !== s.size || this.#pending !== undefined) {
       throw new MemsnapError(
         `Cannot pack artifact ${JSON.stringify(s.path)}: ${this.hashed} of its ${s.size} bytes ` +
           "were hashed (a bug)",
       );
     }
-    return this.hash.digest("hex");
+    return this.#native ? this.#native.digestHex() : this.#node!.digest("hex");
+  }
+
+  /** Frees the native hash context (after `finish()`, or when the bundle is not written). */
+  dispose(): void {
+    this.#native?.free();
   }
 }
 
@@ -234,7 +317,10 @@ export class Precompressor {
       take: (index) => {
         const [a, k] = find(index);
         const p = a.ahead[k];
-        if (p === undefined) return undefined;
+        if (p === undefined) {
+          a.engine = true; // the compressor fills this frame and the rest of the artifact's
+          return undefined;
+        }
         a.ahead[k] = undefined;
         return p.then((s) => {
           this.#waiting--;
@@ -242,6 +328,7 @@ export class Precompressor {
           return () => this.#readBack(s);
         });
       },
+      ready: (index) => find(index)[0].settled(),
       fill: (index, into) => {
         const [a, k] = find(index);
         a.fill(k, into);
@@ -253,6 +340,10 @@ export class Precompressor {
   async close(): Promise<void> {
     this.#closed = true;
     await this.#call;
+    for (const a of this.#queue) {
+      await a.settled()?.catch(() => {});
+      a.dispose();
+    }
     this.#ctx?.free();
     this.#ctx = undefined;
     this.#in = this.#out = this.#back = undefined;
@@ -271,7 +362,7 @@ export class Precompressor {
 
   /** The next frame to compress ahead: the first unfilled one in path order. */
   #next(): AheadArtifact | undefined {
-    return this.#queue.find((a) => a.filled < a.frames);
+    return this.#queue.find((a) => !a.engine && a.filled < a.frames);
   }
 
   #pump(): void {
@@ -284,9 +375,11 @@ export class Precompressor {
       this.#ctx ??= this.#lib.createCCtx(zstdParams(this.level));
       this.#in ??= new Uint8Array(this.frameBytes);
       this.#out ??= new Uint8Array(this.#lib.compressBound(this.frameBytes));
-      a.fill(k, this.#in);
+      const hashed = a.fillOffThread(k, this.#in);
       const out = this.#out;
-      p = this.#ctx.compress(this.#in, out).then((n) => this.#write(out.subarray(0, n)));
+      p = Promise.all([this.#ctx.compress(this.#in, out), hashed]).then(([n]) =>
+        this.#write(out.subarray(0, n))
+      );
     } catch (e) {
       p = Promise.reject(e);
     }

@@ -102,6 +102,11 @@ export interface FrameLookahead {
    * not started; then {@linkcode fill} is called for it at once, and it is never started ahead.
    */
   take(index: number): Promise<() => Uint8Array> | undefined;
+  /**
+   * Optional: settles when frame `index` may be filled (work on the bytes before it has ended);
+   * `undefined` when it may be now. Called after `take` gave `undefined`, before `fill`.
+   */
+  ready?(index: number): Promise<void> | undefined;
   /** Fills frame `index` (all of `into`, one frame long). May throw: the stream ends with it. */
   fill(index: number, into: Uint8Array<ArrayBuffer>): void;
 }
@@ -296,8 +301,10 @@ async function* withLookahead(
   if (!la) return yield* input;
   let frame = 0;
   let i = 0;
-  function* gap(): Generator<Segment> {
+  async function* gap(): AsyncGenerator<Segment> {
     while (i < la!.frames.length && la!.frames[i] === frame) {
+      const r = la!.ready?.(frame);
+      if (r !== undefined) await r;
       const segment = fresh();
       la!.fill(frame, segment);
       i++;
@@ -394,6 +401,8 @@ async function* libzstdFrames(
         frame++;
         continue;
       }
+      const r = la.ready?.(frame);
+      if (r !== undefined) await r;
       const segment = free.pop() ?? new Uint8Array(frameBytes);
       la.fill(frame, segment);
       submit(segment, segment);

@@ -470,6 +470,7 @@ export async function writeBundle(
        */
       async function* packAhead(a: AheadArtifact): AsyncGenerator<Uint8Array> {
         const s = a.source;
+        await a.settled(); // the last frame's hash, off this thread
         packed += a.frames * FRAME_BYTES;
         for (let pos = a.frames * FRAME_BYTES; pos < s.size;) {
           signal?.throwIfAborted();
