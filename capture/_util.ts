@@ -102,14 +102,7 @@ export function existsSync(path: string): boolean {
  * read (fewer if the file is shorter).
  */
 export function readFileInto(path: string, into: Uint8Array): number {
-  using file = Deno.openSync(path, { read: true });
-  let n = 0;
-  while (n < into.length) {
-    const k = file.readSync(into.subarray(n));
-    if (k === null || k === 0) break;
-    n += k;
-  }
-  return n;
+  return readFileAt(path, into, 0);
 }
 
 /**
