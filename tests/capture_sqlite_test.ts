@@ -32,6 +32,21 @@ function total(path: string): { sum: number; log: number } {
   }
 }
 
+/** A plugin that captures nothing after `ms`, then calls `then` (which may throw). */
+function slowPlugin(name: string, ms: number, then: () => void): CapturePlugin {
+  return {
+    name,
+    version: "1",
+    owns: (p) => p.startsWith(`${name}/`),
+    async capture() {
+      await new Promise((r) => setTimeout(r, ms));
+      then();
+      return { artifacts: [] };
+    },
+    restore: () => Promise.resolve(),
+  };
+}
+
 /**
  * Starts the fixture writer on `path` (with `mode`, e.g. "checkpoint") once it has committed;
  * killed on dispose.
@@ -146,17 +161,9 @@ Deno.test("createSnapshotter() releases a held database after the bundle is writ
   };
   // A plugin that fails once the sqlite capture has its hold.
   let fail = true;
-  const late: CapturePlugin = {
-    name: "late",
-    version: "1",
-    owns: (p) => p.startsWith("late/"),
-    async capture() {
-      await new Promise((r) => setTimeout(r, 200));
-      if (fail) throw new Error("late plugin fails");
-      return { artifacts: [] };
-    },
-    restore: () => Promise.resolve(),
-  };
+  const late = slowPlugin("late", 200, () => {
+    if (fail) throw new Error("late plugin fails");
+  });
   const snap = createSnapshotter({
     store,
     agent: "a",
@@ -202,17 +209,7 @@ Deno.test("createSnapshotter() compresses a large held database while another pl
       };
     },
   };
-  const slow: CapturePlugin = {
-    name: "slow",
-    version: "1",
-    owns: (p) => p.startsWith("slow/"),
-    async capture() {
-      await new Promise((r) => setTimeout(r, 300));
-      events.push("slow done");
-      return { artifacts: [] };
-    },
-    restore: () => Promise.resolve(),
-  };
+  const slow = slowPlugin("slow", 300, () => void events.push("slow done"));
   const snap = createSnapshotter({ store, agent: "a", captures: [spy, slow] });
   const r = await snap.snapshot();
   assert.ok(
