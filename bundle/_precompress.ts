@@ -343,6 +343,8 @@ export class Precompressor {
     for (const a of this.#queue) {
       await a.settled()?.catch(() => {});
       a.dispose();
+      // The source may be packed again (another writer): from scratch, not from this state.
+      if (registry.get(a.source) === a) registry.delete(a.source);
     }
     this.#ctx?.free();
     this.#ctx = undefined;

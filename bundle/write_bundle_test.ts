@@ -527,3 +527,16 @@ Deno.test({
     await other.close();
   },
 });
+
+Deno.test("writeBundle() packs the same readAt sources twice, the same bytes both times", async () => {
+  await using dir = await tempDir();
+  const big = new Uint8Array(9 * (1 << 20) + 5).map((_, k) => (k * 7) & 0xff);
+  const srcs = [
+    source("memdir/a", "x".repeat(5000)),
+    withReadAt(source("sqlite/db.sqlite", big, { kind: "sqlite" }), big, []),
+  ];
+  await writeBundle(`${dir.path}/one`, testHeader(), srcs);
+  await writeBundle(`${dir.path}/two`, testHeader(), srcs);
+  assert.equal(await sha(`${dir.path}/one`), await sha(`${dir.path}/two`));
+  assert.ok(await verifyBundle(await openBundleFile(`${dir.path}/two`)));
+});
