@@ -1,32 +1,39 @@
 /**
- * Worker side of the extractor's file writer (private): creates the extracted directories and
- * files, in order, so that the kernel's file creation (most of a large restore's time on the
- * main thread) runs beside the reading, decoding and hashing.
+ * Worker side of the extractor's file writer (private): creates the extracted files, in the
+ * order each worker is given them, so that the kernel's file creation (most of a large
+ * restore's time) runs beside the reading, decoding and hashing. The extractor runs
+ * {@linkcode writerConfig}`.workers` of them and creates the directories itself, before any
+ * file inside is handed out.
  *
- * Protocol, main → worker: batches `{ id, buf, ops, paths }`: `buf` an `ArrayBuffer` holding
- * the batch's bytes, `ops` a `Uint32Array` of {@linkcode OP_SIZE}-word operations
- * `[kind, path index, mode, offset, length]`, `paths` the absolute paths the operations name.
- * Kinds: `MKDIR` (create one directory), `FILE` (create a new file with its mode and bytes),
- * `OPEN` (create a new file, mode 0600, for the `APPEND`s that follow), `APPEND` (write bytes to
- * the open file), `CLOSE` (close it and set its mode). Files are created exclusively, never
- * through an existing path. Worker → main, one answer per batch in order: `{ id, buf }` (the
- * buffer back, for reuse) or, at the first failure, `{ id, buf, error: { op, name, message } }`
- * (`op` the index of the failed operation in that batch); every later batch is answered
- * `{ id, buf, skipped: true }` without touching anything. `{ id, stop: true }` closes a file
- * left open and is answered `{ id }`.
+ * Protocol, main → worker: batches `{ id, buf, ops, root, paths }`: `buf` an `ArrayBuffer`
+ * holding the batch's bytes, `ops` a `Uint32Array` of {@linkcode OP_SIZE}-word operations
+ * `[kind, path index, mode, offset, length]`, `paths` the paths the operations name, relative
+ * to `root` (which ends in `/`).
+ * Kinds: `FILE` (create a new file with its mode and bytes), `OPEN` (create a new file, mode
+ * 0600, for the `APPEND`s that follow), `APPEND` (write bytes to the open file), `CLOSE` (close
+ * it and set its mode). Files are created exclusively, never through an existing path. Worker
+ * → main, one answer per batch in order: `{ id, buf }` (the buffer back, for reuse) or, at the
+ * first failure, `{ id, buf, error: { op, name, message } }` (`op` the index of the failed
+ * operation in that batch); every later batch is answered `{ id, buf, skipped: true }` without
+ * touching anything. `{ id, stop: true }` closes a file left open and is answered `{ id }`.
  *
  * @module
  */
 import { env } from "./_env.ts";
 
-export const MKDIR = 0, FILE = 1, OPEN = 2, APPEND = 3, CLOSE = 4;
+export const FILE = 1, OPEN = 2, APPEND = 3, CLOSE = 4;
+
+const WRITER = env("MEMSNAP_EXTRACT_WRITER");
 /**
- * When the extractor writes through this worker: from this many artifacts on (starting a
- * worker costs ~20-40 ms and ~15 MiB). `MEMSNAP_EXTRACT_WRITER=sync` never uses it (writes on
- * the calling thread, as for small bundles); tests set the threshold to use it or not.
+ * When and how the extractor writes through these workers: from `workerMinArtifacts` artifacts
+ * on (starting a worker costs ~20-40 ms and ~15 MiB), with `workers` of them (file creation is
+ * kernel time that two threads share out on ext4). `MEMSNAP_EXTRACT_WRITER=sync` never uses
+ * them (writes on the calling thread, as for small bundles); `MEMSNAP_EXTRACT_WRITER=1` (or
+ * another count) sets `workers`. Tests set both.
  */
-export const writerConfig: { workerMinArtifacts: number } = {
-  workerMinArtifacts: env("MEMSNAP_EXTRACT_WRITER") === "sync" ? Infinity : 512,
+export const writerConfig: { workerMinArtifacts: number; workers: number } = {
+  workerMinArtifacts: WRITER === "sync" ? Infinity : 512,
+  workers: /^[1-8]$/.test(WRITER ?? "") ? Number(WRITER) : 2,
 };
 
 /** Words per operation in `ops`. */
@@ -37,6 +44,7 @@ export interface WriteBatch {
   id: number;
   buf: ArrayBuffer;
   ops: Uint32Array;
+  root: string;
   paths: string[];
 }
 
@@ -81,12 +89,11 @@ function serve(self: Scope): void {
     const umask = currentUmask();
     const plain = umask === undefined ? -1 : 0o666 & ~umask;
     for (let i = 0, k = 0; k < ops.length; i++, k += OP_SIZE) {
-      const kind = ops[k]!, path = b.paths[ops[k + 1]!]!, mode = ops[k + 2]!;
+      const kind = ops[k]!, mode = ops[k + 2]!;
+      const path = kind === APPEND ? "" : b.root + b.paths[ops[k + 1]!]!;
       const data = bytes.subarray(ops[k + 3]!, ops[k + 3]! + ops[k + 4]!);
       try {
-        if (kind === MKDIR) {
-          Deno.mkdirSync(path);
-        } else if (kind === FILE) {
+        if (kind === FILE) {
           // The mode given to writeFile is applied exactly (not through the umask).
           if (mode === plain) Deno.writeFileSync(path, data, { createNew: true });
           else Deno.writeFileSync(path, data, { createNew: true, mode });

@@ -12,7 +12,7 @@ import type { BundleLimits } from "./bundle_limits.ts";
 import { resolveLimits } from "./_io.ts";
 import { readPass } from "./_reader.ts";
 import { unsafe } from "./_errors.ts";
-import { APPEND, CLOSE, FILE, MKDIR, OP_SIZE, OPEN, writerConfig } from "./_extract_worker.ts";
+import { APPEND, CLOSE, FILE, OP_SIZE, OPEN, writerConfig } from "./_extract_worker.ts";
 
 /** Options of {@linkcode extractBundle}. */
 export interface ExtractBundleOptions {
@@ -100,7 +100,7 @@ export async function extractBundle(
   // normalizing each path again.
   const root = join(destDir, ".");
   const prefix = root.endsWith("/") ? root : `${root}/`;
-  let writer: FileWriter = syncWriter;
+  let writer: FileWriter = syncWriter(prefix);
   try {
     const r = await readPass(source, {
       decipher: options.decipher,
@@ -117,18 +117,24 @@ export async function extractBundle(
             { hint: "Pass the age identity that the bundle was encrypted to." },
           );
         }
-        if (m.artifacts.length >= writerConfig.workerMinArtifacts) writer = WorkerWriter.start();
+        if (m.artifacts.length >= writerConfig.workerMinArtifacts) {
+          writer = WorkerWriter.start(prefix);
+        }
       },
       async sink(artifact, chunks) {
         writer.check();
         const path = artifact.path;
-        for (let slash = path.indexOf("/"); slash !== -1; slash = path.indexOf("/", slash + 1)) {
-          const rel = path.slice(0, slash);
-          if (dirs.has(rel)) continue;
-          writer.mkdir(prefix + rel, rel, artifact);
-          dirs.add(rel);
+        // Most artifacts go into a directory made for an earlier one (its parents were too).
+        const parent = path.lastIndexOf("/");
+        if (parent !== -1 && !dirs.has(path.slice(0, parent))) {
+          for (let slash = path.indexOf("/"); slash !== -1; slash = path.indexOf("/", slash + 1)) {
+            const rel = path.slice(0, slash);
+            if (dirs.has(rel)) continue;
+            writer.mkdir(prefix + rel, rel, artifact);
+            dirs.add(rel);
+          }
         }
-        await writer.file(prefix + path, artifact, chunks);
+        await writer.file(artifact, chunks);
       },
     });
     await writer.finish();
@@ -184,28 +190,30 @@ interface FileWriter {
   check(): void;
   /** Creates one directory, `rel` in the extraction (for the refusal's message). */
   mkdir(path: string, rel: string, artifact: ManifestArtifact): void;
-  /** Creates one file with the artifact's mode and the bytes of `chunks`. */
-  file(path: string, artifact: ManifestArtifact, chunks: AsyncIterable<Uint8Array>): Promise<void>;
+  /** Creates the artifact's file with its mode and the bytes of `chunks`. */
+  file(artifact: ManifestArtifact, chunks: AsyncIterable<Uint8Array>): Promise<void>;
   /** Waits until everything is written; throws the first failure. */
   finish(): Promise<void>;
   /** Waits until nothing more is being written; returns the first failure, if any. */
   abort(): Promise<unknown>;
 }
 
-/** Writes on the calling thread (small extractions: no worker to start). */
-const syncWriter: FileWriter = {
-  check() {},
-  mkdir(path, rel, artifact) {
-    try {
-      Deno.mkdirSync(path);
-    } catch (e) {
-      throw parentConflict(e, artifact, rel);
-    }
-  },
-  file: writeArtifact,
-  finish: () => Promise.resolve(),
-  abort: () => Promise.resolve(undefined),
-};
+/** Writes under `root` (ending in `/`) on the calling thread (small extractions). */
+function syncWriter(root: string): FileWriter {
+  return {
+    check() {},
+    mkdir(path, rel, artifact) {
+      try {
+        Deno.mkdirSync(path);
+      } catch (e) {
+        throw parentConflict(e, artifact, rel);
+      }
+    },
+    file: (artifact, chunks) => writeArtifact(root + artifact.path, artifact, chunks),
+    finish: () => Promise.resolve(),
+    abort: () => Promise.resolve(undefined),
+  };
+}
 
 /**
  * Writes one artifact's bytes to a new file with its mode, using synchronous calls: the
@@ -263,25 +271,18 @@ async function writeArtifact(
   Deno.chmodSync(path, mode);
 }
 
-/** Bytes per batch sent to the writer worker (at least {@linkcode SMALL_ARTIFACT}). */
+/** Bytes per batch sent to a writer worker (at least {@linkcode SMALL_ARTIFACT}). */
 const BATCH_BYTES = 1 << 20;
 /** Operations per batch at most (a batch of tiny files goes before its buffer is full). */
 const BATCH_OPS = 1024;
-/** Batch buffers at most, in flight or being filled. */
-const BATCH_BUFFERS = 4;
+/** Batch buffers at most per worker, in flight or being filled (plus two). */
+const BUFFERS_PER_WORKER = 2;
 
-/** What an operation was for, to report its failure. */
-interface OpCause {
-  artifact: ManifestArtifact;
-  /** The directory a `MKDIR` creates, relative to the extraction. */
-  rel?: string;
-}
-
-/** A failure the worker reported, rebuilt as the error the synchronous calls throw. */
+/** A failure a worker reported, rebuilt as the error the synchronous calls throw. */
 function workerError(
   err: { name: string; message: string },
   kind: number,
-  cause: OpCause,
+  artifact: ManifestArtifact,
 ): unknown {
   const ctor = (Deno.errors as unknown as Record<string, (new (m: string) => Error) | undefined>)[
     err.name
@@ -289,68 +290,107 @@ function workerError(
   const e = ctor
     ? new ctor(err.message)
     : Object.assign(new Error(err.message), { name: err.name });
-  if (kind === MKDIR) return parentConflict(e, cause.artifact, cause.rel!);
-  if (kind === FILE || kind === OPEN) return conflict(e, cause.artifact);
+  if (kind === FILE || kind === OPEN) return conflict(e, artifact);
   return e;
 }
 
+/** One writer worker and how many of its messages are not answered yet. */
+interface Lane {
+  worker: Worker;
+  inflight: number;
+  dead: boolean;
+}
+
 /**
- * Writes in a worker (`_extract_worker.ts`): the artifacts' bytes are copied into batches of up
- * to 1 MiB that the worker writes, in order, while this thread reads, decodes and hashes what
- * follows. Creating tens of thousands of files is kernel time that otherwise runs on this
- * thread between those steps. At most {@linkcode BATCH_BUFFERS} batches exist at once, reused;
- * a failure is known when the worker answers that batch, and every later batch is skipped.
+ * Writes in workers (`_extract_worker.ts`, {@linkcode writerConfig}`.workers` of them): the
+ * artifacts' bytes are copied into batches of up to 1 MiB, each handed whole to the worker
+ * with the fewest batches pending, while this thread reads, decodes and hashes what follows.
+ * Creating tens of thousands of files is kernel time that otherwise runs on this thread
+ * between those steps, and that two threads share out. Directories are created here, in
+ * order, before any file inside them is handed out; the batches of a file larger than a batch
+ * go to one worker, in order. At most {@linkcode BUFFERS_PER_WORKER} batches per worker (plus
+ * two) exist at once, reused. A failure is known when its worker answers that batch (that
+ * worker then skips every later batch); the one reported is the earliest in the extraction's
+ * order once every worker has answered, as a single writer in order would report it.
  */
 class WorkerWriter implements FileWriter {
-  readonly #worker: Worker;
+  readonly #lanes: Lane[] = [];
   readonly #free: ArrayBuffer[] = [];
+  readonly #maxBuffers: number;
   #made = 0;
   #buf: Uint8Array<ArrayBuffer> | undefined;
   #used = 0;
+  readonly #root: string;
   #ops: number[] = [];
-  #paths: string[] = [];
-  #causes: OpCause[] = [];
+  /** The artifact of each operation, and its place in the extraction (the bundle's order). */
+  #artifacts: ManifestArtifact[] = [];
+  #seqs: number[] = [];
   #nextId = 0;
-  /** Batches (and the stop message) not answered yet: their operations' causes. */
-  readonly #inflight = new Map<number, { ops: Uint32Array; causes: OpCause[] }>();
+  #seq = 0;
+  /** A file larger than a batch is open: the next batch goes to the lane of this one. */
+  #open = false;
+  #pinned: number | undefined;
+  #last = 0;
+  /** Batches not answered yet: what their operations were for, to report a failure. */
+  readonly #inflight = new Map<
+    number,
+    { ops: Uint32Array; artifacts: ManifestArtifact[]; seqs: number[] }
+  >();
   #error: unknown;
-  #dead = false;
+  #errorSeq = Infinity;
   #stopped = false;
   #wake: (() => void) | undefined;
 
-  private constructor() {
-    this.#worker = new Worker(new URL("./_extract_worker.ts", import.meta.url), {
-      type: "module",
-    });
-    this.#worker.onmessage = (ev: MessageEvent) => {
-      const m = ev.data as {
-        id: number;
-        buf?: ArrayBuffer;
-        error?: { op: number; name: string; message: string };
+  private constructor(root: string, workers: number) {
+    this.#root = root;
+    this.#maxBuffers = 2 + BUFFERS_PER_WORKER * workers;
+    for (let i = 0; i < workers; i++) {
+      const lane: Lane = {
+        worker: new Worker(new URL("./_extract_worker.ts", import.meta.url), { type: "module" }),
+        inflight: 0,
+        dead: false,
       };
-      const sent = this.#inflight.get(m.id);
-      this.#inflight.delete(m.id);
-      if (m.buf !== undefined && m.buf.byteLength === BATCH_BYTES) this.#free.push(m.buf);
-      if (m.error !== undefined && sent !== undefined && this.#error === undefined) {
-        this.#error = workerError(
-          m.error,
-          sent.ops[m.error.op * OP_SIZE]!,
-          sent.causes[m.error.op]!,
+      lane.worker.onmessage = (ev: MessageEvent) => {
+        const m = ev.data as {
+          id: number;
+          buf?: ArrayBuffer;
+          error?: { op: number; name: string; message: string };
+        };
+        lane.inflight--;
+        const sent = this.#inflight.get(m.id);
+        this.#inflight.delete(m.id);
+        if (m.buf !== undefined && m.buf.byteLength === BATCH_BYTES) this.#free.push(m.buf);
+        if (m.error !== undefined && sent !== undefined) {
+          const { op } = m.error;
+          const kind = sent.ops[op * OP_SIZE]!;
+          this.#fail(workerError(m.error, kind, sent.artifacts[op]!), sent.seqs[op]!);
+        }
+        this.#notify();
+      };
+      lane.worker.onerror = (ev: ErrorEvent) => {
+        ev.preventDefault();
+        lane.dead = true;
+        this.#fail(
+          new Error(`Cannot write the extracted files: ${ev.message}`),
+          Number.MAX_SAFE_INTEGER,
         );
-      }
-      this.#notify();
-    };
-    this.#worker.onerror = (ev: ErrorEvent) => {
-      ev.preventDefault();
-      this.#error ??= new Error(`Cannot write the extracted files: ${ev.message}`);
-      this.#dead = true;
-      this.#notify();
-    };
+        this.#notify();
+      };
+      this.#lanes.push(lane);
+    }
   }
 
-  /** Starts the worker (it loads while the first batch fills). */
-  static start(): WorkerWriter {
-    return new WorkerWriter();
+  /** Starts the workers writing under `root` (ending in `/`); they load while a batch fills. */
+  static start(root: string): WorkerWriter {
+    return new WorkerWriter(root, Math.max(1, writerConfig.workers));
+  }
+
+  /** Keeps the failure of the earliest operation. */
+  #fail(e: unknown, seq: number): void {
+    if (seq < this.#errorSeq) {
+      this.#error = e;
+      this.#errorSeq = seq;
+    }
   }
 
   #notify(): void {
@@ -364,13 +404,25 @@ class WorkerWriter implements FileWriter {
   }
 
   check(): void {
-    if (this.#error !== undefined) throw this.#error;
+    if (this.#errorSeq !== Infinity) throw this.#error;
   }
 
-  #op(kind: number, path: string, mode: number, off: number, len: number, cause: OpCause): void {
-    this.#ops.push(kind, this.#paths.length, mode, off, len);
-    this.#paths.push(path);
-    this.#causes.push(cause);
+  #op(kind: number, artifact: ManifestArtifact, seq: number, mode = 0, off = 0, len = 0): void {
+    this.#ops.push(kind, this.#artifacts.length, mode, off, len);
+    this.#artifacts.push(artifact);
+    this.#seqs.push(seq);
+  }
+
+  /** The live lane with the fewest batches pending, the one after the last used on a tie. */
+  #pick(): number {
+    const n = this.#lanes.length;
+    let best = -1;
+    for (let k = 1; k <= n; k++) {
+      const i = (this.#last + k) % n;
+      const lane = this.#lanes[i]!;
+      if (!lane.dead && (best === -1 || lane.inflight < this.#lanes[best]!.inflight)) best = i;
+    }
+    return best === -1 ? this.#last : best;
   }
 
   /** Sends the batch being filled, if it holds anything. */
@@ -380,24 +432,31 @@ class WorkerWriter implements FileWriter {
     const ops = new Uint32Array(this.#ops);
     const buf = this.#buf?.buffer ?? new ArrayBuffer(0);
     const id = this.#nextId++;
-    this.#inflight.set(id, { ops, causes: this.#causes });
-    this.#worker.postMessage({ id, buf, ops, paths: this.#paths }, [buf]);
+    const at = this.#pinned ?? this.#pick();
+    const lane = this.#lanes[at]!;
+    const artifacts = this.#artifacts;
+    this.#inflight.set(id, { ops, artifacts, seqs: this.#seqs });
+    // Relative paths (the manifest's own strings) and the root, joined by the worker.
+    const paths = artifacts.map((a) => a.path);
+    lane.inflight++;
+    lane.worker.postMessage({ id, buf, ops, root: this.#root, paths }, [buf]);
+    this.#last = at;
+    this.#pinned = this.#open ? at : undefined;
     this.#buf = undefined;
     this.#used = 0;
     this.#ops = [];
-    this.#paths = [];
-    this.#causes = [];
+    this.#artifacts = [];
+    this.#seqs = [];
   }
 
-  /** A batch buffer to fill: a free one, a new one, or the next one the worker hands back. */
+  /** A batch buffer to fill: a free one, a new one, or the next one a worker hands back. */
   async #take(): Promise<Uint8Array<ArrayBuffer>> {
     while (this.#buf === undefined) {
       this.check();
-      if (this.#dead) throw this.#error;
       const free = this.#free.pop();
       if (free !== undefined) {
         this.#buf = new Uint8Array(free);
-      } else if (this.#made < BATCH_BUFFERS) {
+      } else if (this.#made < this.#maxBuffers) {
         this.#made++;
         this.#buf = new Uint8Array(BATCH_BYTES);
       } else {
@@ -408,17 +467,22 @@ class WorkerWriter implements FileWriter {
   }
 
   mkdir(path: string, rel: string, artifact: ManifestArtifact): void {
-    this.#op(MKDIR, path, 0, 0, 0, { artifact, rel });
+    const seq = this.#seq++;
+    try {
+      Deno.mkdirSync(path);
+    } catch (e) {
+      const err = parentConflict(e, artifact, rel);
+      this.#fail(err, seq);
+      // The files before it are written still (not discarded): one may fail first.
+      this.#flush();
+      throw err;
+    }
   }
 
-  async file(
-    path: string,
-    artifact: ManifestArtifact,
-    chunks: AsyncIterable<Uint8Array>,
-  ): Promise<void> {
+  async file(artifact: ManifestArtifact, chunks: AsyncIterable<Uint8Array>): Promise<void> {
     const mode = artifact.mode ?? 0o644;
     const want = artifact.size;
-    const cause = { artifact };
+    const seq = this.#seq++;
     const it = chunks[Symbol.asyncIterator]();
     if (want <= BATCH_BYTES) {
       if (this.#used + want > BATCH_BYTES || this.#ops.length >= BATCH_OPS * OP_SIZE) {
@@ -433,11 +497,12 @@ class WorkerWriter implements FileWriter {
         got += r.value.length;
         if (got === want) break;
       }
-      this.#op(FILE, path, mode, start, got, cause);
+      this.#op(FILE, artifact, seq, mode, start, got);
       this.#used += got;
       return;
     }
-    this.#op(OPEN, path, 0, 0, 0, cause);
+    this.#op(OPEN, artifact, seq);
+    this.#open = true;
     for (let r = await it.next(); !r.done; r = await it.next()) {
       // The chunk stays valid until the next read, across the waits for a buffer.
       const c = r.value;
@@ -446,30 +511,32 @@ class WorkerWriter implements FileWriter {
         const buf = await this.#take();
         const n = Math.min(BATCH_BYTES - this.#used, c.length - off);
         buf.set(c.subarray(off, off + n), this.#used);
-        this.#op(APPEND, path, 0, this.#used, n, cause);
+        this.#op(APPEND, artifact, seq, 0, this.#used, n);
         this.#used += n;
         off += n;
       }
     }
-    this.#op(CLOSE, path, mode, 0, 0, cause);
+    this.#op(CLOSE, artifact, seq, mode);
+    this.#open = false;
   }
 
-  /** Sends what is pending (unless `discard`), then the stop, and waits for every answer. */
+  /** Sends what is pending (unless `discard`), then the stops, and waits for every answer. */
   async #end(discard: boolean): Promise<void> {
     if (!this.#stopped) {
       this.#stopped = true;
       if (discard) {
         this.#ops = [];
-        this.#paths = [];
-        this.#causes = [];
+        this.#artifacts = [];
+        this.#seqs = [];
       }
       this.#flush();
-      const id = this.#nextId++;
-      this.#inflight.set(id, { ops: new Uint32Array(0), causes: [] });
-      this.#worker.postMessage({ id, stop: true });
+      for (const lane of this.#lanes) {
+        lane.inflight++;
+        lane.worker.postMessage({ id: this.#nextId++, stop: true });
+      }
     }
-    while (this.#inflight.size > 0 && !this.#dead) await this.#waitAnswer();
-    this.#worker.terminate();
+    while (this.#lanes.some((l) => l.inflight > 0 && !l.dead)) await this.#waitAnswer();
+    for (const lane of this.#lanes) lane.worker.terminate();
   }
 
   async finish(): Promise<void> {

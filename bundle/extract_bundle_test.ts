@@ -24,19 +24,20 @@ import {
 } from "../tests/bundle_helpers.ts";
 import { tempDir } from "../tests/_tools.ts";
 
-/** The two ways files are written: on the calling thread, and through the writer worker. */
-const WRITERS = [["sync", Infinity], ["worker", 0]] as const;
+/** The ways files are written: on the calling thread, through one writer worker, or two. */
+const WRITERS = [["sync", Infinity, 1], ["worker", 0, 1], ["2 workers", 0, 2]] as const;
 
-/** Registers `fn` once per writer (`[sync writer]`, `[worker writer]`). */
+/** Registers `fn` once per writer (`[sync writer]`, `[worker writer]`, `[2 workers writer]`). */
 function test(name: string, fn: () => Promise<void>): void {
-  for (const [writer, min] of WRITERS) {
+  for (const [writer, min, workers] of WRITERS) {
     Deno.test(`${name} [${writer} writer]`, async () => {
-      const saved = writerConfig.workerMinArtifacts;
+      const saved = { ...writerConfig };
       writerConfig.workerMinArtifacts = min;
+      writerConfig.workers = workers;
       try {
         await fn();
       } finally {
-        writerConfig.workerMinArtifacts = saved;
+        Object.assign(writerConfig, saved);
       }
     });
   }
@@ -316,16 +317,23 @@ test("extractBundle() writes thousands of files and large ones across batches, w
   }
 });
 
-/** A bundle of `n` notes under `a/`, then `last`; and the progress hook that plants `plant`. */
+/**
+ * Extracts a bundle of 700 notes under `a/`, then `last` (or of `arts`), with a progress hook
+ * that plants `plant` in destDir once the extraction has begun; returns what it throws.
+ */
 async function plantedExtraction(
   dir: string,
   last: string,
   plant: (dest: string) => void,
+  arts: ReturnType<typeof source>[] = [],
 ): Promise<unknown> {
   const b = `${dir}/b`;
-  const arts = [];
-  for (let i = 0; i < 700; i++) arts.push(source(`a/n${String(i).padStart(4, "0")}.md`, `n${i}`));
-  arts.push(source(last, "last"));
+  if (arts.length === 0) {
+    for (let i = 0; i < 700; i++) {
+      arts.push(source(`a/n${String(i).padStart(4, "0")}.md`, `n${i}`));
+    }
+    arts.push(source(last, "last"));
+  }
   await writeBundle(b, testHeader(), arts);
   const dest = `${dir}/out`;
   let planted = false;
@@ -368,6 +376,61 @@ test("extractBundle() refuses a parent dir that appears in destDir during the ex
   assert.equal(e.rule, "path_conflict");
   assert.equal(e.entry, "z/last.md");
   assert.match(e.message, /has a parent z that already exists/);
+});
+
+/**
+ * 400 notes of 40 KB at the top (25 to a batch: 16 batches, dealt to both workers), with
+ * `b0200/last.md` right after `b0200.md`.
+ */
+function spreadNotes(): ReturnType<typeof source>[] {
+  const arts = [];
+  for (let i = 0; i < 400; i++) {
+    const name = `b${String(i).padStart(4, "0")}`;
+    arts.push(source(`${name}.md`, new Uint8Array(40_000).fill(i & 255)));
+    if (i === 200) arts.push(source(`${name}/last.md`, "last"));
+  }
+  return arts;
+}
+
+test("extractBundle() reports the earliest of several failures in the bundle's order", async () => {
+  await using dir = await tempDir();
+  const e = await plantedExtraction(dir.path, "", (d) => {
+    Deno.writeTextFileSync(`${d}/b0350.md`, "x");
+    Deno.writeTextFileSync(`${d}/b0100.md`, "x");
+  }, spreadNotes());
+  assert.ok(e instanceof UnsafeBundleError, String(e));
+  assert.equal(e.rule, "path_conflict");
+  assert.equal(e.entry, "b0100.md");
+  assert.match(e.message, /already exists in the destination/);
+});
+
+test("extractBundle() reports a file's failure before a later directory's", async () => {
+  await using dir = await tempDir();
+  // The directory is made on the reading thread, before any worker has the file before it.
+  const e = await plantedExtraction(dir.path, "", (d) => {
+    Deno.mkdirSync(`${d}/b0200`);
+    Deno.writeTextFileSync(`${d}/b0200.md`, "x");
+  }, spreadNotes());
+  assert.ok(e instanceof UnsafeBundleError, String(e));
+  assert.equal(e.entry, "b0200.md");
+  assert.match(e.message, /already exists in the destination/);
+});
+
+test("extractBundle() writes large files among small ones whole, across batches", async () => {
+  await using dir = await tempDir();
+  const b = `${dir.path}/b`;
+  const want = new Map<string, Uint8Array>();
+  for (let i = 0; i < 60; i++) {
+    const size = i % 7 === 3 ? 2_300_000 + i : 30_000 + i * 101;
+    want.set(
+      `d${i % 3}/f${String(i).padStart(3, "0")}`,
+      new Uint8Array(size).map((_, k) => (k * 7 + i) & 255),
+    );
+  }
+  await writeBundle(b, testHeader(), [...want].map(([p, d]) => source(p, d, { chunk: 70_000 })));
+  await extractBundle(await openBundleFile(b), `${dir.path}/out`);
+  assert.deepEqual(await listTree(`${dir.path}/out`), [...want.keys()].sort());
+  for (const [p, d] of want) assert.deepEqual(await Deno.readFile(`${dir.path}/out/${p}`), d, p);
 });
 
 Deno.test("currentUmask() reads the process umask (Linux)", () => {
