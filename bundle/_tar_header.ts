@@ -68,6 +68,15 @@ const TEMPLATE_SUM = TEMPLATE.reduce((n, c) => n + c, 0) + 8 * 0x20 + 0x30;
 function putOctalSum(b: Uint8Array, off: number, len: number, v: number): number {
   let sum = 0;
   b[off + len - 1] = 0;
+  if (v < 0x80000000) {
+    // (integer arithmetic: most values fit 31 bits, and the division loop showed in profiles)
+    for (let i = off + len - 2, x = v | 0; i >= off; i--, x >>>= 3) {
+      const c = 0x30 + (x & 7);
+      b[i] = c;
+      sum += c;
+    }
+    return sum;
+  }
   for (let i = off + len - 2; i >= off; i--) {
     const c = 0x30 + (v % 8);
     b[i] = c;
