@@ -155,6 +155,10 @@ class ObjectArtifact implements ArtifactSource {
       throw this.#gone(e);
     }
   }
+
+  get file(): string | undefined {
+    return this.size <= SMALL_FILE ? this.#abs : undefined;
+  }
 }
 
 /** The artifact of one object-store file; see {@linkcode ObjectArtifact}. */
