@@ -48,7 +48,6 @@ import {
 } from "./_swap.ts";
 import { fileByteStream } from "./bundle/_file_stream.ts";
 import { Precompressor } from "./bundle/_precompress.ts";
-import { warmReader } from "./bundle/_read_ahead.ts";
 import { DEFAULT_LEVEL } from "./bundle/_zstd_frames.ts";
 
 /** Redaction settings of a Snapshotter. */
@@ -408,8 +407,6 @@ export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
     // their whole frames are compressed as soon as their plugin returns them, on a thread that
     // is otherwise idle while the other plugins list and read files (the bytes are the same).
     const pre = Precompressor.open(DEFAULT_LEVEL, join(staging, ".precompressed"));
-    // The writer's small-file reader thread starts now: its start-up overlaps the captures.
-    const coolReader = warmReader();
     try {
       // Plugins capture concurrently: one plugin's file and database I/O (thread pool) and
       // SQLite's copy overlap another's CPU work. Results are taken in plugin order, and the
@@ -539,7 +536,6 @@ export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
       const info = await pending.commit(manifest);
       return { info, manifest, skipped: false };
     } finally {
-      coolReader();
       // No read of a held artifact may follow its release.
       await pre?.close();
       for (const release of releases) await Promise.resolve().then(release).catch(() => {});

@@ -35,7 +35,6 @@ import {
   zstdCompressFrames,
 } from "./_zstd_frames.ts";
 import { type AheadArtifact, aheadOf, Precompressor, sizeChanged } from "./_precompress.ts";
-import { ReadAhead, type ReadItem } from "./_read_ahead.ts";
 import { throughTransform, writeAll } from "./_io.ts";
 import {
   encodeManifest,
@@ -83,8 +82,6 @@ const CREATED_AT = /^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9
 
 /** Artifacts up to this size with a `readInto` are read with it. */
 const SYNC_MAX = 1 << 20;
-/** Small files (with `file`) from this many on are read on a reader thread (`_read_ahead.ts`). */
-const READ_AHEAD_MIN = 512;
 /** Size of the buffers small artifacts are tarred into. */
 const BATCH_BYTES = 1 << 20;
 
@@ -373,146 +370,98 @@ export async function writeBundle(
           fill = 0;
           return b;
         };
-        // Thousands of small files (with `file`): read on a reader thread, batch by batch.
-        const items: ReadItem[] = [];
-        const itemOf = new Int32Array(sources.length).fill(-1);
         for (let i = 0; i < sources.length; i++) {
           const s = sources[i]!;
-          if (readsSync(s) && typeof s.file === "string") {
-            itemOf[i] = items.length;
-            items.push({
-              path: s.path,
-              file: s.file,
-              size: s.size,
-              mode: s.mode ?? 0o644,
-              brk: i === 0 || itemOf[i - 1] === -1,
-            });
-          }
-        }
-        const reader = items.length >= READ_AHEAD_MIN ? new ReadAhead(items, mtime) : undefined;
-        const fallback = new Set<number>();
-        try {
-          for (let i = 0; i < sources.length; i++) {
-            const s = sources[i]!;
-            signal?.throwIfAborted();
-            const mode = s.mode ?? 0o644;
-            if (reader && itemOf[i]! >= 0 && !fallback.has(i)) {
-              // A batch of small files the reader thread read, laid out as tar: hash, hand on.
-              if (fill > 0) yield takeBatch();
-              const b = await reader.next();
-              if (b.first !== itemOf[i]) {
-                throw new MemsnapError(
-                  `Cannot pack: the reader thread sent item ${b.first}, not ${itemOf[i]} (a bug)`,
-                );
-              }
-              for (let k = 0; k < b.at.length; k++) {
-                const t = sources[i + k]!;
-                const bytes = b.bytes.subarray(b.at[k]!, b.at[k]! + t.size);
-                packed += t.size;
-                progress.progress({ phase: "pack", done: packed, total, item: t.path });
-                manifestArtifacts.push(
-                  manifestArtifact(t, createHash("sha256").update(bytes).digest("hex")),
-                );
-              }
-              if (b.bytes.length > 0) yield b.bytes;
-              reader.give(b);
-              i += b.at.length - 1;
-              // The item after these could not be read there: read it here (readInto), which
-              // reports what is wrong with it as without the reader.
-              if (b.failed) fallback.add(i + 1);
-              continue;
+          signal?.throwIfAborted();
+          const mode = s.mode ?? 0o644;
+          if (readsSync(s)) {
+            // (one byte more than declared is room to see a source that grew)
+            const need = headerLength(s.path, s.size) + s.size + Math.max(padding(s.size), 1);
+            if (fill > 0 && fill + need > BATCH_BYTES) yield takeBatch();
+            if (batch === undefined || need > batch.length) {
+              batch = new Uint8Array(Math.max(BATCH_BYTES, need));
             }
-            if (readsSync(s)) {
-              // (one byte more than declared is room to see a source that grew)
-              const need = headerLength(s.path, s.size) + s.size + Math.max(padding(s.size), 1);
-              if (fill > 0 && fill + need > BATCH_BYTES) yield takeBatch();
-              if (batch === undefined || need > batch.length) {
-                batch = new Uint8Array(Math.max(BATCH_BYTES, need));
-              }
-              const at = fill +
-                encodeHeaderInto(batch, fill, { path: s.path, size: s.size, mode, mtime });
-              const n = s.readInto!(batch.subarray(at, at + s.size + 1));
-              if (n !== s.size) throw sizeChanged(s, n);
-              const bytes = batch.subarray(at, at + s.size);
-              const end = at + s.size + padding(s.size);
-              batch.fill(0, at + s.size, end);
-              fill = end;
-              packed += s.size;
-              progress.progress({ phase: "pack", done: packed, total, item: s.path });
-              manifestArtifacts.push(
-                manifestArtifact(s, createHash("sha256").update(bytes).digest("hex")),
-              );
-              continue;
-            }
-            if (fill > 0) yield takeBatch();
-            yield entryHeader(s.path, s.size, mode, mtime);
-            // A frame starts at the data of a large artifact (its frames then depend on it alone).
-            if (s.size >= CUT_BYTES) yield CUT;
-            const planned = precompressed(i);
-            if (planned !== undefined) {
-              yield* packAhead(planned);
-              continue;
-            }
-            const hash = createHash("sha256");
-            let n = 0;
-            const stream = await openUpTo(i);
-            let byob: ReadableStreamBYOBReader | undefined;
-            if (s.size >= BYOB_MIN) {
-              try {
-                byob = stream.getReader({ mode: "byob" });
-              } catch {
-                // not a byte stream
-              }
-            }
-            // One loop for both readers: a byte stream fills the reused scratch buffer (asking for
-            // one byte more than declared at the end, to detect a longer source); any other
-            // stream hands out its own chunks.
-            let read: () => Promise<ReadableStreamReadResult<Uint8Array>>;
-            let cancel: () => Promise<void>;
-            if (byob) {
-              const r = byob;
-              read = async () => {
-                const want = Math.min(SCRATCH_BYTES, s.size - n + 1);
-                scratch ??= new ArrayBuffer(SCRATCH_BYTES);
-                const result = await r.read(new Uint8Array(scratch, 0, want));
-                if (result.value) scratch = result.value.buffer as ArrayBuffer;
-                return result;
-              };
-              cancel = () => r.cancel();
-            } else {
-              const r = stream.getReader();
-              read = () => r.read();
-              cancel = () => r.cancel();
-            }
-            let finished = false;
-            try {
-              for (;;) {
-                signal?.throwIfAborted();
-                const { done, value } = await read();
-                if (done) {
-                  finished = true;
-                  break;
-                }
-                n += value.length;
-                if (n > s.size) break;
-                hash.update(value);
-                packed += value.length;
-                progress.progress({ phase: "pack", done: packed, total, item: s.path });
-                yield value;
-              }
-            } finally {
-              if (!finished) await cancel().catch(() => {});
-            }
+            const at = fill +
+              encodeHeaderInto(batch, fill, { path: s.path, size: s.size, mode, mtime });
+            const n = s.readInto!(batch.subarray(at, at + s.size + 1));
             if (n !== s.size) throw sizeChanged(s, n);
-            const pad = padding(s.size);
-            if (pad > 0) yield PAD.subarray(0, pad);
-            manifestArtifacts.push(manifestArtifact(s, hash.digest("hex")));
+            const bytes = batch.subarray(at, at + s.size);
+            const end = at + s.size + padding(s.size);
+            batch.fill(0, at + s.size, end);
+            fill = end;
+            packed += s.size;
+            progress.progress({ phase: "pack", done: packed, total, item: s.path });
+            manifestArtifacts.push(
+              manifestArtifact(s, createHash("sha256").update(bytes).digest("hex")),
+            );
+            continue;
           }
           if (fill > 0) yield takeBatch();
-          yield END_OF_ARCHIVE;
-        } finally {
-          reader?.close();
+          yield entryHeader(s.path, s.size, mode, mtime);
+          // A frame starts at the data of a large artifact (its frames then depend on it alone).
+          if (s.size >= CUT_BYTES) yield CUT;
+          const planned = precompressed(i);
+          if (planned !== undefined) {
+            yield* packAhead(planned);
+            continue;
+          }
+          const hash = createHash("sha256");
+          let n = 0;
+          const stream = await openUpTo(i);
+          let byob: ReadableStreamBYOBReader | undefined;
+          if (s.size >= BYOB_MIN) {
+            try {
+              byob = stream.getReader({ mode: "byob" });
+            } catch {
+              // not a byte stream
+            }
+          }
+          // One loop for both readers: a byte stream fills the reused scratch buffer (asking for
+          // one byte more than declared at the end, to detect a longer source); any other
+          // stream hands out its own chunks.
+          let read: () => Promise<ReadableStreamReadResult<Uint8Array>>;
+          let cancel: () => Promise<void>;
+          if (byob) {
+            const r = byob;
+            read = async () => {
+              const want = Math.min(SCRATCH_BYTES, s.size - n + 1);
+              scratch ??= new ArrayBuffer(SCRATCH_BYTES);
+              const result = await r.read(new Uint8Array(scratch, 0, want));
+              if (result.value) scratch = result.value.buffer as ArrayBuffer;
+              return result;
+            };
+            cancel = () => r.cancel();
+          } else {
+            const r = stream.getReader();
+            read = () => r.read();
+            cancel = () => r.cancel();
+          }
+          let finished = false;
+          try {
+            for (;;) {
+              signal?.throwIfAborted();
+              const { done, value } = await read();
+              if (done) {
+                finished = true;
+                break;
+              }
+              n += value.length;
+              if (n > s.size) break;
+              hash.update(value);
+              packed += value.length;
+              progress.progress({ phase: "pack", done: packed, total, item: s.path });
+              yield value;
+            }
+          } finally {
+            if (!finished) await cancel().catch(() => {});
+          }
+          if (n !== s.size) throw sizeChanged(s, n);
+          const pad = padding(s.size);
+          if (pad > 0) yield PAD.subarray(0, pad);
+          manifestArtifacts.push(manifestArtifact(s, hash.digest("hex")));
         }
+        if (fill > 0) yield takeBatch();
+        yield END_OF_ARCHIVE;
       }
       /**
        * An artifact whose whole frames the precompressor has (or the compressor fills when it

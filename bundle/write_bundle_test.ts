@@ -10,7 +10,6 @@ import { tempDir } from "../tests/_tools.ts";
 import type { ArtifactSource } from "../capture/types.ts";
 import { aheadOf, Precompressor } from "./_precompress.ts";
 import { libzstd } from "./_libzstd.ts";
-import { readFileInto } from "../capture/_util.ts";
 
 function sources() {
   const big = new Uint8Array(300_000).map((_, i) => (i * 7) & 0xff);
@@ -540,86 +539,4 @@ Deno.test("writeBundle() packs the same readAt sources twice, the same bytes bot
   await writeBundle(`${dir.path}/two`, testHeader(), srcs);
   assert.equal(await sha(`${dir.path}/one`), await sha(`${dir.path}/two`));
   assert.ok(await verifyBundle(await openBundleFile(`${dir.path}/two`)));
-});
-
-Deno.test("writeBundle() reads many small files on a reader thread: the same bytes as readInto", async () => {
-  await using dir = await tempDir();
-  await Deno.mkdir(`${dir.path}/f`);
-  const enc = new TextEncoder();
-  const data = (i: number) =>
-    enc.encode(`note ${i}\n`.repeat(1 + (i * 37) % 900) + (i % 7 === 0 ? "" : "tail"));
-  for (let i = 0; i < 700; i++) Deno.writeFileSync(`${dir.path}/f/${i}`, data(i));
-  // 700 small files (some near 1 MiB, to cut batches), with sources that are not files (in
-  // memory, streamed) between them, and an executable mode.
-  const sources = (withFile: boolean): ArtifactSource[] => [
-    ...Array.from({ length: 700 }, (_, i): ArtifactSource => {
-      const path = `${dir.path}/f/${i}`;
-      const size = data(i).length;
-      return {
-        path: `memdir/n/${String(i).padStart(4, "0")}`,
-        kind: "file",
-        size: i === 500 ? (1 << 20) - 10 : size,
-        ...(i % 50 === 3 ? { mode: 0o755 } : {}),
-        open: () => Promise.reject(new Error("opened")),
-        readInto: (into) => {
-          if (i === 500) {
-            into.fill(7, 0, (1 << 20) - 10);
-            return (1 << 20) - 10;
-          }
-          using f = Deno.openSync(path);
-          let n = 0;
-          for (;;) {
-            const k = f.readSync(into.subarray(n));
-            if (!k) return n;
-            n += k;
-          }
-        },
-        ...(withFile && i !== 500 ? { file: path } : {}),
-      };
-    }),
-    source("memdir/n/0250a", "between"),
-    source("memdir/n/0600a", new Uint8Array(2 << 20).fill(3), { chunk: 1 << 20 }),
-  ];
-  await writeBundle(`${dir.path}/plain.tar`, testHeader(), sources(false));
-  const m = await writeBundle(`${dir.path}/reader.tar`, testHeader(), sources(true));
-  assert.equal(await sha(`${dir.path}/reader.tar`), await sha(`${dir.path}/plain.tar`));
-  assert.equal(m.artifacts.length, 702);
-  assert.ok(await verifyBundle(await openBundleFile(`${dir.path}/reader.tar`)));
-});
-
-Deno.test("writeBundle() with the reader thread: a file gone or resized is reported by its own readInto, and nothing is left", async () => {
-  await using dir = await tempDir();
-  await Deno.mkdir(`${dir.path}/f`);
-  for (let i = 0; i < 600; i++) Deno.writeFileSync(`${dir.path}/f/${i}`, new Uint8Array(100));
-  const sources = (): ArtifactSource[] =>
-    Array.from({ length: 600 }, (_, i): ArtifactSource => {
-      const path = `${dir.path}/f/${i}`;
-      return {
-        path: `memdir/${String(i).padStart(4, "0")}`,
-        kind: "file",
-        size: 100,
-        file: path,
-        open: () => Promise.reject(new Error("opened")),
-        readInto: (into) => {
-          try {
-            return readFileInto(path, into);
-          } catch (e) {
-            throw new MemsnapError(`plugin: ${path} is gone`, { cause: e });
-          }
-        },
-      };
-    });
-  await Deno.mkdir(`${dir.path}/out`);
-  Deno.removeSync(`${dir.path}/f/345`);
-  await assert.rejects(
-    writeBundle(`${dir.path}/out/b.tar`, testHeader(), sources()),
-    /plugin: .*\/f\/345 is gone/,
-  );
-  assert.deepEqual([...Deno.readDirSync(`${dir.path}/out`)], []);
-  Deno.writeFileSync(`${dir.path}/f/345`, new Uint8Array(101));
-  await assert.rejects(
-    writeBundle(`${dir.path}/out/b.tar`, testHeader(), sources()),
-    /artifact "memdir\/0345": it yielded more than 100 bytes/,
-  );
-  assert.deepEqual([...Deno.readDirSync(`${dir.path}/out`)], []);
 });

@@ -155,10 +155,6 @@ class ObjectArtifact implements ArtifactSource {
       throw this.#gone(e);
     }
   }
-
-  get file(): string | undefined {
-    return this.size <= SMALL_FILE ? this.#abs : undefined;
-  }
 }
 
 /** The artifact of one object-store file; see {@linkcode ObjectArtifact}. */

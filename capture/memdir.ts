@@ -102,14 +102,10 @@ class PlainFile implements ArtifactSource {
   readInto(into: Uint8Array): number {
     return readFileInto(this.src, into);
   }
-
-  get file(): string | undefined {
-    return this.size <= SMALL_FILE ? this.src : undefined;
-  }
 }
 
 /** How the writer gets an artifact's bytes: `open()`, or `readInto()` when there is one. */
-type Reader = Pick<ArtifactSource, "open" | "readInto" | "file">;
+type Reader = Pick<ArtifactSource, "open" | "readInto">;
 
 /**
  * A small file, read with one synchronous call when the writer reaches it (straight into its
@@ -119,7 +115,6 @@ type Reader = Pick<ArtifactSource, "open" | "readInto" | "file">;
 function wholeFile(src: string): Reader {
   return {
     readInto: (into) => readFileInto(src, into),
-    file: src,
     open: () => {
       try {
         return Promise.resolve(oneChunk(Deno.readFileSync(src)));

@@ -27,13 +27,6 @@ export interface ArtifactSource {
    */
   readInto?(into: Uint8Array): number;
   /**
-   * Optional, with `readInto`: the path of a file whose whole content is what `readInto`
-   * reads. The writer may then read it on another thread, with the thousands of others; it
-   * calls `readInto` itself only if that read fails or finds another size (so that the errors
-   * reported are the plugin's).
-   */
-  readonly file?: string | undefined;
-  /**
    * Optional, only for bytes that cannot change until the bundle is written (a private copy in
    * staging, a database held under a read transaction): reads synchronously into `into`, from
    * byte `position` of the artifact, up to `into.length` bytes, and returns how many were read
