@@ -3,7 +3,7 @@
  *
  *     deno task bench:compare            # ~1 GiB fixture, 3 rounds
  *     deno task bench:compare --quick    # ~100 MiB fixture, 5 rounds
- *     deno task bench:compare --size 512M --rounds 4 [--keep] [--out FILE]
+ *     deno task bench:compare --size 512M --rounds 4 [--keep] [--out FILE] [--no-sync]
  *
  * Generates a realistic agent memory (`bench/_fixture.ts`) in a temp dir, then, per round and
  * interleaved so that machine noise hits both sides alike, runs each memsnap operation as a
@@ -21,6 +21,9 @@
  *
  * In-process: redaction throughput of the default packs on the fixture's text (single core),
  * hook emit overhead against unjs/hookable, and Deno start-up of the CLI (`--help`).
+ *
+ * Before each measured step, `sync` (not timed) writes out what the step before left dirty
+ * (`--no-sync` to skip it).
  *
  * Prints a table of medians and ratios and writes JSON to `bench/results/<date>-<size>.json`.
  * Never used as a test: the machine is shared and noisy.
@@ -44,6 +47,7 @@ const { values: flags } = parseArgs({
     rounds: { type: "string" },
     keep: { type: "boolean" },
     out: { type: "string" },
+    "no-sync": { type: "boolean" },
   },
 });
 
@@ -73,9 +77,16 @@ interface Sample {
   cpu: number;
 }
 
-/** Runs `sh -c script` under /usr/bin/time; returns wall time and peak RSS. */
+/**
+ * Runs `sh -c script` under /usr/bin/time; returns wall time and peak RSS. Dirty pages are
+ * written out first (`sync`, not timed): a step must not pay for the writeback of the one before
+ * it. (Each round's native pipeline truncates and rewrites its output file, and ext4 then writes
+ * the 60 MB out as the file closes, during the next step: at 100 MiB the snapshot right after it
+ * took 1.66-1.72 s instead of 1.39-1.47.)
+ */
 async function measure(script: string): Promise<Sample & { stdout: string }> {
   const timeFile = join(tmp, "time.txt");
+  if (!flags["no-sync"]) await new Deno.Command("sync").output();
   const t0 = performance.now();
   const out = await new Deno.Command("/usr/bin/time", {
     args: ["-f", "%M %U %S", "-o", timeFile, "sh", "-c", script],
@@ -335,6 +346,7 @@ const result = {
     native_tar_zst_bytes: nativeSize,
   },
   rounds,
+  sync_before_steps: !flags["no-sync"],
   steps: Object.fromEntries(
     Object.keys(samples).map((k) => [k, {
       median_s: +med(k).seconds.toFixed(3),
