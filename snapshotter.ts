@@ -47,8 +47,6 @@ import {
   writeJournal,
 } from "./_swap.ts";
 import { fileByteStream } from "./bundle/_file_stream.ts";
-import { Precompressor } from "./bundle/_precompress.ts";
-import { DEFAULT_LEVEL } from "./bundle/_zstd_frames.ts";
 
 /** Redaction settings of a Snapshotter. */
 export interface RedactSettings {
@@ -403,10 +401,6 @@ export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
     const staging = await Deno.makeTempDir({ prefix: "memsnap-capture-" });
     /** What captures keep for their artifacts until the bundle is written (see release). */
     const releases: (() => Promise<void> | void)[] = [];
-    // Large artifacts whose bytes cannot change until the bundle is written (a held database):
-    // their whole frames are compressed as soon as their plugin returns them, on a thread that
-    // is otherwise idle while the other plugins list and read files (the bytes are the same).
-    const pre = Precompressor.open(DEFAULT_LEVEL, join(staging, ".precompressed"));
     try {
       // Plugins capture concurrently: one plugin's file and database I/O (thread pool) and
       // SQLite's copy overlap another's CPU work. Results are taken in plugin order, and the
@@ -427,16 +421,12 @@ export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
           }
           const dir = join(staging, plugin.name);
           await Deno.mkdir(dir);
-          const result = await plugin.capture({
+          return await plugin.capture({
             staging: dir,
             redactor,
             signal: captureAbort.signal,
             progress,
           });
-          if (pre && !captureAbort.signal.aborted) {
-            for (const a of result.artifacts) pre.add(a);
-          }
-          return result;
         } catch (e) {
           const error = e instanceof MemsnapError ? e : new MemsnapError(
             `Cannot capture with plugin "${plugin.name}": ${(e as Error)?.message ?? e}`,
@@ -536,8 +526,6 @@ export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
       const info = await pending.commit(manifest);
       return { info, manifest, skipped: false };
     } finally {
-      // No read of a held artifact may follow its release.
-      await pre?.close();
       for (const release of releases) await Promise.resolve().then(release).catch(() => {});
       await Deno.remove(staging, { recursive: true }).catch(() => {});
     }

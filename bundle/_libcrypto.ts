@@ -1,6 +1,6 @@
 /**
- * ChaCha20-Poly1305 and SHA-256 from the system libcrypto (OpenSSL 3) through FFI (private), when
- * it is available. (SHA-256 for hashing on a native thread; `node:crypto`'s is as fast.)
+ * ChaCha20-Poly1305 from the system libcrypto (OpenSSL 3) through FFI (private), when it is
+ * available.
  *
  * `node:crypto` seals an age chunk through a new cipher object per 64 KiB chunk and returns
  * each result in a fresh buffer, which V8 frees only at its next full collection. OpenSSL's
@@ -44,18 +44,6 @@ const SYMBOLS = {
   },
   EVP_DecryptFinal_ex: { parameters: ["pointer", "buffer", "buffer"], result: "i32" },
   EVP_CIPHER_CTX_ctrl: { parameters: ["pointer", "i32", "i32", "buffer"], result: "i32" },
-  EVP_MD_CTX_new: { parameters: [], result: "pointer" },
-  EVP_MD_CTX_free: { parameters: ["pointer"], result: "void" },
-  EVP_sha256: { parameters: [], result: "pointer" },
-  EVP_DigestInit_ex: { parameters: ["pointer", "pointer", "pointer"], result: "i32" },
-  EVP_DigestUpdate: { parameters: ["pointer", "buffer", "usize"], result: "i32" },
-  EVP_DigestUpdate_nonblocking: {
-    name: "EVP_DigestUpdate",
-    parameters: ["pointer", "buffer", "usize"],
-    result: "i32",
-    nonblocking: true,
-  },
-  EVP_DigestFinal_ex: { parameters: ["pointer", "buffer", "buffer"], result: "i32" },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 type Lib = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
@@ -85,29 +73,12 @@ export interface ChaChaPoly {
   free(): void;
 }
 
-/** A SHA-256 in progress (one call at a time). */
-export interface Sha256 {
-  /** Adds `bytes`, on this thread. */
-  update(bytes: Uint8Array): void;
-  /**
-   * Adds `bytes` on a native thread: `bytes` must not change, and no other call be made,
-   * until the promise settles.
-   */
-  updateOffThread(bytes: Uint8Array): Promise<void>;
-  /** The digest, lowercase hex; frees the context (later calls throw). */
-  digestHex(): string;
-  /** Frees the context without a digest. Idempotent. */
-  free(): void;
-}
-
 /** Bindings to the system libcrypto. */
 export interface LibCrypto {
   /** The library file or name that was opened. */
   readonly path: string;
   /** A ChaCha20-Poly1305 instance for a 32-byte key. */
   chachaPoly(key: Uint8Array): ChaChaPoly;
-  /** A new SHA-256. */
-  sha256(): Sha256;
 }
 
 const CANDIDATES = ["libcrypto.so.3", "libcrypto.3.dylib"];
@@ -119,52 +90,8 @@ function bind(path: string, s: Lib): LibCrypto {
   const check = (ok: number, what: string): void => {
     if (ok !== 1) throw new Error(`libcrypto ${what} failed`);
   };
-  const md = s.EVP_sha256();
-  if (md === null) throw new Error("no SHA-256 in this libcrypto");
   const lib: LibCrypto = {
     path,
-    sha256() {
-      const ctx = s.EVP_MD_CTX_new();
-      if (ctx === null) throw new Error("libcrypto EVP_MD_CTX_new failed");
-      let live = true;
-      try {
-        check(s.EVP_DigestInit_ex(ctx, md, null), "EVP_DigestInit_ex");
-      } catch (e) {
-        s.EVP_MD_CTX_free(ctx);
-        throw e;
-      }
-      const alive = (): void => {
-        if (!live) throw new Error("Sha256: the context was freed");
-      };
-      const free = (): void => {
-        if (live) s.EVP_MD_CTX_free(ctx);
-        live = false;
-      };
-      return {
-        update(bytes) {
-          alive();
-          check(s.EVP_DigestUpdate(ctx, bytes, BigInt(bytes.length)), "EVP_DigestUpdate");
-        },
-        async updateOffThread(bytes) {
-          alive();
-          check(
-            await s.EVP_DigestUpdate_nonblocking(ctx, bytes, BigInt(bytes.length)),
-            "EVP_DigestUpdate",
-          );
-        },
-        digestHex() {
-          alive();
-          const out = new Uint8Array(32);
-          try {
-            check(s.EVP_DigestFinal_ex(ctx, out, outl), "EVP_DigestFinal_ex");
-          } finally {
-            free();
-          }
-          return Array.from(out, (b) => b.toString(16).padStart(2, "0")).join("");
-        },
-        free,
-      };
-    },
     chachaPoly(key) {
       if (key.length !== 32) throw new RangeError("ChaCha20-Poly1305 needs a 32-byte key");
       const enc = s.EVP_CIPHER_CTX_new();
@@ -264,11 +191,6 @@ export function openLibCrypto(options: OpenLibCryptoOptions = {}): LibCrypto | u
  * `cryptography` both compute it; then a round trip and a refused forgery.
  */
 function knownAnswer(lib: LibCrypto): boolean {
-  // SHA-256 of "abc" (FIPS 180-2), in two updates.
-  const h = lib.sha256();
-  h.update(Uint8Array.of(0x61));
-  h.update(Uint8Array.of(0x62, 0x63));
-  if (h.digestHex() !== KNOWN_SHA256) return false;
   const key = new Uint8Array(32).map((_, i) => 0x80 + i);
   const nonce = Uint8Array.of(7, 0, 0, 0, 0x40, 0x41, 0x42, 0x43, 0x44, 0x45, 0x46, 0x47);
   const plain = new TextEncoder().encode("Ladies and Gentlemen of the class of '99");
@@ -286,8 +208,6 @@ function knownAnswer(lib: LibCrypto): boolean {
     c.free();
   }
 }
-
-const KNOWN_SHA256 = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
 
 const KNOWN_SEALED = "d31a8d34648e60db7b86afbc53ef7ec2a4aded51296e08fea9e2b5a736ee62d6" +
   "3dbea45e8ca967122eb838bb957e60b8f30a8bc490057bad";

@@ -26,15 +26,7 @@ import {
 } from "./_tar_header.ts";
 import { checkPath, comparePaths, PathSet } from "./_paths.ts";
 import { bundleLimits } from "./bundle_limits.ts";
-import {
-  CUT,
-  CUT_BYTES,
-  DEFAULT_LEVEL,
-  FRAME_BYTES,
-  type FrameInput,
-  zstdCompressFrames,
-} from "./_zstd_frames.ts";
-import { type AheadArtifact, aheadOf, Precompressor, sizeChanged } from "./_precompress.ts";
+import { zstdCompressFrames } from "./_zstd_frames.ts";
 import { throughTransform, writeAll } from "./_io.ts";
 import {
   encodeManifest,
@@ -108,43 +100,17 @@ function readsSync(s: ArtifactSource): boolean {
   return s.readInto !== undefined && s.size <= SYNC_MAX;
 }
 
-function entryHeader(path: string, size: number, mode: number, mtime: number): Uint8Array {
-  return encodeHeader({ path, size, mode, mtime });
+function sizeChanged(s: ArtifactSource, n: number): MemsnapError {
+  return new MemsnapError(
+    `Cannot pack artifact ${JSON.stringify(s.path)}: it yielded ${
+      n > s.size ? `more than ${s.size}` : n
+    } bytes but its declared size is ${s.size} (the file changed during capture)`,
+    { hint: "Take the snapshot again." },
+  );
 }
 
-/**
- * The frame layout of the inner tar: every artifact of at least {@linkcode CUT_BYTES} starts a
- * new frame at its data (docs/FORMAT.md section 4). Returns, for each artifact whose whole frames `pre`
- * compresses ahead, the index of its first frame.
- */
-function planFrames(
-  sources: readonly ArtifactSource[],
-  pre: Precompressor | undefined,
-): Map<AheadArtifact, number> {
-  const first = new Map<AheadArtifact, number>();
-  if (pre === undefined) return first;
-  let pos = 0; // bytes in the current frame
-  let f = 0; // frames before it
-  const advance = (n: number): void => {
-    pos += n;
-    f += Math.floor(pos / FRAME_BYTES);
-    pos %= FRAME_BYTES;
-  };
-  for (const s of sources) {
-    advance(headerLength(s.path, s.size));
-    if (s.size >= CUT_BYTES && pos > 0) {
-      f++;
-      pos = 0;
-    }
-    const a = aheadOf(s);
-    if (a !== undefined && a.owner === pre && s.size >= CUT_BYTES) {
-      first.set(a, f);
-      f += a.frames;
-      advance(s.size - a.frames * FRAME_BYTES);
-    } else advance(s.size);
-    advance(padding(s.size));
-  }
-  return first;
+function entryHeader(path: string, size: number, mode: number, mtime: number): Uint8Array {
+  return encodeHeader({ path, size, mode, mtime });
 }
 
 /**
@@ -209,7 +175,7 @@ export async function writeBundle(
   options: WriteBundleOptions = {},
 ): Promise<Manifest> {
   const { cipher, signer, signal } = options;
-  const level = options.zstdLevel ?? DEFAULT_LEVEL;
+  const level = options.zstdLevel ?? 3;
   const progress = options.progress ?? noopProgress;
   if (!Number.isInteger(level) || level < 1 || level > 19) {
     throw new RangeError(`Cannot write the bundle: zstd level ${level} is not in 1-19`);
@@ -285,30 +251,10 @@ export async function writeBundle(
     `.${basename(destPath).slice(0, 100)}.payload-${crypto.randomUUID().slice(0, 8)}.tmp`,
   );
   let destCreated = false;
-  let ownPre: Precompressor | undefined;
   try {
     // 2. Payload: inner tar -> zstd -> (cipher) -> hash -> temp file.
     const manifestArtifacts: ManifestArtifact[] = [];
     let packed = 0;
-    // Large artifacts with stable bytes: their whole frames compressed ahead, by the caller's
-    // precompressor (started while other captures ran) or by one of this writer's.
-    let pre: Precompressor | undefined;
-    for (const s of sources) pre ??= aheadOf(s)?.owner;
-    if (pre !== undefined && pre.level !== level) {
-      throw new TypeError(
-        `Cannot write the bundle: artifacts were precompressed at zstd level ${pre.level}, not ${level}`,
-      );
-    }
-    if (pre === undefined && sources.some((s) => s.readAt && s.size >= CUT_BYTES)) {
-      ownPre = pre = Precompressor.open(level, `${tmp}.ahead`);
-    }
-    if (pre !== undefined) { for (const s of sources) pre.add(s); // (those it can take)
-     }
-    const first = planFrames(sources, pre);
-    const precompressed = (i: number): AheadArtifact | undefined => {
-      const a = aheadOf(sources[i]!);
-      return a !== undefined && first.has(a) ? a : undefined;
-    };
     // Small artifacts are opened a few ahead (in order, each once), so that their reads run
     // in the I/O threads while this thread hashes and tars the current one; bounded in count
     // and bytes. Those not reached (an error, an abort) are cancelled.
@@ -317,17 +263,15 @@ export async function writeBundle(
     let aheadBytes = 0; // declared bytes opened but not reached yet
     const openUpTo = (i: number): Promise<ReadableStream<Uint8Array>> => {
       if (opened[i] !== undefined) aheadBytes -= sources[i]!.size;
-      const opens = (j: number): boolean =>
-        !readsSync(sources[j]!) && precompressed(j) === undefined;
       while (ahead <= i) {
-        if (ahead < i && !opens(ahead)) ahead++; // read when reached, not opened
+        if (ahead < i && readsSync(sources[ahead]!)) ahead++; // read when reached, not opened
         else open(ahead);
       }
       while (
         ahead < sources.length && ahead - i <= PREFETCH_COUNT &&
         aheadBytes + sources[ahead]!.size <= PREFETCH_BYTES
       ) {
-        if (!opens(ahead)) {
+        if (readsSync(sources[ahead]!)) {
           ahead++; // read when reached
           continue;
         }
@@ -349,7 +293,7 @@ export async function writeBundle(
       opened[j] = p;
       ahead = j + 1;
     };
-    const innerTar = async function* (): AsyncGenerator<FrameInput> {
+    const innerTar = async function* (): AsyncGenerator<Uint8Array> {
       // One scratch buffer for byte streams (files): read 1 MiB at a time straight into it.
       // The compressor copies each chunk before asking for the next (see zstdCompressFrames),
       // so the buffer is reused at once.
@@ -359,7 +303,7 @@ export async function writeBundle(
       } finally {
         for (const p of opened) p?.then((st) => st.cancel()).catch(() => {});
       }
-      async function* packAll(): AsyncGenerator<FrameInput> {
+      async function* packAll(): AsyncGenerator<Uint8Array> {
         // Small artifacts read synchronously are tarred into one batch buffer, handed on when
         // full: no stream, promise or yield per artifact. The compressor copies each chunk
         // before asking for the next, so the buffer is reused at once (as the scratch is).
@@ -381,6 +325,7 @@ export async function writeBundle(
             if (batch === undefined || need > batch.length) {
               batch = new Uint8Array(Math.max(BATCH_BYTES, need));
             }
+            // The header written in place (no allocation per small file).
             const at = fill +
               encodeHeaderInto(batch, fill, { path: s.path, size: s.size, mode, mtime });
             const n = s.readInto!(batch.subarray(at, at + s.size + 1));
@@ -398,13 +343,6 @@ export async function writeBundle(
           }
           if (fill > 0) yield takeBatch();
           yield entryHeader(s.path, s.size, mode, mtime);
-          // A frame starts at the data of a large artifact (its frames then depend on it alone).
-          if (s.size >= CUT_BYTES) yield CUT;
-          const planned = precompressed(i);
-          if (planned !== undefined) {
-            yield* packAhead(planned);
-            continue;
-          }
           const hash = createHash("sha256");
           let n = 0;
           const stream = await openUpTo(i);
@@ -463,30 +401,6 @@ export async function writeBundle(
         if (fill > 0) yield takeBatch();
         yield END_OF_ARCHIVE;
       }
-      /**
-       * An artifact whose whole frames the precompressor has (or the compressor fills when it
-       * reaches them, always before this generator is resumed after the cut): only its tail is
-       * read here, and hashed after them.
-       */
-      async function* packAhead(a: AheadArtifact): AsyncGenerator<Uint8Array> {
-        const s = a.source;
-        await a.settled(); // the last frame's hash, off this thread
-        packed += a.frames * FRAME_BYTES;
-        for (let pos = a.frames * FRAME_BYTES; pos < s.size;) {
-          signal?.throwIfAborted();
-          scratch ??= new ArrayBuffer(SCRATCH_BYTES);
-          const buf = new Uint8Array(scratch, 0, Math.min(SCRATCH_BYTES, s.size - pos));
-          a.read(buf, pos);
-          pos += buf.length;
-          packed += buf.length;
-          progress.progress({ phase: "pack", done: packed, total, item: s.path });
-          yield buf;
-        }
-        const sha256 = a.finish();
-        const pad = padding(s.size);
-        if (pad > 0) yield PAD.subarray(0, pad);
-        manifestArtifacts.push(manifestArtifact(s, sha256));
-      }
     };
     // Frames of 4 MiB of inner tar, compressed on other threads while this one reads and hashes.
     // Without a cipher each frame is written before the next is asked for, and a synchronous
@@ -495,7 +409,6 @@ export async function writeBundle(
     const sealer = cipher?.sealer?.();
     let stage: AsyncIterable<Uint8Array> = zstdCompressFrames(innerTar(), level, {
       reuseOutput: !cipher || sealer !== undefined,
-      ...(pre && first.size > 0 ? { lookahead: pre.lookahead(first) } : {}),
     });
     if (sealer) stage = sealFrames(stage, sealer);
     else if (cipher) stage = throughTransform(stage, cipher.encrypt());
@@ -630,7 +543,6 @@ export async function writeBundle(
     if (destCreated) await Deno.remove(destPath).catch(() => {});
     throw e;
   } finally {
-    await ownPre?.close();
     await Deno.remove(tmp).catch(() => {});
   }
 }

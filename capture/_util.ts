@@ -102,16 +102,7 @@ export function existsSync(path: string): boolean {
  * read (fewer if the file is shorter).
  */
 export function readFileInto(path: string, into: Uint8Array): number {
-  return readFileAt(path, into, 0);
-}
-
-/**
- * Reads a file synchronously into `into`, from byte `position`, up to `into.length` bytes;
- * returns how many were read (fewer at the end of the file). For `ArtifactSource.readAt`.
- */
-export function readFileAt(path: string, into: Uint8Array, position: number): number {
   using file = Deno.openSync(path, { read: true });
-  if (position > 0) file.seekSync(position, Deno.SeekMode.Start);
   let n = 0;
   while (n < into.length) {
     const k = file.readSync(into.subarray(n));

@@ -17,7 +17,7 @@ import type {
   RestoreContext,
   RestorePlanEntry,
 } from "./types.ts";
-import { bytesArtifact, fileArtifact, isNotFound, readFileAt } from "./_util.ts";
+import { bytesArtifact, fileArtifact, isNotFound } from "./_util.ts";
 import { findGitdir, gitFs } from "./_git_repo.ts";
 import {
   type BundleRef,
@@ -618,11 +618,7 @@ export function gitPlugin(options: GitPluginOptions): CapturePlugin {
           total: oids.length,
           item: BUNDLE,
         });
-        // Written into staging by this capture: nothing changes it until the bundle is written.
-        artifacts.push({
-          ...await fileArtifact(BUNDLE, bundlePath, "git-bundle"),
-          readAt: (into, position) => readFileAt(bundlePath, into, position),
-        });
+        artifacts.push(await fileArtifact(BUNDLE, bundlePath, "git-bundle"));
 
         const described = headOid === null
           ? { subject: null, author: null, time: null }

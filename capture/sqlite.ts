@@ -15,7 +15,7 @@ import type {
   RestoreContext,
   RestorePlanEntry,
 } from "./types.ts";
-import { fileArtifact, isNotFound, readFileAt, readFileInto, validateName } from "./_util.ts";
+import { fileArtifact, isNotFound, readFileInto, validateName } from "./_util.ts";
 import {
   copyDatabase,
   CopyError,
@@ -255,12 +255,7 @@ export function sqlitePlugin(options: SqlitePluginOptions): CapturePlugin {
             meta = await runner.vacuum(job.copy, copied.journalMode);
           }
           metas[db] = meta as unknown as JsonValue;
-          // The copy in staging is ours: nothing changes it until the bundle is written.
-          const copy = job.copy;
-          artifacts.push({
-            ...await fileArtifact(artifact, copy, "sqlite"),
-            readAt: (into, position) => readFileAt(copy, into, position),
-          });
+          artifacts.push(await fileArtifact(artifact, job.copy, "sqlite"));
           ctx.progress.progress({
             phase: "capture",
             done: i + 1,
@@ -480,12 +475,6 @@ function heldArtifact(path: string, src: string, size: number): ArtifactSource {
     readInto(into: Uint8Array): number {
       const n = readFileInto(src, into);
       patchHeader(into.subarray(0, n), 0);
-      return n;
-    },
-    // The read transaction keeps the file as it is until the bundle is written.
-    readAt(into: Uint8Array, position: number): number {
-      const n = readFileAt(src, into, position);
-      patchHeader(into.subarray(0, n), position);
       return n;
     },
     async open(): Promise<ReadableStream<Uint8Array>> {

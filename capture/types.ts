@@ -26,15 +26,6 @@ export interface ArtifactSource {
    * buffer: 10,000 small files cost far less this way than through a stream and a buffer each.
    */
   readInto?(into: Uint8Array): number;
-  /**
-   * Optional, only for bytes that cannot change until the bundle is written (a private copy in
-   * staging, a database held under a read transaction): reads synchronously into `into`, from
-   * byte `position` of the artifact, up to `into.length` bytes, and returns how many were read
-   * (0 at the end). With it, the writer may read and compress the artifact's large middle
-   * stretch ahead of its turn, while other artifacts are still being packed, and then calls
-   * neither `open()` nor `readInto`.
-   */
-  readAt?(into: Uint8Array, position: number): number;
 }
 
 /** What a capture plugin gets. */
