@@ -23,7 +23,8 @@
  * hook emit overhead against unjs/hookable, and Deno start-up of the CLI (`--help`).
  *
  * Before each measured step, `sync` (not timed) writes out what the step before left dirty
- * (`--no-sync` to skip it).
+ * (`--no-sync` to skip it). Each memsnap step and its baseline run in alternating order,
+ * the baseline first in odd rounds, second in even ones.
  *
  * Prints a table of medians and ratios and writes JSON to `bench/results/<date>-<size>.json`.
  * Never used as a test: the machine is shared and noisy.
@@ -163,8 +164,9 @@ const nativeAgeOut = join(tmp, "native.tar.zst.age");
 // state), with names sorted, compresses at level 3 on one thread, hashes and writes the result.
 const tarCmd = `tar --sort=name -C ${q(tmp)} -cf - home`;
 
-// Warm-up: fill the page cache and Deno's module cache, create a store and its redaction key.
-await measure(`${tarCmd} > /dev/null`);
+// Warm-up: fill the page cache and Deno's module cache. (Through a pipe: GNU tar writing to
+// /dev/null itself skips reading the files.)
+await measure(`${tarCmd} | cat > /dev/null`);
 await measure(`${deno} --help > /dev/null`);
 
 const samples: Record<string, Sample[]> = {};
@@ -178,43 +180,71 @@ const snapshotCmd = (store: string, extra: string): string =>
 
 for (let r = 0; r < rounds; r++) {
   log(`round ${r + 1}/${rounds}`);
+  /**
+   * Runs a native step and its memsnap counterpart, the native one first in odd rounds and
+   * second in even ones: whichever runs second finds the filesystem as the first left it
+   * (dirty pages are synced, but ext4 also skips recently freed inodes when it creates
+   * files), so neither side always gets the same position.
+   */
+  const pair = async (native: () => Promise<void>, ours: () => Promise<void>): Promise<void> => {
+    if (r % 2 === 0) {
+      await native();
+      await ours();
+    } else {
+      await ours();
+      await native();
+    }
+  };
   // Snapshots into fresh stores (old bundles are removed so disk use stays bounded).
-  push("native", await measure(`${tarCmd} | zstd -q -3 -T1 | tee ${q(nativeOut)} | sha256sum`));
   const plainStore = join(tmp, `store-plain-${r}`);
-  const s1 = await measure(snapshotCmd(plainStore, "--no-redact"));
-  push("snapshot", s1);
-  const res = JSON.parse(s1.stdout.trim().split("\n").at(-1)!);
-  bundlePlain = res.path ?? res.result?.path;
-  snapId = res.id ?? res.result?.id;
+  await pair(
+    async () =>
+      push("native", await measure(`${tarCmd} | zstd -q -3 -T1 | tee ${q(nativeOut)} | sha256sum`)),
+    async () => {
+      const s1 = await measure(snapshotCmd(plainStore, "--no-redact"));
+      push("snapshot", s1);
+      const res = JSON.parse(s1.stdout.trim().split("\n").at(-1)!);
+      bundlePlain = res.path ?? res.result?.path;
+      snapId = res.id ?? res.result?.id;
+    },
+  );
   if (r > 0) await Deno.remove(join(tmp, `store-plain-${r - 1}`), { recursive: true });
 
   const redStore = join(tmp, `store-redact-${r}`);
   push("snapshot_redact", await measure(snapshotCmd(redStore, "")));
   await Deno.remove(redStore, { recursive: true });
 
-  push(
-    "native_age",
-    await measure(
-      `${tarCmd} | zstd -q -3 -T1 | age -r ${recipient} | tee ${q(nativeAgeOut)} | sha256sum`,
-    ),
-  );
   const ageStore = join(tmp, `store-age-${r}`);
-  const s3 = await measure(snapshotCmd(ageStore, `--no-redact --recipient ${recipient}`));
-  push("snapshot_age", s3);
-  const res3 = JSON.parse(s3.stdout.trim().split("\n").at(-1)!);
-  bundleAge = res3.path ?? res3.result?.path;
+  await pair(
+    async () =>
+      push(
+        "native_age",
+        await measure(
+          `${tarCmd} | zstd -q -3 -T1 | age -r ${recipient} | tee ${q(nativeAgeOut)} | sha256sum`,
+        ),
+      ),
+    async () => {
+      const s3 = await measure(snapshotCmd(ageStore, `--no-redact --recipient ${recipient}`));
+      push("snapshot_age", s3);
+      const res3 = JSON.parse(s3.stdout.trim().split("\n").at(-1)!);
+      bundleAge = res3.path ?? res3.result?.path;
+    },
+  );
   if (r > 0) await Deno.remove(join(tmp, `store-age-${r - 1}`), { recursive: true });
 
   // Verify.
-  push("sha256sum", await measure(`sha256sum ${q(bundlePlain)}`));
-  push("verify_hash", await measure(`${deno} verify ${q(bundleAge)} --json`));
-  push(
-    "native_verify_full",
-    await measure(
-      `tar -xOf ${q(bundlePlain)} payload.tar.zst | zstd -q -d | sha256sum`,
-    ),
+  await pair(
+    async () => push("sha256sum", await measure(`sha256sum ${q(bundlePlain)}`)),
+    async () => push("verify_hash", await measure(`${deno} verify ${q(bundleAge)} --json`)),
   );
-  push("verify_full", await measure(`${deno} verify ${q(bundlePlain)} --json`));
+  await pair(
+    async () =>
+      push(
+        "native_verify_full",
+        await measure(`tar -xOf ${q(bundlePlain)} payload.tar.zst | zstd -q -d | sha256sum`),
+      ),
+    async () => push("verify_full", await measure(`${deno} verify ${q(bundlePlain)} --json`)),
+  );
 
   // Restore into fresh targets (not the live fixture), one pair per round, all removed at the
   // end: on this project's VMs (ext4 without a journal) creating files right after removing
@@ -223,10 +253,6 @@ for (let r = 0; r < rounds; r++) {
   const nativeRestore = join(tmp, `native-restore-${r}`);
   const restoreHome = join(tmp, `restore-${r}`);
   await Deno.mkdir(nativeRestore);
-  push(
-    "native_restore",
-    await measure(`zstd -q -d -c ${q(nativeOut)} | tar -x -C ${q(nativeRestore)}`),
-  );
   await Deno.mkdir(join(restoreHome, "state"), { recursive: true });
   await Deno.mkdir(join(restoreHome, "memory"));
   const targets = [
@@ -238,13 +264,21 @@ for (let r = 0; r < rounds; r++) {
       `--state ${q(`${n}=${join(restoreHome, "state", `${n}.json`)}`)}`
     ),
   ].join(" ");
-  push(
-    "restore",
-    await measure(
-      `${deno} restore ${q(snapId)} --store ${
-        q(join(tmp, `store-plain-${r}`))
-      } --agent bench ${targets} --no-pre-snapshot --json`,
-    ),
+  await pair(
+    async () =>
+      push(
+        "native_restore",
+        await measure(`zstd -q -d -c ${q(nativeOut)} | tar -x -C ${q(nativeRestore)}`),
+      ),
+    async () =>
+      push(
+        "restore",
+        await measure(
+          `${deno} restore ${q(snapId)} --store ${
+            q(join(tmp, `store-plain-${r}`))
+          } --agent bench ${targets} --no-pre-snapshot --json`,
+        ),
+      ),
   );
   push("deno_startup", await measure(`${deno} --help > /dev/null`));
 }
@@ -347,6 +381,8 @@ const result = {
   },
   rounds,
   sync_before_steps: !flags["no-sync"],
+  /** Each pair ran baseline first in odd rounds, memsnap first in even ones. */
+  order_alternates: true,
   steps: Object.fromEntries(
     Object.keys(samples).map((k) => [k, {
       median_s: +med(k).seconds.toFixed(3),
