@@ -150,7 +150,7 @@ class ObjectArtifact implements ArtifactSource {
 
   readInto(into: Uint8Array): number {
     try {
-      return readFileInto(this.#abs, into);
+      return readFileInto(this.#abs, into, this.size);
     } catch (e) {
       throw this.#gone(e);
     }

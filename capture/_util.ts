@@ -100,14 +100,21 @@ export function existsSync(path: string): boolean {
 /**
  * Reads a file into `into` synchronously, up to `into.length` bytes; returns how many were
  * read (fewer if the file is shorter).
+ *
+ * `expected`, the size the file was listed with, saves a read per file when `into` has room
+ * for more (the bundle writer leaves one byte to see a file that grew): a read that returns
+ * less than it asked for and brings the count to exactly `expected` is the end of the file,
+ * as a second read returning nothing would say. (A file that grows just after that read is
+ * a file that grew after the capture.)
  */
-export function readFileInto(path: string, into: Uint8Array): number {
+export function readFileInto(path: string, into: Uint8Array, expected = -1): number {
   using file = Deno.openSync(path, { read: true });
   let n = 0;
   while (n < into.length) {
     const k = file.readSync(into.subarray(n));
     if (k === null || k === 0) break;
     n += k;
+    if (n === expected && n < into.length) break;
   }
   return n;
 }

@@ -100,7 +100,7 @@ class PlainFile implements ArtifactSource {
   }
 
   readInto(into: Uint8Array): number {
-    return readFileInto(this.src, into);
+    return readFileInto(this.src, into, this.size);
   }
 }
 
