@@ -47,6 +47,12 @@ export interface ReadPassOptions {
   /** Called once the manifest is read, before any artifact (may throw to refuse). */
   onManifest?: (manifest: Manifest) => Promise<void> | void;
   sink?: ArtifactSink;
+  /**
+   * With `sink`: takes an artifact whose bytes are all in hand (a view valid until it returns
+   * or its promise settles), instead of `sink` and a one-chunk stream. Returns a promise only
+   * when it has to wait (no buffer free yet).
+   */
+  sinkBytes?: (artifact: ManifestArtifact, bytes: Uint8Array) => Promise<void> | void;
 }
 
 export interface ReadPassResult {
@@ -231,6 +237,10 @@ async function readAll(e: TarEntry): Promise<Uint8Array> {
   return out;
 }
 
+async function* oneChunk(data: Uint8Array): AsyncGenerator<Uint8Array> {
+  if (data.length > 0) yield data;
+}
+
 async function readArtifacts(
   tap: PayloadTap,
   manifest: Manifest,
@@ -266,6 +276,31 @@ async function readArtifacts(
           detail: `payload entry ${JSON.stringify(entry.path)} is not in the manifest`,
         });
         continue; // skipped by the reader
+      }
+      const data = entry.data;
+      if (data !== undefined) {
+        // The whole body in hand (most small files): no stream, generator or promise.
+        if (opts.sink) {
+          const p = opts.sinkBytes ? opts.sinkBytes(want, data) : opts.sink(want, oneChunk(data));
+          if (p !== undefined) await p;
+        }
+        if (data.length !== want.size) {
+          failures.push({
+            check: "artifact_size",
+            path: entry.path,
+            detail: `artifact is ${data.length} bytes, manifest says ${want.size}`,
+          });
+        } else {
+          const sha = createHash("sha256").update(data).digest("hex");
+          if (sha !== want.sha256) {
+            failures.push({
+              check: "artifact_hash",
+              path: entry.path,
+              detail: `artifact sha256 is ${sha}, manifest says ${want.sha256}`,
+            });
+          }
+        }
+        continue;
       }
       const hash = createHash("sha256");
       let n = 0;

@@ -27,7 +27,17 @@ export interface TarEntry {
   path: string;
   size: number;
   mode: number;
+  /**
+   * The whole body, when the source's chunk held it and its padding (most small entries): a
+   * view valid until the next entry is asked for. `body()` then yields it.
+   */
+  data?: Uint8Array;
   body(): AsyncGenerator<Uint8Array>;
+}
+
+/** A body already in hand, as body() hands it out. */
+async function* oneView(data: Uint8Array): AsyncGenerator<Uint8Array> {
+  if (data.length > 0) yield data;
 }
 
 const TYPE_NAMES: Record<string, string> = {
@@ -156,7 +166,8 @@ export async function* readTar(
   let pax: Map<string, string> | undefined;
   let last: string | undefined;
   for (;;) {
-    const h = await src.readExact(BLOCK, last);
+    // A view when the chunk holds the header (used only before the source is read again).
+    const h = src.takeBuffered(BLOCK) ?? await src.readExact(BLOCK, last);
     if (h === null) {
       if (pax) throw corrupt("truncated", last, "is truncated after its pax header");
       throw corrupt("truncated", undefined, "the archive ends without its end-of-archive marker");
@@ -259,6 +270,14 @@ export async function* readTar(
       );
     }
     const mode = parseNumber(h, 100, 8, "mode", path) & 0o7777;
+    // A body the chunk holds whole, padding included, is taken at once: no stream, skip or
+    // promise for it (tens of thousands of small files).
+    const whole = src.takeBuffered(size + padding(size));
+    if (whole !== undefined) {
+      const data = whole.subarray(0, size);
+      yield { path, size, mode, data, body: () => oneView(data) };
+      continue;
+    }
     // What is left of the body is counted from the source's position, so body() hands out the
     // source's own stream (one async generator less per chunk than a wrapper counting it).
     const start = src.consumed;

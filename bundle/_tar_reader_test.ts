@@ -10,8 +10,9 @@ import { concat, EOA, paxRecord, rawEntry, rawHeader, streamOf } from "../tests/
 async function readAll(
   bytes: Uint8Array,
   limits: Partial<BundleLimits> = {},
+  chunk = 700,
 ): Promise<{ path: string; data: Uint8Array; mode: number }[]> {
-  const src = new ByteSource(streamOf(bytes, 700));
+  const src = new ByteSource(streamOf(bytes, chunk));
   const out = [];
   for await (const e of readTar(src, { ...bundleLimits, ...limits })) {
     const parts: Uint8Array[] = [];
@@ -82,6 +83,30 @@ Deno.test("readTar() skips what a body leaves, and a second body() goes on where
   assert.deepEqual(seen[1]![1], b.subarray(0, seen[1]![1].length));
   assert.ok(seen[1]![1].length < b.length);
   assert.deepEqual(seen[2], ["c", new TextEncoder().encode("cc")]);
+});
+
+Deno.test("readTar() hands a body the chunk holds whole as data, and streams one it does not", async () => {
+  const big = new Uint8Array(3000).map((_, i) => (i * 7) % 253);
+  const bytes = concat([
+    rawEntry({ name: "small" }, "hello"),
+    rawEntry({ name: "big" }, big),
+    rawEntry({ name: "empty" }, ""),
+    EOA,
+  ]);
+  const src = new ByteSource(streamOf(bytes, 2048));
+  const got: [string, string | undefined, Uint8Array][] = [];
+  for await (const e of readTar(src, bundleLimits)) {
+    const kind = e.data === undefined ? undefined : new TextDecoder().decode(e.data);
+    const parts: Uint8Array[] = [];
+    for await (const c of e.body()) parts.push(c.slice());
+    got.push([e.path, kind, concat(parts)]);
+  }
+  assert.deepEqual(got, [
+    ["small", "hello", new TextEncoder().encode("hello")],
+    ["big", undefined, big],
+    ["empty", "", new Uint8Array(0)],
+  ]);
+  assert.equal(src.consumed, bytes.length, "padding and end-of-archive consumed");
 });
 
 Deno.test("readTar() refuses a bad header checksum", async () => {
@@ -288,14 +313,16 @@ Deno.test("readTar() round-trips what the writer encodes (property)", async () =
         // No file may also be a directory of another.
         es.filter((e) => !es.some((o) => o.path.startsWith(e.path + "/")))
       ),
-      async (entries) => {
+      // Chunks from one byte (every entry streamed) to the whole archive (every entry whole).
+      fc.integer({ min: 1, max: 40_000 }),
+      async (entries, chunk) => {
         const parts: Uint8Array[] = [];
         for (const e of entries) {
           parts.push(encodeHeader({ path: e.path, size: e.data.length, mode: e.mode, mtime: 1 }));
           parts.push(e.data, new Uint8Array(padding(e.data.length)));
         }
         parts.push(END_OF_ARCHIVE);
-        const got = await readAll(concat(parts));
+        const got = await readAll(concat(parts), {}, chunk);
         assert.deepEqual(got, entries.map((e) => ({ path: e.path, data: e.data, mode: e.mode })));
       },
     ),

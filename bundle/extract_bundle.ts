@@ -101,6 +101,19 @@ export async function extractBundle(
   const root = join(destDir, ".");
   const prefix = root.endsWith("/") ? root : `${root}/`;
   let writer: FileWriter = syncWriter(prefix);
+  const makeParents = (artifact: ManifestArtifact): void => {
+    const path = artifact.path;
+    // Most artifacts go into a directory made for an earlier one (its parents were too).
+    const parent = path.lastIndexOf("/");
+    if (parent !== -1 && !dirs.has(path.slice(0, parent))) {
+      for (let slash = path.indexOf("/"); slash !== -1; slash = path.indexOf("/", slash + 1)) {
+        const rel = path.slice(0, slash);
+        if (dirs.has(rel)) continue;
+        writer.mkdir(prefix + rel, rel, artifact);
+        dirs.add(rel);
+      }
+    }
+  };
   try {
     const r = await readPass(source, {
       decipher: options.decipher,
@@ -123,18 +136,13 @@ export async function extractBundle(
       },
       async sink(artifact, chunks) {
         writer.check();
-        const path = artifact.path;
-        // Most artifacts go into a directory made for an earlier one (its parents were too).
-        const parent = path.lastIndexOf("/");
-        if (parent !== -1 && !dirs.has(path.slice(0, parent))) {
-          for (let slash = path.indexOf("/"); slash !== -1; slash = path.indexOf("/", slash + 1)) {
-            const rel = path.slice(0, slash);
-            if (dirs.has(rel)) continue;
-            writer.mkdir(prefix + rel, rel, artifact);
-            dirs.add(rel);
-          }
-        }
+        makeParents(artifact);
         await writer.file(artifact, chunks);
+      },
+      sinkBytes(artifact, data) {
+        writer.check();
+        makeParents(artifact);
+        return writer.bytes(artifact, data);
       },
     });
     await writer.finish();
@@ -161,6 +169,10 @@ export async function extractBundle(
     }
     throw first ?? e;
   }
+}
+
+async function* oneChunk(data: Uint8Array): AsyncGenerator<Uint8Array> {
+  if (data.length > 0) yield data;
 }
 
 /** Artifacts up to this size are gathered and written with one `writeFileSync`. */
@@ -192,6 +204,11 @@ interface FileWriter {
   mkdir(path: string, rel: string, artifact: ManifestArtifact): void;
   /** Creates the artifact's file with its mode and the bytes of `chunks`. */
   file(artifact: ManifestArtifact, chunks: AsyncIterable<Uint8Array>): Promise<void>;
+  /**
+   * As {@linkcode file}, for bytes all in hand (a view valid until this returns or its
+   * promise settles); a promise only when it has to wait.
+   */
+  bytes(artifact: ManifestArtifact, data: Uint8Array): Promise<void> | void;
   /** Waits until everything is written; throws the first failure. */
   finish(): Promise<void>;
   /** Waits until nothing more is being written; returns the first failure, if any. */
@@ -210,6 +227,21 @@ function syncWriter(root: string): FileWriter {
       }
     },
     file: (artifact, chunks) => writeArtifact(root + artifact.path, artifact, chunks),
+    bytes(artifact, data) {
+      if (artifact.size > SMALL_ARTIFACT || data.length > artifact.size) {
+        return writeArtifact(root + artifact.path, artifact, oneChunk(data));
+      }
+      try {
+        // The mode given to writeFile is applied exactly (not through the umask).
+        Deno.writeFileSync(root + artifact.path, data, {
+          createNew: true,
+          mode: artifact.mode ?? 0o644,
+        });
+      } catch (e) {
+        throw conflict(e, artifact);
+      }
+      return undefined;
+    },
     finish: () => Promise.resolve(),
     abort: () => Promise.resolve(undefined),
   };
@@ -451,19 +483,44 @@ class WorkerWriter implements FileWriter {
 
   /** A batch buffer to fill: a free one, a new one, or the next one a worker hands back. */
   async #take(): Promise<Uint8Array<ArrayBuffer>> {
-    while (this.#buf === undefined) {
-      this.check();
-      const free = this.#free.pop();
-      if (free !== undefined) {
-        this.#buf = new Uint8Array(free);
-      } else if (this.#made < this.#maxBuffers) {
-        this.#made++;
-        this.#buf = new Uint8Array(BATCH_BYTES);
-      } else {
-        await this.#waitAnswer();
-      }
+    while (this.#takeNow() === undefined) await this.#waitAnswer();
+    return this.#buf!;
+  }
+
+  /** The batch buffer being filled, a free one or a new one; `undefined` if all are taken. */
+  #takeNow(): Uint8Array<ArrayBuffer> | undefined {
+    if (this.#buf !== undefined) return this.#buf;
+    this.check();
+    const free = this.#free.pop();
+    if (free !== undefined) {
+      this.#buf = new Uint8Array(free);
+    } else if (this.#made < this.#maxBuffers) {
+      this.#made++;
+      this.#buf = new Uint8Array(BATCH_BYTES);
     }
     return this.#buf;
+  }
+
+  bytes(artifact: ManifestArtifact, data: Uint8Array): Promise<void> | void {
+    const want = artifact.size;
+    if (want > BATCH_BYTES || data.length > want) return this.file(artifact, oneChunk(data));
+    if (this.#used + want > BATCH_BYTES || this.#ops.length >= BATCH_OPS * OP_SIZE) {
+      this.#flush();
+    }
+    if (this.#takeNow() === undefined) {
+      return this.#take().then(() => this.#put(artifact, data));
+    }
+    this.#put(artifact, data);
+    return undefined;
+  }
+
+  /** Copies a small file's bytes into the batch being filled (which has room for them). */
+  #put(artifact: ManifestArtifact, data: Uint8Array): void {
+    const seq = this.#seq++;
+    const start = this.#used;
+    this.#buf!.set(data, start);
+    this.#op(FILE, artifact, seq, artifact.mode ?? 0o644, start, data.length);
+    this.#used += data.length;
   }
 
   mkdir(path: string, rel: string, artifact: ManifestArtifact): void {

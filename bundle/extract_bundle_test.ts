@@ -433,6 +433,47 @@ test("extractBundle() writes large files among small ones whole, across batches"
   for (const [p, d] of want) assert.deepEqual(await Deno.readFile(`${dir.path}/out/${p}`), d, p);
 });
 
+test("extractBundle() checks every artifact's size and hash, failures in the bundle's order", async () => {
+  await using dir = await tempDir();
+  // The payload's own hash is right: only the artifacts disagree with the manifest. Small
+  // bodies come whole from the decoder's chunk, the large ones streamed.
+  const big = new Uint8Array(2_500_000).map((_, k) => (k * 13) & 255);
+  const bigBad = big.slice();
+  bigBad[2_000_000]! ^= 1;
+  const inner = concat([
+    rawEntry({ name: "a" }, "1"),
+    rawEntry({ name: "b" }, "bad!"), // the size the manifest says, other bytes
+    rawEntry({ name: "big" }, bigBad),
+    rawEntry({ name: "c" }, "xx"), // the wrong size
+    rawEntry({ name: "d" }, big),
+    rawEntry({ name: "e" }, "zzzz"),
+    rawEntry({ name: "x" }, "2"), // not in the manifest
+    EOA,
+  ]);
+  const manifestSays = { a: "1", b: "good", big, c: "x", d: big, e: "yyyy", gone: "3" };
+  await assert.rejects(
+    extractBundle(streamOf(craftInner(inner, manifestSays)), `${dir.path}/d`),
+    (e) => {
+      assert.ok(e instanceof VerificationError, String(e));
+      assert.deepEqual(e.failures.map((f) => [f.check, f.path]), [
+        ["artifact_hash", "b"],
+        ["artifact_hash", "big"],
+        ["artifact_size", "c"],
+        ["artifact_hash", "e"],
+        ["extra", "x"],
+        ["missing", "gone"],
+      ]);
+      assert.match(
+        e.failures[0]!.detail,
+        /^artifact sha256 is [0-9a-f]{64}, manifest says [0-9a-f]{64}$/,
+      );
+      assert.match(e.message, /artifact_hash \(b\).* and 5 more/);
+      return true;
+    },
+  );
+  assert.deepEqual(await listTree(dir.path), [], "nothing left");
+});
+
 Deno.test("currentUmask() reads the process umask (Linux)", () => {
   if (Deno.build.os !== "linux") return;
   const saved = Deno.umask(0o027);
