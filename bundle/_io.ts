@@ -5,6 +5,11 @@
  */
 import { type BundleLimits, bundleLimits } from "./bundle_limits.ts";
 
+/** Bytes as a one-chunk async iterable (none for empty bytes), for APIs that take chunks. */
+export async function* oneChunk(data: Uint8Array): AsyncGenerator<Uint8Array> {
+  if (data.length > 0) yield data;
+}
+
 /** Writes all of `data` to `file`. */
 export async function writeAll(file: Deno.FsFile, data: Uint8Array): Promise<void> {
   let off = 0;

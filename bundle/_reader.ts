@@ -237,10 +237,6 @@ async function readAll(e: TarEntry): Promise<Uint8Array> {
   return out;
 }
 
-async function* oneChunk(data: Uint8Array): AsyncGenerator<Uint8Array> {
-  if (data.length > 0) yield data;
-}
-
 async function readArtifacts(
   tap: PayloadTap,
   manifest: Manifest,
@@ -281,7 +277,7 @@ async function readArtifacts(
       if (data !== undefined) {
         // The whole body in hand (most small files): no stream, generator or promise.
         if (opts.sink) {
-          const p = opts.sinkBytes ? opts.sinkBytes(want, data) : opts.sink(want, oneChunk(data));
+          const p = opts.sinkBytes ? opts.sinkBytes(want, data) : opts.sink(want, entry.body());
           if (p !== undefined) await p;
         }
         if (data.length !== want.size) {

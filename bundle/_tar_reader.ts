@@ -9,6 +9,7 @@ import { BLOCK, padding } from "./_tar_header.ts";
 import type { ByteSource } from "./_byte_source.ts";
 import { corrupt, unsafe } from "./_errors.ts";
 import { checkPath, PathSet } from "./_paths.ts";
+import { oneChunk } from "./_io.ts";
 
 const dec = new TextDecoder("utf-8", { fatal: true });
 const latin = new TextDecoder("latin1");
@@ -33,11 +34,6 @@ export interface TarEntry {
    */
   data?: Uint8Array;
   body(): AsyncGenerator<Uint8Array>;
-}
-
-/** A body already in hand, as body() hands it out. */
-async function* oneView(data: Uint8Array): AsyncGenerator<Uint8Array> {
-  if (data.length > 0) yield data;
 }
 
 const TYPE_NAMES: Record<string, string> = {
@@ -275,7 +271,7 @@ export async function* readTar(
     const whole = src.takeBuffered(size + padding(size));
     if (whole !== undefined) {
       const data = whole.subarray(0, size);
-      yield { path, size, mode, data, body: () => oneView(data) };
+      yield { path, size, mode, data, body: () => oneChunk(data) };
       continue;
     }
     // What is left of the body is counted from the source's position, so body() hands out the

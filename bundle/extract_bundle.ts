@@ -9,7 +9,7 @@ import type { ProgressReporter } from "../progress.ts";
 import type { Manifest, ManifestArtifact } from "./types.ts";
 import type { ManifestVerifier, PayloadDecipher } from "./crypto_types.ts";
 import type { BundleLimits } from "./bundle_limits.ts";
-import { resolveLimits } from "./_io.ts";
+import { oneChunk, resolveLimits } from "./_io.ts";
 import { readPass } from "./_reader.ts";
 import { unsafe } from "./_errors.ts";
 import { APPEND, CLOSE, FILE, OP_SIZE, OPEN, writerConfig } from "./_extract_worker.ts";
@@ -169,10 +169,6 @@ export async function extractBundle(
     }
     throw first ?? e;
   }
-}
-
-async function* oneChunk(data: Uint8Array): AsyncGenerator<Uint8Array> {
-  if (data.length > 0) yield data;
 }
 
 /** Artifacts up to this size are gathered and written with one `writeFileSync`. */
