@@ -227,15 +227,7 @@ function syncWriter(root: string): FileWriter {
       if (artifact.size > SMALL_ARTIFACT || data.length > artifact.size) {
         return writeArtifact(root + artifact.path, artifact, oneChunk(data));
       }
-      try {
-        // The mode given to writeFile is applied exactly (not through the umask).
-        Deno.writeFileSync(root + artifact.path, data, {
-          createNew: true,
-          mode: artifact.mode ?? 0o644,
-        });
-      } catch (e) {
-        throw conflict(e, artifact);
-      }
+      writeSmall(root + artifact.path, artifact, data);
       return undefined;
     },
     finish: () => Promise.resolve(),
@@ -250,6 +242,16 @@ function syncWriter(root: string): FileWriter {
  * disagrees with the manifest is reported by the reader (which hashes what the sink leaves);
  * the file's content then does not matter, since the extraction fails.
  */
+/** Creates a small artifact's file with its bytes and mode, in one call. */
+function writeSmall(path: string, artifact: ManifestArtifact, data: Uint8Array): void {
+  try {
+    // The mode given to writeFile is applied exactly (not through the umask).
+    Deno.writeFileSync(path, data, { createNew: true, mode: artifact.mode ?? 0o644 });
+  } catch (e) {
+    throw conflict(e, artifact);
+  }
+}
+
 async function writeArtifact(
   path: string,
   artifact: ManifestArtifact,
@@ -274,12 +276,7 @@ async function writeArtifact(
       }
       data = buf.subarray(0, got);
     }
-    try {
-      // The mode given to writeFile is applied exactly (not through the umask).
-      Deno.writeFileSync(path, data, { createNew: true, mode });
-    } catch (e) {
-      throw conflict(e, artifact);
-    }
+    writeSmall(path, artifact, data);
     return;
   }
   let file: Deno.FsFile;
