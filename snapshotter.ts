@@ -366,6 +366,13 @@ export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
     const r = await recoverSwap(swapFs, stateDir, async (jj) => {
       await keepAbsentFiles(jj);
     });
+    // A restore killed before it could clean up leaves its extraction here, as large as the
+    // snapshot. Nothing reads it again (staging and the journal are beside the targets and in
+    // the journal file), and under the lock no restore of this agent is running: remove it.
+    const stale = await removeStaleWork(stateDir);
+    if (stale > 0) {
+      progress.warn(`Removed what ${stale} interrupted restore(s) left in ${stateDir}`);
+    }
     if (r.outcome !== "none" && r.journal) {
       await store.audit({
         at: new Date().toISOString(),
@@ -835,6 +842,20 @@ export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
  * When a pre-restore snapshot holds the old state, old dirs are removed after commit, except
  * memory-dir files absent from the restored snapshot: those are kept aside (never deleted).
  */
+/** A restore's work directory in the state dir: `restore-<ms in base 36>-<8 hex>`. */
+const WORK_DIR = /^restore-[0-9a-z]+-[0-9a-f]{8}$/;
+
+/** Removes the work directories restores left in `stateDir`; returns how many. */
+async function removeStaleWork(stateDir: string): Promise<number> {
+  let n = 0;
+  for await (const e of Deno.readDir(stateDir)) {
+    if (!e.isDirectory || !WORK_DIR.test(e.name)) continue;
+    await Deno.remove(join(stateDir, e.name), { recursive: true });
+    n++;
+  }
+  return n;
+}
+
 async function keepAbsentFiles(j: Journal): Promise<string[]> {
   const kept: string[] = [];
   if (j.keep_old) return kept; // everything is kept anyway

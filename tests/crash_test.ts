@@ -216,6 +216,13 @@ Deno.test("crash: a SIGKILLed memsnap restore is entirely old or entirely restor
         }`,
       );
     }
+    // No extraction left in the state dir (a kill before the restore's cleanup leaves one).
+    for await (const e of Deno.readDir(join(f.store, "default", "a1", ".state"))) {
+      assert(
+        !e.name.startsWith("restore-") || e.name === "restore-journal.json",
+        `leftover ${e.name} after ${how}`,
+      );
+    }
     // No staging or old-state leftovers beside the targets.
     for (const dir of [f.mem.home, join(f.mem.home, "db"), join(f.mem.home, "state")]) {
       for await (const e of Deno.readDir(dir)) {

@@ -167,6 +167,41 @@ Deno.test("the next snapshot() completes or rolls back a restore that crashed mi
   assertEquals(await fingerprint(t.mem), dreamed);
 });
 
+Deno.test("recovery removes the extraction a killed restore left in the state dir, and nothing else", async () => {
+  await using t = await setup();
+  const warnings: string[] = [];
+  const stateDir = await t.store.stateDir("default", "a1");
+  // What a restore killed mid-extraction leaves (its finally never ran), and neighbours that
+  // are not restores' work dirs.
+  const work = join(stateDir, "restore-mwx7k2p1-0a1b2c3d");
+  await Deno.mkdir(join(work, "payload", "memdir"), { recursive: true });
+  await Deno.writeTextFile(join(work, "payload", "memdir", "note.md"), "half extracted");
+  await Deno.mkdir(join(stateDir, "restore-notes"));
+  await Deno.writeTextFile(join(stateDir, "restore-mwx7k2p1-0a1b2c3e"), "a file, not a dir");
+  const snap = createSnapshotter({
+    store: t.store,
+    agent: "a1",
+    captures: [memdirPlugin({ dir: t.mem.memdir })],
+    progress: { progress() {}, warn: (m: string) => void warnings.push(m) },
+  });
+  const r = await snap.recover();
+  assertEquals(r.outcome, "none");
+  assert(!(await Deno.lstat(work).then(() => true, () => false)), "the stale work dir is gone");
+  assert((await Deno.lstat(join(stateDir, "restore-notes"))).isDirectory);
+  assert((await Deno.lstat(join(stateDir, "restore-mwx7k2p1-0a1b2c3e"))).isFile);
+  assertEquals(warnings.length, 1, JSON.stringify(warnings));
+  assert(/Removed what 1 interrupted restore\(s\) left in /.test(warnings[0]!), warnings[0]);
+  // A restore that runs to the end leaves none behind, and the next recovery says nothing.
+  const { info } = await snap.snapshot();
+  await snap.restore(info.id, { noPreSnapshot: true });
+  const left = [];
+  for await (const e of Deno.readDir(stateDir)) {
+    if (/^restore-.*-[0-9a-f]{8}$/.test(e.name)) left.push(e.name);
+  }
+  assertEquals(left, ["restore-mwx7k2p1-0a1b2c3e"]);
+  assertEquals(warnings.length, 1, JSON.stringify(warnings));
+});
+
 Deno.test("Snapshotter lock: a second process's lock makes snapshot() fail at once with lockTimeoutMs 0", async () => {
   await using t = await setup();
   const lock = await t.store.lock("default", "a1", { timeoutMs: 0 });
