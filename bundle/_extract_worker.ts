@@ -26,14 +26,38 @@ export const FILE = 1, OPEN = 2, APPEND = 3, CLOSE = 4;
 const WRITER = env("MEMSNAP_EXTRACT_WRITER");
 /**
  * When and how the extractor writes through these workers: from `workerMinArtifacts` artifacts
- * on (starting a worker costs ~20-40 ms and ~15 MiB), with `workers` of them (file creation is
- * kernel time that two threads share out on ext4). `MEMSNAP_EXTRACT_WRITER=sync` never uses
- * them (writes on the calling thread, as for small bundles); `MEMSNAP_EXTRACT_WRITER=1` (or
- * another count) sets `workers`. Tests set both.
+ * on (starting a worker costs ~20-40 ms and ~15 MiB), `startWorkers` of them at first and up to
+ * `workers`: one more when, since the workers first answered, the reading thread has waited for
+ * a batch buffer at least `growAfterMs` in all and at least `growWaitShare` of the time. File
+ * creation is kernel time that two threads share out on ext4: on a filesystem slow to create
+ * files (right after a large removal) one worker falls far behind; on a quick one the reading
+ * thread waits for it a quarter to a third of the time, and a second worker only competes for
+ * the cores (measured on 2 vCPUs). `MEMSNAP_EXTRACT_WRITER=sync` never uses them (writes
+ * on the calling thread, as for small bundles); `MEMSNAP_EXTRACT_WRITER=1` (or another count)
+ * runs that many from the start. Tests set them.
  */
-export const writerConfig: { workerMinArtifacts: number; workers: number } = {
+export const writerConfig: {
+  workerMinArtifacts: number;
+  workers: number;
+  startWorkers: number;
+  growAfterMs: number;
+  growWaitShare: number;
+} = {
   workerMinArtifacts: WRITER === "sync" ? Infinity : 512,
   workers: /^[1-8]$/.test(WRITER ?? "") ? Number(WRITER) : 2,
+  startWorkers: /^[1-8]$/.test(WRITER ?? "") ? Number(WRITER) : 1,
+  growAfterMs: 200,
+  growWaitShare: 0.5,
+};
+
+/**
+ * What the last extraction through workers did (for tests and tuning): workers started and
+ * added, and how long the reading thread waited for a batch buffer once they had answered.
+ */
+export const writerStats: { started: number; added: number; waitedMs: number } = {
+  started: 0,
+  added: 0,
+  waitedMs: 0,
 };
 
 /** Words per operation in `ops`. */

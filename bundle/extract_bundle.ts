@@ -12,7 +12,15 @@ import type { BundleLimits } from "./bundle_limits.ts";
 import { oneChunk, resolveLimits } from "./_io.ts";
 import { readPass } from "./_reader.ts";
 import { unsafe } from "./_errors.ts";
-import { APPEND, CLOSE, FILE, OP_SIZE, OPEN, writerConfig } from "./_extract_worker.ts";
+import {
+  APPEND,
+  CLOSE,
+  FILE,
+  OP_SIZE,
+  OPEN,
+  writerConfig,
+  writerStats,
+} from "./_extract_worker.ts";
 
 /** Options of {@linkcode extractBundle}. */
 export interface ExtractBundleOptions {
@@ -327,11 +335,12 @@ interface Lane {
 }
 
 /**
- * Writes in workers (`_extract_worker.ts`, {@linkcode writerConfig}`.workers` of them): the
- * artifacts' bytes are copied into batches of up to 1 MiB, each handed whole to the worker
- * with the fewest batches pending, while this thread reads, decodes and hashes what follows.
- * Creating tens of thousands of files is kernel time that otherwise runs on this thread
- * between those steps, and that two threads share out. Directories are created here, in
+ * Writes in workers (`_extract_worker.ts`, {@linkcode writerConfig}`.startWorkers` of them,
+ * up to `.workers` when they fall behind): the artifacts' bytes are copied into batches of up
+ * to 1 MiB, each handed whole to the worker with the fewest batches pending, while this thread
+ * reads, decodes and hashes what follows. Creating tens of thousands of files is kernel time
+ * that otherwise runs on this thread between those steps, and that two threads share out when
+ * the filesystem is slow to create them. Directories are created here, in
  * order, before any file inside them is handed out; the batches of a file larger than a batch
  * go to one worker, in order. At most {@linkcode BUFFERS_PER_WORKER} batches per worker (plus
  * two) exist at once, reused. A failure is known when its worker answers that batch (that
@@ -341,7 +350,11 @@ interface Lane {
 class WorkerWriter implements FileWriter {
   readonly #lanes: Lane[] = [];
   readonly #free: ArrayBuffer[] = [];
-  readonly #maxBuffers: number;
+  readonly #maxLanes: number;
+  /** Answers received; since they came (`#since`), how long this thread waited for a buffer. */
+  #answers = 0;
+  #since = 0;
+  #waited = 0;
   #made = 0;
   #buf: Uint8Array<ArrayBuffer> | undefined;
   #used = 0;
@@ -366,48 +379,60 @@ class WorkerWriter implements FileWriter {
   #stopped = false;
   #wake: (() => void) | undefined;
 
-  private constructor(root: string, workers: number) {
+  private constructor(root: string, start: number, max: number) {
     this.#root = root;
-    this.#maxBuffers = 2 + BUFFERS_PER_WORKER * workers;
-    for (let i = 0; i < workers; i++) {
-      const lane: Lane = {
-        worker: new Worker(new URL("./_extract_worker.ts", import.meta.url), { type: "module" }),
-        inflight: 0,
-        dead: false,
+    this.#maxLanes = max;
+    for (let i = 0; i < start; i++) this.#addLane();
+    writerStats.started = start;
+    writerStats.added = 0;
+    writerStats.waitedMs = 0;
+  }
+
+  /** Batch buffers at most: two plus {@linkcode BUFFERS_PER_WORKER} per worker. */
+  get #maxBuffers(): number {
+    return 2 + BUFFERS_PER_WORKER * this.#lanes.length;
+  }
+
+  #addLane(): void {
+    const lane: Lane = {
+      worker: new Worker(new URL("./_extract_worker.ts", import.meta.url), { type: "module" }),
+      inflight: 0,
+      dead: false,
+    };
+    lane.worker.onmessage = (ev: MessageEvent) => {
+      const m = ev.data as {
+        id: number;
+        buf?: ArrayBuffer;
+        error?: { op: number; name: string; message: string };
       };
-      lane.worker.onmessage = (ev: MessageEvent) => {
-        const m = ev.data as {
-          id: number;
-          buf?: ArrayBuffer;
-          error?: { op: number; name: string; message: string };
-        };
-        lane.inflight--;
-        const sent = this.#inflight.get(m.id);
-        this.#inflight.delete(m.id);
-        if (m.buf !== undefined && m.buf.byteLength === BATCH_BYTES) this.#free.push(m.buf);
-        if (m.error !== undefined && sent !== undefined) {
-          const { op } = m.error;
-          const kind = sent.ops[op * OP_SIZE]!;
-          this.#fail(workerError(m.error, kind, sent.artifacts[op]!), sent.seqs[op]!);
-        }
-        this.#notify();
-      };
-      lane.worker.onerror = (ev: ErrorEvent) => {
-        ev.preventDefault();
-        lane.dead = true;
-        this.#fail(
-          new Error(`Cannot write the extracted files: ${ev.message}`),
-          Number.MAX_SAFE_INTEGER,
-        );
-        this.#notify();
-      };
-      this.#lanes.push(lane);
-    }
+      lane.inflight--;
+      this.#answers++;
+      const sent = this.#inflight.get(m.id);
+      this.#inflight.delete(m.id);
+      if (m.buf !== undefined && m.buf.byteLength === BATCH_BYTES) this.#free.push(m.buf);
+      if (m.error !== undefined && sent !== undefined) {
+        const { op } = m.error;
+        const kind = sent.ops[op * OP_SIZE]!;
+        this.#fail(workerError(m.error, kind, sent.artifacts[op]!), sent.seqs[op]!);
+      }
+      this.#notify();
+    };
+    lane.worker.onerror = (ev: ErrorEvent) => {
+      ev.preventDefault();
+      lane.dead = true;
+      this.#fail(
+        new Error(`Cannot write the extracted files: ${ev.message}`),
+        Number.MAX_SAFE_INTEGER,
+      );
+      this.#notify();
+    };
+    this.#lanes.push(lane);
   }
 
   /** Starts the workers writing under `root` (ending in `/`); they load while a batch fills. */
   static start(root: string): WorkerWriter {
-    return new WorkerWriter(root, Math.max(1, writerConfig.workers));
+    const max = Math.max(1, writerConfig.workers);
+    return new WorkerWriter(root, Math.min(max, Math.max(1, writerConfig.startWorkers)), max);
   }
 
   /** Keeps the failure of the earliest operation. */
@@ -476,7 +501,26 @@ class WorkerWriter implements FileWriter {
 
   /** A batch buffer to fill: a free one, a new one, or the next one a worker hands back. */
   async #take(): Promise<Uint8Array<ArrayBuffer>> {
-    while (this.#takeNow() === undefined) await this.#waitAnswer();
+    while (this.#takeNow() === undefined) {
+      const t0 = performance.now();
+      await this.#waitAnswer();
+      // Waiting while the workers start is not falling behind: counted once each has answered.
+      if (this.#answers < this.#lanes.length) continue;
+      const now = performance.now();
+      if (this.#since === 0) this.#since = t0;
+      this.#waited += now - t0;
+      writerStats.waitedMs += now - t0;
+      if (
+        this.#waited >= writerConfig.growAfterMs &&
+        this.#waited >= (now - this.#since) * writerConfig.growWaitShare &&
+        this.#lanes.length < this.#maxLanes && !this.#stopped
+      ) {
+        this.#waited = 0;
+        this.#since = now;
+        this.#addLane(); // its buffers are free to fill at once
+        writerStats.added++;
+      }
+    }
     return this.#buf!;
   }
 

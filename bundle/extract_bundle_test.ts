@@ -6,7 +6,7 @@ import { extractBundle } from "./extract_bundle.ts";
 import { writeBundle } from "./write_bundle.ts";
 import { openBundleFile } from "./open_bundle_file.ts";
 import { decoderConfig } from "./_zstd.ts";
-import { currentUmask, writerConfig } from "./_extract_worker.ts";
+import { currentUmask, writerConfig, writerStats } from "./_extract_worker.ts";
 import {
   concat,
   craftBundle,
@@ -24,16 +24,28 @@ import {
 } from "../tests/bundle_helpers.ts";
 import { tempDir } from "../tests/_tools.ts";
 
-/** The ways files are written: on the calling thread, through one writer worker, or two. */
-const WRITERS = [["sync", Infinity, 1], ["worker", 0, 1], ["2 workers", 0, 2]] as const;
+/**
+ * The ways files are written: on the calling thread, through one writer worker, two, or one
+ * that a second joins at the first wait for a buffer: `[name, workerMinArtifacts, workers,
+ * startWorkers, growAfterMs]`.
+ */
+const WRITERS = [
+  ["sync", Infinity, 1, 1, 200],
+  ["worker", 0, 1, 1, 200],
+  ["2 workers", 0, 2, 2, 200],
+  ["growing", 0, 2, 1, 0],
+] as const;
 
-/** Registers `fn` once per writer (`[sync writer]`, `[worker writer]`, `[2 workers writer]`). */
+/** Registers `fn` once per writer (`[sync writer]`, `[worker writer]`, ...). */
 function test(name: string, fn: () => Promise<void>): void {
-  for (const [writer, min, workers] of WRITERS) {
+  for (const [writer, min, workers, start, growAfterMs] of WRITERS) {
     Deno.test(`${name} [${writer} writer]`, async () => {
       const saved = { ...writerConfig };
       writerConfig.workerMinArtifacts = min;
       writerConfig.workers = workers;
+      writerConfig.startWorkers = start;
+      writerConfig.growAfterMs = growAfterMs;
+      writerConfig.growWaitShare = growAfterMs === 0 ? 0 : 0.5;
       try {
         await fn();
       } finally {
@@ -472,6 +484,34 @@ test("extractBundle() checks every artifact's size and hash, failures in the bun
     },
   );
   assert.deepEqual(await listTree(dir.path), [], "nothing left");
+});
+
+Deno.test("extractBundle() starts one writer worker and adds the second when it falls behind", async () => {
+  await using dir = await tempDir();
+  const saved = { ...writerConfig };
+  Object.assign(writerConfig, {
+    workerMinArtifacts: 0,
+    workers: 2,
+    startWorkers: 1,
+    growAfterMs: 0, // at the first wait for a buffer once the worker has answered
+    growWaitShare: 0,
+  });
+  try {
+    const b = `${dir.path}/b`;
+    // Thousands of small files: one worker creates them slower than this thread batches them.
+    const want = new Map<string, Uint8Array>();
+    for (let i = 0; i < 4000; i++) {
+      want.set(`d${i % 23}/n${i}.md`, new Uint8Array(1500 + (i % 700)).fill(i & 255));
+    }
+    await writeBundle(b, testHeader(), [...want].map(([p, d]) => source(p, d)));
+    await extractBundle(await openBundleFile(b), `${dir.path}/out`);
+    assert.deepEqual([writerStats.started, writerStats.added], [1, 1]);
+    assert.ok(writerStats.waitedMs > 0);
+    assert.deepEqual(await listTree(`${dir.path}/out`), [...want.keys()].sort());
+    for (const [p, d] of want) assert.deepEqual(await Deno.readFile(`${dir.path}/out/${p}`), d, p);
+  } finally {
+    Object.assign(writerConfig, saved);
+  }
 });
 
 Deno.test("currentUmask() reads the process umask (Linux)", () => {
