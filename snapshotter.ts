@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { dirname, isAbsolute, join, relative, resolve } from "node:path";
+import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { createHash } from "node:crypto";
 import os from "node:os";
 import type {
@@ -367,11 +367,14 @@ export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
       await keepAbsentFiles(jj);
     });
     // A restore killed before it could clean up leaves its extraction here, as large as the
-    // snapshot. Nothing reads it again (staging and the journal are beside the targets and in
-    // the journal file), and under the lock no restore of this agent is running: remove it.
+    // snapshot, and a snapshot its capture staging (copies of databases, redacted files).
+    // Nothing reads them again (a restore's staging is beside the targets, its state in the
+    // journal), and under the lock no restore or snapshot of this agent is running.
     const stale = await removeStaleWork(stateDir);
     if (stale > 0) {
-      progress.warn(`Removed what ${stale} interrupted restore(s) left in ${stateDir}`);
+      progress.warn(
+        `Removed what ${stale} interrupted restore(s) or snapshot(s) of this agent left behind`,
+      );
     }
     if (r.outcome !== "none" && r.journal) {
       await store.audit({
@@ -405,7 +408,18 @@ export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
     const redactor = useRedact
       ? createRedactor({ packs: options.redact!.packs, key: options.redact!.key })
       : undefined;
-    const staging = await Deno.makeTempDir({ prefix: "memsnap-capture-" });
+    // The capture's staging dir, in the system's temp dir, noted first in the state dir: a
+    // snapshot killed before its clean-up (below) leaves the note, and recovery removes both.
+    const suffix = crypto.randomUUID().replaceAll("-", "").slice(0, 16);
+    const staging = join(os.tmpdir(), STAGING_PREFIX + suffix);
+    const stagingMarker = join(await store.stateDir(tenant, agent), STAGING_MARKER + suffix);
+    await Deno.writeTextFile(stagingMarker, staging);
+    try {
+      await Deno.mkdir(staging, { mode: 0o700 });
+    } catch (e) {
+      await Deno.remove(stagingMarker).catch(() => {});
+      throw e;
+    }
     /** What captures keep for their artifacts until the bundle is written (see release). */
     const releases: (() => Promise<void> | void)[] = [];
     try {
@@ -535,6 +549,7 @@ export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
     } finally {
       for (const release of releases) await Promise.resolve().then(release).catch(() => {});
       await Deno.remove(staging, { recursive: true }).catch(() => {});
+      await Deno.remove(stagingMarker).catch(() => {});
     }
   };
 
@@ -844,14 +859,44 @@ export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
  */
 /** A restore's work directory in the state dir: `restore-<ms in base 36>-<8 hex>`. */
 const WORK_DIR = /^restore-[0-9a-z]+-[0-9a-f]{8}$/;
+/** A snapshot's capture staging dir, in the system's temp dir: `memsnap-capture-<suffix>`. */
+const STAGING_PREFIX = "memsnap-capture-";
+/**
+ * A snapshot's note of its staging dir in the state dir, `staging-<suffix>` holding the path,
+ * removed with it: one left behind names the staging dir of a snapshot that was killed.
+ */
+const STAGING_MARKER = "staging-";
 
-/** Removes the work directories restores left in `stateDir`; returns how many. */
+/**
+ * Removes what killed restores and snapshots of this agent left (run under its lock, when
+ * none of them can be running): restores' work dirs in `stateDir`, and the staging dirs that
+ * snapshots' markers there name (only a directory whose name matches its marker's, so a
+ * damaged marker cannot name anything else). Returns how many were removed.
+ */
 async function removeStaleWork(stateDir: string): Promise<number> {
   let n = 0;
   for await (const e of Deno.readDir(stateDir)) {
-    if (!e.isDirectory || !WORK_DIR.test(e.name)) continue;
-    await Deno.remove(join(stateDir, e.name), { recursive: true });
-    n++;
+    const path = join(stateDir, e.name);
+    if (e.isDirectory && WORK_DIR.test(e.name)) {
+      await Deno.remove(path, { recursive: true });
+      n++;
+    } else if (e.isFile && e.name.startsWith(STAGING_MARKER)) {
+      const suffix = e.name.slice(STAGING_MARKER.length);
+      const staging = (await Deno.readTextFile(path).catch(() => "")).trim();
+      if (
+        suffix !== "" && isAbsolute(staging) && basename(staging) === STAGING_PREFIX + suffix
+      ) {
+        const gone = await Deno.remove(staging, { recursive: true }).then(
+          () => true,
+          (err) => {
+            if (err instanceof Deno.errors.NotFound) return false;
+            throw err;
+          },
+        );
+        if (gone) n++;
+      }
+      await Deno.remove(path);
+    }
   }
   return n;
 }

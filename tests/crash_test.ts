@@ -103,16 +103,20 @@ async function verifyAll(f: Fixture, ids: string[]): Promise<void> {
 Deno.test("crash: a SIGKILLed memsnap snapshot never leaves a listed partial or corrupt bundle", async () => {
   const f = await mem();
   const args = ["snapshot", ...f.base, ...sourceFlags(f.mem), "--no-redact", "--json"];
+  // The snapshots' capture staging goes to a temp dir of this test's own, checked at the end.
+  const tmpdir = join(f.mem.home, "tmp");
+  await Deno.mkdir(tmpdir);
+  const env = { TMPDIR: tmpdir };
   // One complete run to learn how long a snapshot takes here.
   const t0 = performance.now();
-  const first = await memsnap(args);
+  const first = await memsnap(args, env);
   assertEquals(first.code, 0, first.stderr);
   const duration = performance.now() - t0;
   const tmp = join(f.store, ".tmp");
   let partialSeen = 0;
   let killedLive = 0;
   for (let i = 0; i < SNAPSHOT_KILLS; i++) {
-    const child = spawnCli(args);
+    const child = spawnCli(args, env);
     let exited = false;
     child.status.then(() => (exited = true));
     if (i % 2 === 0) {
@@ -129,8 +133,12 @@ Deno.test("crash: a SIGKILLed memsnap snapshot never leaves a listed partial or 
     await listRows(f);
   }
   // The next snapshot recovers the dead processes' lock and works.
-  const after = await memsnap([...args, "--lock-timeout", "30"]);
+  const after = await memsnap([...args, "--lock-timeout", "30"], env);
   assertEquals(after.code, 0, after.stderr);
+  // ...and removes the staging dirs the killed ones left.
+  const staged: string[] = [];
+  for await (const e of Deno.readDir(tmpdir)) staged.push(e.name);
+  assertEquals(staged, [], "capture staging left behind by killed snapshots");
   const rows = await listRows(f);
   assert(rows.length >= 2);
   await verifyAll(f, rows.map((r) => r.id));

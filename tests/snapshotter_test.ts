@@ -167,7 +167,7 @@ Deno.test("the next snapshot() completes or rolls back a restore that crashed mi
   assertEquals(await fingerprint(t.mem), dreamed);
 });
 
-Deno.test("recovery removes the extraction a killed restore left in the state dir, and nothing else", async () => {
+Deno.test("recovery removes what killed restores and snapshots left, and nothing else", async () => {
   await using t = await setup();
   const warnings: string[] = [];
   const stateDir = await t.store.stateDir("default", "a1");
@@ -178,6 +178,16 @@ Deno.test("recovery removes the extraction a killed restore left in the state di
   await Deno.writeTextFile(join(work, "payload", "memdir", "note.md"), "half extracted");
   await Deno.mkdir(join(stateDir, "restore-notes"));
   await Deno.writeTextFile(join(stateDir, "restore-mwx7k2p1-0a1b2c3e"), "a file, not a dir");
+  // A killed snapshot's staging dir and its marker; a marker whose dir is gone already; a
+  // damaged marker naming a directory that is not its staging dir.
+  const staging = join(t.root, "memsnap-capture-5f3a9c");
+  await Deno.mkdir(join(staging, "sqlite"), { recursive: true });
+  await Deno.writeTextFile(join(staging, "sqlite", "copy.sqlite"), "a copy");
+  await Deno.writeTextFile(join(stateDir, "staging-5f3a9c"), staging);
+  await Deno.writeTextFile(join(stateDir, "staging-77aa"), join(t.root, "memsnap-capture-77aa"));
+  const precious = join(t.root, "precious");
+  await Deno.mkdir(precious);
+  await Deno.writeTextFile(join(stateDir, "staging-0b0b"), precious);
   const snap = createSnapshotter({
     store: t.store,
     agent: "a1",
@@ -186,17 +196,26 @@ Deno.test("recovery removes the extraction a killed restore left in the state di
   });
   const r = await snap.recover();
   assertEquals(r.outcome, "none");
-  assert(!(await Deno.lstat(work).then(() => true, () => false)), "the stale work dir is gone");
+  const exists = (p: string) => Deno.lstat(p).then(() => true, () => false);
+  assert(!(await exists(work)), "the stale work dir is gone");
+  assert(!(await exists(staging)), "the killed snapshot's staging is gone");
+  assert(await exists(precious), "a damaged marker's directory is left alone");
+  for (const m of ["staging-5f3a9c", "staging-77aa", "staging-0b0b"]) {
+    assert(!(await exists(join(stateDir, m))), `marker ${m} removed`);
+  }
   assert((await Deno.lstat(join(stateDir, "restore-notes"))).isDirectory);
   assert((await Deno.lstat(join(stateDir, "restore-mwx7k2p1-0a1b2c3e"))).isFile);
   assertEquals(warnings.length, 1, JSON.stringify(warnings));
-  assert(/Removed what 1 interrupted restore\(s\) left in /.test(warnings[0]!), warnings[0]);
+  assert(
+    /Removed what 2 interrupted restore\(s\) or snapshot\(s\)/.test(warnings[0]!),
+    warnings[0],
+  );
   // A restore that runs to the end leaves none behind, and the next recovery says nothing.
   const { info } = await snap.snapshot();
   await snap.restore(info.id, { noPreSnapshot: true });
   const left = [];
   for await (const e of Deno.readDir(stateDir)) {
-    if (/^restore-.*-[0-9a-f]{8}$/.test(e.name)) left.push(e.name);
+    if (/^restore-.*-[0-9a-f]{8}$|^staging-/.test(e.name)) left.push(e.name);
   }
   assertEquals(left, ["restore-mwx7k2p1-0a1b2c3e"]);
   assertEquals(warnings.length, 1, JSON.stringify(warnings));
