@@ -12,7 +12,7 @@ import type {
   RestorePlanEntry,
   RestoreTarget,
 } from "./capture/types.ts";
-import { existsSync } from "./capture/_util.ts";
+import { existsSync, isNotFound } from "./capture/_util.ts";
 import type { JsonValue, Manifest, RedactionReport } from "./bundle/types.ts";
 import type {
   ManifestSigner,
@@ -853,10 +853,6 @@ export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
   };
 }
 
-/**
- * When a pre-restore snapshot holds the old state, old dirs are removed after commit, except
- * memory-dir files absent from the restored snapshot: those are kept aside (never deleted).
- */
 /** A restore's work directory in the state dir: `restore-<ms in base 36>-<8 hex>`. */
 const WORK_DIR = /^restore-[0-9a-z]+-[0-9a-f]{8}$/;
 /** A snapshot's capture staging dir, in the system's temp dir: `memsnap-capture-<suffix>`. */
@@ -886,13 +882,10 @@ async function removeStaleWork(stateDir: string): Promise<number> {
       if (
         suffix !== "" && isAbsolute(staging) && basename(staging) === STAGING_PREFIX + suffix
       ) {
-        const gone = await Deno.remove(staging, { recursive: true }).then(
-          () => true,
-          (err) => {
-            if (err instanceof Deno.errors.NotFound) return false;
-            throw err;
-          },
-        );
+        const gone = await Deno.remove(staging, { recursive: true }).then(() => true, (err) => {
+          if (isNotFound(err)) return false;
+          throw err;
+        });
         if (gone) n++;
       }
       await Deno.remove(path);
@@ -901,6 +894,10 @@ async function removeStaleWork(stateDir: string): Promise<number> {
   return n;
 }
 
+/**
+ * When a pre-restore snapshot holds the old state, old dirs are removed after commit, except
+ * memory-dir files absent from the restored snapshot: those are kept aside (never deleted).
+ */
 async function keepAbsentFiles(j: Journal): Promise<string[]> {
   const kept: string[] = [];
   if (j.keep_old) return kept; // everything is kept anyway

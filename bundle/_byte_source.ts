@@ -76,10 +76,6 @@ export class ByteSource {
   }
 
   /**
-   * Reads exactly n bytes. Returns `null` at a clean end (no byte left); throws a truncation
-   * error naming `entry` if the stream ends part way.
-   */
-  /**
    * The next `n` bytes as a view, when the current chunk holds all of them (valid until the
    * next read, as every view handed out); `undefined`, and nothing taken, when it does not.
    * No promise: the tar reader takes most small entries whole this way.
@@ -89,6 +85,10 @@ export class ByteSource {
     return this.#take(n);
   }
 
+  /**
+   * Reads exactly n bytes. Returns `null` at a clean end (no byte left); throws a truncation
+   * error naming `entry` if the stream ends part way.
+   */
   async readExact(n: number, entry?: string): Promise<Uint8Array | null> {
     if (!(await this.#fill())) {
       if (n === 0) return new Uint8Array(0);

@@ -237,6 +237,31 @@ async function readAll(e: TarEntry): Promise<Uint8Array> {
   return out;
 }
 
+/**
+ * What is wrong with an artifact read as `n` bytes, if anything: its size, else its SHA-256
+ * (`digest` is asked for only when the size is right).
+ */
+function artifactProblem(
+  want: ManifestArtifact,
+  n: number,
+  digest: () => string,
+): VerificationFailure | undefined {
+  if (n !== want.size) {
+    return {
+      check: "artifact_size",
+      path: want.path,
+      detail: `artifact is ${n} bytes, manifest says ${want.size}`,
+    };
+  }
+  const sha = digest();
+  if (sha === want.sha256) return undefined;
+  return {
+    check: "artifact_hash",
+    path: want.path,
+    detail: `artifact sha256 is ${sha}, manifest says ${want.sha256}`,
+  };
+}
+
 async function readArtifacts(
   tap: PayloadTap,
   manifest: Manifest,
@@ -280,22 +305,12 @@ async function readArtifacts(
           const p = opts.sinkBytes ? opts.sinkBytes(want, data) : opts.sink(want, entry.body());
           if (p !== undefined) await p;
         }
-        if (data.length !== want.size) {
-          failures.push({
-            check: "artifact_size",
-            path: entry.path,
-            detail: `artifact is ${data.length} bytes, manifest says ${want.size}`,
-          });
-        } else {
-          const sha = createHash("sha256").update(data).digest("hex");
-          if (sha !== want.sha256) {
-            failures.push({
-              check: "artifact_hash",
-              path: entry.path,
-              detail: `artifact sha256 is ${sha}, manifest says ${want.sha256}`,
-            });
-          }
-        }
+        const problem = artifactProblem(
+          want,
+          data.length,
+          () => createHash("sha256").update(data).digest("hex"),
+        );
+        if (problem) failures.push(problem);
         continue;
       }
       const hash = createHash("sha256");
@@ -309,22 +324,8 @@ async function readArtifacts(
       })();
       if (opts.sink) await opts.sink(want, chunks);
       for await (const _ of chunks) { /* hash what the sink left */ }
-      if (n !== want.size) {
-        failures.push({
-          check: "artifact_size",
-          path: entry.path,
-          detail: `artifact is ${n} bytes, manifest says ${want.size}`,
-        });
-      } else {
-        const sha = hash.digest("hex");
-        if (sha !== want.sha256) {
-          failures.push({
-            check: "artifact_hash",
-            path: entry.path,
-            detail: `artifact sha256 is ${sha}, manifest says ${want.sha256}`,
-          });
-        }
-      }
+      const problem = artifactProblem(want, n, () => hash.digest("hex"));
+      if (problem) failures.push(problem);
     }
   } finally {
     await inner.cancel();

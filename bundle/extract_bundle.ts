@@ -243,13 +243,6 @@ function syncWriter(root: string): FileWriter {
   };
 }
 
-/**
- * Writes one artifact's bytes to a new file with its mode, using synchronous calls: the
- * decoder runs off the main thread, and for small files one `writeFileSync` (create, write,
- * mode, close) costs a fraction of the async open/write/close/chmod sequence. A size that
- * disagrees with the manifest is reported by the reader (which hashes what the sink leaves);
- * the file's content then does not matter, since the extraction fails.
- */
 /** Creates a small artifact's file with its bytes and mode, in one call. */
 function writeSmall(path: string, artifact: ManifestArtifact, data: Uint8Array): void {
   try {
@@ -260,6 +253,13 @@ function writeSmall(path: string, artifact: ManifestArtifact, data: Uint8Array):
   }
 }
 
+/**
+ * Writes one artifact's bytes to a new file with its mode, using synchronous calls: the
+ * decoder runs off the main thread, and for small files one `writeFileSync` (create, write,
+ * mode, close) costs a fraction of the async open/write/close/chmod sequence. A size that
+ * disagrees with the manifest is reported by the reader (which hashes what the sink leaves);
+ * the file's content then does not matter, since the extraction fails.
+ */
 async function writeArtifact(
   path: string,
   artifact: ManifestArtifact,
