@@ -40,18 +40,23 @@ export async function redactionKey(store: Store): Promise<Uint8Array> {
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
+  // Written whole to a file of its own, then linked into place: the key file appears with its
+  // content or not at all, so a process that reads it as another creates it (two agents'
+  // first snapshots into a new store) never sees it empty; the first link wins.
   const key = crypto.getRandomValues(new Uint8Array(32));
+  const tmp = join(dir, `.redaction.key.${crypto.randomUUID()}.tmp`);
+  await Deno.writeTextFile(tmp, Buffer.from(key).toString("hex") + "\n", {
+    createNew: true,
+    mode: 0o600,
+  });
   try {
-    await Deno.writeTextFile(path, Buffer.from(key).toString("hex") + "\n", {
-      createNew: true,
-      mode: 0o600,
-    });
+    await Deno.link(tmp, path);
     return key;
   } catch (e) {
-    if (e instanceof Deno.errors.AlreadyExists) {
-      return new Uint8Array(Buffer.from((await Deno.readTextFile(path)).trim(), "hex"));
-    }
-    throw e;
+    if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+    return await redactionKey(store); // another process's key, whole
+  } finally {
+    await Deno.remove(tmp).catch(() => {});
   }
 }
 
