@@ -63,6 +63,16 @@ export function throughTransform(
   return ReadableStream.from(input).pipeThrough(transform);
 }
 
+/**
+ * `n` (a size) as a small integer when it is one. Sizes from `stat` arrive as doubles, and
+ * once one double is stored in a field, V8 boxes that field in every object of the same shape
+ * (a 16-byte heap number each): with a capture descriptor and a manifest entry per artifact,
+ * ~4.6 MB for the 147,000 artifacts of a 2 GiB memory.
+ */
+export function smallInt(n: number): number {
+  return n >= 0 && n <= 0x3fffffff ? n | 0 : n;
+}
+
 /** Lowercase hex of bytes. */
 export function hex(bytes: Uint8Array): string {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");

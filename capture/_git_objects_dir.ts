@@ -15,7 +15,7 @@
 import { posix } from "node:path";
 import { MemsnapError } from "../errors.ts";
 import type { ArtifactSource } from "./types.ts";
-import { isNotFound, linkOrCopy, oneChunk, readFileInto } from "./_util.ts";
+import { isNotFound, linkOrCopy, oneChunk, readFileInto, smallInt } from "./_util.ts";
 import { parseIndex } from "./_git_repo.ts";
 
 /** Payload prefix of the object store. */
@@ -34,6 +34,8 @@ const SMALL_FILE = 1 << 20;
 interface ObjectFile {
   /** Path relative to `objects/`. */
   rel: string;
+  /** The `objects/` dir, ending in `/` (one string shared by every file): `abs` is `root + rel`. */
+  root: string;
   abs: string;
   size: number;
 }
@@ -71,11 +73,12 @@ function indexCount(path: string): number {
  */
 export function listObjectStore(gitdir: string): ObjectStore {
   const root = posix.join(gitdir, "objects");
+  const prefix = `${root}/`;
   const files: ObjectFile[] = [];
   let objects = 0;
   for (const d of readDirNames(root)) {
     if (!d.isDirectory || !/^[0-9a-f]{2}$/.test(d.name)) continue;
-    const dir = `${root}/${d.name}/`;
+    const dir = `${prefix}${d.name}/`;
     for (const f of readDirNames(dir)) {
       if (!f.isFile || !/^[0-9a-f]{38}$/.test(f.name)) continue;
       const abs = dir + f.name;
@@ -86,7 +89,7 @@ export function listObjectStore(gitdir: string): ObjectStore {
         if (isNotFound(e)) continue; // pruned or packed since the listing: not needed
         throw e;
       }
-      files.push({ rel: `${d.name}/${f.name}`, abs, size });
+      files.push({ rel: `${d.name}/${f.name}`, root: prefix, abs, size });
       objects++;
     }
   }
@@ -101,8 +104,8 @@ export function listObjectStore(gitdir: string): ObjectStore {
       const packSize = Deno.lstatSync(pack).size;
       const idxSize = Deno.lstatSync(idx).size;
       objects += indexCount(idx);
-      files.push({ rel: `pack/${name}`, abs: pack, size: packSize });
-      files.push({ rel: `pack/${m[1]}.idx`, abs: idx, size: idxSize });
+      files.push({ rel: `pack/${name}`, root: prefix, abs: pack, size: packSize });
+      files.push({ rel: `pack/${m[1]}.idx`, root: prefix, abs: idx, size: idxSize });
     } catch (e) {
       if (isNotFound(e)) continue; // removed by a repack since the listing
       throw e;
@@ -121,12 +124,17 @@ class ObjectArtifact implements ArtifactSource {
   readonly path: string;
   readonly kind = "git-object";
   readonly size: number;
-  readonly #abs: string;
+  /** The `objects/` dir (shared): the file's path is made when it is read, not kept. */
+  readonly #root: string;
 
   constructor(file: ObjectFile) {
     this.path = OBJECTS_PREFIX + file.rel;
-    this.size = file.size;
-    this.#abs = file.abs;
+    this.size = smallInt(file.size);
+    this.#root = file.root;
+  }
+
+  get #abs(): string {
+    return this.#root + this.path.slice(OBJECTS_PREFIX.length);
   }
 
   #gone(e: unknown): unknown {

@@ -7,6 +7,7 @@ import { createHash } from "node:crypto";
 import { posix } from "node:path";
 import { UnsafeBundleError, UsageError } from "../errors.ts";
 import type { ArtifactSource } from "./types.ts";
+export { smallInt } from "../bundle/_io.ts";
 
 /** Names of databases and state entries: lowercase, digits, `_`, `.`, `-`, at most 64 chars. */
 export const NAME_PATTERN: RegExp = /^[a-z0-9][a-z0-9_.-]{0,63}$/;

@@ -24,6 +24,7 @@ import {
   readFileInto,
   sha256Bytes,
   sha256FileSync,
+  smallInt,
   symlinkStaysInside,
 } from "./_util.ts";
 import { findGitdir, isIgnored, trackedFiles } from "./_git_repo.ts";
@@ -90,9 +91,17 @@ const SMALL_FILE = 1 << 20;
 class PlainFile implements ArtifactSource {
   readonly kind = "file";
   readonly mode?: number;
+  /** The memory dir, ending in `/` (one string shared by every file). */
+  readonly #base: string;
 
-  constructor(readonly path: string, readonly size: number, readonly src: string, mode?: number) {
+  constructor(readonly path: string, readonly size: number, base: string, mode?: number) {
+    this.#base = base;
     if (mode !== undefined) this.mode = mode;
+  }
+
+  /** The live file: made when it is read, not kept (~75 bytes per file otherwise). */
+  get src(): string {
+    return this.#base + this.path.slice(PREFIX.length);
   }
 
   open(): Promise<ReadableStream<Uint8Array>> {
@@ -178,16 +187,24 @@ class DigestSlab {
 class CheckedFile implements ArtifactSource {
   readonly kind = "file";
   readonly mode?: number;
+  /** The memory dir, ending in `/` (one string shared by every file). */
+  readonly #base: string;
 
   constructor(
     readonly path: string,
     readonly size: number,
-    readonly src: string,
+    base: string,
     readonly digests: DigestSlab,
     readonly index: number,
     mode?: number,
   ) {
+    this.#base = base;
     if (mode !== undefined) this.mode = mode;
+  }
+
+  /** The live file (made when it is read, as for {@linkcode PlainFile}). */
+  get src(): string {
+    return this.#base + this.path.slice(PREFIX.length);
   }
 
   #check(bytes: Uint8Array): void {
@@ -259,7 +276,7 @@ async function listDir(
   includeIgnored: boolean,
   exclude: RegExp[],
   signal?: AbortSignal,
-): Promise<{ entries: Entry[]; skipped: SkippedLink[]; ignored: number }> {
+): Promise<{ entries: Entry[]; skipped: SkippedLink[]; ignored: number; base: string }> {
   const gitdir = includeIgnored ? undefined : await findGitdir(root);
   const tracked = gitdir === undefined ? new Set<string>() : await trackedFiles(root, gitdir);
   const trackedDirs = new Set<string>();
@@ -323,7 +340,7 @@ async function listDir(
         rel,
         abs,
         kind: "file",
-        size: info.size,
+        size: smallInt(info.size),
         executable: ((info.mode ?? 0) & 0o111) !== 0,
         mtime: info.mtime?.getTime() ?? 0,
       });
@@ -332,7 +349,7 @@ async function listDir(
   await walk("");
   entries.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
   skipped.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-  return { entries, skipped, ignored };
+  return { entries, skipped, ignored, base };
 }
 
 /**
@@ -392,7 +409,12 @@ export function memdirPlugin(options: MemdirPluginOptions): CapturePlugin {
       if (info === undefined || !info.isDirectory) {
         throw new NotFoundError(`Cannot capture memory dir: ${dir} is not a directory`);
       }
-      const { entries, skipped, ignored } = await listDir(dir, includeIgnored, exclude, ctx.signal);
+      const { entries, skipped, ignored, base } = await listDir(
+        dir,
+        includeIgnored,
+        exclude,
+        ctx.signal,
+      );
       for (const s of skipped) {
         ctx.progress.warn(
           `Cannot capture symlink memdir/${s.path}: ${s.reason} (${s.target}); skipped`,
@@ -446,7 +468,7 @@ export function memdirPlugin(options: MemdirPluginOptions): CapturePlugin {
           try {
             const redactor = ctx.redactor;
             if (redactor === undefined) {
-              artifact = new PlainFile(path, e.size, e.abs, mode);
+              artifact = new PlainFile(path, e.size, base, mode);
             } else {
               await pace();
               // A file under one redaction block (most notes) is redacted from the bytes read
@@ -460,7 +482,7 @@ export function memdirPlugin(options: MemdirPluginOptions): CapturePlugin {
                   artifact = file(e.size, wholeFile(e.abs));
                 } else if (out === bytes && (e.mtime ?? 0) < settled) {
                   const at = digests.add(digest(bytes));
-                  artifact = new CheckedFile(path, bytes.length, e.abs, digests, at, mode);
+                  artifact = new CheckedFile(path, bytes.length, base, digests, at, mode);
                 } else {
                   // Redacted, or written to lately: the bytes checked, held or staged.
                   artifact = file(out.length, keep(e.rel, out));
