@@ -7,6 +7,7 @@ import { basename, dirname, isAbsolute, join, relative, resolve } from "node:pat
 import { createHash } from "node:crypto";
 import os from "node:os";
 import type {
+  ArtifactSource,
   CapturePlugin,
   CaptureResult,
   RestorePlanEntry,
@@ -427,9 +428,7 @@ export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
       // SQLite's copy overlap another's CPU work. Results are taken in plugin order, and the
       // artifacts are sorted by path below, so the bundle does not depend on timing. The first
       // failure aborts the others, and all of them have ended before staging is removed.
-      const artifacts = [];
       const captures: Record<string, JsonValue> = {};
-      const seen = new Set<string>();
       const captureAbort = new AbortController();
       const onAbort = (): void => captureAbort.abort(signal.reason);
       signal.addEventListener("abort", onAbort, { once: true });
@@ -460,7 +459,7 @@ export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
           throw error;
         }
       };
-      let settled;
+      let settled: PromiseSettledResult<CaptureResult>[] | undefined;
       try {
         settled = await Promise.allSettled(options.captures.map(runCapture));
       } finally {
@@ -476,34 +475,12 @@ export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
         if (signal.aborted) throw new CancelledError("Cannot take the snapshot: cancelled");
         throw firstError;
       }
-      for (const [i, plugin] of options.captures.entries()) {
-        const result = (settled[i] as PromiseFulfilledResult<CaptureResult>).value;
-        for (const a of result.artifacts) {
-          if (seen.has(a.path)) {
-            throw new UsageError(
-              `Cannot take the snapshot: artifact path "${a.path}" is produced twice`,
-            );
-          }
-          seen.add(a.path);
-          artifacts.push(a);
-        }
-        captures[plugin.name] = result.meta ?? null;
-      }
-      artifacts.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+      const artifacts = collectArtifacts(options.captures, settled, captures);
+      settled = undefined;
       const id = opts.id ?? newSnapshotId(
         createdAt,
         sourceDateEpoch() || opts.createdAt
-          ? createHash("sha256")
-            .update(
-              JSON.stringify([
-                tenant,
-                agent,
-                createdBy,
-                opts.label ?? null,
-                artifacts.map((a) => [a.path, a.size]),
-              ]),
-            )
-            .digest("hex").slice(0, 8)
+          ? idSuffix([tenant, agent, createdBy, opts.label ?? null], artifacts)
           : undefined,
       );
       const pending = await store.create(tenant, agent, id);
@@ -523,7 +500,8 @@ export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
             redaction: redactor ? redactor.report() : EMPTY_REPORT,
             tools: { memsnap: MEMSNAP_VERSION, deno: Deno.version.deno },
           },
-          artifacts,
+          // Emptied as it is read: the writer then lets go of each artifact once packed.
+          drain(artifacts),
           {
             ...(options.cipher ? { cipher: options.cipher } : {}),
             ...(options.signer ? { signer: options.signer } : {}),
@@ -851,6 +829,47 @@ export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
       };
     },
   };
+}
+
+/**
+ * Every capture's artifacts, sorted by path (a path produced twice is refused), with each
+ * plugin's meta put in `captures`. A function of its own so that the plugins' results, and
+ * their arrays of artifacts, are not kept by the snapshot while the bundle is written.
+ */
+function collectArtifacts(
+  plugins: readonly CapturePlugin[],
+  settled: readonly PromiseSettledResult<CaptureResult>[],
+  captures: Record<string, JsonValue>,
+): ArtifactSource[] {
+  const artifacts: ArtifactSource[] = [];
+  for (const [i, plugin] of plugins.entries()) {
+    const result = (settled[i] as PromiseFulfilledResult<CaptureResult>).value;
+    for (const a of result.artifacts) artifacts.push(a);
+    captures[plugin.name] = result.meta ?? null;
+  }
+  artifacts.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  // Sorted, a path produced twice is next to itself (no set of every path: ~30 bytes each).
+  for (let i = 1; i < artifacts.length; i++) {
+    if (artifacts[i]!.path === artifacts[i - 1]!.path) {
+      throw new UsageError(
+        `Cannot take the snapshot: artifact path "${artifacts[i]!.path}" is produced twice`,
+      );
+    }
+  }
+  return artifacts;
+}
+
+/** The id suffix of a reproducible snapshot: a hash of who took it and of every path and size. */
+function idSuffix(who: JsonValue[], artifacts: readonly ArtifactSource[]): string {
+  return createHash("sha256")
+    .update(JSON.stringify([...who, artifacts.map((a) => [a.path, a.size])]))
+    .digest("hex").slice(0, 8);
+}
+
+/** Yields `items` in order, then empties the array, so that only the consumer holds them. */
+function* drain<T>(items: T[]): Generator<T> {
+  for (const item of items) yield item;
+  items.length = 0;
 }
 
 /** A restore's work directory in the state dir: `restore-<ms in base 36>-<8 hex>`. */

@@ -127,3 +127,48 @@ export class PathSet {
     return undefined;
   }
 }
+
+/**
+ * The checks of {@linkcode PathSet} for paths given in {@linkcode comparePaths} order, without
+ * keeping every path: in that order a duplicate comes right after itself, and a file comes
+ * before anything that would be inside it (`a` < `a/b`), so only the files that later paths
+ * could still be inside are kept. They nest like names such as `a`, `a.b`, `a.b-c` (`.` and
+ * `-` sort before `/`), so the stack stays a few entries deep however many paths there are.
+ */
+export class SortedPaths {
+  #last: string | undefined;
+  /** Files later paths could be inside, each with `/` appended, innermost last. */
+  readonly #open: string[] = [];
+
+  /** How many files are kept (what later paths are checked against). */
+  get depth(): number {
+    return this.#open.length;
+  }
+
+  /**
+   * Adds the next path; returns the problem if it collides with an earlier one.
+   * @throws {RangeError} If `path` sorts before the previous path.
+   */
+  add(path: string): PathProblem | undefined {
+    const last = this.#last;
+    if (last !== undefined) {
+      if (path === last) return { rule: "duplicate", state: "appears twice" };
+      if (comparePaths(path, last) < 0) {
+        throw new RangeError(`SortedPaths: ${JSON.stringify(path)} comes before ${last}`);
+      }
+    }
+    const open = this.#open;
+    while (open.length > 0) {
+      const dir = open[open.length - 1]!;
+      if (path.startsWith(dir)) {
+        return { rule: "path_conflict", state: `is inside "${dir.slice(0, -1)}", which is a file` };
+      }
+      // Past everything inside it: no later path can be.
+      if (comparePaths(path, dir) > 0) open.pop();
+      else break;
+    }
+    open.push(`${path}/`);
+    this.#last = path;
+    return undefined;
+  }
+}

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { checkPath, PathSet } from "./_paths.ts";
+import fc from "fast-check";
+import { checkPath, comparePaths, PathSet, SortedPaths } from "./_paths.ts";
 
 const rule = (p: string, maxLength = 64, maxDepth = 4) => checkPath(p, maxLength, maxDepth)?.rule;
 
@@ -61,4 +62,40 @@ Deno.test("PathSet.add() refuses duplicates and file/directory conflicts in any 
   assert.equal(s.add("z/y"), undefined);
   assert.equal(s.add("a/b/c/x")?.state, 'is inside "a/b/c", which is a file');
   assert.equal(s.add("z")?.rule, "path_conflict");
+});
+
+Deno.test("SortedPaths.add() refuses duplicates and paths inside files, keeping a shallow stack", () => {
+  const s = new SortedPaths();
+  assert.equal(s.add("a"), undefined);
+  assert.equal(s.add("a")?.rule, "duplicate");
+  assert.equal(s.add("a-b"), undefined); // "-" and "." sort before "/": "a" is still open
+  assert.equal(s.add("a.c"), undefined);
+  assert.deepEqual(s.add("a/x"), {
+    rule: "path_conflict",
+    state: 'is inside "a", which is a file',
+  });
+  assert.equal(s.add("a/x/y")?.state, 'is inside "a", which is a file');
+  assert.equal(s.add("b/c"), undefined);
+  assert.equal(s.add("b/c/d")?.state, 'is inside "b/c", which is a file');
+  assert.equal(s.add("b/d"), undefined);
+  assert.throws(() => s.add("b/a"), RangeError);
+  const many = new SortedPaths();
+  for (let i = 0; i < 10_000; i++) {
+    assert.equal(many.add(`d/n${String(i).padStart(5, "0")}.md`), undefined);
+    assert.ok(many.depth <= 1, `depth ${many.depth} after ${i + 1} paths`);
+  }
+});
+
+Deno.test("SortedPaths agrees with PathSet on any sorted list of paths (property)", () => {
+  const segment = fc.constantFrom("a", "b", "a.b", "a-b", "a b", "é", "😀", "Z", "a.b-c");
+  const path = fc.array(segment, { minLength: 1, maxLength: 4 }).map((s) => s.join("/"));
+  fc.assert(
+    fc.property(fc.array(path, { maxLength: 40 }), (paths) => {
+      paths.sort(comparePaths);
+      const sorted = new SortedPaths();
+      const any = new PathSet();
+      for (const p of paths) assert.deepEqual(sorted.add(p), any.add(p), p);
+    }),
+    { numRuns: 500 },
+  );
 });

@@ -24,10 +24,10 @@ import {
   headerLength,
   padding,
 } from "./_tar_header.ts";
-import { checkPath, comparePaths, PathSet } from "./_paths.ts";
+import { checkPath, comparePaths, SortedPaths } from "./_paths.ts";
 import { bundleLimits } from "./bundle_limits.ts";
 import { zstdCompressFrames } from "./_zstd_frames.ts";
-import { throughTransform, writeAll } from "./_io.ts";
+import { smallInt, throughTransform, writeAll } from "./_io.ts";
 import {
   encodeManifest,
   MANIFEST_NAME,
@@ -84,9 +84,19 @@ const ZERO_HASH = "0".repeat(64);
  * serializes it as it is, without a sorted copy (75,000 of them for a 1 GiB memory).
  */
 function manifestArtifact(s: ArtifactSource, sha256: string): ManifestArtifact {
+  const size = smallInt(s.size);
   return s.mode !== undefined && s.mode !== 0o644
-    ? { kind: s.kind, mode: s.mode, path: s.path, sha256, size: s.size }
-    : { kind: s.kind, path: s.path, sha256, size: s.size };
+    ? { kind: s.kind, mode: s.mode, path: s.path, sha256, size }
+    : { kind: s.kind, path: s.path, sha256, size };
+}
+
+/**
+ * The length of the manifest of `sources` with every hash zeroed and `payload.size` 0. Its
+ * own function, not inline in {@linkcode writeBundle}: a temporary there stays in the
+ * suspended function's registers, and this one is an entry per artifact.
+ */
+function placeholderLength(probe: Manifest, sources: readonly ArtifactSource[]): number {
+  return chunksLength({ ...probe, artifacts: sources.map((s) => manifestArtifact(s, ZERO_HASH)) });
 }
 
 /** Length of a manifest's canonical bytes, computed piece by piece. */
@@ -185,8 +195,12 @@ export async function writeBundle(
   // 1. Sources: validate, sort.
   const sources: ArtifactSource[] = [];
   for await (const s of artifacts) sources.push(s);
+  // Only `sources` refers to the artifacts from here on, and it lets go of each once it is
+  // packed (~60 bytes apiece, held until the end otherwise): a caller that passes an array
+  // it does not keep frees them as the bundle is written.
+  artifacts = [];
   sources.sort((a, b) => comparePaths(a.path, b.path));
-  const seen = new PathSet();
+  const seen = new SortedPaths();
   let total = 0;
   for (const s of sources) {
     if (typeof s.path !== "string") {
@@ -264,7 +278,9 @@ export async function writeBundle(
     const openUpTo = (i: number): Promise<ReadableStream<Uint8Array>> => {
       if (opened[i] !== undefined) aheadBytes -= sources[i]!.size;
       while (ahead <= i) {
-        if (ahead < i && readsSync(sources[ahead]!)) ahead++; // read when reached, not opened
+        // Below `i`: packed already (let go of), or read when reached, not opened.
+        const a = sources[ahead];
+        if (ahead < i && (a === undefined || readsSync(a))) ahead++;
         else open(ahead);
       }
       while (
@@ -292,6 +308,10 @@ export async function writeBundle(
       p.catch(() => {}); // reported when reached
       opened[j] = p;
       ahead = j + 1;
+    };
+    /** Lets go of an artifact once it is packed (nothing reads `sources` before `i` again). */
+    const done = (i: number): void => {
+      (sources as (ArtifactSource | undefined)[])[i] = undefined;
     };
     const innerTar = async function* (): AsyncGenerator<Uint8Array> {
       // One scratch buffer for byte streams (files): read 1 MiB at a time straight into it.
@@ -339,6 +359,7 @@ export async function writeBundle(
             manifestArtifacts.push(
               manifestArtifact(s, createHash("sha256").update(bytes).digest("hex")),
             );
+            done(i);
             continue;
           }
           if (fill > 0) yield takeBatch();
@@ -397,6 +418,7 @@ export async function writeBundle(
           const pad = padding(s.size);
           if (pad > 0) yield PAD.subarray(0, pad);
           manifestArtifacts.push(manifestArtifact(s, hash.digest("hex")));
+          done(i);
         }
         if (fill > 0) yield takeBatch();
         yield END_OF_ARCHIVE;
@@ -420,10 +442,7 @@ export async function writeBundle(
     // sizes and modes are known now), and the manifest entry is padded to 512 bytes. Unless
     // 1 to 16 digits straddle a 512-byte boundary (~3% of bundles), the payload is written
     // straight into the bundle, saving a temp file and one full copy of the payload.
-    const placeholder = chunksLength({
-      ...probe,
-      artifacts: sources.map((s) => manifestArtifact(s, ZERO_HASH)),
-    }); // payload.size is 0 here: one digit
+    const placeholder = placeholderLength(probe, sources); // payload.size 0 here: one digit
     const padded = (n: number): number => n + padding(n);
     const direct = padded(placeholder) === padded(placeholder + 15)
       ? BLOCK + padded(placeholder) + BLOCK
