@@ -164,3 +164,39 @@ Deno.test("readManifest() refuses every non-canonical spelling and accepts canon
   const got = await readManifest(streamOf(withManifest(accepted)));
   assert.deepEqual((got as unknown as Record<string, unknown>).zz, accepted.zz);
 });
+
+Deno.test("readManifest() refuses every non-canonical spelling of a large manifest (checked in pieces)", async () => {
+  const m = await validManifest();
+  const artifacts = Array.from({ length: 5000 }, (_, i) => ({
+    kind: "file",
+    ...(i % 9 === 0 ? { mode: 0o755 } : {}),
+    path: `memdir/n${String(i).padStart(5, "0")}-é.md`,
+    sha256: (i % 16).toString(16).repeat(64),
+    size: i,
+  }));
+  const base = canonicalJson({ ...m, artifacts, zz: 0 });
+  const entry = canonicalJson(artifacts[3000]);
+  assert.ok(base.includes(entry));
+  const swap = (to: string) => base.replace(entry, to);
+  const spell = (zz: string) => base.slice(0, -`0}`.length) + zz + "}";
+  const refused = [
+    swap(entry.replace(`{"kind":"file",`, "{").replace(`}`, `,"kind":"file"}`)), // unsorted keys
+    swap(entry.replace(`"size":3000`, `"size":3000,"size":3000`)), // duplicate key
+    swap(entry.replace("é", "\\u00e9")), // escaped where JSON.stringify writes the character
+    swap(entry.replace(`"size":3000`, `"size":3.0e3`)),
+    swap(` ${entry}`), // whitespace between entries
+    spell(`{"b":1,"a":2}`), // unsorted keys after the artifacts
+    spell(`1.0`),
+  ];
+  for (const text of refused) {
+    assert.notEqual(text, base);
+    await assert.rejects(
+      readManifest(streamOf(withManifest(text))),
+      (e) => e instanceof CorruptBundleError && e.rule === "manifest_canonical",
+      text.slice(-40),
+    );
+  }
+  const got = await readManifest(streamOf(withManifest(base)));
+  assert.equal(got.artifacts.length, 5000);
+  assert.deepEqual(got.artifacts[3000], artifacts[3000]);
+});

@@ -87,6 +87,31 @@ Deno.test("verifyBundle() reports missing and extra artifacts", async () => {
   );
 });
 
+Deno.test("verifyBundle() matches a payload in another order than the manifest's", async () => {
+  const files: Record<string, string> = {};
+  for (let i = 0; i < 40; i++) files[`d${i % 3}/f${String(i).padStart(2, "0")}`] = `body ${i}`;
+  const names = Object.keys(files).sort().reverse();
+  const inner = concat([...names.map((n) => rawEntry({ name: n }, files[n]!)), EOA]);
+  const r = await verifyBundle(streamOf(craftInner(inner, files)));
+  assert.deepEqual(r.failures, []);
+  assert.equal(r.ok, true);
+  // Out of order, an extra entry and a missing one are still told apart.
+  const { [names[5]!]: _gone, ...rest } = files;
+  const shuffled = concat([
+    ...names.filter((n) => n !== names[5]).map((n, i) =>
+      i === 7
+        ? concat([rawEntry({ name: "zz" }, "x"), rawEntry({ name: n }, files[n]!)])
+        : rawEntry({ name: n }, files[n]!)
+    ),
+    EOA,
+  ]);
+  const r2 = await verifyBundle(streamOf(craftInner(shuffled, { ...rest, [names[5]!]: "5" })));
+  assert.deepEqual(r2.failures.map((f) => [f.check, f.path]), [["extra", "zz"], [
+    "missing",
+    names[5],
+  ]]);
+});
+
 Deno.test("verifyBundle() checks only the payload hash of an encrypted bundle without decipher", async () => {
   const b = await write({ cipher: xorCipher() });
   const r = await verifyBundle(streamOf(b));
