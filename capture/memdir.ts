@@ -62,8 +62,8 @@ const PREFIX = "memdir/";
 
 /** One entry found in the memory dir. */
 interface Entry {
+  /** Path under the memory dir (its absolute path is the listing's `base` + `rel`). */
   rel: string;
-  abs: string;
   kind: "file" | "symlink";
   size: number;
   executable: boolean;
@@ -324,7 +324,7 @@ async function listDir(
         const target = await Deno.readLink(abs);
         if (symlinkStaysInside(rel, target)) {
           const size = new TextEncoder().encode(target).byteLength;
-          entries.push({ rel, abs, kind: "symlink", size, executable: false, target });
+          entries.push({ rel, kind: "symlink", size, executable: false, target });
         } else {
           skipped.push({
             path: rel,
@@ -338,7 +338,6 @@ async function listDir(
       const info = Deno.lstatSync(abs);
       entries.push({
         rel,
-        abs,
         kind: "file",
         size: smallInt(info.size),
         executable: ((info.mode ?? 0) & 0o111) !== 0,
@@ -474,12 +473,13 @@ export function memdirPlugin(options: MemdirPluginOptions): CapturePlugin {
               // A file under one redaction block (most notes) is redacted from the bytes read
               // here, with no copy in staging unless it changed and too much is held already
               // (writing ~5,000 staged notes cost ~3 s of this thread on ext4).
-              const bytes = e.size < SMALL_FILE ? Deno.readFileSync(e.abs) : undefined;
+              const abs = base + e.rel;
+              const bytes = e.size < SMALL_FILE ? Deno.readFileSync(abs) : undefined;
               if (bytes !== undefined && bytes.length < SMALL_FILE) {
                 const out = redactor.redactBytes(bytes, path);
                 if (out === undefined) {
                   // Binary: packed as it is, as the listing saw it.
-                  artifact = file(e.size, wholeFile(e.abs));
+                  artifact = file(e.size, wholeFile(abs));
                 } else if (out === bytes && (e.mtime ?? 0) < settled) {
                   const at = digests.add(digest(bytes));
                   artifact = new CheckedFile(path, bytes.length, base, digests, at, mode);
@@ -490,9 +490,9 @@ export function memdirPlugin(options: MemdirPluginOptions): CapturePlugin {
               } else {
                 // Large (or grown since the listing): streamed through a staged copy.
                 const dest = staged(e.rel);
-                const src = await redactor.redactFile(e.abs, dest, path) ? dest : e.abs;
+                const src = await redactor.redactFile(abs, dest, path) ? dest : abs;
                 // The size from the listing, unless redaction wrote a new file.
-                const size = src === e.abs ? e.size : Deno.statSync(src).size;
+                const size = src === abs ? e.size : Deno.statSync(src).size;
                 artifact = file(size, size <= SMALL_FILE ? wholeFile(src) : streamFile(src));
               }
             }
@@ -603,6 +603,9 @@ export function memdirPlugin(options: MemdirPluginOptions): CapturePlugin {
     async plan(ctx): Promise<RestorePlanEntry[]> {
       const mine = new Map<string, ManifestArtifact>();
       for (const a of ctx.artifacts) if (a.path.startsWith(PREFIX)) mine.set(a.path, a);
+      // (paths are relative and normalized: concatenation is the join, and much cheaper than
+      // normalizing 36,000 of them; listDir's entries are under the same base)
+      const base = dir.endsWith("/") ? dir : `${dir}/`;
       let live: Entry[] = [];
       try {
         live = (await listDir(dir, true, [], ctx.signal)).entries;
@@ -614,7 +617,7 @@ export function memdirPlugin(options: MemdirPluginOptions): CapturePlugin {
       let buf: Uint8Array | undefined;
       for (const e of live) {
         const path = PREFIX + e.rel;
-        const target = e.abs;
+        const target = base + e.rel;
         const a = mine.get(path);
         if (a === undefined) {
           plan.push({ target, action: "remove file" });
@@ -629,16 +632,13 @@ export function memdirPlugin(options: MemdirPluginOptions): CapturePlugin {
         const differs = a.kind !== e.kind || a.size !== e.size ||
           (e.kind === "symlink"
               ? sha256Bytes(e.target!)
-              : sha256FileSync(e.abs, buf ??= new Uint8Array(1 << 20))) !== a.sha256;
+              : sha256FileSync(target, buf ??= new Uint8Array(1 << 20))) !== a.sha256;
         if (differs) {
           plan.push({ target, action: `replace ${a.kind}` });
         } else if (a.kind === "file" && (a.mode ?? 0o644) !== (e.executable ? 0o755 : 0o644)) {
           plan.push({ target, action: "change mode", detail: (a.mode ?? 0o644).toString(8) });
         }
       }
-      // (manifest paths are checked relative and normalized: concatenation is the join, and
-      // much cheaper than normalizing 36,000 of them)
-      const base = dir.endsWith("/") ? dir : `${dir}/`;
       for (const [path, a] of mine) {
         if (!seen.has(path)) {
           plan.push({ target: base + path.slice(PREFIX.length), action: `add ${a.kind}` });
