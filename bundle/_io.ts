@@ -75,5 +75,17 @@ export function smallInt(n: number): number {
 
 /** Lowercase hex of bytes. */
 export function hex(bytes: Uint8Array): string {
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  // Written as bytes and decoded: one flat string (concatenating pieces would make a rope of
+  // them, ~1 KB per digest kept in a manifest).
+  const out = bytes.length <= 64 ? HEX_OUT : new Uint8Array(bytes.length * 2);
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i]!;
+    out[2 * i] = HEX_DIGITS[b >> 4]!;
+    out[2 * i + 1] = HEX_DIGITS[b & 15]!;
+  }
+  return ASCII.decode(out.subarray(0, bytes.length * 2));
 }
+
+const HEX_DIGITS = new TextEncoder().encode("0123456789abcdef");
+const HEX_OUT = new Uint8Array(128);
+const ASCII = new TextDecoder();

@@ -23,6 +23,7 @@ import { ByteSource } from "./_byte_source.ts";
 import { readTar, type TarEntry } from "./_tar_reader.ts";
 import { readManifestWithBytes } from "./_outer.ts";
 import { comparePaths } from "./_paths.ts";
+import { sha256Hex } from "./_digest.ts";
 import { SIGNATURE_NAME } from "./_manifest.ts";
 import { corrupt, unsafe } from "./_errors.ts";
 import { pickDecoder } from "./_zstd.ts";
@@ -348,7 +349,7 @@ async function readArtifacts(
         const problem = artifactProblem(
           want,
           data.length,
-          () => createHash("sha256").update(data).digest("hex"),
+          () => sha256Hex(data),
         );
         if (problem) failures.push(problem);
         continue;

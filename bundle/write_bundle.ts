@@ -28,6 +28,7 @@ import { checkPath, comparePaths, SortedPaths } from "./_paths.ts";
 import { bundleLimits } from "./bundle_limits.ts";
 import { zstdCompressFrames } from "./_zstd_frames.ts";
 import { smallInt, throughTransform, writeAll } from "./_io.ts";
+import { sha256Hex } from "./_digest.ts";
 import {
   encodeManifest,
   MANIFEST_NAME,
@@ -357,7 +358,7 @@ export async function writeBundle(
             packed += s.size;
             progress.progress({ phase: "pack", done: packed, total, item: s.path });
             manifestArtifacts.push(
-              manifestArtifact(s, createHash("sha256").update(bytes).digest("hex")),
+              manifestArtifact(s, sha256Hex(bytes)),
             );
             done(i);
             continue;

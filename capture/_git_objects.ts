@@ -7,6 +7,7 @@
  * @module
  */
 import { createHash } from "node:crypto";
+import { digestHex } from "../bundle/_digest.ts";
 import { Buffer } from "node:buffer";
 import { setImmediate } from "node:timers";
 import { createDeflate, deflateSync } from "node:zlib";
@@ -175,7 +176,7 @@ export function overlaySource(
 
 /** The object id (SHA-1 hex) of an object. */
 export function objectId(type: ObjectType, body: Uint8Array): string {
-  return createHash("sha1").update(`${type} ${body.byteLength}\0`).update(body).digest("hex");
+  return digestHex("sha1", `${type} ${body.byteLength}\0`, body);
 }
 
 /** One entry of a tree object. */

@@ -17,6 +17,7 @@
  */
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
+import { digestHex } from "../bundle/_digest.ts";
 import { crc32, createInflate, inflateSync } from "node:zlib";
 import { posix } from "node:path";
 import type {
@@ -884,7 +885,7 @@ export async function indexPack(pack: PackBytes): Promise<Uint8Array> {
   const byOffset = new Map<number, Entry>();
   const byOid = new Map<string, Entry>();
   const oidOf = (type: ObjectType, body: Uint8Array): string =>
-    createHash("sha1").update(`${NAMES[type]} ${body.byteLength}\0`).update(body).digest("hex");
+    digestHex("sha1", `${NAMES[type]} ${body.byteLength}\0`, body);
   // Reused engines (a new engine per entry costs as much as inflating a small one).
   const inflaterOf = (chunk: number) =>
     syncZlibAvailable() ? new SyncZlib("inflate", chunk) : undefined;

@@ -8,6 +8,7 @@ import { posix } from "node:path";
 import { UnsafeBundleError, UsageError } from "../errors.ts";
 import type { ArtifactSource } from "./types.ts";
 export { smallInt } from "../bundle/_io.ts";
+import { digestHex } from "../bundle/_digest.ts";
 
 /** Names of databases and state entries: lowercase, digits, `_`, `.`, `-`, at most 64 chars. */
 export const NAME_PATTERN: RegExp = /^[a-z0-9][a-z0-9_.-]{0,63}$/;
@@ -151,7 +152,7 @@ export function sha256FileSync(path: string, buf: Uint8Array): string {
 
 /** Lowercase hex SHA-256 of bytes. */
 export function sha256Bytes(bytes: Uint8Array | string): string {
-  return createHash("sha256").update(bytes).digest("hex");
+  return digestHex("sha256", bytes);
 }
 
 /**

@@ -29,8 +29,9 @@ import {
 } from "./_util.ts";
 import { findGitdir, isIgnored, trackedFiles } from "./_git_repo.ts";
 import { pacer } from "./_git_objects.ts";
+import { digestInto } from "../bundle/_digest.ts";
 import { MemsnapError } from "../errors.ts";
-import { createHash, timingSafeEqual } from "node:crypto";
+import { timingSafeEqual } from "node:crypto";
 
 /** Options of {@linkcode memdirPlugin}. */
 export interface MemdirPluginOptions {
@@ -152,8 +153,11 @@ const RECENT_MS = 60_000;
 
 /** SHA-256 digest of bytes (raw, for comparison). */
 function digest(bytes: Uint8Array): Uint8Array {
-  return createHash("sha256").update(bytes).digest();
+  return digestInto("sha256", DIGEST, 0, bytes);
 }
+
+/** Where {@linkcode digest} writes (read at once by its callers). */
+const DIGEST = new Uint8Array(32);
 
 /** SHA-256 digests kept side by side in one buffer (one small buffer each cost ~0.5 KB). */
 class DigestSlab {

@@ -1,0 +1,54 @@
+import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
+import { createHash } from "node:crypto";
+import fc from "fast-check";
+import {
+  builtinDigestEngine,
+  digestEngine,
+  digestHex,
+  digestInto,
+  type DigestPart,
+  openDigestLib,
+  sha256Hex,
+} from "./_digest.ts";
+
+const node = (algorithm: string, parts: DigestPart[]): string => {
+  const h = createHash(algorithm);
+  for (const p of parts) h.update(p);
+  return h.digest("hex");
+};
+
+Deno.test("digestEngine() moves to the system libcrypto after the first digests", () => {
+  assert.ok(openDigestLib() !== undefined, "libcrypto.so.3 (the CI installs openssl)");
+  const names = new Set<string>();
+  for (let i = 0; i < 16_400; i++) names.add(digestEngine().name);
+  assert.ok(names.has("node:crypto"), [...names].join());
+  assert.notEqual(digestEngine().name, "node:crypto");
+  assert.equal(openDigestLib(["/nonexistent/libcrypto.so"]), undefined);
+});
+
+Deno.test("digestHex() and digestInto() give node:crypto's digests, any parts (property)", () => {
+  const part = fc.oneof(fc.uint8Array({ maxLength: 3000 }), fc.string({ maxLength: 300 }));
+  fc.assert(
+    fc.property(fc.constantFrom("sha256" as const, "sha1" as const), fc.array(part), (a, parts) => {
+      const want = node(a, parts);
+      assert.equal(digestHex(a, ...parts), want);
+      const out = new Uint8Array(40);
+      digestInto(a, out, 3, ...parts);
+      assert.equal(Buffer.from(out.subarray(3, 3 + want.length / 2)).toString("hex"), want);
+      const viaNode = new Uint8Array(32);
+      builtinDigestEngine.digest(a, parts, viaNode);
+      assert.equal(Buffer.from(viaNode.subarray(0, want.length / 2)).toString("hex"), want);
+    }),
+    { numRuns: 300 },
+  );
+});
+
+Deno.test("sha256Hex() hashes a view, not its whole buffer, and a long text part", () => {
+  const buf = new Uint8Array(1 << 20).map((_, i) => i * 7);
+  const view = buf.subarray(12345, 12345 + 70_000);
+  assert.equal(sha256Hex(view), node("sha256", [view]));
+  assert.equal(sha256Hex(new Uint8Array(0)), node("sha256", [new Uint8Array(0)]));
+  const text = "é".repeat(5000); // 10,000 bytes: the scratch buffer grows
+  assert.equal(digestHex("sha1", "x", text), node("sha1", ["x", text]));
+});
