@@ -20,6 +20,7 @@
 import { createHash } from "node:crypto";
 import { dlopenFirst, env, ffiGranted } from "./_env.ts";
 import { hex } from "./_io.ts";
+import { libcryptoPaths } from "./_libcrypto.ts";
 
 const SYMBOLS = {
   EVP_MD_CTX_new: { parameters: [], result: "pointer" },
@@ -101,15 +102,10 @@ function knownAnswers(engine: Engine): boolean {
  */
 export function openDigestLib(paths?: string[]): Engine | undefined {
   if (!ffiGranted()) return undefined;
-  const forced = env("MEMSNAP_LIBCRYPTO");
-  return dlopenFirst(
-    paths ?? (forced ? [forced] : ["libcrypto.so.3", "libcrypto.3.dylib"]),
-    SYMBOLS,
-    (path, dl) => {
-      const engine = libEngine(path, dl.symbols);
-      return knownAnswers(engine) ? engine : undefined;
-    },
-  );
+  return dlopenFirst(paths ?? libcryptoPaths(), SYMBOLS, (path, dl) => {
+    const engine = libEngine(path, dl.symbols);
+    return knownAnswers(engine) ? engine : undefined;
+  });
 }
 
 /**

@@ -83,6 +83,12 @@ export interface LibCrypto {
 
 const CANDIDATES = ["libcrypto.so.3", "libcrypto.3.dylib"];
 
+/** Where to look for libcrypto: `MEMSNAP_LIBCRYPTO` (a file path) if set, else the usual names. */
+export function libcryptoPaths(): string[] {
+  const forced = env("MEMSNAP_LIBCRYPTO");
+  return forced ? [forced] : CANDIDATES;
+}
+
 function bind(path: string, s: Lib): LibCrypto {
   const cipher = s.EVP_chacha20_poly1305();
   if (cipher === null) throw new Error("no ChaCha20-Poly1305 in this libcrypto");
@@ -176,10 +182,9 @@ export interface OpenLibCryptoOptions {
  */
 export function openLibCrypto(options: OpenLibCryptoOptions = {}): LibCrypto | undefined {
   if (!ffiGranted()) return undefined;
-  const forced = env("MEMSNAP_LIBCRYPTO");
   // A library without these symbols (OpenSSL 1.0, LibreSSL...) does not load; one that fails
   // the known answer is closed.
-  return dlopenFirst(options.paths ?? (forced ? [forced] : CANDIDATES), SYMBOLS, (path, dl) => {
+  return dlopenFirst(options.paths ?? libcryptoPaths(), SYMBOLS, (path, dl) => {
     const lib = bind(path, dl.symbols);
     return knownAnswer(lib) ? lib : undefined;
   });
