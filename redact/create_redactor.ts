@@ -8,6 +8,7 @@ import type { JsonValue, RedactionReport } from "../bundle/types.ts";
 import type { Redactor, RulePack } from "./types.ts";
 import { Engine, type Span } from "./_engine.ts";
 import { redactSqliteFile } from "./_sqlite.ts";
+import { digestHex } from "../bundle/_digest.ts";
 
 /** Options of {@linkcode createRedactor}. */
 export interface CreateRedactorOptions {
@@ -55,6 +56,10 @@ type Cached =
   | { kind: "same" }
   /** Findings: the rules replaced, in order, and the output. */
   | { kind: "changed"; rules: string[]; out: Uint8Array };
+
+/** The entries without a result, shared (a 2 GiB memory has ~70,000 distinct notes). */
+const BINARY: Cached = { kind: "binary" };
+const SAME: Cached = { kind: "same" };
 
 const JSON_SECRET_KEY = /pass|pwd|secret|token|key|auth|cred/i;
 const BINARY_PROBE = 8192;
@@ -183,7 +188,9 @@ class RedactorImpl implements RedactorWithStats {
     if (bytes.length < CACHE_MIN) return this.#redactBytes(bytes, artifact);
     // Same content, same result: replay what the first call recorded (the report counts every
     // replacement of every artifact, as if it had been redacted again).
-    const key = createHash("sha256").update(bytes).digest("base64");
+    // (libcrypto's digest: a node:crypto hash per note would leave native memory until V8
+    // collects it, ~150 bytes each)
+    const key = digestHex("sha256", bytes);
     const hit = this.#cache.get(key);
     if (hit !== undefined) {
       if (hit.kind === "binary") {
@@ -206,8 +213,8 @@ class RedactorImpl implements RedactorWithStats {
       this.#cache.clear();
       this.#cachedBytes = 0;
     }
-    if (out === undefined) this.#cache.set(key, { kind: "binary" });
-    else if (out === bytes) this.#cache.set(key, { kind: "same" });
+    if (out === undefined) this.#cache.set(key, BINARY);
+    else if (out === bytes) this.#cache.set(key, SAME);
     else if (this.#cachedBytes + out.length <= CACHE_RESULT_BYTES) {
       // A copy: the caller owns what it gets.
       this.#cachedBytes += out.length;
