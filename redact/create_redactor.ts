@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { createHash, createHmac } from "node:crypto";
+import { createHmac } from "node:crypto";
 import type { JsonValue, RedactionReport } from "../bundle/types.ts";
 import type { Redactor, RulePack } from "./types.ts";
 import { Engine, type Span } from "./_engine.ts";
