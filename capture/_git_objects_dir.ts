@@ -34,9 +34,8 @@ const SMALL_FILE = 1 << 20;
 interface ObjectFile {
   /** Path relative to `objects/`. */
   rel: string;
-  /** The `objects/` dir, ending in `/` (one string shared by every file): `abs` is `root + rel`. */
+  /** The `objects/` dir, ending in `/` (one string shared by every file): the file is `root + rel`. */
   root: string;
-  abs: string;
   size: number;
 }
 
@@ -89,7 +88,7 @@ export function listObjectStore(gitdir: string): ObjectStore {
         if (isNotFound(e)) continue; // pruned or packed since the listing: not needed
         throw e;
       }
-      files.push({ rel: `${d.name}/${f.name}`, root: prefix, abs, size });
+      files.push({ rel: `${d.name}/${f.name}`, root: prefix, size });
       objects++;
     }
   }
@@ -104,8 +103,8 @@ export function listObjectStore(gitdir: string): ObjectStore {
       const packSize = Deno.lstatSync(pack).size;
       const idxSize = Deno.lstatSync(idx).size;
       objects += indexCount(idx);
-      files.push({ rel: `pack/${name}`, root: prefix, abs: pack, size: packSize });
-      files.push({ rel: `pack/${m[1]}.idx`, root: prefix, abs: idx, size: idxSize });
+      files.push({ rel: `pack/${name}`, root: prefix, size: packSize });
+      files.push({ rel: `pack/${m[1]}.idx`, root: prefix, size: idxSize });
     } catch (e) {
       if (isNotFound(e)) continue; // removed by a repack since the listing
       throw e;
