@@ -20,6 +20,7 @@
  * @module
  */
 import { dlopenFirst, env, ffiGranted } from "./_env.ts";
+import { hex } from "./_io.ts";
 
 const SYMBOLS = {
   EVP_CIPHER_CTX_new: { parameters: [], result: "pointer" },
@@ -203,8 +204,7 @@ function knownAnswer(lib: LibCrypto): boolean {
   try {
     const out = new Uint8Array(plain.length + TAG);
     c.seal(plain, nonce, out, 0);
-    const hex = Array.from(out, (b) => b.toString(16).padStart(2, "0")).join("");
-    if (hex !== KNOWN_SEALED) return false;
+    if (hex(out) !== KNOWN_SEALED) return false;
     const back = new Uint8Array(plain.length);
     if (!c.open(out, nonce, back, 0) || !back.every((b, i) => b === plain[i])) return false;
     out[0]! ^= 1;
