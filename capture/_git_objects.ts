@@ -123,7 +123,7 @@ export function repoSource(gitdir: string): ObjectSource {
   return {
     async read(oid: string): Promise<GitObject> {
       const { default: git } = await import("isomorphic-git");
-      const o = await git.readObject({ fs: gitFs, gitdir, oid, format: "content", cache });
+      const o = await git.readObject({ fs: await gitFs(), gitdir, oid, format: "content", cache });
       return { type: o.type as ObjectType, body: o.object as Uint8Array };
     },
   };

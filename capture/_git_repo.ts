@@ -3,10 +3,8 @@
  *
  * @module
  */
-import * as fs from "node:fs";
-import { Buffer } from "node:buffer";
-import { createHash } from "node:crypto";
 import { posix } from "node:path";
+import { digestInto } from "../bundle/_digest.ts";
 
 const decoder = new TextDecoder();
 
@@ -15,8 +13,13 @@ async function isoGit(): Promise<typeof import("isomorphic-git").default> {
   return (await import("isomorphic-git")).default;
 }
 
-/** The `fs` client handed to isomorphic-git. */
-export const gitFs: typeof fs = fs;
+/**
+ * The `fs` client handed to isomorphic-git, loaded with it (`node:fs` alone costs every command
+ * ~10 ms at start-up).
+ */
+export async function gitFs(): Promise<typeof import("node:fs")> {
+  return await import("node:fs");
+}
 
 /**
  * Returns the git directory of a working tree, or `undefined` if `dir` is not the top of a
@@ -60,8 +63,9 @@ export function parseIndex(
   const version = v.getUint32(4);
   if (version < 2 || version > 4) return undefined;
   const end = bytes.byteLength - 20;
-  const sum = createHash("sha1").update(bytes.subarray(0, end)).digest();
-  if (Buffer.compare(sum, bytes.subarray(end)) !== 0) return undefined;
+  const sum = new Uint8Array(20);
+  digestInto("sha1", sum, 0, bytes.subarray(0, end));
+  if (!sameBytes(sum, bytes.subarray(end))) return undefined;
   const count = v.getUint32(8);
   const out = new Set<string>();
   let at = 12;
@@ -87,7 +91,10 @@ export function parseIndex(
       }
       const nul = bytes.indexOf(0, at);
       if (nul < 0 || nul >= end || drop > previous.length) return undefined;
-      path = Buffer.concat([previous.subarray(0, previous.length - drop), bytes.subarray(at, nul)]);
+      const keep = previous.length - drop;
+      path = new Uint8Array(keep + nul - at);
+      path.set(previous.subarray(0, keep));
+      path.set(bytes.subarray(at, nul), keep);
       at = nul + 1;
     } else {
       const nul = bytes.indexOf(0, at);
@@ -128,5 +135,11 @@ export function trackedFiles(_dir: string, gitdir: string): Promise<Set<string>>
 
 /** Whether an untracked path is ignored by `.gitignore` files and `.git/info/exclude`. */
 export async function isIgnored(dir: string, gitdir: string, filepath: string): Promise<boolean> {
-  return (await isoGit()).isIgnored({ fs, dir, gitdir, filepath });
+  return (await isoGit()).isIgnored({ fs: await gitFs(), dir, gitdir, filepath });
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

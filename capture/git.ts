@@ -167,7 +167,7 @@ async function readRefs(
     else if (loose === undefined && packed.has(name)) refs.set(name, packed.get(name)!);
     else {
       const { default: git } = await import("isomorphic-git");
-      refs.set(name, await git.resolveRef({ fs: gitFs, gitdir, ref: name }));
+      refs.set(name, await git.resolveRef({ fs: await gitFs(), gitdir, ref: name }));
     }
   }
   return { refs, symrefs };
@@ -196,7 +196,7 @@ async function resolveRef(gitdir: string, ref: string): Promise<string> {
     name = loose.slice(5).trim();
   }
   const { default: git } = await import("isomorphic-git");
-  return await git.resolveRef({ fs: gitFs, gitdir, ref });
+  return await git.resolveRef({ fs: await gitFs(), gitdir, ref });
 }
 
 /** Reads HEAD: symbolic target or detached oid. */

@@ -163,7 +163,7 @@ export async function lockObject(
     }
     const current = await read(client, key);
     if (current === undefined && spins++ < 20) continue;
-    if (current && isStale(current.owner, host, Date.now())) {
+    if (current && await isStale(current.owner, host, Date.now())) {
       if (conditional) {
         const r = await client.put(key, body, { "if-match": current.etag }, [409, 412]);
         if (r.status === 200) return owned(owner, r.etag);

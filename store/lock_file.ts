@@ -240,7 +240,7 @@ export async function lockFile(path: string, options: LockFileOptions = {}): Pro
     if (await tryCreate(path, owner)) return new FileLock(path, owner, leaseMs);
     const current = await readOwner(path);
     if (current === undefined && spins++ < 20) continue; // released meanwhile: retry at once
-    if (current && isStale(current, host, Date.now())) {
+    if (current && await isStale(current, host, Date.now())) {
       if (await breakStale(path, current) && spins++ < 20) continue;
     }
     const waited = Date.now() - start;
