@@ -174,6 +174,20 @@ async function readRefs(
 }
 
 /**
+ * {@linkcode rewriteHistory}, keeping of its id map only the new ids of `tips` (all that is
+ * looked up afterwards): the whole map, ~160 bytes per object of the history, would otherwise
+ * stay alive while the bundle is written.
+ */
+async function rewriteTips(
+  ...args: Parameters<typeof rewriteHistory>
+): Promise<{ objects: SpilledObjects; tips: Map<string, string>; changed: number }> {
+  const { map, objects, changed } = await rewriteHistory(...args);
+  const tips = new Map<string, string>();
+  for (const t of args[1]) tips.set(t, map.get(t) ?? t);
+  return { objects, tips, changed };
+}
+
+/**
  * Resolves a ref to an oid through loose refs (following `ref: `) and `packed-refs`; anything
  * else goes to isomorphic-git (loaded only then), which throws for an unborn ref.
  */
@@ -587,7 +601,7 @@ export function gitPlugin(options: GitPluginOptions): CapturePlugin {
         let source: ObjectSource = live;
         let map = (oid: string): string => oid;
         if (ctx.redactor !== undefined) {
-          const rewrite = await rewriteHistory(
+          const rewrite = await rewriteTips(
             live,
             tips,
             ctx.redactor,
@@ -596,7 +610,7 @@ export function gitPlugin(options: GitPluginOptions): CapturePlugin {
           );
           spilled = rewrite.objects;
           source = overlaySource(rewrite.objects, live);
-          map = (oid) => rewrite.map.get(oid) ?? oid;
+          map = (oid) => rewrite.tips.get(oid) ?? oid;
           meta.redacted = true;
           meta.rewritten_objects = rewrite.changed;
           if (headOid !== null) {

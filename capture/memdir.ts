@@ -453,7 +453,12 @@ export function memdirPlugin(options: MemdirPluginOptions): CapturePlugin {
       // Redacting small files is synchronous: let the other plugins' I/O run every 16 ms.
       const pace = pacer();
       const total = entries.reduce((n, e) => n + e.size, 0);
-      for (const e of entries) {
+      const files = entries.filter((e) => e.kind === "file").length;
+      const symlinks = entries.length - files;
+      // Taken from the end of the reversed listing, each entry is let go of once it is an
+      // artifact (~80 bytes each, 6 MB for a 72,000-file memory dir, alive with the artifacts).
+      entries.reverse();
+      for (let e = entries.pop(); e !== undefined; e = entries.pop()) {
         ctx.signal.throwIfAborted();
         const path = PREFIX + e.rel;
         let artifact: ArtifactSource;
@@ -513,8 +518,8 @@ export function memdirPlugin(options: MemdirPluginOptions): CapturePlugin {
         ctx.progress.progress({ phase: "capture", done, total, item: path });
       }
       const meta: JsonValue = {
-        files: entries.filter((e) => e.kind === "file").length - vanished,
-        symlinks: entries.filter((e) => e.kind === "symlink").length,
+        files: files - vanished,
+        symlinks,
         bytes,
         ignored_skipped: ignored,
         vanished,
