@@ -24,11 +24,12 @@ import {
   type TreeEntry,
 } from "./_git_objects.ts";
 import { deflateBlocksSync, SyncZlib, syncZlibAvailable } from "./_git_zlib.ts";
+import { OidMap } from "./_oid_map.ts";
 
 /** The outcome of {@linkcode rewriteHistory}. */
 export interface RewriteResult {
   /** Old object id to new object id, for every object visited (unchanged ones map to themselves). */
-  map: Map<string, string>;
+  map: OidMap;
   /** The new objects, by new id. */
   objects: SpilledObjects;
   /** How many objects changed. */
@@ -225,7 +226,7 @@ export async function rewriteHistory(
   spill: string,
   signal?: AbortSignal,
 ): Promise<RewriteResult> {
-  const map = new Map<string, string>();
+  const map = new OidMap();
   const objects = new SpilledObjects(spill);
   let changed = 0;
 
