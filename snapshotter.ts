@@ -48,6 +48,7 @@ import {
   writeJournal,
 } from "./_swap.ts";
 import { fileByteStream } from "./bundle/_file_stream.ts";
+import { whileTrimming } from "./_malloc_trim.ts";
 
 /** Redaction settings of a Snapshotter. */
 export interface RedactSettings {
@@ -534,10 +535,12 @@ export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
   const snapshot = (opts: SnapshotOptions = {}): Promise<SnapshotResult> => {
     if (inFlight) return inFlight;
     const p = serialize(() =>
-      withLock(async () => {
-        await recoverLocked();
-        return await snapshotLocked(opts);
-      })
+      withLock(() =>
+        whileTrimming(async () => {
+          await recoverLocked();
+          return await snapshotLocked(opts);
+        })
+      )
     ).then(async (r) => {
       emit({ type: "snapshot-created", info: r.info, manifest: r.manifest, skipped: r.skipped });
       if (options.retention && !r.skipped) {
@@ -755,10 +758,12 @@ export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
     snapshot,
     restore(ref: string, opts: RestoreOptions = {}): Promise<RestoreResult> {
       return serialize(() =>
-        withLock(async () => {
-          await recoverLocked();
-          return await restoreLocked(ref, opts);
-        })
+        withLock(() =>
+          whileTrimming(async () => {
+            await recoverLocked();
+            return await restoreLocked(ref, opts);
+          })
+        )
       ).then((r) => {
         if (!r.dryRun) {
           emit({
@@ -776,13 +781,15 @@ export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
     list(filter = {}): Promise<SnapshotInfo[]> {
       return store.list({ ...filter, agent, tenant });
     },
-    async verify(ref: string): Promise<VerifyReport> {
-      const { stream } = await openBundleRef(store, ref, { agent, tenant });
-      return await verifyBundle(stream, {
-        ...(options.decipher ? { decipher: options.decipher } : {}),
-        ...(options.verifier ? { verifier: options.verifier } : {}),
-        ...(options.requireSignature ? { requireSignature: true } : {}),
-        progress,
+    verify(ref: string): Promise<VerifyReport> {
+      return whileTrimming(async () => {
+        const { stream } = await openBundleRef(store, ref, { agent, tenant });
+        return await verifyBundle(stream, {
+          ...(options.decipher ? { decipher: options.decipher } : {}),
+          ...(options.verifier ? { verifier: options.verifier } : {}),
+          ...(options.requireSignature ? { requireSignature: true } : {}),
+          progress,
+        });
       });
     },
     recover(): Promise<RecoverResult> {

@@ -9,6 +9,7 @@ import { Output } from "./_output.ts";
 import type { Command, Flags, FlagSpec } from "./_spec.ts";
 import { loadConfig } from "./_config.ts";
 import { lazy } from "./_lazy.ts";
+import { whileTrimming } from "../_malloc_trim.ts";
 
 /** Commands and their one-line summaries; each runs from `cli/<name>.ts`. */
 const COMMAND_SUMMARIES: [name: string, summary: string][] = [
@@ -175,13 +176,17 @@ export async function main(argv: string[]): Promise<number> {
       flags = { ...loaded.flags, ...stripUndefined(values) };
       configDir = loaded.dir;
     }
-    const code = await command.run({
-      flags,
-      args: parsed.positionals,
-      out,
-      configDir,
-      signal: controller.signal,
-    });
+    // Long commands (verify, import, export run without a snapshotter) return freed native
+    // memory as they go; see _malloc_trim.ts.
+    const code = await whileTrimming(() =>
+      command.run({
+        flags,
+        args: parsed.positionals,
+        out,
+        configDir,
+        signal: controller.signal,
+      })
+    );
     out.done();
     return code;
   } catch (error) {
