@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { packReader } from "./_git_pack_reader.ts";
+import { indexConfig, indexPack, PackFile, packReader } from "./_git_pack_reader.ts";
 import { interopTest, run, tempDir } from "../tests/_tools.ts";
 
 const env = {
@@ -78,6 +78,63 @@ interopTest(
       assert.equal(source.raw!(listed[0]!.toUpperCase()), undefined);
     } finally {
       source.close();
+    }
+  },
+);
+
+interopTest(
+  "indexPack: the .idx of a pack with objects over the streaming size is git's, byte for byte",
+  ["git"],
+  async () => {
+    await using tmp = await tempDir();
+    const dir = tmp.path;
+    const git = async (...args: string[]): Promise<string> => {
+      const r = await run("git", ["-C", dir, ...args], { env });
+      assert.equal(r.code, 0, r.stderr);
+      return r.text;
+    };
+    await git("init", "-q", "-b", "main");
+    // Two objects over indexPack's streaming size (8 MiB): text (inflates far past each 64 KiB
+    // piece) and half-random bytes, plus small notes; git writes the big ones last or first
+    // depending on its order, so one of them may end where the pack's entries end.
+    const line = (i: number) => `line ${i} of a long transcript, with some words that repeat\n`;
+    await Deno.writeTextFile(
+      `${dir}/transcript.md`,
+      Array.from({ length: 160_000 }, (_, i) => line(i)).join(""),
+    );
+    const noisy = new Uint8Array(9 << 20);
+    for (let i = 0; i < noisy.length; i++) noisy[i] = i % 3 === 0 ? (i * 2654435761) >>> 24 : 32;
+    await Deno.writeFile(`${dir}/blob.bin`, noisy);
+    for (let f = 0; f < 20; f++) await Deno.writeTextFile(`${dir}/n${f}.md`, `note ${f}\n`);
+    await git("add", ".");
+    await git("commit", "-q", "-m", "one");
+    await git("repack", "-q", "-a", "-d", "--depth=0", "--window=0");
+    const pack = [...Deno.readDirSync(`${dir}/.git/objects/pack`)]
+      .find((e) => e.name.endsWith(".pack"))!.name;
+    const path = `${dir}/.git/objects/pack/${pack}`;
+    const want = await Deno.readFile(path.replace(/\.pack$/, ".idx"));
+    for (const syncEngine of [true, false]) {
+      indexConfig.syncEngine = syncEngine;
+      const p = new PackFile(path);
+      try {
+        assert.deepEqual(await indexPack(p), want, `syncEngine ${syncEngine}`);
+      } finally {
+        p.close();
+        indexConfig.syncEngine = true;
+      }
+    }
+    // A pack cut short inside its last entry is refused by both.
+    const bytes = await Deno.readFile(path);
+    await Deno.writeFile(`${dir}/cut.pack`, bytes.subarray(0, bytes.length - 4096));
+    for (const syncEngine of [true, false]) {
+      indexConfig.syncEngine = syncEngine;
+      const p = new PackFile(`${dir}/cut.pack`);
+      try {
+        await assert.rejects(() => indexPack(p));
+      } finally {
+        p.close();
+        indexConfig.syncEngine = true;
+      }
     }
   },
 );
