@@ -12,18 +12,24 @@ const env = {
   GIT_CONFIG_NOSYSTEM: "1",
 };
 
+/** `git -C dir ...`, after `git init` there; returns stdout, failing the test on an error. */
+async function gitRepo(dir: string): Promise<(...args: string[]) => Promise<string>> {
+  const git = async (...args: string[]): Promise<string> => {
+    const r = await run("git", ["-C", dir, ...args], { env });
+    assert.equal(r.code, 0, r.stderr);
+    return r.text;
+  };
+  await git("init", "-q", "-b", "main");
+  return git;
+}
+
 interopTest(
   "packReader: every object of two packs (deltas) and loose ones reads back to its oid",
   ["git"],
   async () => {
     await using tmp = await tempDir();
     const dir = tmp.path;
-    const git = async (...args: string[]): Promise<string> => {
-      const r = await run("git", ["-C", dir, ...args], { env });
-      assert.equal(r.code, 0, r.stderr);
-      return r.text;
-    };
-    await git("init", "-q", "-b", "main");
+    const git = await gitRepo(dir);
     const base = "line of a note that changes a little between commits\n".repeat(200);
     for (let c = 0; c < 6; c++) {
       for (let f = 0; f < 12; f++) {
@@ -88,12 +94,7 @@ interopTest(
   async () => {
     await using tmp = await tempDir();
     const dir = tmp.path;
-    const git = async (...args: string[]): Promise<string> => {
-      const r = await run("git", ["-C", dir, ...args], { env });
-      assert.equal(r.code, 0, r.stderr);
-      return r.text;
-    };
-    await git("init", "-q", "-b", "main");
+    const git = await gitRepo(dir);
     // Two objects over indexPack's streaming size (8 MiB): text (inflates far past each 64 KiB
     // piece) and half-random bytes, plus small notes; git writes the big ones last or first
     // depending on its order, so one of them may end where the pack's entries end.
