@@ -198,6 +198,24 @@ export function hexAt(bytes: Uint8Array, at: number): string {
   return s;
 }
 
+/** 40 hex digits as 20 bytes into `out`; false if `hex` is not that. */
+export function hexInto(hex: string, out: Uint8Array): boolean {
+  if (hex.length !== 40) return false;
+  for (let i = 0; i < 20; i++) {
+    const hi = hexDigit(hex.charCodeAt(2 * i));
+    const lo = hexDigit(hex.charCodeAt(2 * i + 1));
+    if (hi < 0 || lo < 0) return false;
+    out[i] = (hi << 4) | lo;
+  }
+  return true;
+}
+
+function hexDigit(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  if (c >= 97 && c <= 102) return c - 87;
+  return -1;
+}
+
 /** Parses a tree object body. */
 export function parseTree(body: Uint8Array): TreeEntry[] {
   const out: TreeEntry[] = [];

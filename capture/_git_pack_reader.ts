@@ -27,7 +27,7 @@ import type {
   ObjectType,
   RawEntry,
 } from "./_git_objects.ts";
-import { hexAt, pacer, repoSource } from "./_git_objects.ts";
+import { hexAt, hexInto, pacer, repoSource } from "./_git_objects.ts";
 import type { SyncObjectStream } from "./_git_objects.ts";
 import { SyncZlib, syncZlibAvailable } from "./_git_zlib.ts";
 
@@ -405,24 +405,6 @@ function endOf(pack: Pack, offset: number): number | undefined {
 function oidAt(pack: Pack, offset: number): string | undefined {
   const i = entryAt(pack, offset);
   return i < 0 ? undefined : hexAt(pack.idx, IDX_OIDS + pack.order[i]! * 20);
-}
-
-/** 40 hex digits as 20 bytes into `out`; false if `hex` is not that. */
-function hexInto(hex: string, out: Uint8Array): boolean {
-  if (hex.length !== 40) return false;
-  for (let i = 0; i < 20; i++) {
-    const hi = hexDigit(hex.charCodeAt(2 * i));
-    const lo = hexDigit(hex.charCodeAt(2 * i + 1));
-    if (hi < 0 || lo < 0) return false;
-    out[i] = (hi << 4) | lo;
-  }
-  return true;
-}
-
-function hexDigit(c: number): number {
-  if (c >= 48 && c <= 57) return c - 48;
-  if (c >= 97 && c <= 102) return c - 87;
-  return -1;
 }
 
 /** Opens a fast object reader over `gitdir`. Call `close()` when done. */

@@ -9,24 +9,14 @@
  * @module
  */
 import { hex } from "../bundle/_io.ts";
+import { hexInto } from "./_git_objects.ts";
 
 const ID = 20;
 const SAME = -1;
 
-/** Hex digit values by char code, 255 for anything else (uppercase included: ids are lowercase). */
-const NIBBLE = new Uint8Array(128).fill(255);
-for (let i = 0; i < 10; i++) NIBBLE[48 + i] = i;
-for (let i = 0; i < 6; i++) NIBBLE[97 + i] = 10 + i;
-
-/** Writes the 20 bytes of a 40-character lowercase hex id into `into` at `at`. */
-function parseId(id: string, into: Uint8Array, at: number): void {
-  if (id.length !== 2 * ID) throw new TypeError(`Not a git object id: ${JSON.stringify(id)}`);
-  for (let i = 0; i < ID; i++) {
-    const hi = NIBBLE[id.charCodeAt(2 * i)] ?? 255;
-    const lo = NIBBLE[id.charCodeAt(2 * i + 1)] ?? 255;
-    if ((hi | lo) > 15) throw new TypeError(`Not a git object id: ${JSON.stringify(id)}`);
-    into[at + i] = (hi << 4) | lo;
-  }
+/** Writes the 20 bytes of a 40-character lowercase hex id into `into`, or throws. */
+function parseId(id: string, into: Uint8Array): void {
+  if (!hexInto(id, into)) throw new TypeError(`Not a git object id: ${JSON.stringify(id)}`);
 }
 
 /** Old object id → new object id, by 20-byte ids; an id mapped to itself stores no value. */
@@ -74,7 +64,7 @@ export class OidMap implements Iterable<[string, string]> {
 
   /** The new id of `id`, or `undefined` if it has none. */
   get(id: string): string | undefined {
-    parseId(id, this.#id, 0);
+    parseId(id, this.#id);
     const s = this.#slots[this.#find(this.#keys, this.#slots, this.#id)]!;
     if (s === 0) return undefined;
     if (s === SAME) return id;
@@ -83,15 +73,15 @@ export class OidMap implements Iterable<[string, string]> {
 
   /** Whether `id` has a new id. */
   has(id: string): boolean {
-    parseId(id, this.#id, 0);
+    parseId(id, this.#id);
     return this.#slots[this.#find(this.#keys, this.#slots, this.#id)] !== 0;
   }
 
   /** Maps `id` to `to` (replacing what it was mapped to). */
   set(id: string, to: string): this {
     // Both parsed before anything changes: a bad id leaves the map as it was.
-    parseId(id, this.#id, 0);
-    if (to !== id) parseId(to, this.#to, 0);
+    parseId(id, this.#id);
+    if (to !== id) parseId(to, this.#to);
     let i = this.#find(this.#keys, this.#slots, this.#id);
     if (this.#slots[i] === 0) {
       if (2 * (this.#size + 1) > this.#slots.length) {
