@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { env, ffiGranted } from "./bundle/_env.ts";
+import { dlopenFirst, env, ffiGranted } from "./bundle/_env.ts";
 
 /** How often the arenas are trimmed while an operation runs. */
 export const TRIM_INTERVAL_MS = 500;
@@ -38,15 +38,11 @@ function trimmer(): (() => void) | null {
   if (Deno.build.os !== "linux" || env("MEMSNAP_MALLOC_TRIM") === "off" || !ffiGranted()) {
     return trim;
   }
-  try {
-    const lib = Deno.dlopen("libc.so.6", SYMBOLS);
-    trim = () => {
-      lib.symbols.malloc_trim(0n);
-      trimStats.calls++;
-    };
-  } catch {
-    // musl and others: no libc.so.6, or no malloc_trim in it
-  }
+  // musl and others: no libc.so.6, or no malloc_trim in it
+  trim = dlopenFirst(["libc.so.6"], SYMBOLS, (_path, lib) => () => {
+    lib.symbols.malloc_trim(0n);
+    trimStats.calls++;
+  }) ?? null;
   return trim;
 }
 
