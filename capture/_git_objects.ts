@@ -37,8 +37,8 @@ export interface ObjectSource {
   /** Whether `raw(oid)` is likely to give an entry (cheap; `raw` itself copies the entry). */
   hasRaw?(oid: string): boolean;
   /**
-   * A large whole entry that `raw(oid)` would give, with its compressed data as chunks (each may
-   * be reused by the next: use it before pulling the next), so that it is never held whole;
+   * A large entry that `raw(oid)` would give, with its compressed data as chunks (each may be
+   * reused by the next: use it before pulling the next), so that it is never held whole;
    * `undefined` when the source has no such entry (then `raw`).
    */
   rawChunks?(oid: string): RawChunks | undefined;
@@ -66,12 +66,13 @@ export interface ObjectSource {
   streamSync?(oid: string): SyncObjectStream | undefined;
 }
 
-/** A whole pack entry's fields and its compressed data in chunks. */
-export interface RawChunks {
-  type: ObjectType;
-  size: number;
-  data: Iterable<Uint8Array>;
-}
+/**
+ * A pack entry's fields and its compressed data in chunks (each may be reused by the next:
+ * use it before pulling the next): a whole object, or a delta against `base`.
+ */
+export type RawChunks =
+  | { kind: "whole"; type: ObjectType; size: number; data: Iterable<Uint8Array> }
+  | { kind: "delta"; base: string; size: number; data: Iterable<Uint8Array> };
 
 /** An object read as a synchronous stream: type, size and body chunks. */
 export interface SyncObjectStream {
@@ -454,12 +455,19 @@ export async function writeBundle(
       // deltas as ref deltas when their base is in this pack too. A large one is copied in
       // chunks, never held whole.
       const chunks = source.rawChunks?.(oid);
-      if (chunks !== undefined) {
+      if (chunks?.kind === "whole") {
         out.push(packObjectHeader(TYPE_CODE[chunks.type], chunks.size));
         for (const c of chunks.data) out.push(c);
         continue;
       }
-      const raw = source.raw?.(oid);
+      if (chunks?.kind === "delta" && included.has(chunks.base)) {
+        out.push(packObjectHeader(7, chunks.size));
+        out.push(Buffer.from(chunks.base, "hex"));
+        for (const c of chunks.data) out.push(c);
+        continue;
+      }
+      // (a large delta against a base left out is resolved below, streamed: not copied whole)
+      const raw = chunks === undefined ? source.raw?.(oid) : undefined;
       if (raw?.kind === "whole") {
         out.push(packObjectHeader(TYPE_CODE[raw.type], raw.size));
         out.push(raw.data);
@@ -474,7 +482,8 @@ export async function writeBundle(
       let o = bodies?.get(oid);
       // (a kept body can be a large loose object too: it is streamed, as it always was)
       if (raw === undefined && (o === undefined || o.body.byteLength >= KEPT_STREAM_CHECK)) {
-        // A large loose object: inflated and deflated again in chunks, never whole.
+        // A large object (loose, or a packed delta): inflated and deflated again in chunks,
+        // never whole.
         const sync = source.streamSync?.(oid);
         if (sync !== undefined) {
           out.push(packObjectHeader(TYPE_CODE[sync.type], sync.size));

@@ -6,9 +6,13 @@
  *   objects, and falling back to isomorphic-git for anything else (alternates...). It also hands
  *   out the raw, still-compressed pack entries, so a bundle can reuse the repository's deltas
  *   instead of storing every version whole. Packs are read by position through a small window
- *   ({@linkcode PackFile}), never whole: memory is bounded by the largest object and the cache.
+ *   ({@linkcode PackFile}), never whole. Objects of 8 MiB and more (`streamSync`, whole entries
+ *   or deltas, and `rawChunks`) are handed out in chunks: a delta is applied as it is inflated,
+ *   against its base in memory or, when the base is large too, written out to a temporary file
+ *   first. Memory is bounded by the cache and the 8 MiB, whatever the objects' sizes.
  * - {@linkcode indexPack}: builds the `.idx` of a pack (whole objects and ref/ofs deltas),
- *   the job of `git index-pack`, reading the pack by position too.
+ *   the job of `git index-pack`, reading the pack by position too, and hashing large objects
+ *   (whole or deltas) as they are inflated or applied.
  *
  * isomorphic-git's `readObject` re-resolves delta chains on every call (~2 ms per object on
  * a gc'd repository); this is what makes capturing a long history practical.
@@ -25,6 +29,7 @@ import type {
   ObjectSource,
   ObjectStream,
   ObjectType,
+  RawChunks,
   RawEntry,
 } from "./_git_objects.ts";
 import { hexAt, hexInto, pacer, repoSource } from "./_git_objects.ts";
@@ -33,8 +38,20 @@ import { SyncZlib, syncZlibAvailable } from "./_git_zlib.ts";
 
 const TYPES: Record<number, ObjectType> = { 1: "commit", 2: "tree", 3: "blob", 4: "tag" };
 
-/** The largest object (or delta) a pack may hold here: 1 GiB. A bigger size is refused. */
+/**
+ * The largest object (or delta) read whole here: 1 GiB. Larger ones are streamed
+ * ({@linkcode streamObject}); reading one whole is refused.
+ */
 const MAX_OBJECT = 2 ** 30;
+
+/**
+ * Packed objects from `minBytes` (8 MiB) are streamed by `streamSync` and hashed as they are
+ * applied by `indexPack` (never held whole). Mutable for tests only.
+ */
+export const streamConfig: { minBytes: number } = { minBytes: 8 << 20 };
+
+/** Packed entries with this much compressed data or more are handed out in chunks. */
+const RAW_CHUNKS = 1 << 20;
 
 /** Resolved objects kept to resolve delta chains: 32 MiB. */
 const CACHE_BYTES = 32 * 1024 * 1024;
@@ -176,7 +193,7 @@ function parseEntry(b: Uint8Array, offset: number): EntryHeader {
     size += (c & 0x7f) * 2 ** shift;
     shift += 7;
   }
-  if (size > MAX_OBJECT) throw new Error(`pack object of ${size} bytes is too large`);
+  if (size > Number.MAX_SAFE_INTEGER) throw new Error("pack entry size is invalid");
   if (type === 6) {
     c = b[i++]!;
     let rel = c & 0x7f;
@@ -223,6 +240,9 @@ function entryInflater(): SyncZlib | undefined {
 }
 
 function inflateEntry(p: PackBytes, h: EntryHeader, end?: number): Uint8Array {
+  if (h.size > MAX_OBJECT) {
+    throw new Error(`pack object of ${h.size} bytes is too large to read whole`);
+  }
   const max = { maxOutputLength: Math.max(h.size, 1) };
   // Deflate can grow data: up to 9 bits per literal in fixed-Huffman blocks (+12.5%), and
   // not every deflater falls back to stored blocks (a 4 KiB random blob was seen taking
@@ -315,6 +335,388 @@ function boundedCache(limitBytes: number): {
       }
     },
   };
+}
+
+/** Compressed input per step of a streamed entry: ≤ 16.5 MiB of output at zlib's largest ratio. */
+const ENTRY_STEP = 1 << 14;
+
+/**
+ * The inflated data of the entry `h` (the object's body, or a delta's instructions) in chunks,
+ * fed {@linkcode ENTRY_STEP} of input at a time: each chunk is a view of the engine's output
+ * buffer, valid until the next one is pulled. The engine is made when the iteration starts and
+ * closed when it ends.
+ */
+function* entryChunks(p: PackBytes, h: EntryHeader, end: number): Generator<Uint8Array> {
+  const z = new SyncZlib("inflate", 1 << 20);
+  let total = 0;
+  try {
+    let at = h.dataStart;
+    let ended = false;
+    while (at < end) {
+      const input = p.bytes(at, Math.min(ENTRY_STEP, end - at));
+      const out = z.pushView(input);
+      const used = z.bytesWritten;
+      at += used;
+      total += out.length;
+      if (total > h.size) throw new Error("pack entry size mismatch");
+      // (a plain view: a Buffer's slice() is not a copy)
+      if (out.length > 0) yield new Uint8Array(out.buffer, out.byteOffset, out.length);
+      // Less taken than given: the zlib stream ended in this piece.
+      if (used < input.length) {
+        ended = true;
+        break;
+      }
+    }
+    if (!ended) {
+      const out = z.pushView(new Uint8Array(0), true);
+      total += out.length;
+      if (total > h.size) throw new Error("pack entry size mismatch");
+      if (out.length > 0) yield new Uint8Array(out.buffer, out.byteOffset, out.length);
+    }
+  } finally {
+    z.close();
+  }
+  if (total !== h.size) throw new Error("pack entry size mismatch");
+}
+
+/** The engine that reads the start of zlib streams (made once, reset after each use). */
+let startEngine: SyncZlib | undefined;
+
+/** The first bytes (up to 64) that the start of a zlib stream, `input`, inflates to. */
+function inflateStart(input: Uint8Array): Uint8Array {
+  const z = startEngine ??= new SyncZlib("inflate", 1 << 12);
+  try {
+    const out = z.pushView(input).slice(0, 64);
+    z.reset();
+    return out;
+  } catch (e) {
+    startEngine = undefined; // closed by the failure
+    throw e;
+  }
+}
+
+/** A delta's base and result sizes (its two leading varints), inflating only its start. */
+function deltaSizes(p: PackBytes, h: EntryHeader, end: number): { base: number; result: number } {
+  for (let n = 256;; n *= 4) {
+    const len = Math.min(n, end - h.dataStart);
+    const b = inflateStart(p.bytes(h.dataStart, len));
+    let i = 0;
+    const varint = (): number => {
+      let v = 0;
+      for (let shift = 0; i < b.length && shift < 53; shift += 7) {
+        const c = b[i++]!;
+        v += (c & 0x7f) * 2 ** shift;
+        if ((c & 0x80) === 0) return v;
+      }
+      return -1;
+    };
+    const base = varint();
+    const result = base < 0 ? -1 : varint();
+    if (result >= 0) return { base, result };
+    if (len === end - h.dataStart || n >= 1 << 16) throw new Error("bad delta header");
+  }
+}
+
+/** Pulls bytes from a stream of chunks (each valid until the next is pulled). */
+class ChunkReader {
+  #it: Iterator<Uint8Array>;
+  #c: Uint8Array = new Uint8Array(0);
+  #i = 0;
+
+  constructor(chunks: Iterable<Uint8Array>) {
+    this.#it = chunks[Symbol.iterator]();
+  }
+
+  #more(): boolean {
+    while (this.#i >= this.#c.length) {
+      const r = this.#it.next();
+      if (r.done) return false;
+      this.#c = r.value;
+      this.#i = 0;
+    }
+    return true;
+  }
+
+  /** The next byte, or -1 at the end. */
+  byte(): number {
+    return this.#more() ? this.#c[this.#i++]! : -1;
+  }
+
+  /** Copies the next bytes into `into` (as many as the current chunk has); 0 at the end. */
+  read(into: Uint8Array): number {
+    if (!this.#more()) return 0;
+    const k = Math.min(into.length, this.#c.length - this.#i);
+    into.set(this.#c.subarray(this.#i, this.#i + k));
+    this.#i += k;
+    return k;
+  }
+
+  close(): void {
+    this.#it.return?.();
+  }
+}
+
+/** A delta's base, read by position. */
+interface DeltaBase {
+  readonly size: number;
+  /** Copies `into.length` bytes from `offset`. */
+  read(offset: number, into: Uint8Array): void;
+}
+
+function memoryBase(body: Uint8Array): DeltaBase {
+  return {
+    size: body.byteLength,
+    read: (offset, into) => into.set(body.subarray(offset, offset + into.length)),
+  };
+}
+
+/** Bytes of a base file read at once around a copy (copies mostly go forward). */
+const BASE_WINDOW = 1 << 20;
+
+/**
+ * A large delta base written out to a temporary file (removed from its directory at once where
+ * the system allows it: nothing is left behind if the process dies), read through a window.
+ */
+class BaseFile implements DeltaBase {
+  size = 0;
+  users = 0;
+  #file: Deno.FsFile;
+  #path: string | undefined;
+  #win = new Uint8Array(0);
+  #winAt = 0;
+
+  constructor(chunks: Iterable<Uint8Array>, size: number) {
+    const path = Deno.makeTempFileSync({ prefix: "memsnap-git-base-" });
+    this.#file = Deno.openSync(path, { read: true, write: true });
+    try {
+      Deno.removeSync(path);
+    } catch {
+      this.#path = path; // removed on close
+    }
+    try {
+      for (const c of chunks) {
+        let off = 0;
+        while (off < c.length) off += this.#file.writeSync(c.subarray(off));
+        this.size += c.length;
+      }
+      if (this.size !== size) throw new Error("delta base size mismatch");
+    } catch (e) {
+      this.close();
+      throw e;
+    }
+  }
+
+  #fill(into: Uint8Array, offset: number): void {
+    this.#file.seekSync(offset, Deno.SeekMode.Start);
+    let got = 0;
+    while (got < into.length) {
+      const n = this.#file.readSync(into.subarray(got));
+      if (n === null || n === 0) throw new Error("delta base file is truncated");
+      got += n;
+    }
+  }
+
+  read(offset: number, into: Uint8Array): void {
+    const end = offset + into.length;
+    if (offset < this.#winAt || end > this.#winAt + this.#win.length) {
+      if (into.length >= BASE_WINDOW) return this.#fill(into, offset);
+      if (this.#win.buffer.byteLength < BASE_WINDOW) this.#win = new Uint8Array(BASE_WINDOW);
+      this.#win = new Uint8Array(this.#win.buffer, 0, Math.min(BASE_WINDOW, this.size - offset));
+      this.#fill(this.#win, offset);
+      this.#winAt = offset;
+    }
+    into.set(this.#win.subarray(offset - this.#winAt, end - this.#winAt));
+  }
+
+  close(): void {
+    try {
+      this.#file.close();
+    } catch {
+      // closed already
+    }
+    if (this.#path !== undefined) {
+      try {
+        Deno.removeSync(this.#path);
+      } catch {
+        // gone already
+      }
+    }
+  }
+}
+
+/** Base files kept for the next deltas (most deltas of a history share a few bases). */
+const BASE_FILES = 3;
+
+/** The most recently used base files, by pack and offset; closed when evicted. */
+class BaseFiles {
+  #files = new Map<string, BaseFile>();
+
+  get(key: string): BaseFile | undefined {
+    const f = this.#files.get(key);
+    if (f !== undefined) {
+      this.#files.delete(key);
+      this.#files.set(key, f);
+    }
+    return f;
+  }
+
+  add(key: string, f: BaseFile): void {
+    this.#files.set(key, f);
+    for (const [k, v] of this.#files) {
+      if (this.#files.size <= BASE_FILES) break;
+      if (v.users > 0 || k === key) continue;
+      v.close();
+      this.#files.delete(k);
+    }
+  }
+
+  close(): void {
+    for (const f of this.#files.values()) f.close();
+    this.#files.clear();
+  }
+}
+
+/** One pack's entries, for {@linkcode streamObject}. */
+interface PackEntries {
+  bytes: PackBytes;
+  /** Tells this pack's base files apart from another's. */
+  id: number;
+  /** Where the entry at `offset` ends; `undefined` if no entry starts there. */
+  end(offset: number): number | undefined;
+  /** The offset of `oid`'s entry in this pack, if it is in it. */
+  find(oid: string): number | undefined;
+  /** The object at `offset` read whole (small objects), or `undefined`. */
+  whole(offset: number): GitObject | undefined;
+}
+
+/** The type of the object at `offset` (following its delta chain), if it is in the pack. */
+function typeAt(pack: PackEntries, offset: number): ObjectType | undefined {
+  for (let hops = 0; hops < 10_000; hops++) {
+    const h = parseEntryAt(pack.bytes, offset);
+    if (h.type !== 6 && h.type !== 7) return TYPES[h.type];
+    const next = h.type === 6 ? h.baseOffset : pack.find(h.baseOid!);
+    if (next === undefined) return undefined;
+    offset = next;
+  }
+  throw new Error("delta chain too long");
+}
+
+/**
+ * The object at `offset` as a stream of chunks (each valid until the next is pulled), when it
+ * is at least `streamConfig.minBytes` bytes; else (or when a delta's base is not in this pack,
+ * or the synchronous engine is missing) `undefined`, and it is read whole. A whole entry is
+ * inflated as it is pulled; a delta is applied as it is pulled, to its base in memory (a small
+ * one) or written out to a {@linkcode BaseFile} first (streamed the same way). Nothing is held
+ * whole, so memory does not grow with the object's size; a temporary file does.
+ */
+function streamObject(
+  pack: PackEntries,
+  offset: number,
+  files: BaseFiles,
+): SyncObjectStream | undefined {
+  if (!syncZlibAvailable()) return undefined;
+  const h = parseEntryAt(pack.bytes, offset);
+  const end = pack.end(offset);
+  if (end === undefined) return undefined;
+  if (h.type !== 6 && h.type !== 7) {
+    if (h.size < streamConfig.minBytes) return undefined;
+    return { type: TYPES[h.type]!, size: h.size, body: entryChunks(pack.bytes, h, end) };
+  }
+  const sizes = deltaSizes(pack.bytes, h, end);
+  if (sizes.result < streamConfig.minBytes) return undefined;
+  const baseAt = h.type === 6 ? h.baseOffset! : pack.find(h.baseOid!);
+  if (baseAt === undefined) return undefined;
+  const type = typeAt(pack, baseAt);
+  if (type === undefined) return undefined;
+  return {
+    type,
+    size: sizes.result,
+    body: (function* (): Generator<Uint8Array> {
+      const key = `${pack.id}:${baseAt}`;
+      let file = files.get(key);
+      let base: DeltaBase;
+      if (file === undefined) {
+        const s = streamObject(pack, baseAt, files);
+        if (s === undefined) {
+          const o = pack.whole(baseAt);
+          if (o === undefined) throw new Error("delta base missing from the pack");
+          base = memoryBase(o.body);
+        } else {
+          file = new BaseFile(s.body, s.size);
+          files.add(key, file);
+          base = file;
+        }
+      } else base = file;
+      if (file !== undefined) file.users++;
+      try {
+        yield* deltaChunks(pack.bytes, h, end, base, sizes);
+      } finally {
+        if (file !== undefined) file.users--;
+      }
+    })(),
+  };
+}
+
+/** Applies the delta entry `h` to `base` as it is inflated, in chunks of one reused buffer. */
+function* deltaChunks(
+  p: PackBytes,
+  h: EntryHeader,
+  end: number,
+  base: DeltaBase,
+  sizes: { base: number; result: number },
+): Generator<Uint8Array> {
+  if (base.size !== sizes.base) throw new Error("delta base size mismatch");
+  const d = new ChunkReader(entryChunks(p, h, end));
+  const out = new Uint8Array(1 << 20);
+  let fill = 0;
+  let total = 0;
+  const next = (): number => {
+    const b = d.byte();
+    if (b < 0) throw new Error("bad delta: truncated instruction");
+    return b;
+  };
+  try {
+    for (let k = 0; k < 2; k++) while (next() & 0x80) { /* the two sizes, read above */ }
+    for (let op = d.byte(); op !== -1; op = d.byte()) {
+      if (op & 0x80) {
+        let off = 0;
+        let len = 0;
+        for (let k = 0; k < 4; k++) if (op & (1 << k)) off += next() * 2 ** (8 * k);
+        for (let k = 0; k < 3; k++) if (op & (0x10 << k)) len += next() * 2 ** (8 * k);
+        if (len === 0) len = 0x10000;
+        if (off + len > base.size || total + len > sizes.result) throw new Error("bad delta copy");
+        total += len;
+        while (len > 0) {
+          const k = Math.min(len, out.length - fill);
+          base.read(off, out.subarray(fill, fill + k));
+          off += k;
+          fill += k;
+          len -= k;
+          if (fill === out.length) {
+            yield out;
+            fill = 0;
+          }
+        }
+      } else if (op > 0) {
+        if (total + op > sizes.result) throw new Error("bad delta insert");
+        total += op;
+        for (let len = op; len > 0;) {
+          const k = d.read(out.subarray(fill, fill + Math.min(len, out.length - fill)));
+          if (k === 0) throw new Error("bad delta insert");
+          fill += k;
+          len -= k;
+          if (fill === out.length) {
+            yield out;
+            fill = 0;
+          }
+        }
+      } else throw new Error("invalid delta opcode 0");
+    }
+    if (fill > 0) yield out.subarray(0, fill);
+    if (total !== sizes.result) throw new Error("delta result size mismatch");
+  } finally {
+    d.close();
+  }
 }
 
 /**
@@ -533,7 +935,59 @@ export function packReader(gitdir: string): Promise<PackedSource> {
     return { kind: "whole", type: TYPES[h.type]!, size: h.size, data: data() };
   };
 
+  // Large objects: streamed from their pack, delta bases written out to files when large.
+  const baseFiles = new BaseFiles();
+  const entriesOf = new Map<Pack, PackEntries>();
+  const findBytes = new Uint8Array(20);
+  const packEntries = (pack: Pack): PackEntries => {
+    let e = entriesOf.get(pack);
+    if (e === undefined) {
+      e = {
+        bytes: pack.bytes,
+        id: pack.id,
+        end: (offset) => endOf(pack, offset),
+        find: (oid) => {
+          if (!hexInto(oid, findBytes)) return undefined;
+          const i = findOid(pack, findBytes);
+          return i < 0 ? undefined : pack.offsetOf[i]!;
+        },
+        whole: (offset) => readAt(pack, offset),
+      };
+      entriesOf.set(pack, e);
+    }
+    return e;
+  };
+  const streamPacked = (oid: string): SyncObjectStream | undefined => {
+    const at = locate(oid);
+    return at === undefined ? undefined : streamObject(packEntries(at.pack), at.offset, baseFiles);
+  };
+
+  /**
+   * A packed entry whose compressed data is {@linkcode RAW_CHUNKS} or more, its data in chunks
+   * read from the pack (each valid until the next is pulled), never copied whole.
+   */
+  const rawChunks = (oid: string): RawChunks | undefined => {
+    const at = locate(oid);
+    if (at === undefined) return undefined;
+    const { pack, offset } = at;
+    const end = endOf(pack, offset);
+    if (end === undefined) return undefined;
+    const h = parseEntryAt(pack.bytes, offset);
+    if (end - h.dataStart < RAW_CHUNKS) return undefined;
+    const data = (function* (): Generator<Uint8Array> {
+      for (let i = h.dataStart; i < end; i += WINDOW) {
+        yield pack.bytes.bytes(i, Math.min(WINDOW, end - i));
+      }
+    })();
+    if (h.type === 6 || h.type === 7) {
+      const base = h.type === 6 ? oidAt(pack, h.baseOffset!) : h.baseOid!;
+      return base === undefined ? undefined : { kind: "delta", base, size: h.size, data };
+    }
+    return { kind: "whole", type: TYPES[h.type]!, size: h.size, data };
+  };
+
   const close = (): void => {
+    baseFiles.close();
     for (const f of files.splice(0)) f.close();
     inflater?.close();
   };
@@ -543,14 +997,18 @@ export function packReader(gitdir: string): Promise<PackedSource> {
     readSync,
     readView,
     raw,
+    rawChunks,
     hasRaw: (oid) => locate(oid) !== undefined,
     stream: (oid) => streamLoose(loosePath(oid), oid),
     close,
   };
   if (syncZlibAvailable()) {
-    source.streamSync = (oid) => streamLooseSync(loosePath(oid), oid);
+    // A packed object is the one read (as `readSync` reads it), else a loose one.
+    const streamSync = (oid: string): SyncObjectStream | undefined =>
+      locate(oid) !== undefined ? streamPacked(oid) : streamLooseSync(loosePath(oid), oid);
+    source.streamSync = streamSync;
     source.stream = (oid) => {
-      const s = streamLooseSync(loosePath(oid), oid);
+      const s = streamSync(oid);
       return Promise.resolve(
         s === undefined ? undefined : { type: s.type, size: s.size, body: toAsync(s.body) },
       );
@@ -891,8 +1349,9 @@ async function inflateCounting(
 /**
  * Builds the `.idx` (version 2) of a complete pack (whole objects, ofs and ref deltas whose
  * bases are in the pack). Throws on a corrupt pack or a missing delta base. Reads the pack by
- * position: memory holds one entry per object (offset, crc, oid), the largest object and a
- * bounded cache of delta bases.
+ * position: memory holds one entry per object (offset, crc, oid), one object under 8 MiB and a
+ * bounded cache of delta bases; larger objects and delta results are hashed as they are
+ * inflated or applied (a large base written out to a temporary file).
  */
 export async function indexPack(pack: PackBytes): Promise<Uint8Array> {
   const head = pack.bytes(0, 12).slice();
@@ -1015,23 +1474,48 @@ export async function indexPack(pack: PackBytes): Promise<Uint8Array> {
     cache.set(key, result);
     return result;
   };
+  // Large delta results are hashed as they are applied, never held whole (their bases written
+  // out to files when large too).
+  const baseFiles = new BaseFiles();
+  const packEntries: PackEntries = {
+    bytes: pack,
+    id: 0,
+    end: (offset) => byOffset.get(offset)?.end,
+    find: (oid) => byOid.get(oid)?.offset,
+    whole: (offset) => {
+      const e = byOffset.get(offset);
+      return e === undefined ? undefined : resolve(e);
+    },
+  };
   let pending = entries.filter((e) => e.oid === undefined);
-  while (pending.length > 0) {
-    const next: Entry[] = [];
-    for (const e of pending) {
-      const ready = e.h.type === 6
-        ? byOffset.get(e.h.baseOffset!)?.oid !== undefined
-        : byOid.has(e.h.baseOid!);
-      if (!ready) {
-        next.push(e);
-        continue;
+  try {
+    while (pending.length > 0) {
+      const next: Entry[] = [];
+      for (const e of pending) {
+        const ready = e.h.type === 6
+          ? byOffset.get(e.h.baseOffset!)?.oid !== undefined
+          : byOid.has(e.h.baseOid!);
+        if (!ready) {
+          next.push(e);
+          continue;
+        }
+        await pace();
+        const s = streamObject(packEntries, e.offset, baseFiles);
+        if (s !== undefined) {
+          const hash = createHash("sha1").update(`${NAMES[s.type]} ${s.size}\0`);
+          for (const c of s.body) hash.update(c);
+          e.oid = hash.digest("hex");
+        } else {
+          const o = resolve(e);
+          e.oid = oidOf(o.type, o.body);
+        }
+        byOid.set(e.oid, e);
       }
-      const o = resolve(e);
-      e.oid = oidOf(o.type, o.body);
-      byOid.set(e.oid, e);
+      if (next.length === pending.length) throw new Error("delta base missing from the pack");
+      pending = next;
     }
-    if (next.length === pending.length) throw new Error("delta base missing from the pack");
-    pending = next;
+  } finally {
+    baseFiles.close();
   }
 
   const sorted = entries.map((e) => ({ ...e, raw: Buffer.from(e.oid!, "hex") }))

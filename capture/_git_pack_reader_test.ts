@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { indexConfig, indexPack, PackFile, packReader } from "./_git_pack_reader.ts";
+import { indexConfig, indexPack, PackFile, packReader, streamConfig } from "./_git_pack_reader.ts";
+import { reachable, writeBundle } from "./_git_objects.ts";
+import { tmpdir } from "node:os";
 import { interopTest, run, tempDir } from "../tests/_tools.ts";
 
 const env = {
@@ -137,5 +139,169 @@ interopTest(
         indexConfig.syncEngine = true;
       }
     }
+  },
+);
+
+/** Temporary delta base files left in the system's temp dir. */
+function baseFilesLeft(): string[] {
+  return [...Deno.readDirSync(tmpdir())].map((e) => e.name).filter((n) =>
+    n.startsWith("memsnap-git-base-")
+  );
+}
+
+/** Every blob of the repository: oid and size, from git. */
+async function blobsOf(git: (...args: string[]) => Promise<string>): Promise<[string, number][]> {
+  const out = await git(
+    "cat-file",
+    "--batch-all-objects",
+    "--batch-check=%(objectname) %(objecttype) %(objectsize)",
+  );
+  return out.trim().split("\n").map((l) => l.split(" ")).filter((f) => f[1] === "blob")
+    .map((f) => [f[0]!, Number(f[2])]);
+}
+
+/** A stream's body, each chunk copied as it comes (chunks are reused). */
+function bodyOf(chunks: Iterable<Uint8Array>): Uint8Array {
+  const parts: Uint8Array[] = [];
+  for (const c of chunks) parts.push(new Uint8Array(c));
+  const out = new Uint8Array(parts.reduce((n, c) => n + c.length, 0));
+  let at = 0;
+  for (const c of parts) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
+interopTest(
+  "packReader and indexPack stream large packed objects: delta chains, shared bases, git's bytes",
+  ["git"],
+  async () => {
+    await using tmp = await tempDir();
+    const dir = tmp.path;
+    const git = await gitRepo(dir);
+    // A log that grows and is edited near its start, in two files, over 9 commits; packed
+    // with long delta chains (so bases are deltas too, and more bases than the file cache).
+    const lines: string[] = [];
+    for (let c = 0; c < 9; c++) {
+      for (let i = 0; i < 150; i++) {
+        lines.push(`entry ${c}.${i}: the agent noted item ${i * 7 + c}\n`);
+      }
+      lines[c * 3] = `edited in commit ${c}\n`;
+      await Deno.writeTextFile(`${dir}/log.md`, lines.join(""));
+      await Deno.writeTextFile(`${dir}/other.md`, lines.slice().reverse().join(""));
+      await git("add", ".");
+      await git("commit", "-q", "-m", `c${c}`);
+    }
+    await git("repack", "-q", "-a", "-d", "-f", "--depth=50", "--window=50");
+    const verify = await git(
+      "verify-pack",
+      "-v",
+      ...[...Deno.readDirSync(`${dir}/.git/objects/pack`)].filter((e) => e.name.endsWith(".idx"))
+        .map((e) => `${dir}/.git/objects/pack/${e.name}`),
+    );
+    assert.match(verify, /chain length = [3-9]/, "chains of deltas whose bases are deltas");
+    const before = baseFilesLeft().length;
+    const old = streamConfig.minBytes;
+    streamConfig.minBytes = 4096;
+    try {
+      const source = await packReader(`${dir}/.git`);
+      try {
+        let streamed = 0;
+        for (const [oid, size] of await blobsOf(git)) {
+          const s = source.streamSync!(oid);
+          if (size < 4096) {
+            assert.equal(s, undefined, oid);
+            continue;
+          }
+          assert.ok(s !== undefined, oid);
+          assert.equal(s.type, "blob");
+          assert.equal(s.size, size);
+          const body = bodyOf(s.body);
+          assert.equal(
+            createHash("sha1").update(`blob ${size}\0`).update(body).digest("hex"),
+            oid,
+          );
+          streamed++;
+        }
+        assert.ok(streamed >= 16, `${streamed} blobs streamed`);
+        // A stream not read to its end leaves nothing open or behind.
+        const [first] = (await blobsOf(git)).filter(([, n]) => n >= 4096)[0]!;
+        const s = source.streamSync!(first)!;
+        for (const _ of s.body) break;
+      } finally {
+        source.close();
+      }
+      // indexPack hashes large delta results as it applies them: git's .idx all the same.
+      const pack = [...Deno.readDirSync(`${dir}/.git/objects/pack`)]
+        .find((e) => e.name.endsWith(".pack"))!.name;
+      const path = `${dir}/.git/objects/pack/${pack}`;
+      const p = new PackFile(path);
+      try {
+        assert.deepEqual(await indexPack(p), await Deno.readFile(path.replace(/\.pack$/, ".idx")));
+      } finally {
+        p.close();
+      }
+    } finally {
+      streamConfig.minBytes = old;
+    }
+    assert.equal(baseFilesLeft().length, before, "no base file left behind");
+  },
+);
+
+interopTest(
+  "a bundle of a history whose large blob is deltified is written in chunks and restores",
+  ["git"],
+  async () => {
+    await using tmp = await tempDir();
+    const dir = `${tmp.path}/repo`;
+    await Deno.mkdir(dir);
+    const git = await gitRepo(dir);
+    // Over the streaming size (8 MiB), appended to twice: git keeps the newest whole and the
+    // older ones as small deltas of ~9 MiB results against it.
+    let text = Array.from({ length: 520_000 }, (_, i) => `line ${i}: ${(i * 7919) % 10007}\n`)
+      .join("");
+    for (let c = 0; c < 3; c++) {
+      text += `appended in commit ${c}\n`.repeat(50);
+      await Deno.writeTextFile(`${dir}/transcript.md`, text);
+      await git("add", ".");
+      await git("commit", "-q", "-m", `c${c}`);
+    }
+    await git("gc", "-q");
+    const big = (await blobsOf(git)).filter(([, n]) => n >= 8 << 20);
+    assert.equal(big.length, 3);
+    const source = await packReader(`${dir}/.git`);
+    try {
+      const kinds: (string | undefined)[] = [];
+      for (const [oid] of big) {
+        const s = source.streamSync!(oid)!;
+        const want = await run("git", ["-C", dir, "cat-file", "blob", oid], { env });
+        assert.equal(Buffer.compare(bodyOf(s.body), want.stdout), 0, oid);
+        kinds.push(source.rawChunks!(oid)?.kind);
+      }
+      // The newest whole (its data over 1 MiB, in chunks), the older two small deltas (copied).
+      assert.deepEqual(kinds.sort(), ["whole", undefined, undefined]);
+      const head = (await git("rev-parse", "HEAD")).trim();
+      const oids = await reachable(source, [head]);
+      await writeBundle(
+        `${tmp.path}/h.bundle`,
+        [{ oid: head, name: "refs/heads/main" }, { oid: head, name: "HEAD" }],
+        source,
+        oids,
+      );
+    } finally {
+      source.close();
+    }
+    const check = await run("git", ["-C", dir, "bundle", "verify", `${tmp.path}/h.bundle`], {
+      env,
+    });
+    assert.equal(check.code, 0, check.stderr);
+    const clone = await run("git", ["clone", "-q", `${tmp.path}/h.bundle`, `${tmp.path}/c`], {
+      env,
+    });
+    assert.equal(clone.code, 0, clone.stderr);
+    assert.equal(await Deno.readTextFile(`${tmp.path}/c/transcript.md`), text);
+    const log = await run("git", ["-C", `${tmp.path}/c`, "log", "--format=%s"], { env });
+    assert.equal(log.text, "c2\nc1\nc0\n");
   },
 );

@@ -173,6 +173,7 @@ export class SpilledObjects {
     const file = this.#file;
     const buf = this.#chunk ??= new Uint8Array(RAW_CHUNK);
     return {
+      kind: "whole",
       type: e.type,
       size: e.size,
       data: (function* (): Generator<Uint8Array> {

@@ -132,6 +132,15 @@ export class SyncZlib {
     return out;
   }
 
+  /**
+   * Starts a new stream on the engine, dropping what is left of the current one: after
+   * {@linkcode pushView} of a stream's first bytes only (to read its start).
+   */
+  reset(): void {
+    if (this.#closed) throw new Error("zlib engine is closed");
+    this.#z._handle!.reset();
+  }
+
   /** Releases the engine. */
   close(): void {
     if (this.#closed) return;
