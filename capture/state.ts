@@ -37,13 +37,36 @@ export interface StatePluginOptions {
    * restorable (a warning).
    */
   restore?: (name: string, value: JsonValue) => Promise<void>;
+  /**
+   * The largest state file (and canonical JSON of a value) captured, in bytes. State is parsed
+   * whole to be canonicalized and redacted, which takes several times its size in memory: a
+   * larger one is refused, since data that size belongs in the memory dir or a database.
+   *
+   * @default {8 * 1024 * 1024}
+   */
+  maxBytes?: number;
 }
 
 /** The defaults of {@linkcode StatePluginOptions}. */
 const defaults = {
   files: {} as Record<string, string>,
   values: {} as Record<string, () => JsonValue | Promise<JsonValue>>,
+  maxBytes: 8 * 1024 * 1024,
 } satisfies Partial<StatePluginOptions>;
+
+/** A byte count in MiB, for messages. */
+const mib = (n: number): string => `${(n / (1024 * 1024)).toFixed(1)} MiB`;
+
+/** The refusal of a state over `maxBytes`. */
+function tooLarge(what: string, size: number, max: number): UsageError {
+  return new UsageError(
+    `Cannot capture ${what}: it is ${mib(size)}, over the state plugin's limit of ${mib(max)}`,
+    {
+      hint: "State is for small JSON (cursors, last runs); keep larger data in the memory dir " +
+        "or a SQLite database, or raise the state plugin's maxBytes.",
+    },
+  );
+}
 
 /** Payload prefix of the state plugin. */
 const PREFIX = "state/";
@@ -77,8 +100,9 @@ function parseJson(text: string, path: string): JsonValue {
  *
  * @param options The files and values to capture.
  * @returns The plugin, named `"state"`.
- * @throws {UsageError} If a name is invalid or used twice; on capture, if a file is not valid
- * JSON (the message names the file and the position).
+ * @throws {UsageError} If a name is invalid or used twice, or `maxBytes` is not a positive
+ * integer; on capture, if a file is not valid JSON (the message names the file and the
+ * position), or a file or value is over `maxBytes`.
  * @throws {NotFoundError} On capture, if a configured file does not exist.
  *
  * @example Capturing a JSON file and a value
@@ -114,6 +138,10 @@ export function statePlugin(options: StatePluginOptions = {}): CapturePlugin {
     }
   }
   const names = [...files.keys(), ...values.keys()].sort();
+  const maxBytes = options.maxBytes ?? defaults.maxBytes;
+  if (!Number.isSafeInteger(maxBytes) || maxBytes <= 0) {
+    throw new UsageError(`Cannot configure the state plugin: maxBytes ${maxBytes} is invalid`);
+  }
 
   return {
     name: "state",
@@ -134,10 +162,17 @@ export function statePlugin(options: StatePluginOptions = {}): CapturePlugin {
           for (let attempt = 0;; attempt++) {
             let text: string;
             try {
+              // The size first: a file too large is refused before it is read.
+              const size = (await Deno.stat(file)).size;
+              if (size > maxBytes) throw tooLarge(`state ${n} (${file})`, size, maxBytes);
               text = await Deno.readTextFile(file);
             } catch (e) {
               if (!isNotFound(e)) throw e;
               throw new NotFoundError(`Cannot capture state ${n}: ${file} does not exist`);
+            }
+            // (a file that grew since: its text has at least as many bytes as characters)
+            if (text.length > maxBytes) {
+              throw tooLarge(`state ${n} (${file})`, text.length, maxBytes);
             }
             try {
               value = parseJson(text, file);
@@ -152,6 +187,9 @@ export function statePlugin(options: StatePluginOptions = {}): CapturePlugin {
         }
         if (ctx.redactor !== undefined) value = ctx.redactor.redactJson(value, path);
         const bytes = new TextEncoder().encode(canonicalJson(value));
+        if (bytes.byteLength > maxBytes) {
+          throw tooLarge(`state ${n}`, bytes.byteLength, maxBytes);
+        }
         artifacts.push(bytesArtifact(path, bytes, "state"));
         meta[n] = { source: file === undefined ? "value" : "file", bytes: bytes.byteLength };
       }

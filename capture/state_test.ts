@@ -90,3 +90,45 @@ Deno.test("statePlugin() re-reads a state file caught mid-write until it parses"
   const text = await Deno.readTextFile(`${captured.payloadDir}/state/cursor.json`);
   assert.equal(text, '{"last_message_id":"msg_12"}');
 });
+
+Deno.test("statePlugin() refuses a file or value over maxBytes, before reading the file", async () => {
+  await using tmp = await tempDir();
+  const file = `${tmp.path}/big.json`;
+  const big = JSON.stringify({ items: Array.from({ length: 4000 }, (_, i) => `item ${i}`) });
+  await Deno.writeTextFile(file, big);
+  const refused = (name: string) => (e: unknown) => {
+    assert(e instanceof UsageError, String(e));
+    assert.match(
+      e.message,
+      new RegExp(`Cannot capture state ${name}.*over the state plugin's limit of 0\\.0 MiB`),
+    );
+    assert.match(e.hint ?? "", /memory dir or a SQLite database/);
+    return true;
+  };
+  await assert.rejects(
+    () => captureInto(tmp.path, [statePlugin({ files: { big: file }, maxBytes: 1000 })]),
+    refused("big"),
+  );
+  // Not read: a file that is not JSON at all is refused for its size, not its syntax.
+  await Deno.writeTextFile(file, "x".repeat(5000));
+  await assert.rejects(
+    () => captureInto(tmp.path, [statePlugin({ files: { big: file }, maxBytes: 1000 })]),
+    refused("big"),
+  );
+  await assert.rejects(
+    () =>
+      captureInto(tmp.path, [
+        statePlugin({ values: { v: () => ({ s: "y".repeat(2000) }) }, maxBytes: 1000 }),
+      ]),
+    refused("v"),
+  );
+  // At the limit exactly, captured.
+  const exact = JSON.stringify({ s: "z".repeat(992) });
+  assert.equal(exact.length, 1000);
+  await Deno.writeTextFile(file, exact);
+  const r = await captureInto(tmp.path, [statePlugin({ files: { big: file }, maxBytes: 1000 })]);
+  assert.deepEqual(r.manifest.artifacts.map((a) => [a.path, a.size]), [["state/big.json", 1000]]);
+  for (const bad of [0, -1, 1.5, Number.NaN]) {
+    assert.throws(() => statePlugin({ maxBytes: bad }), UsageError);
+  }
+});
