@@ -37,6 +37,7 @@ import { MEMSNAP_VERSION } from "./version.ts";
 import type { BuiltinHooks, Hooks } from "./hooks/types.ts";
 import {
   type Journal,
+  JOURNAL_FILE,
   type JournalTarget,
   planTarget,
   realSwapFs,
@@ -890,10 +891,17 @@ const STAGING_PREFIX = "memsnap-capture-";
 const STAGING_MARKER = "staging-";
 
 /**
+ * The temporary file of a journal write (`writeFileAtomic`): a restore killed before its
+ * rename leaves it.
+ */
+const JOURNAL_TMP = new RegExp(`^${JOURNAL_FILE.replaceAll(".", "\\.")}\\.tmp-[0-9a-f]{8}$`);
+
+/**
  * Removes what killed restores and snapshots of this agent left (run under its lock, when
- * none of them can be running): restores' work dirs in `stateDir`, and the staging dirs that
- * snapshots' markers there name (only a directory whose name matches its marker's, so a
- * damaged marker cannot name anything else). Returns how many were removed.
+ * none of them can be running, and after the journal's recovery): restores' work dirs and
+ * journal writes cut short in `stateDir`, and the staging dirs that snapshots' markers there
+ * name (only a directory whose name matches its marker's, so a damaged marker cannot name
+ * anything else). Returns how many were removed.
  */
 async function removeStaleWork(stateDir: string): Promise<number> {
   let n = 0;
@@ -902,6 +910,8 @@ async function removeStaleWork(stateDir: string): Promise<number> {
     if (e.isDirectory && WORK_DIR.test(e.name)) {
       await Deno.remove(path, { recursive: true });
       n++;
+    } else if (e.isFile && JOURNAL_TMP.test(e.name)) {
+      await Deno.remove(path);
     } else if (e.isFile && e.name.startsWith(STAGING_MARKER)) {
       const suffix = e.name.slice(STAGING_MARKER.length);
       const staging = (await Deno.readTextFile(path).catch(() => "")).trim();

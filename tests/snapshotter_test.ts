@@ -178,6 +178,9 @@ Deno.test("recovery removes what killed restores and snapshots left, and nothing
   await Deno.writeTextFile(join(work, "payload", "memdir", "note.md"), "half extracted");
   await Deno.mkdir(join(stateDir, "restore-notes"));
   await Deno.writeTextFile(join(stateDir, "restore-mwx7k2p1-0a1b2c3e"), "a file, not a dir");
+  // A journal write cut short (its temporary file), and a file that only looks like one.
+  await Deno.writeTextFile(join(stateDir, "restore-journal.json.tmp-0df39e49"), '{"vers');
+  await Deno.writeTextFile(join(stateDir, "restore-journal.json.tmp-notmine"), "kept");
   // A killed snapshot's staging dir and its marker; a marker whose dir is gone already; a
   // damaged marker naming a directory that is not its staging dir.
   const staging = join(t.root, "memsnap-capture-5f3a9c");
@@ -200,6 +203,8 @@ Deno.test("recovery removes what killed restores and snapshots left, and nothing
   assert(!(await exists(work)), "the stale work dir is gone");
   assert(!(await exists(staging)), "the killed snapshot's staging is gone");
   assert(await exists(precious), "a damaged marker's directory is left alone");
+  assert(!(await exists(join(stateDir, "restore-journal.json.tmp-0df39e49"))), "journal tmp");
+  assert(await exists(join(stateDir, "restore-journal.json.tmp-notmine")));
   for (const m of ["staging-5f3a9c", "staging-77aa", "staging-0b0b"]) {
     assert(!(await exists(join(stateDir, m))), `marker ${m} removed`);
   }
