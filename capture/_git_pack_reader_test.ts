@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { indexConfig, indexPack, PackFile, packReader, streamConfig } from "./_git_pack_reader.ts";
-import { reachable, writeBundle } from "./_git_objects.ts";
+import { reachable, readBundleHeader, writeBundle } from "./_git_objects.ts";
 import { tmpdir } from "node:os";
 import { interopTest, run, tempDir } from "../tests/_tools.ts";
 
@@ -236,11 +236,19 @@ interopTest(
       const pack = [...Deno.readDirSync(`${dir}/.git/objects/pack`)]
         .find((e) => e.name.endsWith(".pack"))!.name;
       const path = `${dir}/.git/objects/pack/${pack}`;
-      const p = new PackFile(path);
-      try {
-        assert.deepEqual(await indexPack(p), await Deno.readFile(path.replace(/\.pack$/, ".idx")));
-      } finally {
-        p.close();
+      // Streamed (4 KiB) and whole (the default 8 MiB): the same bytes as git's.
+      for (const min of [4096, old]) {
+        streamConfig.minBytes = min;
+        const p = new PackFile(path);
+        try {
+          assert.deepEqual(
+            await indexPack(p),
+            await Deno.readFile(path.replace(/\.pack$/, ".idx")),
+            `minBytes ${min}`,
+          );
+        } finally {
+          p.close();
+        }
       }
     } finally {
       streamConfig.minBytes = old;
@@ -296,6 +304,20 @@ interopTest(
       env,
     });
     assert.equal(check.code, 0, check.stderr);
+    // Its pack (ref deltas against a whole base over the streaming size) indexes as git does.
+    const { packStart } = await readBundleHeader(`${tmp.path}/h.bundle`);
+    const packBytes = (await Deno.readFile(`${tmp.path}/h.bundle`)).subarray(packStart);
+    await Deno.writeFile(`${tmp.path}/h.pack`, packBytes);
+    const ix = await run("git", ["index-pack", "-o", `${tmp.path}/h.idx`, `${tmp.path}/h.pack`], {
+      env,
+    });
+    assert.equal(ix.code, 0, ix.stderr);
+    const bp = new PackFile(`${tmp.path}/h.bundle`, packStart);
+    try {
+      assert.deepEqual(await indexPack(bp), await Deno.readFile(`${tmp.path}/h.idx`));
+    } finally {
+      bp.close();
+    }
     const clone = await run("git", ["clone", "-q", `${tmp.path}/h.bundle`, `${tmp.path}/c`], {
       env,
     });
