@@ -398,6 +398,8 @@ const LIB_GROUP_BYTES = 16 << 20;
 const LIB_FRAME_MAX = 16 << 20;
 /** The output buffer tried first: the writer's frame size (docs/FORMAT.md section 4). */
 const LIB_FIRST_TRY = 4 << 20;
+/** The input buffer of a frame: a 4 MiB frame that did not compress fits (with room). */
+const LIB_INPUT_BYTES = LIB_FIRST_TRY + (64 << 10);
 /** Frames read ahead and decoded at once on libzstd's native threads. */
 const LIB_INFLIGHT = 3;
 /** `ZSTD_error_dstSize_tooSmall`. */
@@ -426,10 +428,12 @@ export async function* zstdDecompressLib(
   const reuseOutput = options.reuseOutput ?? false;
   /** Input buffers of decoded frames, reused (a fresh zeroed buffer per frame costs GC). */
   const spare: Uint8Array[] = [];
-  // The scanner copies each frame's bytes into one of these buffers as it scans.
+  // The scanner copies each frame's bytes into one of these buffers as it scans. They hold a
+  // frame of incompressible data too (4 MiB stored in raw blocks, a few hundred bytes more):
+  // buffers of exactly 4 MiB were too small for those, so each such frame got a new one.
   const alloc = (min: number): Uint8Array => {
     const at = spare.findIndex((b) => b.length >= min);
-    return at === -1 ? new Uint8Array(Math.max(min, LIB_FIRST_TRY)) : spare.splice(at, 1)[0]!;
+    return at === -1 ? new Uint8Array(Math.max(min, LIB_INPUT_BYTES)) : spare.splice(at, 1)[0]!;
   };
   const groups = scanGroups(input, maxWindowLog, Infinity, LIB_GROUP_BYTES, false, alloc);
   const idle: ZstdDCtx[] = [];
@@ -477,7 +481,14 @@ export async function* zstdDecompressLib(
       }
     } finally {
       idle.push(ctx);
-      if (reuse && spare.length < LIB_INFLIGHT) spare.push(buf);
+      if (reuse) {
+        if (spare.length < LIB_INFLIGHT) spare.push(buf);
+        else {
+          // Keep the larger buffers (a larger frame is likely to come again).
+          const small = spare.reduce((m, b, k) => (b.length < spare[m]!.length ? k : m), 0);
+          if (spare[small]!.length < buf.length) spare[small] = buf;
+        }
+      }
     }
   };
   // Reading and scanning run ahead of the caller (up to LIB_INFLIGHT frames), so the input's
