@@ -8,6 +8,46 @@ import type { ProgressEvent, ProgressReporter } from "../progress.ts";
 
 const enc = new TextEncoder();
 
+/** Text gathered per write when a result is long (a restore's plan of 100,000 files). */
+const WRITE_CHUNK = 64 << 10;
+/** Arrays longer than this are serialized element by element. */
+const LONG_ARRAY = 256;
+
+/**
+ * `JSON.stringify(value)` in pieces: plain objects field by field and long arrays element by
+ * element, so a result with a long list is never one string (nor its bytes) whole. The pieces
+ * join to exactly what `JSON.stringify` gives.
+ */
+export function* jsonPieces(value: unknown): Generator<string> {
+  if (Array.isArray(value) && value.length > LONG_ARRAY) {
+    yield "[";
+    for (let i = 0; i < value.length; i++) {
+      if (i > 0) yield ",";
+      yield* jsonPieces(value[i]);
+    }
+    yield "]";
+    return;
+  }
+  if (
+    value !== null && typeof value === "object" && !Array.isArray(value) &&
+    Object.getPrototypeOf(value) === Object.prototype &&
+    typeof (value as { toJSON?: unknown }).toJSON !== "function"
+  ) {
+    let first = true;
+    yield "{";
+    for (const [k, v] of Object.entries(value)) {
+      if (v === undefined || typeof v === "function" || typeof v === "symbol") continue;
+      yield `${first ? "" : ","}${JSON.stringify(k)}:`;
+      yield* jsonPieces(v);
+      first = false;
+    }
+    yield "}";
+    return;
+  }
+  // (in an array, what JSON has no value for is null, as JSON.stringify writes it)
+  yield JSON.stringify(value) ?? "null";
+}
+
 /** Output helpers of one CLI invocation. */
 export class Output {
   /** Whether `--json` was given. */
@@ -34,16 +74,40 @@ export class Output {
     if (!this.json) this.#write(Deno.stdout, line + "\n");
   }
 
-  /** Prints a JSON value as one line to stdout. */
+  /** Prints a JSON value as one line to stdout, written in pieces when it is long. */
   data(value: unknown): void {
     this.#clearBar();
-    this.#write(Deno.stdout, JSON.stringify(value) + "\n");
+    this.#writeAll(Deno.stdout, jsonPieces(value), "\n");
   }
 
-  /** Prints a result: JSON in JSON mode, else the human lines. */
-  result(value: unknown, human: () => string[]): void {
+  /**
+   * Prints a result: JSON in JSON mode, else the human lines (written a batch at a time, so
+   * a long list need not be held whole).
+   */
+  result(value: unknown, human: () => Iterable<string>): void {
     if (this.json) this.data(value);
-    else for (const l of human()) this.text(l);
+    else {
+      this.#clearBar();
+      this.#writeAll(
+        Deno.stdout,
+        (function* () {
+          for (const l of human()) yield l + "\n";
+        })(),
+      );
+    }
+  }
+
+  /** Writes the pieces, gathered into writes of about {@linkcode WRITE_CHUNK}, then `end`. */
+  #writeAll(f: { writeSync(p: Uint8Array): number }, pieces: Iterable<string>, end = ""): void {
+    let text = "";
+    for (const p of pieces) {
+      text += p;
+      if (text.length >= WRITE_CHUNK) {
+        this.#write(f, text);
+        text = "";
+      }
+    }
+    this.#write(f, text + end);
   }
 
   /** Prints a warning to stderr. */

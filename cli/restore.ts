@@ -91,22 +91,19 @@ export const command: Command = {
         pre_snapshot: r.preSnapshot ? { id: r.preSnapshot.id, path: r.preSnapshot.path } : null,
         plan: r.plan,
         aside: r.aside,
-      }, () => {
-        const lines = [
-          r.dryRun
-            ? `Plan to restore ${r.snapshotId} (dry run, nothing changed):`
-            : `Restored ${r.snapshotId}`,
-        ];
-        if (r.plan.length === 0) lines.push("  no changes");
+      }, function* () {
+        yield r.dryRun
+          ? `Plan to restore ${r.snapshotId} (dry run, nothing changed):`
+          : `Restored ${r.snapshotId}`;
+        if (r.plan.length === 0) yield "  no changes";
         for (const p of r.plan) {
-          lines.push(`  ${p.action}: ${p.target}${p.detail ? ` (${p.detail})` : ""}`);
+          yield `  ${p.action}: ${p.target}${p.detail ? ` (${p.detail})` : ""}`;
         }
         if (r.preSnapshot) {
-          lines.push(`Pre-restore snapshot ${r.preSnapshot.id} holds the previous state; to undo:`);
-          lines.push(`  memsnap restore --store ${store.url} ${r.preSnapshot.id} ...same flags...`);
+          yield `Pre-restore snapshot ${r.preSnapshot.id} holds the previous state; to undo:`;
+          yield `  memsnap restore --store ${store.url} ${r.preSnapshot.id} ...same flags...`;
         }
-        for (const a of r.aside) lines.push(`Previous state kept at ${a}`);
-        return lines;
+        for (const a of r.aside) yield `Previous state kept at ${a}`;
       });
       return 0;
     } finally {
