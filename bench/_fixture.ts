@@ -240,42 +240,69 @@ export async function generateFixture(home: string, size: number, seed = 7): Pro
     long_term: join(home, "long_term.sqlite"),
     vectors: join(home, "vectors.sqlite"),
   };
-  {
-    const db = new DatabaseSync(sqlite.long_term);
-    db.exec("PRAGMA journal_mode=WAL; PRAGMA user_version=3;");
-    db.exec("CREATE TABLE facts (id INTEGER PRIMARY KEY, topic TEXT, body TEXT, at TEXT)");
-    const ins = db.prepare("INSERT INTO facts (topic, body, at) VALUES (?, ?, ?)");
-    db.exec("BEGIN");
-    let b = size * 0.25;
-    const dec = new TextDecoder();
-    for (let i = 0; b > 0; i++) {
-      const n = 200 + Math.floor(rnd() * 3000);
-      ins.run(`topic-${i % 40}`, dec.decode(pool.take(n, `fact ${i}`)), "2026-11-01T00:00:00Z");
-      b -= n;
-    }
-    db.exec("COMMIT");
-    db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
-    db.close();
-  }
-  {
-    const db = new DatabaseSync(sqlite.vectors);
-    db.exec("PRAGMA user_version=1;");
-    db.exec("CREATE TABLE vectors (id INTEGER PRIMARY KEY, note TEXT, embedding BLOB)");
-    const ins = db.prepare("INSERT INTO vectors (note, embedding) VALUES (?, ?)");
-    db.exec("BEGIN");
-    let b = size * 0.15;
-    const vec = new Uint8Array(1536 * 4);
-    const view = new DataView(vec.buffer);
-    for (let i = 0; b > 0; i++) {
-      for (let k = 0; k < 1536; k++) view.setFloat32(k * 4, (rnd() - 0.5) * 0.2, true);
-      ins.run(`notes/note-${i}.md`, vec);
-      b -= vec.length + 20;
-    }
-    db.exec("COMMIT");
-    db.close();
-  }
+  writeFacts(sqlite.long_term, size * 0.25, pool, rnd);
+  writeVectors(sqlite.vectors, size * 0.15, rnd);
   for (const p of Object.values(sqlite)) bytes += (await Deno.stat(p)).size;
 
+  const { state, bytes: stateBytes } = await writeState(home, pool);
+  bytes += stateBytes;
+  textBytes += stateBytes;
+
+  return {
+    home,
+    memdir,
+    sqlite,
+    state,
+    bytes,
+    textBytes,
+    files,
+    sample: new TextDecoder().decode(pool.text),
+  };
+}
+
+/** `long_term.sqlite`: ~`budget` bytes of text facts, in WAL mode. */
+function writeFacts(path: string, budget: number, pool: TextPool, rnd: () => number): void {
+  const db = new DatabaseSync(path);
+  db.exec("PRAGMA journal_mode=WAL; PRAGMA user_version=3;");
+  db.exec("CREATE TABLE facts (id INTEGER PRIMARY KEY, topic TEXT, body TEXT, at TEXT)");
+  const ins = db.prepare("INSERT INTO facts (topic, body, at) VALUES (?, ?, ?)");
+  db.exec("BEGIN");
+  let b = budget;
+  const dec = new TextDecoder();
+  for (let i = 0; b > 0; i++) {
+    const n = 200 + Math.floor(rnd() * 3000);
+    ins.run(`topic-${i % 40}`, dec.decode(pool.take(n, `fact ${i}`)), "2026-11-01T00:00:00Z");
+    b -= n;
+  }
+  db.exec("COMMIT");
+  db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  db.close();
+}
+
+/** `vectors.sqlite`: ~`budget` bytes of float32 embeddings with a text column. */
+function writeVectors(path: string, budget: number, rnd: () => number): void {
+  const db = new DatabaseSync(path);
+  db.exec("PRAGMA user_version=1;");
+  db.exec("CREATE TABLE vectors (id INTEGER PRIMARY KEY, note TEXT, embedding BLOB)");
+  const ins = db.prepare("INSERT INTO vectors (note, embedding) VALUES (?, ?)");
+  db.exec("BEGIN");
+  let b = budget;
+  const vec = new Uint8Array(1536 * 4);
+  const view = new DataView(vec.buffer);
+  for (let i = 0; b > 0; i++) {
+    for (let k = 0; k < 1536; k++) view.setFloat32(k * 4, (rnd() - 0.5) * 0.2, true);
+    ins.run(`notes/note-${i}.md`, vec);
+    b -= vec.length + 20;
+  }
+  db.exec("COMMIT");
+  db.close();
+}
+
+/** The two state files; returns their paths and bytes. */
+async function writeState(
+  home: string,
+  pool: TextPool,
+): Promise<{ state: Record<string, string>; bytes: number }> {
   const state = {
     cursor: join(home, "state", "cursor.json"),
     session: join(home, "state", "session.json"),
@@ -290,9 +317,83 @@ export async function generateFixture(home: string, size: number, seed = 7): Pro
   });
   await Deno.writeTextFile(state.cursor, cursor);
   await Deno.writeTextFile(state.session, session);
-  bytes += cursor.length + session.length;
-  textBytes += cursor.length + session.length;
+  return { state, bytes: cursor.length + session.length };
+}
 
+/** Pieces `large` shapes are written in: no buffer of a whole large file. */
+const PIECE = 8 << 20;
+
+/**
+ * A memory of few, large objects, for the peak-memory benchmark (`bench/memory.ts`): memory
+ * must not grow with their size. Under `home`:
+ *
+ * - `memory/`: a git repository with 40 small notes, a transcript that grew over four commits
+ *   (35% of the bytes at the end, each commit appending ~5%) and a half-random attachment
+ *   (10%), then `git gc`: the objects are packed, the older transcripts as deltas of the newest
+ *   (under git's 512 MiB `core.bigFileThreshold`; above it each version is stored whole);
+ * - `long_term.sqlite`: text facts (35%); `vectors.sqlite`: embeddings (15%);
+ * - `state/cursor.json`, `state/session.json`.
+ *
+ * @param home Where to create it (must not exist).
+ * @param size Target bytes of live files.
+ * @param seed Generator seed.
+ */
+export async function generateLargeFixture(
+  home: string,
+  size: number,
+  seed = 11,
+): Promise<Fixture> {
+  const rnd = rng(seed);
+  const memdir = join(home, "memory");
+  await Deno.mkdir(join(memdir, "notes"), { recursive: true });
+  await Deno.mkdir(join(home, "state"), { recursive: true });
+  const pool = new TextPool(Math.min(16 << 20, Math.max(2 << 20, size >> 4)), seed);
+  let bytes = 0, textBytes = 0, files = 0;
+  for (let i = 0; i < 40; i++) {
+    const rel = `notes/note-${String(i).padStart(2, "0")}.md`;
+    const n = 2048 + Math.floor(rnd() * 8192);
+    await Deno.writeFile(join(memdir, rel), pool.take(n, rel));
+    bytes += n;
+    textBytes += n;
+    files++;
+  }
+  const append = async (rel: string, n: number, piece: (k: number) => Uint8Array) => {
+    using f = await Deno.open(join(memdir, rel), { create: true, append: true });
+    for (let left = n; left > 0;) {
+      const b = piece(Math.min(PIECE, left));
+      for (let off = 0; off < b.length;) off += await f.write(b.subarray(off));
+      left -= b.length;
+    }
+  };
+  await append("attachment.bin", Math.floor(size * 0.10), (k) => binaryBytes(k, rnd));
+  bytes += Math.floor(size * 0.10);
+  files++;
+  await run("git", ["init", "-q", "-b", "main"], memdir);
+  await run("git", ["config", "gc.auto", "0"], memdir);
+  await run("git", ["config", "maintenance.auto", "false"], memdir);
+  const transcript = Math.floor(size * 0.35);
+  const grow = Math.floor(transcript * 0.05);
+  for (let c = 0; c < 4; c++) {
+    const n = c === 0 ? transcript - 3 * grow : grow;
+    await append("transcript.md", n, (k) => pool.take(k, `transcript, commit ${c}`));
+    bytes += n;
+    textBytes += n;
+    await run("git", ["add", "-A"], memdir);
+    await run("git", ["commit", "-q", "-m", `session ${c}`], memdir);
+  }
+  files++;
+  await run("git", ["gc", "-q"], memdir);
+
+  const sqlite = {
+    long_term: join(home, "long_term.sqlite"),
+    vectors: join(home, "vectors.sqlite"),
+  };
+  writeFacts(sqlite.long_term, size * 0.35, pool, rnd);
+  writeVectors(sqlite.vectors, size * 0.15, rnd);
+  for (const p of Object.values(sqlite)) bytes += (await Deno.stat(p)).size;
+  const { state, bytes: stateBytes } = await writeState(home, pool);
+  bytes += stateBytes;
+  textBytes += stateBytes;
   return {
     home,
     memdir,

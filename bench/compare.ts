@@ -37,6 +37,14 @@ import os from "node:os";
 import process from "node:process";
 import { createHooks as createHookable } from "hookable";
 import { generateFixture } from "./_fixture.ts";
+import {
+  measure as measureIn,
+  median,
+  parseSize,
+  q,
+  type Sample,
+  sizeLabel as label,
+} from "./_measure.ts";
 import { createHooks } from "../hooks/mod.ts";
 import { createRedactor, piiPack, secretsPack } from "../redact/mod.ts";
 
@@ -52,17 +60,9 @@ const { values: flags } = parseArgs({
   },
 });
 
-function parseSize(s: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*([KMG]?)i?B?$/i.exec(s.trim());
-  if (!m) throw new Error(`Cannot parse --size ${s}: use e.g. 100M, 1G`);
-  const mult = { "": 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[m[2]!.toUpperCase()]!;
-  return Math.round(Number(m[1]) * mult);
-}
 const size = flags.size ? parseSize(flags.size) : flags.quick ? 100 * 1024 ** 2 : 1024 ** 3;
 const rounds = Number(flags.rounds ?? (flags.quick ? 5 : 3));
-const sizeLabel = size >= 1024 ** 3
-  ? `${+(size / 1024 ** 3).toFixed(2)}GiB`
-  : `${+(size / 1024 ** 2).toFixed(0)}MiB`;
+const sizeLabel = label(size);
 const REPO = new URL("..", import.meta.url).pathname;
 const CLI = join(REPO, "cli.ts");
 const MIB = 1024 ** 2;
@@ -70,46 +70,8 @@ const MIB = 1024 ** 2;
 const tmp = await Deno.makeTempDir({ prefix: "memsnap-compare-" });
 const log = (s: string): void => console.error(s);
 
-/** One measured run. */
-interface Sample {
-  seconds: number;
-  rssMiB: number;
-  /** User + system CPU seconds of the process tree (robust to other jobs' load). */
-  cpu: number;
-}
-
-/**
- * Runs `sh -c script` under /usr/bin/time; returns wall time and peak RSS. Dirty pages are
- * written out first (`sync`, not timed): a step must not pay for the writeback of the one before
- * it. (Each round's native pipeline truncates and rewrites its output file, and ext4 then writes
- * the 60 MB out as the file closes, during the next step: at 100 MiB the snapshot right after it
- * took 1.66-1.72 s instead of 1.39-1.47.)
- */
-async function measure(script: string): Promise<Sample & { stdout: string }> {
-  const timeFile = join(tmp, "time.txt");
-  if (!flags["no-sync"]) await new Deno.Command("sync").output();
-  const t0 = performance.now();
-  const out = await new Deno.Command("/usr/bin/time", {
-    args: ["-f", "%M %U %S", "-o", timeFile, "sh", "-c", script],
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const seconds = (performance.now() - t0) / 1000;
-  const stdout = new TextDecoder().decode(out.stdout);
-  if (!out.success) {
-    throw new Error(
-      `Cannot run the benchmark step: \`${script}\` exited ${out.code}: ${
-        new TextDecoder().decode(out.stderr).slice(-2000)
-      }`,
-    );
-  }
-  const [kib, user, sys] = (await Deno.readTextFile(timeFile)).trim().split("\n").at(-1)!
-    .split(" ").map(Number);
-  return { seconds, rssMiB: kib! / 1024, cpu: user! + sys!, stdout };
-}
-
-const q = (s: string): string => `'${s.replaceAll("'", "'\\''")}'`;
+/** One measured run, the steps' dirty pages written out first unless `--no-sync`. */
+const measure = (script: string) => measureIn(script, tmp, !flags["no-sync"]);
 
 async function tool(cmd: string, args: string[]): Promise<string> {
   try {
@@ -119,12 +81,6 @@ async function tool(cmd: string, args: string[]): Promise<string> {
     return "missing";
   }
 }
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 // ---------------------------------------------------------------------------------------------
 log(`memsnap bench:compare: ${sizeLabel} fixture, ${rounds} rounds, in ${tmp}`);
