@@ -235,29 +235,8 @@ export async function generateFixture(home: string, size: number, seed = 7): Pro
   }
   await run("git", ["commit", "-q", "-a", "-m", "dream pass"], memdir);
 
-  // SQLite: facts (text) and vectors (blobs + text).
-  const sqlite = {
-    long_term: join(home, "long_term.sqlite"),
-    vectors: join(home, "vectors.sqlite"),
-  };
-  writeFacts(sqlite.long_term, size * 0.25, pool, rnd);
-  writeVectors(sqlite.vectors, size * 0.15, rnd);
-  for (const p of Object.values(sqlite)) bytes += (await Deno.stat(p)).size;
-
-  const { state, bytes: stateBytes } = await writeState(home, pool);
-  bytes += stateBytes;
-  textBytes += stateBytes;
-
-  return {
-    home,
-    memdir,
-    sqlite,
-    state,
-    bytes,
-    textBytes,
-    files,
-    sample: new TextDecoder().decode(pool.text),
-  };
+  // SQLite: facts (text, 25%) and vectors (blobs + text, 15%); state.
+  return await finish(home, memdir, size, 0.25, pool, rnd, { bytes, textBytes, files });
 }
 
 /** `long_term.sqlite`: ~`budget` bytes of text facts, in WAL mode. */
@@ -296,6 +275,43 @@ function writeVectors(path: string, budget: number, rnd: () => number): void {
   }
   db.exec("COMMIT");
   db.close();
+}
+
+/**
+ * Writes what every fixture has beside its memory dir (`long_term.sqlite` with `factsShare` of
+ * `size` in text facts, `vectors.sqlite` with 15% in embeddings, the two state files) and
+ * returns the fixture, `counts` (of the memory dir) brought up to date.
+ */
+async function finish(
+  home: string,
+  memdir: string,
+  size: number,
+  factsShare: number,
+  pool: TextPool,
+  rnd: () => number,
+  counts: { bytes: number; textBytes: number; files: number },
+): Promise<Fixture> {
+  let { bytes, textBytes } = counts;
+  const sqlite = {
+    long_term: join(home, "long_term.sqlite"),
+    vectors: join(home, "vectors.sqlite"),
+  };
+  writeFacts(sqlite.long_term, size * factsShare, pool, rnd);
+  writeVectors(sqlite.vectors, size * 0.15, rnd);
+  for (const p of Object.values(sqlite)) bytes += (await Deno.stat(p)).size;
+  const { state, bytes: stateBytes } = await writeState(home, pool);
+  bytes += stateBytes;
+  textBytes += stateBytes;
+  return {
+    home,
+    memdir,
+    sqlite,
+    state,
+    bytes,
+    textBytes,
+    files: counts.files,
+    sample: new TextDecoder().decode(pool.text),
+  };
 }
 
 /** The two state files; returns their paths and bytes. */
@@ -384,24 +400,5 @@ export async function generateLargeFixture(
   files++;
   await run("git", ["gc", "-q"], memdir);
 
-  const sqlite = {
-    long_term: join(home, "long_term.sqlite"),
-    vectors: join(home, "vectors.sqlite"),
-  };
-  writeFacts(sqlite.long_term, size * 0.35, pool, rnd);
-  writeVectors(sqlite.vectors, size * 0.15, rnd);
-  for (const p of Object.values(sqlite)) bytes += (await Deno.stat(p)).size;
-  const { state, bytes: stateBytes } = await writeState(home, pool);
-  bytes += stateBytes;
-  textBytes += stateBytes;
-  return {
-    home,
-    memdir,
-    sqlite,
-    state,
-    bytes,
-    textBytes,
-    files,
-    sample: new TextDecoder().decode(pool.text),
-  };
+  return await finish(home, memdir, size, 0.35, pool, rnd, { bytes, textBytes, files });
 }

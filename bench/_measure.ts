@@ -74,3 +74,18 @@ export async function measure(
     .split(" ").map(Number);
   return { seconds, rssMiB: kib! / 1024, cpu: user! + sys!, stdout };
 }
+
+/**
+ * The CLI as `deno task memsnap` runs it (the same `deno run` flags: permissions, V8 flags),
+ * as a shell command prefix: `<deno> run <flags> <repo>/cli.ts`.
+ */
+export async function memsnapCommand(repo: string): Promise<string> {
+  const task = (JSON.parse(await Deno.readTextFile(join(repo, "deno.json"))) as {
+    tasks: Record<string, string>;
+  }).tasks.memsnap!;
+  const runFlags = /^deno run (.*) cli\.ts$/.exec(task)?.[1];
+  if (runFlags === undefined) {
+    throw new Error(`Cannot read the run flags of the memsnap task: ${task}`);
+  }
+  return `${q(Deno.execPath())} run ${runFlags} ${q(join(repo, "cli.ts"))}`;
+}

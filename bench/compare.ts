@@ -40,6 +40,7 @@ import { generateFixture } from "./_fixture.ts";
 import {
   measure as measureIn,
   median,
+  memsnapCommand,
   parseSize,
   q,
   type Sample,
@@ -64,7 +65,6 @@ const size = flags.size ? parseSize(flags.size) : flags.quick ? 100 * 1024 ** 2 
 const rounds = Number(flags.rounds ?? (flags.quick ? 5 : 3));
 const sizeLabel = label(size);
 const REPO = new URL("..", import.meta.url).pathname;
-const CLI = join(REPO, "cli.ts");
 const MIB = 1024 ** 2;
 
 const tmp = await Deno.makeTempDir({ prefix: "memsnap-compare-" });
@@ -105,15 +105,8 @@ const sources = [
   ...Object.entries(fx.sqlite).map(([n, p]) => `--sqlite ${q(`${n}=${p}`)}`),
   ...Object.entries(fx.state).map(([n, p]) => `--state ${q(`${n}=${p}`)}`),
 ].join(" ");
-// The CLI runs as `deno task memsnap` runs it: the same `deno run` flags (permissions, V8 flags).
-const memsnapTask = (JSON.parse(await Deno.readTextFile(join(REPO, "deno.json"))) as {
-  tasks: Record<string, string>;
-}).tasks.memsnap!;
-const runFlags = /^deno run (.*) cli\.ts$/.exec(memsnapTask)?.[1];
-if (runFlags === undefined) {
-  throw new Error(`Cannot read the run flags of the memsnap task: ${memsnapTask}`);
-}
-const deno = `${q(Deno.execPath())} run ${runFlags} ${q(CLI)}`;
+// The CLI runs as `deno task memsnap` runs it.
+const deno = await memsnapCommand(REPO);
 const nativeOut = join(tmp, "native.tar.zst");
 const nativeAgeOut = join(tmp, "native.tar.zst.age");
 // The native pipeline tars the same files memsnap captures (memory dir with .git, databases,

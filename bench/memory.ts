@@ -26,7 +26,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import os from "node:os";
 import { generateLargeFixture } from "./_fixture.ts";
-import { measure, parseSize, q, type Sample, sizeLabel } from "./_measure.ts";
+import { measure, memsnapCommand, parseSize, q, type Sample, sizeLabel } from "./_measure.ts";
 
 const { values: flags } = parseArgs({
   args: Deno.args,
@@ -44,14 +44,8 @@ const REPO = new URL("..", import.meta.url).pathname;
 const MIB = 1024 ** 2;
 const log = (s: string): void => console.error(s);
 
-const memsnapTask = (JSON.parse(await Deno.readTextFile(join(REPO, "deno.json"))) as {
-  tasks: Record<string, string>;
-}).tasks.memsnap!;
-const runFlags = /^deno run (.*) cli\.ts$/.exec(memsnapTask)?.[1];
-if (runFlags === undefined) {
-  throw new Error(`Cannot read the run flags of the memsnap task: ${memsnapTask}`);
-}
-const deno = `${q(Deno.execPath())} run ${runFlags} ${q(join(REPO, "cli.ts"))}`;
+// The CLI runs as `deno task memsnap` runs it.
+const deno = await memsnapCommand(REPO);
 
 const tmp = await Deno.makeTempDir({ prefix: "memsnap-memory-" });
 try {
