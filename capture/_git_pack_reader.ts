@@ -9,7 +9,8 @@
  *   ({@linkcode PackFile}), never whole. Objects of 8 MiB and more (`streamSync`, whole entries
  *   or deltas, and `rawChunks`) are handed out in chunks: a delta is applied as it is inflated,
  *   against its base in memory or, when the base is large too, written out to a temporary file
- *   first. Memory is bounded by the cache and the 8 MiB, whatever the objects' sizes.
+ *   first: memory is bounded by the cache and the 8 MiB, whatever the objects' sizes (`readSync`
+ *   reads an object whole, up to 1 GiB, for callers that need its body at once).
  * - {@linkcode indexPack}: builds the `.idx` of a pack (whole objects and ref/ofs deltas),
  *   the job of `git index-pack`, reading the pack by position too, and hashing large objects
  *   (whole or deltas) as they are inflated or applied.
