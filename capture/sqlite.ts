@@ -251,7 +251,9 @@ export function sqlitePlugin(options: SqlitePluginOptions): CapturePlugin {
           }
           let meta = copied.meta;
           if (ctx.redactor !== undefined) {
-            await ctx.redactor.redactSqlite(job.copy, artifact);
+            // Rebuilt once, by the runner (a worker for large databases), not by the redactor
+            // on this thread first.
+            await ctx.redactor.redactSqlite(job.copy, artifact, { vacuum: false });
             meta = await runner.vacuum(job.copy, copied.journalMode);
           }
           metas[db] = meta as unknown as JsonValue;

@@ -471,7 +471,11 @@ class RedactorImpl implements RedactorWithStats {
     return this.#apply(value, inValue, artifact);
   }
 
-  async redactSqlite(dbPath: string, artifact: string): Promise<void> {
+  async redactSqlite(
+    dbPath: string,
+    artifact: string,
+    options: { vacuum?: boolean } = {},
+  ): Promise<void> {
     const text = (t: string): string => this.redactString(t, artifact);
     const blob = (bytes: Uint8Array): Uint8Array | undefined => {
       const t = decodeText(bytes);
@@ -489,7 +493,10 @@ class RedactorImpl implements RedactorWithStats {
         this.#mute = false;
       }
     };
-    await redactSqliteFile(dbPath, text, blob, { again: { text: muted(text), blob: muted(blob) } });
+    await redactSqliteFile(dbPath, text, blob, {
+      again: { text: muted(text), blob: muted(blob) },
+      vacuum: options.vacuum ?? true,
+    });
   }
 
   report(): RedactionReport {

@@ -79,9 +79,11 @@ export interface Redactor {
   redactJson(value: JsonValue, artifact: string): JsonValue;
   /**
    * Redacts text values of every table of a SQLite database in place (a captured copy, never
-   * the live database), keeping full-text-search indexes consistent.
+   * the live database), keeping full-text-search indexes consistent. With `vacuum: false` the
+   * file is not rebuilt afterwards: for a caller that runs `VACUUM` itself (the sqlite plugin
+   * does, on a worker), which no old value survives either.
    */
-  redactSqlite(dbPath: string, artifact: string): Promise<void>;
+  redactSqlite(dbPath: string, artifact: string, options?: { vacuum?: boolean }): Promise<void>;
   /** The report so far (never contains a secret). */
   report(): RedactionReport;
 }

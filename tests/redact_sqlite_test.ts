@@ -215,3 +215,44 @@ interopTest("redactSqlite(): sqlite3 .dump of the redacted copy holds no secret"
     strictEqual(check.text.trim(), "ok");
   });
 });
+
+Deno.test("redactSqlite({ vacuum: false }) leaves the rebuild to the caller; the sqlite plugin's is enough", async () => {
+  await withTmp(async (dir) => {
+    const free = (p: string): number => {
+      const db = new DatabaseSync(p, { readOnly: true });
+      try {
+        return (db.prepare("PRAGMA freelist_count").get() as { freelist_count: number })
+          .freelist_count;
+      } finally {
+        db.close();
+      }
+    };
+    await Deno.mkdir(`${dir}/a`);
+    await Deno.mkdir(`${dir}/b`);
+    const rebuilt = makeDb(`${dir}/a`);
+    const left = makeDb(`${dir}/b`);
+    ok(free(left) > 0, "the fixture has free pages (a dropped table)");
+    await createRedactor({ packs: [secretsPack, piiPack], key: KEY }).redactSqlite(rebuilt, "a");
+    await createRedactor({ packs: [secretsPack, piiPack], key: KEY })
+      .redactSqlite(left, "a", { vacuum: false });
+    strictEqual(free(rebuilt), 0);
+    ok(free(left) > 0, "not rebuilt");
+    // The sqlite plugin's rebuild (vacuumAndDescribe) then leaves no free page and no secret,
+    // with the same rows as the redactor's own rebuild.
+    const { vacuumAndDescribe } = await import("../capture/_sqlite_copy.ts");
+    vacuumAndDescribe(left, "delete");
+    strictEqual(free(left), 0);
+    ok(!new TextDecoder("latin1").decode(await Deno.readFile(left)).includes(TAIL));
+    const dump = (p: string): unknown[] => {
+      const db = new DatabaseSync(p, { readOnly: true });
+      try {
+        return ["notes", "kv", "loose", "audit"].map((t) =>
+          db.prepare(`SELECT * FROM ${t} ORDER BY 1`).all()
+        );
+      } finally {
+        db.close();
+      }
+    };
+    deepStrictEqual(dump(left), dump(rebuilt));
+  });
+});
