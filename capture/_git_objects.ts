@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { pacer } from "../_pace.ts";
 import { createHash } from "node:crypto";
 import { digestHex } from "../bundle/_digest.ts";
 import { Buffer } from "node:buffer";
@@ -94,29 +95,6 @@ export interface ObjectStream {
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-/** How long synchronous work may hold the thread before it lets other tasks run: 16 ms. */
-const SLICE_MS = 16;
-
-/**
- * A pacer for long synchronous loops: `pace()` returns a promise (a `setImmediate`, which lets
- * pending I/O complete) once the caller has run for {@linkcode SLICE_MS} since the last one,
- * else `undefined`. Plugins capture concurrently: without it, a sync loop over thousands of
- * objects would stall the other plugins' I/O for its whole length.
- */
-export function pacer(): () => Promise<void> | undefined {
-  let last = performance.now();
-  return () => {
-    const now = performance.now();
-    if (now - last < SLICE_MS) return undefined;
-    return new Promise<void>((resolve) =>
-      setImmediate(() => {
-        last = performance.now();
-        resolve();
-      })
-    );
-  };
-}
 
 /** Reads objects of a repository (loose and packed) through isomorphic-git. */
 export function repoSource(gitdir: string): ObjectSource {

@@ -33,7 +33,8 @@ import type {
   RawChunks,
   RawEntry,
 } from "./_git_objects.ts";
-import { hexAt, hexInto, pacer, repoSource } from "./_git_objects.ts";
+import { hexAt, hexInto, repoSource } from "./_git_objects.ts";
+import { pacer } from "../_pace.ts";
 import type { SyncObjectStream } from "./_git_objects.ts";
 import { SyncZlib, syncZlibAvailable } from "./_git_zlib.ts";
 

@@ -16,13 +16,13 @@ import {
   joinHeaders,
   objectId,
   type ObjectSource,
-  pacer,
   parseTree,
   type RawChunks,
   type RawEntry,
   splitHeaders,
   type TreeEntry,
 } from "./_git_objects.ts";
+import { pacer } from "../_pace.ts";
 import { deflateBlocksSync, SyncZlib, syncZlibAvailable } from "./_git_zlib.ts";
 import { OidMap } from "./_oid_map.ts";
 

@@ -25,13 +25,13 @@ import {
   IndexBuilder,
   type ObjectSource,
   overlaySource,
-  pacer,
   parseTree,
   reachable,
   readBundleHeader,
   splitHeaders,
   writeBundle,
 } from "./_git_objects.ts";
+import { pacer } from "../_pace.ts";
 import { BUNDLE_ARTIFACT, rewriteHistory, type SpilledObjects } from "./_git_rewrite.ts";
 import { indexPack, PackFile, packReader } from "./_git_pack_reader.ts";
 import {

@@ -28,7 +28,7 @@ import {
   symlinkStaysInside,
 } from "./_util.ts";
 import { findGitdir, isIgnored, trackedFiles } from "./_git_repo.ts";
-import { pacer } from "./_git_objects.ts";
+import { pacer } from "../_pace.ts";
 import { digestInto } from "../bundle/_digest.ts";
 import { MemsnapError } from "../errors.ts";
 import { timingSafeEqual } from "node:crypto";
