@@ -1,5 +1,6 @@
 // Private: rewrites the text values of a SQLite database copy, keeping FTS indexes consistent.
 import { DatabaseSync, type SQLInputValue } from "node:sqlite";
+import { pacer } from "../_pace.ts";
 
 const q = (name: string): string => `"${name.replaceAll('"', '""')}"`;
 
@@ -23,13 +24,16 @@ interface TableInfo {
  * `options.vacuum` is false (a caller that vacuums it next: the rebuild is the longest step,
  * ~8-13 s for 1.3 GB, and once is enough).
  */
-export function redactSqliteFile(
+export async function redactSqliteFile(
   path: string,
   redactText: (text: string) => string,
   redactBlob: (bytes: Uint8Array) => Uint8Array | undefined,
   options: RedactSqliteOptions = {},
 ): Promise<void> {
   const budget = { left: options.heldBytes ?? HELD_BYTES };
+  // Row by row, letting other tasks run every 16 ms (the other plugins, the agent's runtime):
+  // a 1.3 GB database held the thread ~15 s otherwise. The connection is this function's own.
+  const pace = pacer();
   const db = new DatabaseSync(path);
   try {
     db.exec("PRAGMA secure_delete = ON");
@@ -43,14 +47,14 @@ export function redactSqliteFile(
     for (const t of tables) {
       if (t.kind === "virtual") continue;
       if (t.kind === "fts" && t.content !== "internal") continue;
-      const updates = collectUpdates(db, t, redactText, redactBlob, budget);
+      const updates = await collectUpdates(db, t, redactText, redactBlob, budget, pace);
       if (updates.length > 0) pending.push({ table: t, updates });
     }
     const fts = tables.filter((t) => t.kind === "fts");
     const freelist = Number(
       (db.prepare("PRAGMA freelist_count").get() as { freelist_count: number }).freelist_count,
     );
-    if (pending.length === 0 && freelist === 0) return Promise.resolve();
+    if (pending.length === 0 && freelist === 0) return;
     db.exec("BEGIN IMMEDIATE");
     try {
       const touched = new Set(pending.map((p) => p.table.name));
@@ -60,7 +64,13 @@ export function redactSqliteFile(
       const dropped = triggers.filter((tr) => touched.has(tr.tbl_name));
       for (const tr of dropped) db.exec(`DROP TRIGGER ${q(tr.name)}`);
       for (const { table, updates } of pending) {
-        applyUpdates(db, table, updates, options.again ?? { text: redactText, blob: redactBlob });
+        await applyUpdates(
+          db,
+          table,
+          updates,
+          options.again ?? { text: redactText, blob: redactBlob },
+          pace,
+        );
         changedTables.add(table.name);
       }
       for (const tr of dropped) db.exec(tr.sql);
@@ -88,7 +98,6 @@ export function redactSqliteFile(
   } finally {
     db.close();
   }
-  return Promise.resolve();
 }
 
 /**
@@ -173,13 +182,14 @@ function listTables(db: DatabaseSync): TableInfo[] {
   });
 }
 
-function collectUpdates(
+async function collectUpdates(
   db: DatabaseSync,
   t: TableInfo,
   redactText: (text: string) => string,
   redactBlob: (bytes: Uint8Array) => Uint8Array | undefined,
   budget: { left: number },
-): Update[] {
+  pace: () => Promise<void> | undefined,
+): Promise<Update[]> {
   const info = db.prepare(`PRAGMA table_xinfo(${q(t.name)})`).all() as {
     name: string;
     pk: number;
@@ -204,6 +214,8 @@ function collectUpdates(
   const keyNames = keyExpr.map((_, i) => `k${i}`);
   const colNames = cols.map((_, i) => `c${i}`);
   for (const row of stmt.iterate() as Iterable<Record<string, unknown>>) {
+    const wait = pace();
+    if (wait !== undefined) await wait;
     let key: SQLInputValue[] | undefined;
     for (let i = 0; i < colNames.length; i++) {
       const v = row[colNames[i]!];
@@ -230,17 +242,20 @@ function collectUpdates(
   return updates;
 }
 
-function applyUpdates(
+async function applyUpdates(
   db: DatabaseSync,
   t: TableInfo,
   updates: Update[],
   again: NonNullable<RedactSqliteOptions["again"]>,
-): void {
+  pace: () => Promise<void> | undefined,
+): Promise<void> {
   const keyExpr = (t as TableInfo & { keyExpr?: string[] }).keyExpr ?? ["rowid"];
   const where = keyExpr.map((k) => `${k} = ?`).join(" AND ");
   const stmts = new Map<string, ReturnType<DatabaseSync["prepare"]>>();
   const reads = new Map<string, ReturnType<DatabaseSync["prepare"]>>();
   for (const u of updates) {
+    const wait = pace();
+    if (wait !== undefined) await wait;
     let value = u.value;
     if (value === undefined) {
       // Not held: read again (only other rows, or other columns of this row, were written
