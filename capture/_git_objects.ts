@@ -465,7 +465,12 @@ export async function writeBundle(
         const sync = source.streamSync?.(oid);
         if (sync !== undefined) {
           out.push(packObjectHeader(TYPE_CODE[sync.type], sync.size));
-          for (const c of deflateBlocksSync(sync.body, true)) out.push(c);
+          // (a 300 MB object is seconds of deflating: other tasks run meanwhile)
+          for (const c of deflateBlocksSync(sync.body, true)) {
+            out.push(c);
+            const wait = pace();
+            if (wait !== undefined) await wait;
+          }
           continue;
         }
         const streamed = source.streamSync === undefined ? await source.stream?.(oid) : undefined;
