@@ -10,7 +10,6 @@ import { pacer } from "../_pace.ts";
 import { createHash } from "node:crypto";
 import { digestHex } from "../bundle/_digest.ts";
 import { Buffer } from "node:buffer";
-import { setImmediate } from "node:timers";
 import { createDeflate, deflateSync } from "node:zlib";
 import { gitFs } from "./_git_repo.ts";
 import { deflateBlocksSync, SyncZlib, syncZlibAvailable } from "./_git_zlib.ts";
