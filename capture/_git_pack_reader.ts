@@ -34,6 +34,7 @@ import type {
   RawEntry,
 } from "./_git_objects.ts";
 import { hexAt, hexInto, repoSource } from "./_git_objects.ts";
+import { readFullyAt } from "./_util.ts";
 import { pacer } from "../_pace.ts";
 import type { SyncObjectStream } from "./_git_objects.ts";
 import { SyncZlib, syncZlibAvailable } from "./_git_zlib.ts";
@@ -116,13 +117,7 @@ export class PackFile implements PackBytes {
   }
 
   #read(into: Uint8Array, offset: number): void {
-    this.#file.seekSync(this.#start + offset, Deno.SeekMode.Start);
-    let got = 0;
-    while (got < into.length) {
-      const n = this.#file.readSync(into.subarray(got));
-      if (n === null || n === 0) throw new Error("truncated pack");
-      got += n;
-    }
+    readFullyAt(this.#file, into, this.#start + offset, "truncated pack");
   }
 
   bytes(offset: number, length: number): Uint8Array {
@@ -509,13 +504,7 @@ class BaseFile implements DeltaBase {
   }
 
   #fill(into: Uint8Array, offset: number): void {
-    this.#file.seekSync(offset, Deno.SeekMode.Start);
-    let got = 0;
-    while (got < into.length) {
-      const n = this.#file.readSync(into.subarray(got));
-      if (n === null || n === 0) throw new Error("delta base file is truncated");
-      got += n;
-    }
+    readFullyAt(this.#file, into, offset, "delta base file is truncated");
   }
 
   read(offset: number, into: Uint8Array): void {

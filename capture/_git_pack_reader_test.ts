@@ -4,6 +4,7 @@ import { indexConfig, indexPack, PackFile, packReader, streamConfig } from "./_g
 import { reachable, readBundleHeader, writeBundle } from "./_git_objects.ts";
 import { tmpdir } from "node:os";
 import { interopTest, run, tempDir } from "../tests/_tools.ts";
+import { concat } from "../tests/bundle_helpers.ts";
 
 const env = {
   GIT_AUTHOR_NAME: "t",
@@ -161,17 +162,8 @@ async function blobsOf(git: (...args: string[]) => Promise<string>): Promise<[st
 }
 
 /** A stream's body, each chunk copied as it comes (chunks are reused). */
-function bodyOf(chunks: Iterable<Uint8Array>): Uint8Array {
-  const parts: Uint8Array[] = [];
-  for (const c of chunks) parts.push(new Uint8Array(c));
-  const out = new Uint8Array(parts.reduce((n, c) => n + c.length, 0));
-  let at = 0;
-  for (const c of parts) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
-}
+const bodyOf = (chunks: Iterable<Uint8Array>): Uint8Array =>
+  concat(Array.from(chunks, (c) => new Uint8Array(c)));
 
 interopTest(
   "packReader and indexPack stream large packed objects: delta chains, shared bases, git's bytes",

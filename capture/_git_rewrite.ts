@@ -24,6 +24,7 @@ import {
 } from "./_git_objects.ts";
 import { pacer } from "../_pace.ts";
 import { deflateBlocksSync, SyncZlib, syncZlibAvailable } from "./_git_zlib.ts";
+import { readFullyAt } from "./_util.ts";
 import { OidMap } from "./_oid_map.ts";
 
 /** The outcome of {@linkcode rewriteHistory}. */
@@ -141,13 +142,7 @@ export class SpilledObjects {
 
   #data(offset: number, length: number): Uint8Array {
     const buf = new Uint8Array(length);
-    this.#file.seekSync(offset, Deno.SeekMode.Start);
-    let got = 0;
-    while (got < length) {
-      const n = this.#file.readSync(buf.subarray(got));
-      if (n === null || n === 0) throw new Error("rewritten object file is truncated");
-      got += n;
-    }
+    readFullyAt(this.#file, buf, offset, "rewritten object file is truncated");
     return buf;
   }
 
@@ -181,14 +176,8 @@ export class SpilledObjects {
         const end = e.offset + e.length;
         while (at < end) {
           const want = buf.subarray(0, Math.min(buf.length, end - at));
-          file.seekSync(at, Deno.SeekMode.Start);
-          let got = 0;
-          while (got < want.length) {
-            const n = file.readSync(want.subarray(got));
-            if (n === null || n === 0) throw new Error("rewritten object file is truncated");
-            got += n;
-          }
-          at += got;
+          readFullyAt(file, want, at, "rewritten object file is truncated");
+          at += want.length;
           yield want;
         }
       })(),

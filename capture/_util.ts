@@ -212,6 +212,25 @@ export function globToRegExp(glob: string): RegExp {
   return new RegExp(`^${re}$`);
 }
 
+/**
+ * Fills `into` with the bytes of `file` from `position` (seek, then read until full); throws
+ * `Error(truncated)` if the file ends first.
+ */
+export function readFullyAt(
+  file: Deno.FsFile,
+  into: Uint8Array,
+  position: number,
+  truncated: string,
+): void {
+  file.seekSync(position, Deno.SeekMode.Start);
+  let got = 0;
+  while (got < into.length) {
+    const n = file.readSync(into.subarray(got));
+    if (n === null || n === 0) throw new Error(truncated);
+    got += n;
+  }
+}
+
 /** Whether an error is Deno's NotFound. */
 export function isNotFound(e: unknown): boolean {
   return e instanceof Deno.errors.NotFound;
