@@ -383,7 +383,8 @@ let startEngine: SyncZlib | undefined;
 function inflateStart(input: Uint8Array): Uint8Array {
   const z = startEngine ??= new SyncZlib("inflate", 1 << 12);
   try {
-    const out = z.pushView(input).slice(0, 64);
+    // (a copy: the view is the engine's buffer, and a Buffer's slice() is a view too)
+    const out = new Uint8Array(z.pushView(input).subarray(0, 64));
     z.reset();
     return out;
   } catch (e) {
