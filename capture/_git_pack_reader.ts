@@ -1523,6 +1523,16 @@ export async function indexPack(pack: PackBytes): Promise<Uint8Array> {
           continue;
         }
         await pace();
+        // A pack to restore may be hostile: a delta's copies can repeat its base without end, and
+        // streamed it would be hashed for as long as it claims. Past 1 GiB (where reading it
+        // whole refused it before), a result may not outgrow four times its base and
+        // instructions.
+        const sizes = deltaSizes(pack, h, offsets[e + 1]!);
+        if (sizes.result > Math.max(MAX_OBJECT, 4 * (sizes.base + h.size))) {
+          throw new Error(
+            `delta result of ${sizes.result} bytes is out of proportion to its base (${sizes.base}) and instructions (${h.size})`,
+          );
+        }
         const s = streamObject(packEntries, offsets[e]!, baseFiles);
         if (s !== undefined) {
           const hash = createHash("sha1").update(`${NAMES[s.type]} ${s.size}\0`);

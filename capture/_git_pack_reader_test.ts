@@ -1,6 +1,15 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { indexConfig, indexPack, PackFile, packReader, streamConfig } from "./_git_pack_reader.ts";
+import { Buffer } from "node:buffer";
+import { deflateSync } from "node:zlib";
+import {
+  indexConfig,
+  indexPack,
+  indexPackBytes,
+  PackFile,
+  packReader,
+  streamConfig,
+} from "./_git_pack_reader.ts";
 import { reachable, readBundleHeader, writeBundle } from "./_git_objects.ts";
 import { tmpdir } from "node:os";
 import { interopTest, run, tempDir } from "../tests/_tools.ts";
@@ -319,3 +328,73 @@ interopTest(
     assert.equal(log.text, "c2\nc1\nc0\n");
   },
 );
+
+/** A pack of the given entries (type code, bytes), each stored deflated. */
+function craftPack(entries: { type: number; body: Uint8Array; base?: string }[]): Uint8Array {
+  const parts: Uint8Array[] = [new TextEncoder().encode("PACK"), new Uint8Array([0, 0, 0, 2])];
+  const n = new Uint8Array(4);
+  new DataView(n.buffer).setUint32(0, entries.length);
+  parts.push(n);
+  for (const e of entries) {
+    const head: number[] = [];
+    let size = e.body.length;
+    let c = (e.type << 4) | (size & 0x0f);
+    size = Math.floor(size / 16);
+    while (size > 0) {
+      head.push(c | 0x80);
+      c = size & 0x7f;
+      size = Math.floor(size / 128);
+    }
+    head.push(c);
+    parts.push(new Uint8Array(head));
+    if (e.base !== undefined) parts.push(Buffer.from(e.base, "hex"));
+    parts.push(new Uint8Array(deflateSync(e.body)));
+  }
+  const body = concat(parts);
+  return concat([body, createHash("sha1").update(body).digest()]);
+}
+
+/** A git delta: base and result sizes, then the instructions. */
+function delta(baseSize: number, resultSize: number, ops: number[]): Uint8Array {
+  const varint = (v: number): number[] => {
+    const out: number[] = [];
+    do {
+      let b = v % 128;
+      v = Math.floor(v / 128);
+      if (v > 0) b |= 0x80;
+      out.push(b);
+    } while (v > 0);
+    return out;
+  };
+  return new Uint8Array([...varint(baseSize), ...varint(resultSize), ...ops]);
+}
+
+Deno.test("indexPack() streams a delta that repeats its base, and refuses one out of all proportion", async () => {
+  const base = new TextEncoder().encode("0123456789".repeat(10));
+  const baseOid = createHash("sha1").update(`blob ${base.length}\0`).update(base).digest("hex");
+  // Copy the whole base (offset 0, size 100) three times: a result of 300 bytes.
+  const copy = [0x80 | 0x10, 100];
+  const old = streamConfig.minBytes;
+  streamConfig.minBytes = 64;
+  try {
+    const idx = await indexPackBytes(craftPack([
+      { type: 3, body: base },
+      { type: 7, body: delta(100, 300, [...copy, ...copy, ...copy]), base: baseOid },
+    ]));
+    const want = createHash("sha1").update("blob 300\0").update(
+      new TextEncoder().encode("0123456789".repeat(30)),
+    ).digest("hex");
+    assert.ok(Buffer.from(idx).toString("hex").includes(want), "the result's id is indexed");
+    // The same instructions claiming 2 GiB: refused from the delta's header, before any work.
+    await assert.rejects(
+      () =>
+        indexPackBytes(craftPack([
+          { type: 3, body: base },
+          { type: 7, body: delta(100, 2 ** 31, [...copy, ...copy, ...copy]), base: baseOid },
+        ])),
+      /delta result of 2147483648 bytes is out of proportion to its base \(100\)/,
+    );
+  } finally {
+    streamConfig.minBytes = old;
+  }
+});
