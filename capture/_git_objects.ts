@@ -325,7 +325,7 @@ export async function reachable(
 const TYPE_CODE: Record<ObjectType, number> = { commit: 1, tree: 2, blob: 3, tag: 4 };
 
 /** Encodes a pack object header: type code (1-4, 7 for a ref delta) and inflated size. */
-function packObjectHeader(type: number, size: number): Uint8Array {
+export function packObjectHeader(type: number, size: number): Uint8Array {
   const bytes: number[] = [];
   let c = (type << 4) | (size & 0x0f);
   size = Math.floor(size / 16);

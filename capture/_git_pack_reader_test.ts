@@ -10,7 +10,7 @@ import {
   packReader,
   streamConfig,
 } from "./_git_pack_reader.ts";
-import { reachable, readBundleHeader, writeBundle } from "./_git_objects.ts";
+import { packObjectHeader, reachable, readBundleHeader, writeBundle } from "./_git_objects.ts";
 import { tmpdir } from "node:os";
 import { interopTest, run, tempDir } from "../tests/_tools.ts";
 import { concat } from "../tests/bundle_helpers.ts";
@@ -336,17 +336,7 @@ function craftPack(entries: { type: number; body: Uint8Array; base?: string }[])
   new DataView(n.buffer).setUint32(0, entries.length);
   parts.push(n);
   for (const e of entries) {
-    const head: number[] = [];
-    let size = e.body.length;
-    let c = (e.type << 4) | (size & 0x0f);
-    size = Math.floor(size / 16);
-    while (size > 0) {
-      head.push(c | 0x80);
-      c = size & 0x7f;
-      size = Math.floor(size / 128);
-    }
-    head.push(c);
-    parts.push(new Uint8Array(head));
+    parts.push(packObjectHeader(e.type, e.body.length));
     if (e.base !== undefined) parts.push(Buffer.from(e.base, "hex"));
     parts.push(new Uint8Array(deflateSync(e.body)));
   }
