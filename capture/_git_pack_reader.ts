@@ -774,18 +774,22 @@ function findOid(pack: Pack, oid: Uint8Array): number {
   return -1;
 }
 
-/** The position of the entry at `offset` in `pack.sorted`, or -1. */
-function entryAt(pack: Pack, offset: number): number {
-  const s = pack.sorted;
+/** The position of `offset` among the first `n` of the ascending `sorted` offsets, or -1. */
+function offsetIndex(sorted: Float64Array, offset: number, n = sorted.length): number {
   let lo = 0;
-  let hi = s.length;
+  let hi = n;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (s[mid] === offset) return mid;
-    if (s[mid]! < offset) lo = mid + 1;
+    if (sorted[mid] === offset) return mid;
+    if (sorted[mid]! < offset) lo = mid + 1;
     else hi = mid;
   }
   return -1;
+}
+
+/** The position of the entry at `offset` in `pack.sorted`, or -1. */
+function entryAt(pack: Pack, offset: number): number {
+  return offsetIndex(pack.sorted, offset);
 }
 
 /** Where the entry at `offset` ends (next entry's offset, or the trailer); `undefined` if none. */
@@ -1365,17 +1369,7 @@ export async function indexPack(pack: PackBytes): Promise<Uint8Array> {
   const resolved = new Uint8Array(count);
   const byOid = new OidIndex(oids, count);
   /** The entry starting at `offset`, or -1. */
-  const entryAt = (offset: number): number => {
-    let lo = 0;
-    let hi = count;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (offsets[mid] === offset) return mid;
-      if (offsets[mid]! < offset) lo = mid + 1;
-      else hi = mid;
-    }
-    return -1;
-  };
+  const entryAt = (offset: number): number => offsetIndex(offsets, offset, count);
   const setOid = (e: number, oid: string): void => {
     hexInto(oid, oids.subarray(e * 20, e * 20 + 20));
     resolved[e] = 1;
