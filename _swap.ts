@@ -53,6 +53,7 @@ export const realSwapFs: SwapFs = {
     }
   },
   async writeFileAtomic(path, data) {
+    // (named as JOURNAL_TMP matches for the journal)
     const tmp = `${path}.tmp-${crypto.randomUUID().slice(0, 8)}`;
     const f = await Deno.open(tmp, { write: true, createNew: true, mode: 0o600 });
     try {
@@ -101,6 +102,12 @@ export interface Journal {
 
 /** Name of the journal file inside the agent's state dir. */
 export const JOURNAL_FILE = "restore-journal.json";
+
+/**
+ * The temporary file of a journal write (`writeFileAtomic`: the path, `.tmp-` and 8 hex
+ * digits): a restore killed before its rename leaves it.
+ */
+export const JOURNAL_TMP: RegExp = /^restore-journal\.json\.tmp-[0-9a-f]{8}$/;
 
 /** Where the staged replacement of a target lives. */
 export function stagedPath(t: JournalTarget): string {

@@ -37,7 +37,7 @@ import { MEMSNAP_VERSION } from "./version.ts";
 import type { BuiltinHooks, Hooks } from "./hooks/types.ts";
 import {
   type Journal,
-  JOURNAL_FILE,
+  JOURNAL_TMP,
   type JournalTarget,
   planTarget,
   realSwapFs,
@@ -889,12 +889,6 @@ const STAGING_PREFIX = "memsnap-capture-";
  * removed with it: one left behind names the staging dir of a snapshot that was killed.
  */
 const STAGING_MARKER = "staging-";
-
-/**
- * The temporary file of a journal write (`writeFileAtomic`): a restore killed before its
- * rename leaves it.
- */
-const JOURNAL_TMP = new RegExp(`^${JOURNAL_FILE.replaceAll(".", "\\.")}\\.tmp-[0-9a-f]{8}$`);
 
 /**
  * Removes what killed restores and snapshots of this agent left (run under its lock, when
