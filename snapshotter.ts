@@ -615,15 +615,16 @@ export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
       const plan: RestorePlanEntry[] = [];
       for (const p of involved) {
         if (p.plan) {
-          plan.push(
-            ...await p.plan({
-              manifest,
-              artifacts: manifest.artifacts.filter((a) => p.owns(a.path)),
-              payloadDir,
-              signal,
-              progress,
-            }),
-          );
+          const entries = await p.plan({
+            manifest,
+            artifacts: manifest.artifacts.filter((a) => p.owns(a.path)),
+            payloadDir,
+            signal,
+            progress,
+          });
+          // One push per entry: spread as arguments, a plan of ~120,000 files or more (one
+          // entry per file) overflows the call stack.
+          for (const e of entries) plan.push(e);
         }
       }
       if (opts.dryRun) {
@@ -707,7 +708,7 @@ export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
       // 5. Swap; any failure rolls every target back.
       const absentAside: string[] = [];
       const swapped = await runSwap(swapFs, stateDir, journal, async (jj) => {
-        absentAside.push(...await keepAbsentFiles(jj));
+        for (const f of await keepAbsentFiles(jj)) absentAside.push(f);
       });
       journal = undefined;
       await store.audit({

@@ -4,6 +4,7 @@ import { memdirPlugin } from "./capture/mod.ts";
 import { openStore } from "./store/open_store.ts";
 import { NotFoundError } from "./errors.ts";
 import type { Store } from "./store/types.ts";
+import type { CapturePlugin } from "./capture/types.ts";
 import { tempDir } from "./tests/_tools.ts";
 
 const NO_STORE = undefined as unknown as Store; // a path reference never reaches the store
@@ -115,6 +116,49 @@ Deno.test("restore() keeps every file absent from the snapshot aside, at any dep
     assert.equal(Deno.readTextFileSync(`${mem}/notes/a.md`), "a");
     assert.throws(() => Deno.lstatSync(`${mem}/top.md`), Deno.errors.NotFound);
     assert.throws(() => Deno.lstatSync(`${mem}/link`), Deno.errors.NotFound);
+  } finally {
+    await store.close();
+  }
+});
+
+Deno.test("restore() takes a plan of 200,000 entries (one per file of a large memory)", async () => {
+  // Spread into push() as arguments, a plan this long overflowed the call stack (a restore of
+  // a memory dir of 200,000 notes failed with "Maximum call stack size exceeded").
+  await using dir = await tempDir();
+  const target = `${dir.path}/live.txt`;
+  const bytes = new TextEncoder().encode("hello");
+  const N = 200_000;
+  const plugin: CapturePlugin = {
+    name: "many",
+    owns: (path) => path.startsWith("many/"),
+    capture: () =>
+      Promise.resolve({
+        artifacts: [{
+          path: "many/a.txt",
+          kind: "file",
+          size: bytes.length,
+          open: () => Promise.resolve(new Blob([bytes]).stream()),
+        }],
+      }),
+    plan: () =>
+      Promise.resolve(
+        Array.from({ length: N }, (_, i) => ({ target: `${target}.${i}`, action: "add file" })),
+      ),
+    async restore(ctx) {
+      const staged = await ctx.stage({ path: target, type: "file" });
+      await Deno.writeFile(staged, bytes);
+    },
+  };
+  const store = await openStore(`${dir.path}/store`);
+  try {
+    const snap = createSnapshotter({ store, agent: "a1", captures: [plugin] });
+    const { info } = await snap.snapshot({ redact: false });
+    const dry = await snap.restore(info.id, { dryRun: true });
+    assert.equal(dry.plan.length, N);
+    assert.equal(dry.plan[N - 1]!.target, `${target}.${N - 1}`);
+    const r = await snap.restore(info.id, { noPreSnapshot: true });
+    assert.equal(r.plan.length, N);
+    assert.equal(Deno.readTextFileSync(target), "hello");
   } finally {
     await store.close();
   }

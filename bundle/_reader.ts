@@ -159,7 +159,7 @@ export async function readPass(
         await readArtifacts(tap, manifest, opts, failures);
       } catch (e) {
         if (isRefusal(e) || !(e instanceof VerificationError)) throw e;
-        failures.push(...failuresOf(e));
+        for (const f of failuresOf(e)) failures.push(f);
       }
     }
     await tap.drain();
