@@ -402,3 +402,58 @@ export async function generateLargeFixture(
 
   return await finish(home, memdir, size, 0.35, pool, rnd, { bytes, textBytes, files });
 }
+
+/**
+ * A memory of many small files, for the peak-memory benchmark (`bench/memory.ts --files N`):
+ * memory must not grow much with their number. Under `home`:
+ *
+ * - `memory/`: a git repository of `files` notes of 200 bytes to 2 KiB in 1,000 directories
+ *   (`notes/dNNN/`), committed in one commit, then 5% of them edited in a second commit (so the
+ *   history has ~1.05 blobs per note);
+ * - the usual databases (a few MiB each) and state files.
+ *
+ * @param home Where to create it (must not exist).
+ * @param files Number of notes.
+ * @param seed Generator seed.
+ */
+export async function generateManyFilesFixture(
+  home: string,
+  files: number,
+  seed = 13,
+): Promise<Fixture> {
+  const rnd = rng(seed);
+  const memdir = join(home, "memory");
+  await Deno.mkdir(join(home, "state"), { recursive: true });
+  const pool = new TextPool(4 << 20, seed);
+  const dirs = Math.min(1000, Math.max(1, Math.ceil(files / 100)));
+  for (let d = 0; d < dirs; d++) {
+    await Deno.mkdir(join(memdir, "notes", `d${String(d).padStart(3, "0")}`), { recursive: true });
+  }
+  const rel = (i: number): string =>
+    `notes/d${String(i % dirs).padStart(3, "0")}/note-${String(i).padStart(7, "0")}.md`;
+  let bytes = 0;
+  for (let i = 0; i < files; i++) {
+    const n = 200 + Math.floor(rnd() * rnd() * 1848);
+    // Synchronous: 100,000 awaited writes would take several times longer.
+    Deno.writeFileSync(join(memdir, rel(i)), pool.take(n, rel(i)));
+    bytes += n;
+  }
+  await run("git", ["init", "-q", "-b", "main"], memdir);
+  await run("git", ["config", "gc.auto", "0"], memdir);
+  await run("git", ["config", "maintenance.auto", "false"], memdir);
+  await run("git", ["add", "-A"], memdir);
+  await run("git", ["commit", "-q", "-m", "notes"], memdir);
+  const edited = new TextEncoder().encode("\n- follow up: reviewed during the dream pass\n");
+  for (let i = 0; i < files; i += 20) {
+    using f = await Deno.open(join(memdir, rel(i)), { append: true });
+    await f.write(edited);
+    bytes += edited.length;
+  }
+  await run("git", ["commit", "-q", "-a", "-m", "dream pass"], memdir);
+  // Databases of a fixed ~16 MiB: the files are what grows here.
+  return await finish(home, memdir, 16 << 20, 0.5, pool, rnd, {
+    bytes,
+    textBytes: bytes,
+    files,
+  });
+}

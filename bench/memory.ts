@@ -1,17 +1,20 @@
 /**
- * Peak memory on a memory of few, large objects, against the 256 MiB target "whatever the
- * input size": nothing may hold a whole artifact, git object or bundle.
+ * Peak memory against the 256 MiB target "whatever the input size", on a memory of few, large
+ * objects (nothing may hold a whole artifact, git object or bundle), or of many small files
+ * (`--files`: what memory grows with is their number).
  *
- *     deno task bench:memory             # ~1 GiB fixture
+ *     deno task bench:memory             # ~1 GiB fixture of large objects
  *     deno task bench:memory --quick     # ~256 MiB
  *     deno task bench:memory --size 4G [--keep] [--out FILE]
+ *     deno task bench:memory --files 200000   # 200,000 small notes
  *
  * The fixture (`generateLargeFixture` in `bench/_fixture.ts`): a git memory dir whose transcript
  * (35% of the bytes) grew over four commits and was packed by `git gc` (the older versions as
  * deltas of the newest while under git's 512 MiB `core.bigFileThreshold`), a packed binary
  * attachment (10%), a few notes; a SQLite database of text (35%) and one of vectors (15%).
- * `bench:compare` measures the other shape, many small notes, where memory grows with the
- * number of files (docs/PERFORMANCE.md).
+ * With `--files N` (`generateManyFilesFixture`): N notes of 200 bytes to 2 KiB in 1,000
+ * directories, committed, 5% of them edited in a second commit, and small databases: the
+ * unredacted snapshot packs two artifacts per note (the file and its loose git object).
  *
  * Each step is a CLI subprocess (`deno task memsnap`'s flags), under `/usr/bin/time`:
  * a snapshot with the default redaction packs (its git history rewritten: every version of the
@@ -25,7 +28,7 @@
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import os from "node:os";
-import { generateLargeFixture } from "./_fixture.ts";
+import { generateLargeFixture, generateManyFilesFixture } from "./_fixture.ts";
 import { measure, memsnapCommand, parseSize, q, type Sample, sizeLabel } from "./_measure.ts";
 
 const { values: flags } = parseArgs({
@@ -33,12 +36,17 @@ const { values: flags } = parseArgs({
   options: {
     quick: { type: "boolean" },
     size: { type: "string" },
+    files: { type: "string" },
     keep: { type: "boolean" },
     out: { type: "string" },
   },
 });
+const files = flags.files === undefined ? undefined : Number(flags.files);
+if (files !== undefined && (!Number.isSafeInteger(files) || files < 1)) {
+  throw new Error(`--files ${flags.files}: not a positive integer`);
+}
 const size = flags.size ? parseSize(flags.size) : flags.quick ? 256 * 1024 ** 2 : 1024 ** 3;
-const label = sizeLabel(size);
+const label = files === undefined ? sizeLabel(size) : `${files}-files`;
 const TARGET_MIB = 256;
 const REPO = new URL("..", import.meta.url).pathname;
 const MIB = 1024 ** 2;
@@ -49,9 +57,15 @@ const deno = await memsnapCommand(REPO);
 
 const tmp = await Deno.makeTempDir({ prefix: "memsnap-memory-" });
 try {
-  log(`memsnap bench:memory: ${label} fixture of large objects, in ${tmp}`);
+  log(
+    `memsnap bench:memory: ${
+      files === undefined ? `${label} fixture of large objects` : `${files} small notes`
+    }, in ${tmp}`,
+  );
   const t0 = performance.now();
-  const fx = await generateLargeFixture(join(tmp, "home"), size);
+  const fx = files === undefined
+    ? await generateLargeFixture(join(tmp, "home"), size)
+    : await generateManyFilesFixture(join(tmp, "home"), files);
   const pack = await new Deno.Command("git", {
     args: ["-C", fx.memdir, "count-objects", "-v"],
     stdout: "piped",
@@ -60,7 +74,9 @@ try {
     new TextDecoder().decode(pack.stdout).trim().split("\n").map((l) => l.split(": ")),
   );
   log(
-    `fixture: ${(fx.bytes / MIB).toFixed(1)} MiB live, git: ${counts["in-pack"]} packed objects ` +
+    `fixture: ${(fx.bytes / MIB).toFixed(1)} MiB live, ${fx.files} files, git: ${
+      counts["in-pack"]
+    } packed objects ` +
       `(${(Number(counts["size-pack"]) / 1024).toFixed(1)} MiB), ${counts.count} loose, in ${
         ((performance.now() - t0) / 1000).toFixed(1)
       } s`,
@@ -125,7 +141,7 @@ try {
   const result = {
     date: new Date().toISOString(),
     size: label,
-    fixture: { live_bytes: fx.bytes, git: counts },
+    fixture: { live_bytes: fx.bytes, files: fx.files, git: counts },
     target_mib: TARGET_MIB,
     peak_rss_mib: +peak.toFixed(1),
     within_target: peak <= TARGET_MIB,
