@@ -5,7 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import { basename, dirname, join } from "node:path";
-import { MemsnapError } from "../errors.ts";
+import { MemsnapError, RefusedError } from "../errors.ts";
 import { noopProgress, type ProgressReporter } from "../progress.ts";
 import type { ArtifactSource } from "../capture/types.ts";
 import {
@@ -25,7 +25,7 @@ import {
   padding,
 } from "./_tar_header.ts";
 import { checkPath, comparePaths, SortedPaths } from "./_paths.ts";
-import { bundleLimits } from "./bundle_limits.ts";
+import { type BundleLimits, bundleLimits } from "./bundle_limits.ts";
 import { zstdCompressFrames } from "./_zstd_frames.ts";
 import { smallInt, throughTransform, writeAll } from "./_io.ts";
 import { sha256Hex } from "./_digest.ts";
@@ -60,6 +60,13 @@ export interface WriteBundleOptions {
    * on this project's VMs). Off by default.
    */
   flushEvery?: number;
+  /**
+   * The reader caps the bundle must stay within (the defaults, with these overrides): a bundle
+   * with more artifacts, a larger artifact, payload or manifest than a reader accepts is
+   * refused before anything is written, rather than written and then unreadable. Pass the caps
+   * your readers are given when they are not the defaults. @default {bundleLimits}
+   */
+  limits?: Partial<BundleLimits>;
 }
 
 const PAD = new Uint8Array(BLOCK);
@@ -105,6 +112,17 @@ function chunksLength(m: Manifest): number {
   let n = 0;
   for (const c of manifestChunks(m)) n += c.length;
   return n;
+}
+
+/** A bundle a reader with `limits` would refuse, refused before it is written (exit 4). */
+function overCap(what: string, cap: string, name: keyof BundleLimits): RefusedError {
+  return new RefusedError(
+    `Cannot write the bundle: ${what}, over the cap of ${cap} that a reader accepts (${name})`,
+    {
+      hint: "Snapshot less at once (fewer or smaller files), or raise the cap for the writer " +
+        "and every reader alike (the `limits` options).",
+    },
+  );
 }
 
 function readsSync(s: ArtifactSource): boolean {
@@ -193,6 +211,7 @@ export async function writeBundle(
   }
   signal?.throwIfAborted();
 
+  const limits: BundleLimits = { ...bundleLimits, ...options.limits };
   // 1. Sources: validate, sort.
   const sources: ArtifactSource[] = [];
   for await (const s of artifacts) sources.push(s);
@@ -203,11 +222,13 @@ export async function writeBundle(
   sources.sort((a, b) => comparePaths(a.path, b.path));
   const seen = new SortedPaths();
   let total = 0;
+  // The inner tar's length, as a reader counts it against maxTotalSize.
+  let tarBytes = END_OF_ARCHIVE.length;
   for (const s of sources) {
     if (typeof s.path !== "string") {
       throw new TypeError("Cannot write the bundle: an artifact has no path");
     }
-    const problem = checkPath(s.path, bundleLimits.maxPathLength, bundleLimits.maxPathDepth) ??
+    const problem = checkPath(s.path, limits.maxPathLength, limits.maxPathDepth) ??
       seen.add(s.path);
     if (problem) {
       throw new TypeError(
@@ -226,7 +247,29 @@ export async function writeBundle(
         `Cannot write the bundle: artifact ${JSON.stringify(s.path)} has an invalid mode ${s.mode}`,
       );
     }
+    if (s.size > limits.maxEntrySize) {
+      throw overCap(
+        `artifact ${JSON.stringify(s.path)} is ${s.size} bytes`,
+        `${limits.maxEntrySize} bytes per artifact`,
+        "maxEntrySize",
+      );
+    }
     total += s.size;
+    tarBytes += headerLength(s.path, s.size) + s.size + padding(s.size);
+  }
+  if (sources.length > limits.maxEntries) {
+    throw overCap(
+      `it would hold ${sources.length} artifacts`,
+      `${limits.maxEntries}`,
+      "maxEntries",
+    );
+  }
+  if (tarBytes > limits.maxTotalSize) {
+    throw overCap(
+      `its payload would inflate to ${tarBytes} bytes`,
+      `${limits.maxTotalSize} bytes`,
+      "maxTotalSize",
+    );
   }
   if (typeof header.created_at !== "string" || !CREATED_AT.test(header.created_at)) {
     throw new TypeError(
@@ -253,7 +296,7 @@ export async function writeBundle(
     },
   };
   try {
-    parseManifest(encodeManifest(probe), bundleLimits);
+    parseManifest(encodeManifest(probe), limits);
   } catch (e) {
     throw new TypeError(
       `Cannot write the bundle: the header is invalid: ${(e as Error).message}`,
@@ -444,6 +487,13 @@ export async function writeBundle(
     // 1 to 16 digits straddle a 512-byte boundary (~3% of bundles), the payload is written
     // straight into the bundle, saving a temp file and one full copy of the payload.
     const placeholder = placeholderLength(probe, sources); // payload.size 0 here: one digit
+    if (placeholder > limits.maxManifestSize) {
+      throw overCap(
+        `its manifest would be ${placeholder} bytes`,
+        `${limits.maxManifestSize} bytes`,
+        "maxManifestSize",
+      );
+    }
     const padded = (n: number): number => n + padding(n);
     const direct = padded(placeholder) === padded(placeholder + 15)
       ? BLOCK + padded(placeholder) + BLOCK
@@ -498,6 +548,13 @@ export async function writeBundle(
       // bytes at the very end, while everything else is still alive (the run's peak memory).
       const manifestBytes = signer ? encodeManifest(manifest) : undefined;
       const manifestLength = manifestBytes?.length ?? placeholder + String(payloadSize).length - 1;
+      if (manifestLength > limits.maxManifestSize) {
+        throw overCap(
+          `its manifest would be ${manifestLength} bytes`,
+          `${limits.maxManifestSize} bytes`,
+          "maxManifestSize",
+        );
+      }
       const signature = signer ? await signer.sign(manifestBytes!, manifest) : undefined;
       signal?.throwIfAborted();
 

@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { MemsnapError } from "../errors.ts";
+import { MemsnapError, RefusedError } from "../errors.ts";
+import { zstdDecompressSync } from "node:zlib";
+import type { BundleLimits } from "./bundle_limits.ts";
+import { encodeManifest } from "./_manifest.ts";
 import { writeBundle } from "./write_bundle.ts";
 import { readManifest } from "./read_manifest.ts";
 import { openBundleFile } from "./open_bundle_file.ts";
@@ -403,4 +406,58 @@ Deno.test("writeBundle() with flushEvery writes the same bytes", async () => {
   await writeBundle(`${dir.path}/a`, testHeader(), arts());
   await writeBundle(`${dir.path}/b`, testHeader(), arts(), { flushEvery: 1 << 20 });
   assert.equal(await sha(`${dir.path}/a`), await sha(`${dir.path}/b`));
+});
+
+Deno.test("writeBundle() refuses a bundle the reader caps would refuse, and writes one right at them", async () => {
+  await using dir = await tempDir();
+  // The exact figures of one bundle: a writer given them as caps writes it, a reader given them
+  // reads it; one below any of them, and both refuse.
+  const full = `${dir.path}/full`;
+  const m = await writeBundle(full, testHeader(), sources());
+  const manifestSize = encodeManifest(m).length;
+  const bytes = await Deno.readFile(full);
+  const at = 512 + Math.ceil(manifestSize / 512) * 512 + 512;
+  const tarSize = zstdDecompressSync(bytes.subarray(at, at + m.payload.size)).length;
+  const exact = {
+    maxEntries: m.artifacts.length,
+    maxEntrySize: Math.max(...m.artifacts.map((a) => a.size)),
+    maxTotalSize: tarSize,
+    maxManifestSize: manifestSize,
+  };
+  const verdict = (path: string, limits: Partial<BundleLimits>) =>
+    openBundleFile(path).then((s) => verifyBundle(s, { limits })).then(
+      (r) => (r.ok ? "ok" : "failed"),
+      (e) => (e instanceof RefusedError ? "refused" : `error: ${e}`),
+    );
+  const atCaps = `${dir.path}/at-caps`;
+  await writeBundle(atCaps, testHeader(), sources(), { limits: exact });
+  assert.deepEqual(await Deno.readFile(atCaps), bytes);
+  assert.equal(await verdict(atCaps, exact), "ok");
+  for (const cap of Object.keys(exact) as (keyof typeof exact)[]) {
+    const limits = { ...exact, [cap]: exact[cap] - 1 };
+    assert.equal(await verdict(full, limits), "refused", cap);
+    let opened = 0;
+    const counted = sources().map((s) => ({ ...s, open: () => (opened++, s.open()) }));
+    await assert.rejects(
+      writeBundle(`${dir.path}/over`, testHeader(), counted, { limits }),
+      (e) =>
+        e instanceof RefusedError && e.exitCode === 4 &&
+        e.message.startsWith("Cannot write the bundle: ") && e.message.includes(`(${cap})`),
+    );
+    // Refused from the declared sizes, before any artifact is read, except a manifest within
+    // a few bytes of its cap: its length is final once the payload's size (its digits) is.
+    // Nothing is left behind either way.
+    assert.equal(opened, cap === "maxManifestSize" ? sources().length : 0, cap);
+    assert.deepEqual([...Deno.readDirSync(dir.path)].map((e) => e.name).sort(), [
+      "at-caps",
+      "full",
+    ]);
+  }
+  let opened = 0;
+  const counted = sources().map((s) => ({ ...s, open: () => (opened++, s.open()) }));
+  await assert.rejects(
+    writeBundle(`${dir.path}/over`, testHeader(), counted, { limits: { maxManifestSize: 1000 } }),
+    /its manifest would be \d+ bytes, over the cap of 1000 bytes that a reader accepts \(maxManifestSize\)/,
+  );
+  assert.equal(opened, 0);
 });
