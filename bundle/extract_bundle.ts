@@ -36,11 +36,16 @@ export interface ExtractBundleOptions {
   signal?: AbortSignal;
   /** Receives `extract` progress (payload bytes read). */
   progress?: ProgressReporter;
+  /**
+   * Writes only the artifacts whose path it accepts; the others are read and verified all the
+   * same (hash, size, nothing missing or extra), never written. @default {every artifact}
+   */
+  only?: (path: string) => boolean;
 }
 
 /**
- * Extracts every artifact of a bundle into `destDir` (artifact `p` at `join(destDir, p)`),
- * verifying as it goes: payload hash, every artifact hash, nothing missing or extra, and the
+ * Extracts every artifact of a bundle (or those `only` accepts) into `destDir` (artifact `p` at
+ * `join(destDir, p)`), verifying every one as it goes: payload hash, every artifact hash, nothing missing or extra, and the
  * signature when a verifier is given. `destDir` must be absent or empty; it is created.
  * Files are created exclusively (never through an existing path or symlink), with mode 0644
  * or the artifact's mode. On any failure the function throws and `destDir` is left as it was
@@ -83,6 +88,7 @@ export async function extractBundle(
   options: ExtractBundleOptions = {},
 ): Promise<Manifest> {
   const limits = resolveLimits(options.limits);
+  const only = options.only;
   let created = false;
   try {
     const entries = [];
@@ -138,17 +144,24 @@ export async function extractBundle(
             { hint: "Pass the age identity that the bundle was encrypted to." },
           );
         }
-        if (m.artifacts.length >= writerConfig.workerMinArtifacts) {
+        let n = m.artifacts.length;
+        if (only) {
+          n = 0;
+          for (const a of m.artifacts) if (only(a.path)) n++;
+        }
+        if (n >= writerConfig.workerMinArtifacts) {
           writer = WorkerWriter.start(prefix);
         }
       },
       async sink(artifact, chunks) {
         writer.check();
+        if (only && !only(artifact.path)) return; // the reader hashes what is left
         makeParents(artifact);
         await writer.file(artifact, chunks);
       },
       sinkBytes(artifact, data) {
         writer.check();
+        if (only && !only(artifact.path)) return undefined;
         makeParents(artifact);
         return writer.bytes(artifact, data);
       },

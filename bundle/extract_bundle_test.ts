@@ -86,6 +86,52 @@ test("extractBundle() writes every artifact with its bytes and mode", async () =
   assert.equal((await Deno.stat(`${dest}/memdir/notes/a.md`)).mode! & 0o777, 0o644);
 });
 
+test("extractBundle() with only writes the artifacts it accepts, and verifies all of them", async () => {
+  await using dir = await tempDir();
+  const b = `${dir.path}/b`;
+  const big = new Uint8Array(2_500_000).map((_, k) => (k * 7) & 255);
+  await writeBundle(b, testHeader(), [
+    source("git/HEAD", "ref: refs/heads/main\n"),
+    source("memdir/big.bin", big),
+    source("memdir/notes/a.md", "alpha"),
+    source("sqlite/db.sqlite", big, { chunk: 100_000 }),
+    source("state/s.json", "{}"),
+  ]);
+  const only = (p: string) => !p.startsWith("memdir/");
+  const dest = `${dir.path}/out`;
+  const m = await extractBundle(await openBundleFile(b), dest, { only });
+  assert.equal(m.artifacts.length, 5);
+  assert.deepEqual(await listTree(dest), ["git/HEAD", "sqlite/db.sqlite", "state/s.json"]);
+  assert.deepEqual(await Deno.readFile(`${dest}/sqlite/db.sqlite`), big);
+  // An artifact it leaves out is checked all the same, small (whole) or large (streamed).
+  const bigBad = big.slice();
+  bigBad[2_000_000]! ^= 1;
+  const inner = concat([
+    rawEntry({ name: "a" }, "1"),
+    rawEntry({ name: "big" }, bigBad),
+    rawEntry({ name: "e" }, "zzzz"),
+    EOA,
+  ]);
+  await assert.rejects(
+    extractBundle(
+      streamOf(craftInner(inner, { a: "1", big, e: "yyyy" })),
+      `${dir.path}/d`,
+      { only: (p) => p === "a" },
+    ),
+    (e) => {
+      assert.ok(e instanceof VerificationError, String(e));
+      assert.deepEqual(e.failures.map((f) => [f.check, f.path]), [
+        ["artifact_hash", "big"],
+        ["artifact_hash", "e"],
+      ]);
+      return true;
+    },
+  );
+  assert.deepEqual(await listTree(dir.path).then((t) => t.filter((p) => !p.startsWith("out/"))), [
+    "b",
+  ]);
+});
+
 test("extractBundle() writes under destDir however it is spelled (relative, trailing slash, doubled slash)", async () => {
   await using dir = await tempDir();
   const b = `${dir.path}/b`;

@@ -1,0 +1,88 @@
+import assert from "node:assert/strict";
+import { type DiffSide, diffSnapshots } from "./diff.ts";
+import { createSnapshotter } from "./snapshotter.ts";
+import { gitPlugin, memdirPlugin } from "./capture/mod.ts";
+import { openStore } from "./store/open_store.ts";
+import { GIT_TEST_ENV, interopTest, run, tempDir } from "./tests/_tools.ts";
+
+interopTest(
+  "diffSnapshots() lists the commits between two HEADs as git log does, for both history layouts",
+  ["git"],
+  async () => {
+    await using dir = await tempDir();
+    const mem = `${dir.path}/mem`;
+    let clock = 1_700_000_000;
+    const git = async (...args: string[]): Promise<string> => {
+      // Every commit a second later than the one before: git log's order is by committer time.
+      const date = `${clock++} +0000`;
+      const env = { ...GIT_TEST_ENV, GIT_COMMITTER_DATE: date, GIT_AUTHOR_DATE: date };
+      const r = await run("git", ["-C", mem, ...args], { env });
+      if (r.code !== 0) throw new Error(`git ${args.join(" ")}: ${r.stderr}`);
+      return r.text;
+    };
+    await Deno.mkdir(mem);
+    await git("init", "-q", "-b", "main");
+    const commit = async (file: string, text: string, subject: string): Promise<void> => {
+      await Deno.writeTextFile(`${mem}/${file}`, text);
+      await git("add", "-A");
+      await git("commit", "-q", "-m", `${subject}\n\nbody of ${subject}`);
+    };
+    await commit("a.md", "a", "first");
+    await commit("b.md", "b", "second ünïcode");
+    const store = await openStore(`${dir.path}/store`);
+    try {
+      const layouts = ["objects", "bundle"] as const;
+      const snaps = layouts.map((layout) =>
+        createSnapshotter({
+          store,
+          agent: layout,
+          captures: [memdirPlugin({ dir: mem }), gitPlugin({ dir: mem, layout })],
+        })
+      );
+      const take = () => Promise.all(snaps.map((s) => s.snapshot({ redact: false })));
+      const head = async () => (await git("rev-parse", "HEAD")).trim();
+      const a = await take();
+      const headA = await head();
+      // A side branch merged back: the walk goes by committer time across both lines.
+      await git("checkout", "-q", "-b", "side");
+      await commit("s.md", "s", "side work");
+      await git("checkout", "-q", "main");
+      await commit("c.md", "c", "third");
+      await git("merge", "-q", "--no-ff", "-m", "merge side", "side");
+      await commit("d.md", "d", "fourth");
+      const b = await take();
+      const headB = await head();
+      // History rewritten: back to the second commit, then a new one.
+      await git("reset", "-q", "--hard", "HEAD~3");
+      await commit("r.md", "r", "rewritten");
+      const c = await take();
+      const headC = await head();
+      const log = async (range: string) =>
+        (await git("log", "--format=%H %s", range)).trim().split("\n").filter(Boolean).map((l) => ({
+          oid: l.slice(0, 40),
+          subject: l.slice(41),
+        }));
+      for (const [i, layout] of layouts.entries()) {
+        const side = async (id: string): Promise<DiffSide> => ({
+          manifest: await store.readManifest(id),
+          open: () => store.open(id),
+        });
+        const ab = await diffSnapshots(await side(a[i]!.info.id), await side(b[i]!.info.id));
+        assert.equal(ab.git?.head_a, headA, layout);
+        assert.equal(ab.git?.head_b, headB, layout);
+        assert.deepEqual(ab.git?.commits, await log(`${headA}..${headB}`), layout);
+        assert.equal(ab.git?.commits.length, 4, layout);
+        assert.deepEqual(ab.git?.removed_commits, [], layout);
+        const bc = await diffSnapshots(await side(b[i]!.info.id), await side(c[i]!.info.id));
+        assert.deepEqual(bc.git?.commits, await log(`${headB}..${headC}`), layout);
+        assert.deepEqual(bc.git?.removed_commits, await log(`${headC}..${headB}`), layout);
+        assert.deepEqual(bc.git?.commits.map((x) => x.subject), ["rewritten"], layout);
+        assert.equal(bc.git?.removed_commits.length, 4, layout);
+        // The memory dir's files come from the manifests; only what is compared is extracted.
+        assert.deepEqual(ab.memdir.added, ["c.md", "d.md", "s.md"], layout);
+      }
+    } finally {
+      await store.close();
+    }
+  },
+);
