@@ -574,7 +574,41 @@ export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
     await Deno.mkdir(work, { recursive: true });
     let journal: Journal | undefined;
     try {
-      // 1. Verify everything first: extraction checks every hash, nothing missing or extra.
+      // 1. Gates, from the manifest alone, before the payload is read: a bundle of another
+      //    agent, or one a plugin refuses, is refused at once rather than after its extraction
+      //    (75 s for a memory of 200,000 notes).
+      let involved: CapturePlugin[] = [];
+      const gates = (manifest: Manifest): void => {
+        const reasons: string[] = [];
+        if (manifest.agent_id !== agent && !opts.allowAgentMismatch) {
+          reasons.push(
+            `the bundle belongs to agent "${manifest.agent_id}", not "${agent}" (use --allow-agent-mismatch to override)`,
+          );
+        }
+        if (manifest.tenant !== tenant && !opts.allowTenantMismatch) {
+          reasons.push(
+            `the bundle belongs to tenant "${manifest.tenant}", not "${tenant}" (use --allow-tenant-mismatch to override)`,
+          );
+        }
+        involved = options.captures.filter((p) =>
+          p.name in manifest.captures || manifest.artifacts.some((a) => p.owns(a.path))
+        );
+        for (const p of involved) for (const r of p.check?.(manifest) ?? []) reasons.push(r);
+        const orphans = manifest.artifacts.filter((a) =>
+          !options.captures.some((p) => p.owns(a.path))
+        );
+        if (orphans.length > 0) {
+          reasons.push(
+            `no configured capture plugin restores ${orphans.length} artifact(s), e.g. "${
+              orphans[0]!.path
+            }"`,
+          );
+        }
+        if (reasons.length > 0) {
+          throw new RefusedError(`Cannot restore ${manifest.snapshot_id}: ${reasons.join("; ")}`);
+        }
+      };
+      // 2. Verify everything: extraction checks every hash, nothing missing or extra.
       const { stream } = await openBundleRef(store, ref, { agent, tenant }, RESTORE_READ_SIZE);
       const manifest = await extractBundle(stream, payloadDir, {
         ...(options.decipher ? { decipher: options.decipher } : {}),
@@ -582,36 +616,8 @@ export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
         ...(options.requireSignature ? { requireSignature: true } : {}),
         signal,
         progress,
+        onManifest: gates,
       });
-      // 2. Gates.
-      const reasons: string[] = [];
-      if (manifest.agent_id !== agent && !opts.allowAgentMismatch) {
-        reasons.push(
-          `the bundle belongs to agent "${manifest.agent_id}", not "${agent}" (use --allow-agent-mismatch to override)`,
-        );
-      }
-      if (manifest.tenant !== tenant && !opts.allowTenantMismatch) {
-        reasons.push(
-          `the bundle belongs to tenant "${manifest.tenant}", not "${tenant}" (use --allow-tenant-mismatch to override)`,
-        );
-      }
-      const involved = options.captures.filter((p) =>
-        p.name in manifest.captures || manifest.artifacts.some((a) => p.owns(a.path))
-      );
-      for (const p of involved) reasons.push(...(p.check?.(manifest) ?? []));
-      const orphans = manifest.artifacts.filter((a) =>
-        !options.captures.some((p) => p.owns(a.path))
-      );
-      if (orphans.length > 0) {
-        reasons.push(
-          `no configured capture plugin restores ${orphans.length} artifact(s), e.g. "${
-            orphans[0]!.path
-          }"`,
-        );
-      }
-      if (reasons.length > 0) {
-        throw new RefusedError(`Cannot restore ${manifest.snapshot_id}: ${reasons.join("; ")}`);
-      }
       const plan: RestorePlanEntry[] = [];
       for (const p of involved) {
         if (p.plan) {

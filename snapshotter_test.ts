@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { createSnapshotter, openBundleRef } from "./snapshotter.ts";
 import { memdirPlugin } from "./capture/mod.ts";
 import { openStore } from "./store/open_store.ts";
-import { NotFoundError } from "./errors.ts";
+import { NotFoundError, RefusedError } from "./errors.ts";
 import type { Store } from "./store/types.ts";
 import type { CapturePlugin } from "./capture/types.ts";
 import { tempDir } from "./tests/_tools.ts";
@@ -159,6 +159,54 @@ Deno.test("restore() takes a plan of 200,000 entries (one per file of a large me
     const r = await snap.restore(info.id, { noPreSnapshot: true });
     assert.equal(r.plan.length, N);
     assert.equal(Deno.readTextFileSync(target), "hello");
+  } finally {
+    await store.close();
+  }
+});
+
+Deno.test("restore() refuses from the manifest, before reading the payload", async () => {
+  await using dir = await tempDir();
+  const mem = `${dir.path}/mem`;
+  Deno.mkdirSync(mem);
+  Deno.writeTextFileSync(`${mem}/a.md`, "a".repeat(100_000));
+  const extra: CapturePlugin = {
+    name: "extra",
+    owns: (path) => path.startsWith("extra/"),
+    capture: () =>
+      Promise.resolve({
+        artifacts: [{
+          path: "extra/x",
+          kind: "file",
+          size: 1,
+          open: () => Promise.resolve(new Blob(["x"]).stream()),
+        }],
+      }),
+    restore: () => Promise.resolve(),
+  };
+  const store = await openStore(`${dir.path}/store`);
+  try {
+    const both = createSnapshotter({
+      store,
+      agent: "a1",
+      captures: [memdirPlugin({ dir: mem }), extra],
+    });
+    const { info } = await both.snapshot({ redact: false });
+    const phases: string[] = [];
+    const memOnly = createSnapshotter({
+      store,
+      agent: "a1",
+      captures: [memdirPlugin({ dir: mem })],
+      progress: { progress: (e) => phases.push(e.phase), warn: () => {} },
+    });
+    await assert.rejects(
+      memOnly.restore(info.id, { noPreSnapshot: true }),
+      (e) =>
+        e instanceof RefusedError &&
+        /no configured capture plugin restores 1 artifact\(s\), e\.g\. "extra\/x"/.test(e.message),
+    );
+    // Refused before the payload was read: no extraction progress at all.
+    assert.deepEqual(phases.filter((p) => p === "extract"), []);
+    assert.equal(Deno.readTextFileSync(`${mem}/a.md`).length, 100_000);
   } finally {
     await store.close();
   }

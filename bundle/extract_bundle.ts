@@ -41,6 +41,12 @@ export interface ExtractBundleOptions {
    * same (hash, size, nothing missing or extra), never written. @default {every artifact}
    */
   only?: (path: string) => boolean;
+  /**
+   * Called with the manifest (valid, supported, not yet verified against the payload) before
+   * any artifact is read; throwing refuses the bundle without reading further (`destDir` is
+   * left as found). For checks that need only the manifest, made before a long extraction.
+   */
+  onManifest?: (manifest: Manifest) => void | Promise<void>;
 }
 
 /**
@@ -137,13 +143,14 @@ export async function extractBundle(
       progress: options.progress,
       signal: options.signal,
       phase: "extract",
-      onManifest(m) {
+      async onManifest(m) {
         if (m.payload.encryption !== null && !options.decipher) {
           throw new RefusedError(
             "Cannot extract the bundle: its payload is encrypted and no identity was given",
             { hint: "Pass the age identity that the bundle was encrypted to." },
           );
         }
+        await options.onManifest?.(m);
         let n = m.artifacts.length;
         if (only) {
           n = 0;

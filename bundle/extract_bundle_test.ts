@@ -132,6 +132,26 @@ test("extractBundle() with only writes the artifacts it accepts, and verifies al
   ]);
 });
 
+test("extractBundle() lets onManifest refuse before any artifact is read", async () => {
+  await using dir = await tempDir();
+  const b = `${dir.path}/b`;
+  await writeBundle(b, testHeader(), [source("memdir/a.md", "alpha")]);
+  const seen: string[] = [];
+  const refusal = new RefusedError("Cannot restore: not this agent's");
+  await assert.rejects(
+    extractBundle(await openBundleFile(b), `${dir.path}/out`, {
+      onManifest: (m) => {
+        seen.push(m.snapshot_id);
+        throw refusal;
+      },
+      progress: { progress: (e) => seen.push(e.phase), warn: () => {} },
+    }),
+    (e) => e === refusal,
+  );
+  assert.deepEqual(seen, [testHeader().snapshot_id]);
+  assert.deepEqual(await listTree(dir.path), ["b"]);
+});
+
 test("extractBundle() writes under destDir however it is spelled (relative, trailing slash, doubled slash)", async () => {
   await using dir = await tempDir();
   const b = `${dir.path}/b`;
