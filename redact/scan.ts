@@ -161,13 +161,24 @@ export async function scanFile(
   const out: Finding[] = [];
   let file: Deno.FsFile;
   try {
-    file = await Deno.open(path, { read: true });
+    file = Deno.openSync(path, { read: true });
   } catch {
     options.onSkip?.(path, "unreadable");
     return out;
   }
   const dec = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
-  const block = new Uint8Array(chunkSize);
+  // A block the file's size (one byte more, to see the end in one read) when it is smaller
+  // than a chunk: a fresh 1 MiB block per note made scanning 200,000 notes take 92 s.
+  let size = chunkSize;
+  try {
+    size = file.statSync().size + 1;
+  } catch {
+    // read it in chunks
+  }
+  const block = new Uint8Array(Math.min(chunkSize, size));
+  // A file that fits in one block is read with synchronous calls (two: its bytes, then the
+  // end): per small file, async reads cost more than the scanning.
+  const whole = size <= chunkSize;
   let buf = "";
   const cur: Cursor = { line: 1, column: 1, pos: 0 };
   let first = true;
@@ -175,8 +186,8 @@ export async function scanFile(
     for (;;) {
       let n = 0;
       while (n < block.length) {
-        const r = await file.read(block.subarray(n));
-        if (r === null) break;
+        const r = whole ? file.readSync(block.subarray(n)) : await file.read(block.subarray(n));
+        if (r === null || r === 0) break;
         n += r;
       }
       const eof = n < block.length;
@@ -238,17 +249,19 @@ export async function* scanPaths(
   options: ScanPathsOptions = {},
 ): AsyncIterable<Finding> {
   const skip = new Set(options.skipDirs ?? [".git", "node_modules"]);
+  // Synchronous listing: an async lstat and directory read per file cost more than
+  // scanning a small note.
   async function* walk(p: string): AsyncIterable<Finding> {
     let info: Deno.FileInfo;
     try {
-      info = await Deno.lstat(p);
+      info = Deno.lstatSync(p);
     } catch {
       options.onSkip?.(p, "unreadable");
       return;
     }
     if (info.isDirectory) {
       const names: string[] = [];
-      for await (const e of Deno.readDir(p)) {
+      for (const e of Deno.readDirSync(p)) {
         if (!(e.isDirectory && skip.has(e.name))) names.push(e.name);
       }
       names.sort();

@@ -1,5 +1,6 @@
 // loadGitleaksPack(), loadPack(), loadPacks(), scanText/scanFile/scanPaths.
 import { deepStrictEqual, ok, rejects, strictEqual, throws } from "node:assert/strict";
+import fc from "fast-check";
 import { NotFoundError, UsageError } from "../errors.ts";
 import {
   createRedactor,
@@ -241,5 +242,43 @@ Deno.test("loadGitleaksPack() translates RE2 constructs to equivalent JS", () =>
   ) {
     const r = translated(re2);
     ok(typeof r === "string" && why.test(r), `${re2}: ${String(r)}`);
+  }
+});
+
+Deno.test("scanFile() finds what scanText() finds, whatever the file's size against its blocks (property)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "memsnap_scan_" });
+  try {
+    const piece = fc.constantFrom(
+      "plain words here",
+      `token ${GH}`,
+      "mail jane.doe@acme.io",
+      "ünïcödé text",
+      "x".repeat(300),
+    );
+    let n = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(piece, { maxLength: 40 }),
+        fc.constantFrom(-1, 0, 1, 7),
+        async (lines, delta) => {
+          const text = lines.join("\n");
+          const bytes = new TextEncoder().encode(text);
+          const path = `${dir}/f${n++}.md`;
+          await Deno.writeFile(path, bytes);
+          // Blocks around the file's size (one read, or the end in a second one) and small ones.
+          const chunkSize = Math.max(16, bytes.length + delta);
+          const want = scanText(text, [secretsPack, piiPack]).map((
+            f,
+          ) => [f.rule, f.line, f.column]);
+          for (const size of [chunkSize, 64]) {
+            const got = await scanFile(path, [secretsPack, piiPack], { chunkSize: size });
+            deepStrictEqual(got.map((f) => [f.rule, f.line, f.column]), want, `chunk ${size}`);
+          }
+        },
+      ),
+      { numRuns: 60 },
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
