@@ -3,10 +3,11 @@ import { type DiffSide, diffSnapshots } from "./diff.ts";
 import { createSnapshotter } from "./snapshotter.ts";
 import { gitPlugin, memdirPlugin } from "./capture/mod.ts";
 import { openStore } from "./store/open_store.ts";
+import { loadPacks } from "./redact/mod.ts";
 import { GIT_TEST_ENV, interopTest, run, tempDir } from "./tests/_tools.ts";
 
 interopTest(
-  "diffSnapshots() lists the commits between two HEADs as git log does, for both history layouts",
+  "diffSnapshots() lists the commits between two HEADs as git log does, for both layouts and a rewritten history",
   ["git"],
   async () => {
     await using dir = await tempDir();
@@ -27,7 +28,7 @@ interopTest(
       await git("add", "-A");
       await git("commit", "-q", "-m", `${subject}\n\nbody of ${subject}`);
     };
-    await commit("a.md", "a", "first");
+    await commit("a.md", "reach jane.doe@acme.io", "first");
     await commit("b.md", "b", "second ünïcode");
     const store = await openStore(`${dir.path}/store`);
     try {
@@ -39,7 +40,18 @@ interopTest(
           captures: [memdirPlugin({ dir: mem }), gitPlugin({ dir: mem, layout })],
         })
       );
-      const take = () => Promise.all(snaps.map((s) => s.snapshot({ redact: false })));
+      // And a redacted one: its bundle holds the history rewritten (other commit ids, the same
+      // subjects), which the manifest's HEAD names.
+      const redacted = createSnapshotter({
+        store,
+        agent: "redacted",
+        captures: [memdirPlugin({ dir: mem }), gitPlugin({ dir: mem })],
+        redact: { packs: await loadPacks("secrets,pii"), key: new Uint8Array(32).fill(3) },
+      });
+      const take = async () => {
+        const plain = await Promise.all(snaps.map((s) => s.snapshot({ redact: false })));
+        return [...plain, await redacted.snapshot()];
+      };
       const head = async () => (await git("rev-parse", "HEAD")).trim();
       const a = await take();
       const headA = await head();
@@ -81,6 +93,20 @@ interopTest(
         // The memory dir's files come from the manifests; only what is compared is extracted.
         assert.deepEqual(ab.memdir.added, ["c.md", "d.md", "s.md"], layout);
       }
+      const subjects = async (range: string) => (await log(range)).map((x) => x.subject);
+      const side = async (id: string): Promise<DiffSide> => ({
+        manifest: await store.readManifest(id),
+        open: () => store.open(id),
+      });
+      const ab = await diffSnapshots(await side(a[2]!.info.id), await side(b[2]!.info.id));
+      assert.notEqual(ab.git?.head_b, headB, "rewritten");
+      assert.deepEqual(ab.git?.commits.map((x) => x.subject), await subjects(`${headA}..${headB}`));
+      const bc = await diffSnapshots(await side(b[2]!.info.id), await side(c[2]!.info.id));
+      assert.deepEqual(bc.git?.commits.map((x) => x.subject), ["rewritten"]);
+      assert.deepEqual(
+        bc.git?.removed_commits.map((x) => x.subject),
+        await subjects(`${headC}..${headB}`),
+      );
     } finally {
       await store.close();
     }
