@@ -143,6 +143,18 @@ function binaryBytes(n: number, rnd: () => number): Uint8Array {
   return out;
 }
 
+/**
+ * `git init` of a fixture's memory dir, without automatic gc: a detached `git gc --auto` after
+ * a commit would repack the objects while a benchmark reads them (tar fails with "file removed
+ * before we read it"), and the fixture would differ from run to run. Objects stay loose, as an
+ * agent's recent commits are, unless the fixture packs them itself.
+ */
+async function gitInit(memdir: string): Promise<void> {
+  await run("git", ["init", "-q", "-b", "main"], memdir);
+  await run("git", ["config", "gc.auto", "0"], memdir);
+  await run("git", ["config", "maintenance.auto", "false"], memdir);
+}
+
 async function run(cmd: string, args: string[], cwd: string): Promise<void> {
   const out = await new Deno.Command(cmd, {
     args,
@@ -213,12 +225,7 @@ export async function generateFixture(home: string, size: number, seed = 7): Pro
   }
 
   // Git: commit 1 = first 60% of the notes; commit 2 = everything; commit 3 edits 5% of notes.
-  await run("git", ["init", "-q", "-b", "main"], memdir);
-  // No automatic gc: a detached `git gc --auto` after a commit would repack the objects while
-  // the benchmark reads them (tar fails with "file removed before we read it"), and the fixture
-  // would differ from run to run. Its objects stay loose, as an agent's recent commits are.
-  await run("git", ["config", "gc.auto", "0"], memdir);
-  await run("git", ["config", "maintenance.auto", "false"], memdir);
+  await gitInit(memdir);
   const first = notePaths.slice(0, Math.floor(notePaths.length * 0.6));
   for (let i = 0; i < first.length; i += 2000) {
     await run("git", ["add", "--", ...first.slice(i, i + 2000)], memdir);
@@ -384,9 +391,7 @@ export async function generateLargeFixture(
   await append("attachment.bin", Math.floor(size * 0.10), (k) => binaryBytes(k, rnd));
   bytes += Math.floor(size * 0.10);
   files++;
-  await run("git", ["init", "-q", "-b", "main"], memdir);
-  await run("git", ["config", "gc.auto", "0"], memdir);
-  await run("git", ["config", "maintenance.auto", "false"], memdir);
+  await gitInit(memdir);
   const transcript = Math.floor(size * 0.35);
   const grow = Math.floor(transcript * 0.05);
   for (let c = 0; c < 4; c++) {
@@ -438,9 +443,7 @@ export async function generateManyFilesFixture(
     Deno.writeFileSync(join(memdir, rel(i)), pool.take(n, rel(i)));
     bytes += n;
   }
-  await run("git", ["init", "-q", "-b", "main"], memdir);
-  await run("git", ["config", "gc.auto", "0"], memdir);
-  await run("git", ["config", "maintenance.auto", "false"], memdir);
+  await gitInit(memdir);
   await run("git", ["add", "-A"], memdir);
   await run("git", ["commit", "-q", "-m", "notes"], memdir);
   const edited = new TextEncoder().encode("\n- follow up: reviewed during the dream pass\n");
