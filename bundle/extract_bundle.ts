@@ -51,11 +51,12 @@ export interface ExtractBundleOptions {
 
 /**
  * Extracts every artifact of a bundle (or those `only` accepts) into `destDir` (artifact `p` at
- * `join(destDir, p)`), verifying every one as it goes: payload hash, every artifact hash, nothing missing or extra, and the
- * signature when a verifier is given. `destDir` must be absent or empty; it is created.
- * Files are created exclusively (never through an existing path or symlink), with mode 0644
- * or the artifact's mode. On any failure the function throws and `destDir` is left as it was
- * found (removed if it did not exist, else empty); nothing outside it is ever written.
+ * `join(destDir, p)`), verifying every one as it goes: payload hash, every artifact hash,
+ * nothing missing or extra, and the signature when a verifier is given. `destDir` must be
+ * absent or empty; it is created. Files are created exclusively (never through an existing
+ * path or symlink), with mode 0644 or the artifact's mode. On any failure the function throws
+ * and `destDir` is left as it was found (removed if it did not exist, else empty); nothing
+ * outside it is ever written.
  *
  * @param source The bundle's bytes.
  * @param destDir The directory to extract into.
