@@ -70,10 +70,26 @@ function keysSorted(value: unknown): boolean {
  * payload path consistent with its encryption.
  */
 export function parseManifest(bytes: Uint8Array, limits: BundleLimits): Manifest {
-  let text: string;
+  return parseManifestText(decodeManifest(bytes), limits);
+}
+
+/** A manifest's bytes as text; refused as `manifest_json` unless they are UTF-8. */
+export function decodeManifest(bytes: Uint8Array): string {
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch (e) {
+    throw corrupt("manifest_json", MANIFEST_NAME, "is not valid UTF-8 JSON", e);
+  }
+}
+
+/**
+ * {@linkcode parseManifest} of the text {@linkcode decodeManifest} gave: a caller done with the
+ * bytes lets go of them before the parse (a large manifest's bytes, its text and its parsed
+ * value were otherwise all alive at once: the peak of a verify or restore of many files).
+ */
+export function parseManifestText(text: string, limits: BundleLimits): Manifest {
   let value: unknown;
   try {
-    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
     value = JSON.parse(text);
   } catch (e) {
     throw corrupt("manifest_json", MANIFEST_NAME, "is not valid UTF-8 JSON", e);

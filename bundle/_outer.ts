@@ -7,13 +7,17 @@ import type { Manifest } from "./types.ts";
 import type { BundleLimits } from "./bundle_limits.ts";
 import type { TarEntry } from "./_tar_reader.ts";
 import { corrupt, unsafe } from "./_errors.ts";
-import { MANIFEST_NAME, parseManifest } from "./_manifest.ts";
+import { decodeManifest, MANIFEST_NAME, parseManifestText } from "./_manifest.ts";
 
-/** Reads the first entry of an outer tar as the manifest, returning its bytes too. */
+/**
+ * Reads the first entry of an outer tar as the manifest, returning its bytes too when
+ * `keepBytes` (for a signature check); otherwise they are let go of before the text is parsed.
+ */
 export async function readManifestWithBytes(
   entries: AsyncGenerator<TarEntry>,
   limits: BundleLimits,
-): Promise<{ manifest: Manifest; bytes: Uint8Array }> {
+  keepBytes: boolean,
+): Promise<{ manifest: Manifest; bytes: Uint8Array | undefined }> {
   const first = await entries.next();
   if (first.done) throw corrupt("manifest_first", undefined, "the bundle is empty");
   const e = first.value;
@@ -27,11 +31,13 @@ export async function readManifestWithBytes(
       `is larger than the cap of ${limits.maxManifestSize} bytes`,
     );
   }
-  const bytes = new Uint8Array(e.size);
+  let bytes: Uint8Array | undefined = new Uint8Array(e.size);
   let off = 0;
   for await (const c of e.body()) {
     bytes.set(c, off);
     off += c.length;
   }
-  return { manifest: parseManifest(bytes, limits), bytes };
+  const text = decodeManifest(bytes);
+  if (!keepBytes) bytes = undefined;
+  return { manifest: parseManifestText(text, limits), bytes };
 }

@@ -66,7 +66,7 @@ export async function readManifest(
       maxEntries: 16,
       maxEntrySize: Number.MAX_SAFE_INTEGER,
     });
-    return (await readManifestWithBytes(entries, limits)).manifest;
+    return (await readManifestWithBytes(entries, limits, false)).manifest;
   } finally {
     await src.cancel();
   }
