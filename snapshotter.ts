@@ -26,10 +26,10 @@ import { prune } from "./store/prune.ts";
 import { validateRetentionPolicy } from "./store/validate_retention_policy.ts";
 import type { RulePack } from "./redact/types.ts";
 import { writeBundle } from "./bundle/write_bundle.ts";
+import { unchangedManifest } from "./bundle/read_manifest.ts";
 import { extractBundle } from "./bundle/extract_bundle.ts";
 import { verifyBundle, type VerifyReport } from "./bundle/verify_bundle.ts";
 import { newSnapshotId } from "./bundle/new_snapshot_id.ts";
-import { canonicalJson } from "./bundle/canonical_json.ts";
 import { createRedactor } from "./redact/create_redactor.ts";
 import { CancelledError, MemsnapError, NotFoundError, RefusedError, UsageError } from "./errors.ts";
 import { noopProgress, type ProgressReporter } from "./progress.ts";
@@ -302,20 +302,6 @@ export async function openBundleRef(
   return { stream: await store.open(info.id), info, path: info.path };
 }
 
-function sameArtifacts(a: Manifest, b: Manifest): boolean {
-  if (a.artifacts.length !== b.artifacts.length) return false;
-  for (let i = 0; i < a.artifacts.length; i++) {
-    const x = a.artifacts[i]!, y = b.artifacts[i]!;
-    if (
-      x.path !== y.path || x.sha256 !== y.sha256 || x.kind !== y.kind ||
-      (x.mode ?? 0) !== (y.mode ?? 0)
-    ) {
-      return false;
-    }
-  }
-  return canonicalJson(a.captures) === canonicalJson(b.captures);
-}
-
 const EMPTY_REPORT: RedactionReport = { redacted: false, packs: [], rules: [], skipped_binary: [] };
 
 /**
@@ -487,6 +473,7 @@ export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
       );
       const pending = await store.create(tenant, agent, id);
       let manifest: Manifest;
+      let unchanged: Manifest | undefined;
       try {
         manifest = await writeBundle(
           pending.path,
@@ -513,16 +500,18 @@ export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
             flushEvery: 16 << 20,
           },
         );
+        // Compared as it streams in; the previous manifest is not parsed beside the new one:
+        // when they agree, it is the new one's artifact list with the previous one's header.
         if (options.skipUnchanged && previous) {
-          const prevManifest = await store.readManifest(previous.id);
-          if (sameArtifacts(prevManifest, manifest)) {
-            await pending.abort();
-            return { info: previous, manifest: prevManifest, skipped: true };
-          }
+          unchanged = await unchangedManifest(await store.open(previous.id), manifest);
         }
       } catch (e) {
         await pending.abort();
         throw e;
+      }
+      if (unchanged && unchanged.snapshot_id === previous!.id) {
+        await pending.abort();
+        return { info: previous!, manifest: unchanged, skipped: true };
       }
       const info = await pending.commit(manifest);
       return { info, manifest, skipped: false };

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { CorruptBundleError, RefusedError, UnsafeBundleError } from "../errors.ts";
-import { readManifest } from "./read_manifest.ts";
+import { readManifest, unchangedManifest } from "./read_manifest.ts";
+import type { Manifest } from "./types.ts";
 import { writeBundle } from "./write_bundle.ts";
 import { canonicalJson } from "./canonical_json.ts";
 import { concat, EOA, rawEntry, source, streamOf, testHeader } from "../tests/bundle_helpers.ts";
@@ -199,4 +200,55 @@ Deno.test("readManifest() refuses every non-canonical spelling of a large manife
   const got = await readManifest(streamOf(withManifest(base)));
   assert.equal(got.artifacts.length, 5000);
   assert.deepEqual(got.artifacts[3000], artifacts[3000]);
+});
+
+Deno.test("unchangedManifest() compares agent, artifacts and captures as they stream in", async () => {
+  await using dir = await tempDir();
+  const arts = (n: number, last = "x") =>
+    Array.from(
+      { length: n },
+      (_, i) =>
+        source(`memdir/n/${String(i).padStart(5, "0")}.md`, i === n - 1 ? last : `note ${i}`, {
+          ...(i % 7 === 0 ? { mode: 0o755 } : {}),
+        }),
+    );
+  // A capture's metadata with a nested "created_at" key, the one that follows "captures".
+  const captures = { git: { head: { oid: "a".repeat(40) }, created_at: "then" }, sqlite: { n: 1 } };
+  for (const n of [3, 5000]) {
+    const path = `${dir.path}/b${n}`;
+    const written = await writeBundle(path, testHeader({ captures, label: "first" }), arts(n));
+    const bytes = await Deno.readFile(path);
+    const check = (m: Pick<Manifest, "agent_id" | "artifacts" | "captures">) =>
+      unchangedManifest(streamOf(bytes, 4096), m);
+    // Another snapshot of the same content (other id, time, label, payload): the bundle's own
+    // manifest comes back, as readManifest() reads it.
+    const again = await writeBundle(
+      `${dir.path}/again${n}`,
+      testHeader({ captures, snapshot_id: "20261126T000000000Z-00000000", label: "later" }),
+      arts(n),
+    );
+    assert.deepEqual(await check(again), await readManifest(streamOf(bytes)), `${n}: same`);
+    assert.deepEqual(await check(written), written, `${n}: itself`);
+    const other = await writeBundle(
+      `${dir.path}/other${n}`,
+      testHeader({ captures }),
+      arts(n, "y"),
+    );
+    assert.equal(await check(other), undefined, `${n}: last artifact differs`);
+    assert.equal(
+      await check({ ...written, artifacts: written.artifacts.slice(0, -1) }),
+      undefined,
+      `${n}: one artifact fewer`,
+    );
+    assert.equal(
+      await check({
+        ...written,
+        captures: { ...captures, git: { ...captures.git, created_at: "now" } },
+      }),
+      undefined,
+      `${n}: captures differ`,
+    );
+    assert.equal(await check({ ...written, captures: {} }), undefined, `${n}: no captures`);
+    assert.equal(await check({ ...written, agent_id: "agent-2" }), undefined, `${n}: other agent`);
+  }
 });

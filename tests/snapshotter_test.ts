@@ -69,6 +69,8 @@ Deno.test("createSnapshotter() skipUnchanged reports the previous snapshot when 
   const b = await t.snap.snapshot();
   assert(b.skipped);
   assertEquals(b.info.id, a.info.id);
+  // The previous snapshot's manifest, as the store reads it (not parsed for the comparison).
+  assertEquals(b.manifest, await t.store.readManifest(a.info.id));
   await dream(t.mem);
   const c = await t.snap.snapshot();
   assert(!c.skipped);
