@@ -5,9 +5,18 @@
  */
 import type { Manifest } from "./types.ts";
 import type { BundleLimits } from "./bundle_limits.ts";
-import type { TarEntry } from "./_tar_reader.ts";
+import { readTar, type TarEntry } from "./_tar_reader.ts";
+import type { ByteSource } from "./_byte_source.ts";
 import { corrupt, unsafe } from "./_errors.ts";
 import { decodeManifest, MANIFEST_NAME, parseManifestText } from "./_manifest.ts";
+
+/**
+ * The entries of a bundle's outer tar: a handful (manifest, payload, signature), of any size
+ * (the payload's caps are the inner tar's); paths and pax headers under `limits`.
+ */
+export function outerEntries(src: ByteSource, limits: BundleLimits): AsyncGenerator<TarEntry> {
+  return readTar(src, { ...limits, maxEntries: 16, maxEntrySize: Number.MAX_SAFE_INTEGER });
+}
 
 /**
  * Reads the first entry of an outer tar as the manifest, returning its bytes too when

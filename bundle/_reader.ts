@@ -21,7 +21,7 @@ import type { ManifestVerifier, PayloadDecipher } from "./crypto_types.ts";
 import type { BundleLimits } from "./bundle_limits.ts";
 import { ByteSource } from "./_byte_source.ts";
 import { readTar, type TarEntry } from "./_tar_reader.ts";
-import { readManifestWithBytes } from "./_outer.ts";
+import { outerEntries, readManifestWithBytes } from "./_outer.ts";
 import { comparePaths } from "./_paths.ts";
 import { sha256Hex } from "./_digest.ts";
 import { SIGNATURE_NAME } from "./_manifest.ts";
@@ -122,11 +122,7 @@ export async function readPass(
   signal?.throwIfAborted();
   const outer = new ByteSource(source);
   try {
-    const entries = readTar(outer, {
-      ...limits,
-      maxEntries: 16,
-      maxEntrySize: Number.MAX_SAFE_INTEGER,
-    });
+    const entries = outerEntries(outer, limits);
     // The manifest's bytes are kept only when a signature is to be checked with them at the
     // end of the pass: ~170 bytes per artifact (25 MB for 147,000) held for the whole pass
     // otherwise.

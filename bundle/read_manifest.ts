@@ -6,9 +6,8 @@
 import type { Manifest } from "./types.ts";
 import type { BundleLimits } from "./bundle_limits.ts";
 import { ByteSource } from "./_byte_source.ts";
-import { readTar } from "./_tar_reader.ts";
 import { resolveLimits } from "./_io.ts";
-import { readManifestWithBytes } from "./_outer.ts";
+import { outerEntries, readManifestWithBytes } from "./_outer.ts";
 import { encodeManifest, MANIFEST_NAME, manifestChunks, parseManifest } from "./_manifest.ts";
 
 /** Options of {@linkcode readManifest}. */
@@ -62,11 +61,7 @@ export async function readManifest(
   const limits = resolveLimits(options.limits);
   const src = new ByteSource(source);
   try {
-    const entries = readTar(src, {
-      ...limits,
-      maxEntries: 16,
-      maxEntrySize: Number.MAX_SAFE_INTEGER,
-    });
+    const entries = outerEntries(src, limits);
     return (await readManifestWithBytes(entries, limits, false)).manifest;
   } finally {
     await src.cancel();
@@ -95,11 +90,7 @@ export async function unchangedManifest(
   const limits = resolveLimits(options.limits);
   const src = new ByteSource(source);
   try {
-    const entries = readTar(src, {
-      ...limits,
-      maxEntries: 16,
-      maxEntrySize: Number.MAX_SAFE_INTEGER,
-    });
+    const entries = outerEntries(src, limits);
     const first = await entries.next();
     if (first.done || first.value.path !== MANIFEST_NAME) return undefined;
     if (first.value.size > limits.maxManifestSize) return undefined;
@@ -127,7 +118,9 @@ export async function unchangedManifest(
       }
     };
     next();
-    const rest: Uint8Array[] = [];
+    // The text after the match, decoded as it comes (chunks are reused by the next read).
+    const dec = new TextDecoder("utf-8", { fatal: true });
+    let rest = "";
     for await (const chunk of first.value.body()) {
       let i = 0;
       while (!matched && i < chunk.length) {
@@ -137,13 +130,18 @@ export async function unchangedManifest(
         at += n;
         if (at === expect.length) next();
       }
-      if (matched && i < chunk.length) rest.push(chunk.slice(i));
+      if (matched && i < chunk.length) {
+        try {
+          rest += dec.decode(chunk.subarray(i), { stream: true });
+        } catch {
+          return undefined;
+        }
+      }
     }
     if (!matched) return undefined; // the manifest ended first
     let tail: Record<string, unknown>;
     try {
-      const text = new TextDecoder("utf-8", { fatal: true }).decode(concatBytes(rest));
-      tail = JSON.parse(`{"created_at":${text}`);
+      tail = JSON.parse(`{"created_at":${rest}${dec.decode()}`);
     } catch {
       return undefined;
     }
@@ -160,14 +158,4 @@ export async function unchangedManifest(
   } finally {
     await src.cancel();
   }
-}
-
-function concatBytes(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
