@@ -74,7 +74,7 @@ export function parseManifest(bytes: Uint8Array, limits: BundleLimits): Manifest
 }
 
 /** A manifest's bytes as text; refused as `manifest_json` unless they are UTF-8. */
-export function decodeManifest(bytes: Uint8Array): string {
+function decodeManifest(bytes: Uint8Array): string {
   try {
     return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch (e) {
@@ -83,9 +83,8 @@ export function decodeManifest(bytes: Uint8Array): string {
 }
 
 /**
- * {@linkcode parseManifest} of the text {@linkcode decodeManifest} gave: a caller done with the
- * bytes lets go of them before the parse (a large manifest's bytes, its text and its parsed
- * value were otherwise all alive at once: the peak of a verify or restore of many files).
+ * {@linkcode parseManifest} of the bytes' text. Readers parse a manifest as it streams in
+ * (`ManifestStreamParser`), which calls this for its header and for anything it cannot read.
  */
 export function parseManifestText(text: string, limits: BundleLimits): Manifest {
   let value: unknown;
@@ -155,7 +154,8 @@ export function encodeManifest(m: Manifest): Uint8Array {
 const CHUNK_ARTIFACTS = 2048;
 
 /** Whether the native serializer writes this artifact entry as canonical JSON already. */
-function plainArtifact(a: ManifestArtifact): boolean {
+export function plainArtifact(a: ManifestArtifact): boolean {
+  if (typeof a !== "object" || a === null || Array.isArray(a)) return false;
   const keys = Object.keys(a);
   const n = keys.length;
   return (n === 4 || (n === 5 && keys[1] === "mode" && Number.isSafeInteger(a.mode))) &&

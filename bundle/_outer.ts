@@ -8,7 +8,8 @@ import type { BundleLimits } from "./bundle_limits.ts";
 import { readTar, type TarEntry } from "./_tar_reader.ts";
 import type { ByteSource } from "./_byte_source.ts";
 import { corrupt, unsafe } from "./_errors.ts";
-import { decodeManifest, MANIFEST_NAME, parseManifestText } from "./_manifest.ts";
+import { MANIFEST_NAME } from "./_manifest.ts";
+import { ManifestStreamParser } from "./_manifest_stream.ts";
 
 /**
  * The entries of a bundle's outer tar: a handful (manifest, payload, signature), of any size
@@ -20,7 +21,7 @@ export function outerEntries(src: ByteSource, limits: BundleLimits): AsyncGenera
 
 /**
  * Reads the first entry of an outer tar as the manifest, returning its bytes too when
- * `keepBytes` (for a signature check); otherwise they are let go of before the text is parsed.
+ * `keepBytes` (for a signature check).
  */
 export async function readManifestWithBytes(
   entries: AsyncGenerator<TarEntry>,
@@ -40,13 +41,14 @@ export async function readManifestWithBytes(
       `is larger than the cap of ${limits.maxManifestSize} bytes`,
     );
   }
-  let bytes: Uint8Array | undefined = new Uint8Array(e.size);
+  // Parsed as it streams in: neither its bytes (unless kept) nor its text is held whole.
+  const parser = new ManifestStreamParser(limits);
+  const bytes = keepBytes ? new Uint8Array(e.size) : undefined;
   let off = 0;
   for await (const c of e.body()) {
-    bytes.set(c, off);
+    bytes?.set(c, off);
     off += c.length;
+    parser.push(c);
   }
-  const text = decodeManifest(bytes);
-  if (!keepBytes) bytes = undefined;
-  return { manifest: parseManifestText(text, limits), bytes };
+  return { manifest: parser.end(), bytes };
 }
