@@ -20,9 +20,9 @@ import type { Manifest, ManifestArtifact } from "./types.ts";
 import type { ManifestVerifier, PayloadDecipher } from "./crypto_types.ts";
 import type { BundleLimits } from "./bundle_limits.ts";
 import { ByteSource } from "./_byte_source.ts";
-import { readTar, type TarEntry } from "./_tar_reader.ts";
+import { type PathTracker, readTar, type TarEntry } from "./_tar_reader.ts";
 import { outerEntries, readManifestWithBytes } from "./_outer.ts";
-import { comparePaths } from "./_paths.ts";
+import { comparePaths, type PathProblem, PathSet, SortedPaths } from "./_paths.ts";
 import { sha256Hex } from "./_digest.ts";
 import { SIGNATURE_NAME } from "./_manifest.ts";
 import { corrupt, unsafe } from "./_errors.ts";
@@ -289,34 +289,12 @@ async function readArtifacts(
       );
     }
   };
-  // The manifest's artifacts are sorted and unique (parseManifest checks it), and a bundle
-  // lists its payload in the same order: each entry is the next artifact, with a binary search
-  // for a payload in another order. No map or set of every path (~50 bytes each); the reader
-  // refuses a path that comes twice.
   const arts = manifest.artifacts;
-  const found = new Uint8Array(arts.length);
-  let next = 0;
-  const indexOf = (path: string): number => {
-    if (next < arts.length && arts[next]!.path === path) return next++;
-    let lo = 0;
-    let hi = arts.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1;
-      const c = comparePaths(arts[mid]!.path, path);
-      if (c === 0) {
-        next = mid + 1;
-        return mid;
-      }
-      if (c < 0) lo = mid + 1;
-      else hi = mid - 1;
-    }
-    return -1;
-  };
+  const paths = new ManifestPaths(arts);
   try {
-    for await (const entry of readTar(inner, limits)) {
-      const at = indexOf(entry.path);
+    for await (const entry of readTar(inner, limits, paths)) {
+      const at = paths.index;
       const want = at === -1 ? undefined : arts[at];
-      if (at !== -1) found[at] = 1;
       if (!want) {
         failures.push({
           check: "extra",
@@ -358,12 +336,91 @@ async function readArtifacts(
     await inner.cancel();
   }
   for (const [i, a] of arts.entries()) {
-    if (found[i] === 0) {
+    if (paths.found[i] === 0) {
       failures.push({
         check: "missing",
         path: a.path,
         detail: `artifact ${JSON.stringify(a.path)} is not in the payload`,
       });
     }
+  }
+}
+
+/**
+ * The payload's paths checked for duplicates and file/directory conflicts (as a `PathSet`
+ * does) without a set of every path (~180 bytes apiece, 70 MB at 400,000): the manifest's
+ * artifacts are sorted and unique (parseManifest checks it), and a bundle lists its payload in
+ * the same order, so each entry is the next artifact (a binary search finds it otherwise), a
+ * flag per artifact records what was seen, and sorted paths need only `SortedPaths`. A payload
+ * in another order switches to a `PathSet` of what was seen so far.
+ */
+export class ManifestPaths implements PathTracker {
+  /** Per artifact, whether the payload had it. */
+  readonly found: Uint8Array;
+  /** The artifact the last path added is, or -1 (not in the manifest). */
+  index = -1;
+  readonly #arts: ManifestArtifact[];
+  #next = 0;
+  #sorted: SortedPaths | undefined = new SortedPaths();
+  #last: string | undefined;
+  /** Paths not in the manifest, while sorted (few: each is a verification failure). */
+  #extras: string[] = [];
+  #set: PathSet | undefined;
+
+  constructor(arts: ManifestArtifact[]) {
+    this.#arts = arts;
+    this.found = new Uint8Array(arts.length);
+  }
+
+  add(path: string): PathProblem | undefined {
+    const at = this.#indexOf(path);
+    this.index = at;
+    if (this.#sorted !== undefined) {
+      const last = this.#last;
+      if (last === undefined || path === last || comparePaths(path, last) > 0) {
+        const problem = this.#sorted.add(path);
+        if (problem === undefined) this.#accept(at, path);
+        return problem;
+      }
+      this.#toSet();
+    }
+    const problem = this.#set!.add(path);
+    if (problem === undefined) this.#accept(at, path);
+    return problem;
+  }
+
+  #accept(at: number, path: string): void {
+    this.#last = path;
+    if (at !== -1) this.found[at] = 1;
+    else if (this.#sorted !== undefined) this.#extras.push(path);
+  }
+
+  /** Out of order: every path seen so far goes into a set, which checks the rest. */
+  #toSet(): void {
+    const set = new PathSet();
+    for (let i = 0; i < this.#arts.length; i++) if (this.found[i]) set.add(this.#arts[i]!.path);
+    for (const p of this.#extras) set.add(p);
+    this.#set = set;
+    this.#sorted = undefined;
+    this.#extras = [];
+  }
+
+  #indexOf(path: string): number {
+    const arts = this.#arts;
+    const next = this.#next;
+    if (next < arts.length && arts[next]!.path === path) return this.#next++;
+    let lo = 0;
+    let hi = arts.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const c = comparePaths(arts[mid]!.path, path);
+      if (c === 0) {
+        this.#next = mid + 1;
+        return mid;
+      }
+      if (c < 0) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return -1;
   }
 }

@@ -8,7 +8,7 @@
 import { BLOCK, padding } from "./_tar_header.ts";
 import type { ByteSource } from "./_byte_source.ts";
 import { corrupt, unsafe } from "./_errors.ts";
-import { checkPath, PathSet } from "./_paths.ts";
+import { checkPath, type PathProblem, PathSet } from "./_paths.ts";
 import { oneChunk } from "./_io.ts";
 
 const dec = new TextDecoder("utf-8", { fatal: true });
@@ -149,6 +149,12 @@ function parsePax(data: Uint8Array, entry: string | undefined): Map<string, stri
   return out;
 }
 
+/** Detects duplicate paths and file/directory conflicts among the entries (a `PathSet`). */
+export interface PathTracker {
+  /** Adds the next entry's path; returns the problem if it collides with an earlier one. */
+  add(path: string): PathProblem | undefined;
+}
+
 /**
  * Reads regular-file entries from a tar stream. After the end-of-archive marker, the rest of
  * the stream must be zero bytes.
@@ -156,8 +162,8 @@ function parsePax(data: Uint8Array, entry: string | undefined): Map<string, stri
 export async function* readTar(
   src: ByteSource,
   limits: TarReadLimits,
+  seen: PathTracker = new PathSet(),
 ): AsyncGenerator<TarEntry> {
-  const seen = new PathSet();
   let count = 0;
   let pax: Map<string, string> | undefined;
   let last: string | undefined;
