@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
-import { IndexBuilder, overlaySource } from "./_git_objects.ts";
+import { IndexBuilder, IndexFileWriter, overlaySource } from "./_git_objects.ts";
 
 interface Entry {
   path: Uint8Array;
@@ -99,6 +99,48 @@ Deno.test("IndexBuilder: same bytes as encoding the whole entry list, in any ord
     for (const e of many) b.add(e.path, e.mode, e.oid);
     assert.deepStrictEqual(b.build(), new Uint8Array(reference(many)));
     assert.deepStrictEqual(new IndexBuilder().build(), new Uint8Array(reference([])));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("IndexFileWriter: the bytes IndexBuilder makes, written as entries come in path order", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/f`, "x");
+    const stat = Deno.lstatSync(`${dir}/f`);
+    const enc = new TextEncoder();
+    const entries: Entry[] = [];
+    // ~2.4 MB of entries: the 1 MiB buffer is flushed twice; long paths, stat or not.
+    for (let i = 0; i < 24_000; i++) {
+      const name = i % 5000 === 0 ? "x".repeat(0xfff + i % 3) : `n${i % 7}`;
+      entries.push({
+        path: enc.encode(`d${String(i).padStart(6, "0")}/${name}.md`),
+        mode: i % 2 ? 0o100644 : 0o100755,
+        oid: createHash("sha1").update(String(i)).digest("hex"),
+        ...(i % 3 === 0 ? { stat } : {}),
+      });
+    }
+    for (const list of [entries, entries.slice(0, 1), []]) {
+      const w = new IndexFileWriter(`${dir}/index`);
+      for (const e of list) assert.equal(w.add(e.path, e.mode, e.oid, e.stat), true);
+      w.finish();
+      assert.equal(w.length, list.length);
+      assert.deepStrictEqual(
+        await Deno.readFile(`${dir}/index`),
+        new Uint8Array(reference(list)),
+        `${list.length} entries`,
+      );
+    }
+    // Out of order, or twice: refused, nothing written for it; discard() removes the file.
+    const w = new IndexFileWriter(`${dir}/index2`);
+    const [a, b] = [entries[0]!, entries[1]!];
+    assert.equal(w.add(b.path, b.mode, b.oid), true);
+    assert.equal(w.add(a.path, a.mode, a.oid), false);
+    assert.equal(w.add(b.path, b.mode, b.oid), false);
+    assert.equal(w.length, 1);
+    w.discard();
+    assert.equal(await Deno.stat(`${dir}/index2`).catch(() => undefined), undefined);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

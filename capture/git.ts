@@ -5,7 +5,6 @@
  * @module
  */
 import { posix } from "node:path";
-import { createHash } from "node:crypto";
 import { Buffer } from "node:buffer";
 import { MemsnapError, RefusedError, UnsafeBundleError, UsageError } from "../errors.ts";
 import type { JsonValue, Manifest } from "../bundle/types.ts";
@@ -22,16 +21,14 @@ import { findGitdir, gitFs } from "./_git_repo.ts";
 import {
   type BundleRef,
   type GitObject,
-  IndexBuilder,
   type ObjectSource,
   overlaySource,
-  parseTree,
   reachable,
   readBundleHeader,
   splitHeaders,
   writeBundle,
 } from "./_git_objects.ts";
-import { pacer } from "../_pace.ts";
+import { writeIndexFromTree } from "./_git_index.ts";
 import { BUNDLE_ARTIFACT, rewriteHistory, type SpilledObjects } from "./_git_rewrite.ts";
 import { indexPack, PackFile, packReader } from "./_git_pack_reader.ts";
 import {
@@ -348,89 +345,6 @@ function objectStoreRefs(
   }
   if (headOid !== null) out.unshift({ name: "HEAD", oid: headOid });
   return out;
-}
-
-/** Working files up to this size are read whole, larger ones in blocks of this size. */
-const WHOLE_FILE = 1 << 20;
-
-/**
- * The stat data of a working file (or symlink) for the index, if its content is the blob
- * `oid`; otherwise (or if it cannot be read) `undefined`. The file is stat'ed before it is
- * read, so stat data never describes content newer than what was hashed: a file that changes
- * afterwards no longer matches it, and git compares its content.
- */
-function cleanStat(path: string, mode: number, oid: string): Deno.FileInfo | undefined {
-  try {
-    const stat = Deno.lstatSync(path);
-    const hash = createHash("sha1");
-    if (mode === 0o120000) {
-      if (!stat.isSymlink) return undefined;
-      const bytes = encoder.encode(Deno.readLinkSync(path));
-      hash.update(`blob ${bytes.byteLength}\0`).update(bytes);
-    } else {
-      if (!stat.isFile) return undefined;
-      const size = stat.size;
-      hash.update(`blob ${size}\0`);
-      if (size <= WHOLE_FILE) {
-        const bytes = Deno.readFileSync(path);
-        if (bytes.byteLength !== size) return undefined;
-        hash.update(bytes);
-      } else {
-        using file = Deno.openSync(path, { read: true });
-        const buf = new Uint8Array(WHOLE_FILE);
-        let total = 0;
-        for (;;) {
-          const n = file.readSync(buf);
-          if (n === null || n === 0) break;
-          hash.update(buf.subarray(0, n));
-          total += n;
-        }
-        if (total !== size) return undefined;
-      }
-    }
-    return hash.digest("hex") === oid ? stat : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * Builds `.git/index` from a commit's tree. A working file whose content matches its blob gets
- * its real stat data (so git sees it clean at once); others get zeroed stat data, which git
- * resolves by comparing content.
- */
-async function writeIndexFromTree(
-  worktree: string,
-  gitdir: string,
-  source: ObjectSource,
-  commitOid: string,
-): Promise<number> {
-  const read = async (oid: string): Promise<GitObject> =>
-    source.readSync?.(oid) ?? await source.read(oid);
-  const commit = await read(commitOid);
-  const treeLine = splitHeaders(commit.body).headers.find((h) => h.startsWith("tree "));
-  if (treeLine === undefined) return 0;
-  const index = new IndexBuilder();
-  const slash = encoder.encode("/");
-  const pace = pacer();
-  const walk = async (treeOid: string, prefix: Uint8Array): Promise<void> => {
-    for (const e of parseTree((await read(treeOid)).body)) {
-      await pace();
-      const path = Buffer.concat([prefix, e.name]);
-      if (e.mode === "40000") {
-        await walk(e.oid, Buffer.concat([path, slash]));
-        continue;
-      }
-      const mode = parseInt(e.mode, 8);
-      const stat = mode === 0o160000
-        ? undefined
-        : cleanStat(posix.join(worktree, decoder.decode(path)), mode, e.oid);
-      index.add(path, mode, e.oid, stat);
-    }
-  };
-  await walk(treeLine.slice(5), new Uint8Array());
-  Deno.writeFileSync(posix.join(gitdir, "index"), index.build());
-  return index.length;
 }
 
 /**
