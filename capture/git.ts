@@ -412,6 +412,7 @@ export function gitPlugin(options: GitPluginOptions): CapturePlugin {
     name,
     version: "1",
     owns: (path: string): boolean => path.startsWith("git/"),
+    restoresInto: dir,
 
     async capture(ctx: CaptureContext): Promise<CaptureResult> {
       const gitdir = await findGitdir(dir);

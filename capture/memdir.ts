@@ -406,6 +406,7 @@ export function memdirPlugin(options: MemdirPluginOptions): CapturePlugin {
     name: "memdir",
     version: "1",
     owns: (path: string): boolean => path.startsWith(PREFIX),
+    restoresInto: dir,
 
     async capture(ctx: CaptureContext): Promise<CaptureResult> {
       const info = await Deno.stat(dir).catch(() => undefined);

@@ -145,6 +145,13 @@ export interface CapturePlugin {
   version?: string;
   /** Whether a payload path belongs to this plugin. */
   owns(path: string): boolean;
+  /**
+   * Absolute path of what this plugin restores into (the memory dir for the memdir and git
+   * plugins). The restore extracts the payload on that path's filesystem when the store's
+   * state dir is on another one (the first plugin that sets it decides), so that `restore()`
+   * can move the extracted files into staging instead of copying each of them.
+   */
+  restoresInto?: string;
   /** Captures the live state. Never modifies it. */
   capture(ctx: CaptureContext): Promise<CaptureResult>;
   /** Stages the plugin's artifacts for restore. Never touches live state. */

@@ -180,6 +180,19 @@ Deno.test("recovery removes what killed restores and snapshots left, and nothing
   await Deno.writeTextFile(join(work, "payload", "memdir", "note.md"), "half extracted");
   await Deno.mkdir(join(stateDir, "restore-notes"));
   await Deno.writeTextFile(join(stateDir, "restore-mwx7k2p1-0a1b2c3e"), "a file, not a dir");
+  // A restore killed while extracting next to the memory dir (store on another filesystem):
+  // its marker names the payload dir; a damaged marker names something else, left alone.
+  const work2 = join(stateDir, "restore-mwx7k2p2-0a1b2c3f");
+  const payload2 = join(t.root, ".memsnap-payload-mwx7k2p2-0a1b2c3f");
+  await Deno.mkdir(work2);
+  await Deno.mkdir(join(payload2, "memdir"), { recursive: true });
+  await Deno.writeTextFile(join(payload2, "memdir", "note.md"), "half extracted");
+  await Deno.writeTextFile(join(work2, "payload-dir"), payload2);
+  const work3 = join(stateDir, "restore-mwx7k2p3-0a1b2c40");
+  const precious2 = join(t.root, ".memsnap-payload-mwx7k2p2-0a1b2c3f-not-mine");
+  await Deno.mkdir(work3);
+  await Deno.mkdir(precious2);
+  await Deno.writeTextFile(join(work3, "payload-dir"), precious2);
   // A journal write cut short (its temporary file), and a file that only looks like one.
   await Deno.writeTextFile(join(stateDir, "restore-journal.json.tmp-0df39e49"), '{"vers');
   await Deno.writeTextFile(join(stateDir, "restore-journal.json.tmp-notmine"), "kept");
@@ -203,6 +216,9 @@ Deno.test("recovery removes what killed restores and snapshots left, and nothing
   assertEquals(r.outcome, "none");
   const exists = (p: string) => Deno.lstat(p).then(() => true, () => false);
   assert(!(await exists(work)), "the stale work dir is gone");
+  assert(!(await exists(work2)) && !(await exists(work3)), "the other stale work dirs are gone");
+  assert(!(await exists(payload2)), "the payload dir its marker names is gone");
+  assert(await exists(precious2), "a damaged payload marker's directory is left alone");
   assert(!(await exists(staging)), "the killed snapshot's staging is gone");
   assert(await exists(precious), "a damaged marker's directory is left alone");
   assert(!(await exists(join(stateDir, "restore-journal.json.tmp-0df39e49"))), "journal tmp");
@@ -214,7 +230,7 @@ Deno.test("recovery removes what killed restores and snapshots left, and nothing
   assert((await Deno.lstat(join(stateDir, "restore-mwx7k2p1-0a1b2c3e"))).isFile);
   assertEquals(warnings.length, 1, JSON.stringify(warnings));
   assert(
-    /Removed what 2 interrupted restore\(s\) or snapshot\(s\)/.test(warnings[0]!),
+    /Removed what 4 interrupted restore\(s\) or snapshot\(s\)/.test(warnings[0]!),
     warnings[0],
   );
   // A restore that runs to the end leaves none behind, and the next recovery says nothing.
