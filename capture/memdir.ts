@@ -74,6 +74,18 @@ interface Entry {
   target?: string;
 }
 
+/** `"<verb> <kind>"`, one string per pair (not one per plan entry: 200,000 of them). */
+function action(verb: "add" | "replace", kind: string): string {
+  const key = `${verb}\0${kind}`;
+  let a = ACTIONS.get(key);
+  if (a === undefined) {
+    a = `${verb} ${kind}`;
+    if (ACTIONS.size < 64) ACTIONS.set(key, a);
+  }
+  return a;
+}
+const ACTIONS = new Map<string, string>();
+
 /** A symlink left out of the capture. */
 interface SkippedLink {
   path: string;
@@ -611,8 +623,10 @@ export function memdirPlugin(options: MemdirPluginOptions): CapturePlugin {
     },
 
     async plan(ctx): Promise<RestorePlanEntry[]> {
-      const mine = new Map<string, ManifestArtifact>();
-      for (const a of ctx.artifacts) if (a.path.startsWith(PREFIX)) mine.set(a.path, a);
+      // The artifacts and the live listing, both in the listing's order (UTF-16, as the plan
+      // is sorted), merged: no map or set of every path (~30 MiB at 200,000 notes).
+      const mine = ctx.artifacts.filter((a) => a.path.startsWith(PREFIX));
+      mine.sort((x, y) => (x.path < y.path ? -1 : x.path > y.path ? 1 : 0));
       // (paths are relative and normalized: concatenation is the join, and much cheaper than
       // normalizing 36,000 of them; listDir's entries are under the same base)
       const base = dir.endsWith("/") ? dir : `${dir}/`;
@@ -623,17 +637,26 @@ export function memdirPlugin(options: MemdirPluginOptions): CapturePlugin {
         live = [];
       }
       const plan: RestorePlanEntry[] = [];
-      const seen = new Set<string>();
       let buf: Uint8Array | undefined;
-      for (const e of live) {
-        const path = PREFIX + e.rel;
-        const target = base + e.rel;
-        const a = mine.get(path);
-        if (a === undefined) {
-          plan.push({ target, action: "remove file" });
+      let i = 0;
+      let j = 0;
+      while (i < live.length || j < mine.length) {
+        const e = live[i];
+        const a = mine[j];
+        const rel = a?.path.slice(PREFIX.length);
+        if (a === undefined || (e !== undefined && e.rel < rel!)) {
+          plan.push({ target: base + e!.rel, action: "remove file" });
+          i++;
           continue;
         }
-        seen.add(path);
+        if (e === undefined || rel! < e.rel) {
+          plan.push({ target: base + rel, action: action("add", a.kind) });
+          j++;
+          continue;
+        }
+        i++;
+        j++;
+        const target = base + e.rel;
         // Another kind or size is another content: no need to read it. Files are hashed with
         // synchronous reads into one buffer: planning over the 1 GiB fixture's 36,182 unchanged
         // notes took 20-26 s (7.7-8 CPU-s) with an async open and reads per file, 5.5-5.9 s
@@ -644,17 +667,12 @@ export function memdirPlugin(options: MemdirPluginOptions): CapturePlugin {
               ? sha256Bytes(e.target!)
               : sha256FileSync(target, buf ??= new Uint8Array(1 << 20))) !== a.sha256;
         if (differs) {
-          plan.push({ target, action: `replace ${a.kind}` });
+          plan.push({ target, action: action("replace", a.kind) });
         } else if (a.kind === "file" && (a.mode ?? 0o644) !== (e.executable ? 0o755 : 0o644)) {
           plan.push({ target, action: "change mode", detail: (a.mode ?? 0o644).toString(8) });
         }
       }
-      for (const [path, a] of mine) {
-        if (!seen.has(path)) {
-          plan.push({ target: base + path.slice(PREFIX.length), action: `add ${a.kind}` });
-        }
-      }
-      return plan.sort((x, y) => (x.target < y.target ? -1 : x.target > y.target ? 1 : 0));
+      return plan;
     },
   };
 }

@@ -203,6 +203,49 @@ Deno.test("memdirPlugin() plan() compares sizes, kinds, contents beyond one read
   ]);
 });
 
+Deno.test("memdirPlugin() plan() merges live files and artifacts in order, whatever the names", async () => {
+  await using tmp = await tempDir();
+  const dir = `${tmp.path}/mem`;
+  // Names whose UTF-16 order differs from code point order (U+FFFD vs an astral character),
+  // nested dirs, names that sort around "/" ("a.md" < "a/x" < "a0").
+  const names = ["a.md", "a/x", "a0", "b/c/d", "\uFFFD.md", "\u{1F600}.md", "z"];
+  for (const n of names) {
+    await Deno.mkdir(posix.dirname(`${dir}/${n}`), { recursive: true });
+    await Deno.writeTextFile(`${dir}/${n}`, n);
+  }
+  const plugin = memdirPlugin({ dir });
+  const captured = await captureInto(tmp.path, [plugin]);
+  // Every other one removed (to be added back), new ones beside, one changed.
+  for (const n of ["a.md", "a0", "\uFFFD.md", "z"]) await Deno.remove(`${dir}/${n}`);
+  for (const n of ["a-new", "a/y", "b/c/e", "\u{1F601}.md"]) {
+    await Deno.writeTextFile(`${dir}/${n}`, n);
+  }
+  await Deno.writeTextFile(`${dir}/b/c/d`, "changed");
+  const plan = await plugin.plan!({
+    manifest: captured.manifest,
+    artifacts: captured.manifest.artifacts,
+    signal: new AbortController().signal,
+    progress: { progress() {}, warn() {} },
+  });
+  const rel = (t: string) => t.slice(dir.length + 1);
+  const want: [string, string][] = [
+    ["a-new", "remove file"],
+    ["a.md", "add file"],
+    ["a/y", "remove file"],
+    ["a0", "add file"],
+    ["b/c/d", "replace file"],
+    ["b/c/e", "remove file"],
+    ["z", "add file"],
+    ["\u{1F601}.md", "remove file"],
+    ["\uFFFD.md", "add file"],
+  ];
+  // (sorted by target as UTF-16 strings: the astral names before U+FFFD)
+  assert.deepEqual(
+    plan.map((p) => [rel(p.target), p.action]),
+    want.sort((x, y) => x[0] < y[0] ? -1 : 1),
+  );
+});
+
 Deno.test("memdirPlugin() names a missing memory dir", async () => {
   await using tmp = await tempDir();
   await assert.rejects(
