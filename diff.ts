@@ -10,6 +10,7 @@ import { createHash } from "node:crypto";
 import type { JsonValue, Manifest, ManifestArtifact } from "./bundle/types.ts";
 import type { PayloadDecipher } from "./bundle/crypto_types.ts";
 import { extractBundle } from "./bundle/extract_bundle.ts";
+import { comparePaths } from "./bundle/_paths.ts";
 import { RefusedError } from "./errors.ts";
 import {
   type GitObject,
@@ -69,8 +70,43 @@ export interface DiffOptions {
   decipher?: PayloadDecipher;
 }
 
-function byPath(m: Manifest): Map<string, ManifestArtifact> {
-  return new Map(m.artifacts.map((a) => [a.path, a]));
+/**
+ * A manifest's artifacts looked up by path without a map of every path (~50 bytes apiece,
+ * beside two lists of 200,000 to 400,000): its list sorted by path, as a bundle's manifest is
+ * (a copy sorted for one that is not).
+ */
+class ArtifactIndex {
+  readonly list: readonly ManifestArtifact[];
+
+  constructor(m: Manifest) {
+    const arts = m.artifacts;
+    let ordered = true;
+    for (let i = 1; i < arts.length && ordered; i++) {
+      ordered = comparePaths(arts[i - 1]!.path, arts[i]!.path) < 0;
+    }
+    this.list = ordered ? arts : [...arts].sort((x, y) => comparePaths(x.path, y.path));
+  }
+
+  /** Where `path` is, or would be inserted (the first artifact not before it). */
+  #lowerBound(path: string): number {
+    let lo = 0;
+    let hi = this.list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (comparePaths(this.list[mid]!.path, path) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  has(path: string): boolean {
+    return this.list[this.#lowerBound(path)]?.path === path;
+  }
+
+  /** Whether some artifact's path starts with `prefix`. */
+  hasPrefix(prefix: string): boolean {
+    return this.list[this.#lowerBound(prefix)]?.path.startsWith(prefix) ?? false;
+  }
 }
 
 function sorted(xs: Iterable<string>): string[] {
@@ -92,14 +128,32 @@ export async function diffSnapshots(
   b: DiffSide,
   options: DiffOptions = {},
 ): Promise<SnapshotDiff> {
-  const ma = byPath(a.manifest), mb = byPath(b.manifest);
-  const added = sorted([...mb.keys()].filter((p) => !ma.has(p)));
-  const removed = sorted([...ma.keys()].filter((p) => !mb.has(p)));
-  const changed = sorted(
-    [...mb.keys()].filter((p) =>
-      ma.has(p) && (ma.get(p)!.sha256 !== mb.get(p)!.sha256 || ma.get(p)!.kind !== mb.get(p)!.kind)
-    ),
-  );
+  const ma = new ArtifactIndex(a.manifest), mb = new ArtifactIndex(b.manifest);
+  // Both lists in path order: one merge finds what was added, removed and changed.
+  const added: string[] = [], removed: string[] = [], changed: string[] = [];
+  {
+    const xs = ma.list, ys = mb.list;
+    let i = 0, j = 0;
+    while (i < xs.length || j < ys.length) {
+      const x = xs[i], y = ys[j];
+      const c = x === undefined ? 1 : y === undefined ? -1 : comparePaths(x.path, y.path);
+      if (c < 0) {
+        removed.push(x!.path);
+        i++;
+      } else if (c > 0) {
+        added.push(y!.path);
+        j++;
+      } else {
+        if (x!.sha256 !== y!.sha256 || x!.kind !== y!.kind) changed.push(y!.path);
+        i++;
+        j++;
+      }
+    }
+    // (reported in the order of sorted(): UTF-16 code units)
+    added.sort();
+    removed.sort();
+    changed.sort();
+  }
   const mem = (xs: string[]): string[] =>
     xs.filter((p) => p.startsWith("memdir/")).map((p) => p.slice(7));
   const result: SnapshotDiff = {
@@ -279,7 +333,7 @@ async function historyOf(
   head: string | null,
   scratch: string,
   dir: string,
-  artifacts: Map<string, ManifestArtifact>,
+  artifacts: ArtifactIndex,
 ): Promise<LogEntry[]> {
   if (!head) return [];
   let gitdir = join(dir, "git");
@@ -298,7 +352,7 @@ async function historyOf(
       pack.close();
     }
     gitdir = scratch;
-  } else if (![...artifacts.keys()].some((p) => p.startsWith("git/objects/"))) {
+  } else if (!artifacts.hasPrefix("git/objects/")) {
     return [];
   }
   const source = await packReader(gitdir);

@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
 import { type DiffSide, diffSnapshots } from "./diff.ts";
+import fc from "fast-check";
+import { comparePaths } from "./bundle/_paths.ts";
+import type { ManifestArtifact } from "./bundle/types.ts";
 import { createSnapshotter } from "./snapshotter.ts";
 import { gitPlugin, memdirPlugin } from "./capture/mod.ts";
 import { openStore } from "./store/open_store.ts";
@@ -112,3 +115,60 @@ interopTest(
     }
   },
 );
+
+Deno.test("diffSnapshots() finds added, removed and changed artifacts as a map of each side would", async () => {
+  const header = (id: string) => ({
+    format: "memsnap-bundle" as const,
+    manifest_version: 1,
+    snapshot_id: id,
+    agent_id: "a",
+    tenant: "default",
+    label: null,
+    created_at: "2026-11-25T19:52:22.123Z",
+    created_by: "api",
+    parent: null,
+    payload: {
+      path: "payload.tar.zst",
+      size: 0,
+      sha256: "0".repeat(64),
+      compression: "zstd" as const,
+      encryption: null,
+    },
+    captures: {},
+    redaction: { redacted: false, packs: [], rules: [], skipped_binary: [] },
+    tools: {},
+  });
+  const side = (id: string, artifacts: ManifestArtifact[]): DiffSide => ({
+    manifest: { ...header(id), artifacts },
+    open: () => Promise.reject(new Error("only manifests are compared here")),
+  });
+  /** The previous algorithm: a map per side, then sorted(). */
+  const reference = (xs: ManifestArtifact[], ys: ManifestArtifact[]) => {
+    const ma = new Map(xs.map((a) => [a.path, a])), mb = new Map(ys.map((a) => [a.path, a]));
+    return {
+      added: [...mb.keys()].filter((p) => !ma.has(p)).sort(),
+      removed: [...ma.keys()].filter((p) => !mb.has(p)).sort(),
+      changed: [...mb.keys()].filter((p) =>
+        ma.has(p) &&
+        (ma.get(p)!.sha256 !== mb.get(p)!.sha256 || ma.get(p)!.kind !== mb.get(p)!.kind)
+      ).sort(),
+    };
+  };
+  const name = fc.constantFrom("a", "a.md", "a/b", "b", "\uFFFD", "\u{1F600}", "é", "z/y");
+  const artifact = fc.record({
+    path: fc.array(name, { minLength: 1, maxLength: 3 }).map((p) => `memdir/${p.join("/")}`),
+    kind: fc.constantFrom("file", "symlink"),
+    size: fc.constant(1),
+    sha256: fc.constantFrom("a".repeat(64), "b".repeat(64)),
+  });
+  const list = fc.uniqueArray(artifact, { selector: (a) => a.path, maxLength: 30 });
+  await fc.assert(
+    fc.asyncProperty(list, list, fc.boolean(), async (xs, ys, inOrder) => {
+      const order = (l: ManifestArtifact[]) =>
+        inOrder ? [...l].sort((p, q) => comparePaths(p.path, q.path)) : l;
+      const d = await diffSnapshots(side("x", order(xs)), side("y", order(ys)));
+      assert.deepEqual(d.artifacts, reference(xs, ys));
+    }),
+    { numRuns: 500 },
+  );
+});
