@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
+import fc from "fast-check";
 import { MemsnapError, RefusedError } from "../errors.ts";
 import { zstdDecompressSync } from "node:zlib";
 import type { BundleLimits } from "./bundle_limits.ts";
@@ -397,6 +398,51 @@ Deno.test("writeBundle() writes a manifest of thousands of artifacts in pieces, 
     assert.equal(read.artifacts[1000]!.mode, 0o755);
     assert.ok(await verifyBundle(await openBundleFile(path)));
   }
+});
+
+Deno.test("writeBundle() places the payload right after a manifest of any paths, kinds, sizes and modes", async () => {
+  // The manifest's length is computed before the payload is packed (to write the payload in
+  // place): paths that JSON escapes or that are not ASCII, long ones, sizes of every digit
+  // count, modes and kinds. The writer throws if the length comes out wrong.
+  await using dir = await tempDir();
+  const name = fc.constantFrom(
+    "a",
+    '"q"',
+    "é",
+    "\u{1F600}",
+    "\uFFFD",
+    "x".repeat(120),
+    "<&>",
+  );
+  const art = fc.record({
+    path: fc.array(name, { minLength: 1, maxLength: 3 }).map((p) => `memdir/${p.join("/")}`),
+    kind: fc.constantFrom("file", "symlink", "custom-kind", 'ké"y'),
+    bytes: fc.nat({ max: 3000 }),
+    mode: fc.option(fc.constantFrom(0o600, 0o644, 0o755), { nil: undefined }),
+  });
+  let run = 0;
+  await fc.assert(
+    fc.asyncProperty(
+      fc.uniqueArray(art, { selector: (a) => a.path, maxLength: 25 }),
+      async (list) => {
+        const path = `${dir.path}/p${run++}`;
+        const written = await writeBundle(
+          path,
+          testHeader(),
+          // (each path ends in its own suffix: no file is another's directory)
+          list.map((a, i) =>
+            source(`${a.path}.${i}`, new Uint8Array(a.bytes).fill(7), {
+              kind: a.kind,
+              ...(a.mode === undefined ? {} : { mode: a.mode }),
+            })
+          ),
+        );
+        assert.deepEqual(await readManifest(await openBundleFile(path)), written);
+        await Deno.remove(path);
+      },
+    ),
+    { numRuns: 150 },
+  );
 });
 
 Deno.test("writeBundle() with flushEvery writes the same bytes", async () => {
