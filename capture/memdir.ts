@@ -5,7 +5,7 @@
  */
 import { posix } from "node:path";
 import { NotFoundError, UnsafeBundleError } from "../errors.ts";
-import type { JsonValue, ManifestArtifact } from "../bundle/types.ts";
+import type { JsonValue } from "../bundle/types.ts";
 import type {
   ArtifactSource,
   CaptureContext,
