@@ -3,6 +3,7 @@ import { type DiffSide, diffSnapshots } from "./diff.ts";
 import fc from "fast-check";
 import { comparePaths } from "./bundle/_paths.ts";
 import type { ManifestArtifact } from "./bundle/types.ts";
+import { testHeader } from "./tests/bundle_helpers.ts";
 import { createSnapshotter } from "./snapshotter.ts";
 import { gitPlugin, memdirPlugin } from "./capture/mod.ts";
 import { openStore } from "./store/open_store.ts";
@@ -118,15 +119,9 @@ interopTest(
 
 Deno.test("diffSnapshots() finds added, removed and changed artifacts as a map of each side would", async () => {
   const header = (id: string) => ({
+    ...testHeader({ snapshot_id: id }),
     format: "memsnap-bundle" as const,
     manifest_version: 1,
-    snapshot_id: id,
-    agent_id: "a",
-    tenant: "default",
-    label: null,
-    created_at: "2026-11-25T19:52:22.123Z",
-    created_by: "api",
-    parent: null,
     payload: {
       path: "payload.tar.zst",
       size: 0,
@@ -134,9 +129,6 @@ Deno.test("diffSnapshots() finds added, removed and changed artifacts as a map o
       compression: "zstd" as const,
       encryption: null,
     },
-    captures: {},
-    redaction: { redacted: false, packs: [], rules: [], skipped_binary: [] },
-    tools: {},
   });
   const side = (id: string, artifacts: ManifestArtifact[]): DiffSide => ({
     manifest: { ...header(id), artifacts },

@@ -6,20 +6,25 @@ import { bundleLimits } from "./bundle_limits.ts";
 import { comparePaths } from "./_paths.ts";
 import { canonicalJson } from "./canonical_json.ts";
 import type { Manifest, ManifestArtifact } from "./types.ts";
+import { testHeader } from "../tests/bundle_helpers.ts";
 
 const enc = new TextEncoder();
 
+/** A manifest header with a redaction report and captures (every artifact list goes in it). */
 function header(): Omit<Manifest, "artifacts"> {
   return {
+    ...testHeader({
+      created_by: "cli",
+      captures: { memdir: { files: 1 } },
+      redaction: {
+        redacted: true,
+        packs: [{ id: "secrets", version: "1" }],
+        rules: [{ id: "aws", count: 2, artifacts: ["memdir/a.md"] }],
+        skipped_binary: [],
+      },
+    }),
     format: "memsnap-bundle",
     manifest_version: 1,
-    snapshot_id: "20261125T195222123Z-1a2b3c4d",
-    agent_id: "agent-1",
-    tenant: "default",
-    label: null,
-    created_at: "2026-11-25T19:52:22.123Z",
-    created_by: "cli",
-    parent: null,
     payload: {
       path: "payload.tar.zst",
       size: 123,
@@ -27,14 +32,6 @@ function header(): Omit<Manifest, "artifacts"> {
       compression: "zstd",
       encryption: null,
     },
-    captures: { memdir: { files: 1 } },
-    redaction: {
-      redacted: true,
-      packs: [{ id: "secrets", version: "1" }],
-      rules: [{ id: "aws", count: 2, artifacts: ["memdir/a.md"] }],
-      skipped_binary: [],
-    },
-    tools: { memsnap: "0.1.0" },
   };
 }
 
