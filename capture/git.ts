@@ -483,8 +483,13 @@ export function gitPlugin(options: GitPluginOptions): CapturePlugin {
             if (!isNotFound(e)) throw e;
           }
           if (index !== undefined && indexProblem(index) === undefined) {
-            artifacts.push(bytesArtifact(INDEX_PATH, index, "git-file"));
+            // Packed from a copy in staging, not held: 19 MB at 200,000 files, alive until
+            // packing starts otherwise.
+            const copy = posix.join(ctx.staging, "git-index");
+            Deno.writeFileSync(copy, index);
+            artifacts.push(await fileArtifact(INDEX_PATH, copy, "git-file"));
           }
+          index = undefined;
           const store = listObjectStore(gitdir!);
           for (const f of store.files) artifacts.push(objectArtifact(f));
           artifacts.push(
