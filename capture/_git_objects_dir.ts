@@ -214,13 +214,15 @@ export const INDEX_PATH = "git/index";
  * the working tree (empty, `.`, `..` or `.git` component, leading `/`).
  */
 export function indexProblem(bytes: Uint8Array): string | undefined {
-  const parsed = parseIndex(bytes);
+  // The first unsafe path, looked at as the index is read (no set of every path).
+  let unsafe: string | undefined;
+  const parsed = parseIndex(bytes, (p) => {
+    if (unsafe === undefined && unsafeIndexPath(p)) unsafe = p;
+  });
   if (parsed === undefined) return "it is not a valid git index";
   const required = parsed.extensions.find((e) => !/^[A-Z]/.test(e));
   if (required !== undefined) return `it uses the ${JSON.stringify(required)} extension`;
-  for (const p of parsed.paths) {
-    if (unsafeIndexPath(p)) return `it holds the unsafe path ${JSON.stringify(p)}`;
-  }
+  if (unsafe !== undefined) return `it holds the unsafe path ${JSON.stringify(unsafe)}`;
   return undefined;
 }
 
