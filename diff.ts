@@ -10,7 +10,7 @@ import { createHash } from "node:crypto";
 import type { JsonValue, Manifest, ManifestArtifact } from "./bundle/types.ts";
 import type { PayloadDecipher } from "./bundle/crypto_types.ts";
 import { extractBundle } from "./bundle/extract_bundle.ts";
-import { comparePaths } from "./bundle/_paths.ts";
+import { comparePaths, lowerBoundPath } from "./bundle/_paths.ts";
 import { RefusedError } from "./errors.ts";
 import {
   type GitObject,
@@ -87,25 +87,13 @@ class ArtifactIndex {
     this.list = ordered ? arts : [...arts].sort((x, y) => comparePaths(x.path, y.path));
   }
 
-  /** Where `path` is, or would be inserted (the first artifact not before it). */
-  #lowerBound(path: string): number {
-    let lo = 0;
-    let hi = this.list.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (comparePaths(this.list[mid]!.path, path) < 0) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  }
-
   has(path: string): boolean {
-    return this.list[this.#lowerBound(path)]?.path === path;
+    return this.list[lowerBoundPath(this.list, path)]?.path === path;
   }
 
   /** Whether some artifact's path starts with `prefix`. */
   hasPrefix(prefix: string): boolean {
-    return this.list[this.#lowerBound(prefix)]?.path.startsWith(prefix) ?? false;
+    return this.list[lowerBoundPath(this.list, prefix)]?.path.startsWith(prefix) ?? false;
   }
 }
 

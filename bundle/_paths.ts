@@ -80,6 +80,21 @@ export function checkPath(
   return undefined;
 }
 
+/**
+ * In a list sorted by path ({@linkcode comparePaths}), the index of the first item whose path
+ * does not sort before `path` (where `path` is, or would be inserted).
+ */
+export function lowerBoundPath(list: readonly { path: string }[], path: string): number {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (comparePaths(list[mid]!.path, path) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 /** Compares paths by Unicode code point (the order of their UTF-8 bytes). */
 export function comparePaths(a: string, b: string): number {
   const n = Math.min(a.length, b.length);

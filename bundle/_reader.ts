@@ -22,7 +22,7 @@ import type { BundleLimits } from "./bundle_limits.ts";
 import { ByteSource } from "./_byte_source.ts";
 import { type PathTracker, readTar, type TarEntry } from "./_tar_reader.ts";
 import { outerEntries, readManifestWithBytes } from "./_outer.ts";
-import { comparePaths, type PathProblem, PathSet, SortedPaths } from "./_paths.ts";
+import { comparePaths, lowerBoundPath, type PathProblem, PathSet, SortedPaths } from "./_paths.ts";
 import { sha256Hex } from "./_digest.ts";
 import { SIGNATURE_NAME } from "./_manifest.ts";
 import { corrupt, unsafe } from "./_errors.ts";
@@ -409,18 +409,9 @@ export class ManifestPaths implements PathTracker {
     const arts = this.#arts;
     const next = this.#next;
     if (next < arts.length && arts[next]!.path === path) return this.#next++;
-    let lo = 0;
-    let hi = arts.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1;
-      const c = comparePaths(arts[mid]!.path, path);
-      if (c === 0) {
-        this.#next = mid + 1;
-        return mid;
-      }
-      if (c < 0) lo = mid + 1;
-      else hi = mid - 1;
-    }
-    return -1;
+    const at = lowerBoundPath(arts, path);
+    if (arts[at]?.path !== path) return -1;
+    this.#next = at + 1;
+    return at;
   }
 }
