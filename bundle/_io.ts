@@ -89,3 +89,34 @@ export function hex(bytes: Uint8Array): string {
 const HEX_DIGITS = new TextEncoder().encode("0123456789abcdef");
 const HEX_OUT = new Uint8Array(128);
 const ASCII = new TextDecoder();
+
+/**
+ * Frees a buffer's memory at once by detaching it (`ArrayBuffer.prototype.transfer`), for a
+ * buffer nothing will read again; a no-op where `transfer` is missing.
+ */
+export function release(buffer: ArrayBufferLike): void {
+  const b = buffer as ArrayBuffer & { transfer?: (n: number) => ArrayBuffer; detached?: boolean };
+  if (typeof b.transfer === "function" && b.detached === false) b.transfer(0);
+}
+
+/**
+ * A whole file's bytes, read into one buffer of its size (plus a byte, to see a file that
+ * grew, which is then read to its end all the same). `Deno.readFileSync` holds the bytes twice
+ * while it reads (its own buffer, then the copy it returns): 38 MB for a 19 MB git index.
+ */
+export function readWholeFile(path: string): Uint8Array {
+  using file = Deno.openSync(path, { read: true });
+  let buf = new Uint8Array(file.statSync().size + 1);
+  let n = 0;
+  for (;;) {
+    if (n === buf.length) {
+      const grown = new Uint8Array(buf.length * 2);
+      grown.set(buf);
+      buf = grown;
+    }
+    const k = file.readSync(buf.subarray(n));
+    if (k === null || k === 0) break;
+    n += k;
+  }
+  return buf.subarray(0, n);
+}

@@ -9,7 +9,7 @@ import type { ProgressReporter } from "../progress.ts";
 import type { Manifest, ManifestArtifact } from "./types.ts";
 import type { ManifestVerifier, PayloadDecipher } from "./crypto_types.ts";
 import type { BundleLimits } from "./bundle_limits.ts";
-import { oneChunk, resolveLimits } from "./_io.ts";
+import { oneChunk, release, resolveLimits } from "./_io.ts";
 import { readPass } from "./_reader.ts";
 import { unsafe } from "./_errors.ts";
 import {
@@ -652,6 +652,8 @@ class WorkerWriter implements FileWriter {
     }
     while (this.#lanes.some((l) => l.inflight > 0 && !l.dead)) await this.#waitAnswer();
     for (const lane of this.#lanes) lane.worker.terminate();
+    for (const b of this.#free) release(b);
+    this.#free.length = 0;
   }
 
   async finish(): Promise<void> {

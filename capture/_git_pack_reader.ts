@@ -23,6 +23,7 @@
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import { digestInto } from "../bundle/_digest.ts";
+import { readWholeFile } from "../bundle/_io.ts";
 import { crc32, createInflate, inflateSync } from "node:zlib";
 import { posix } from "node:path";
 import type {
@@ -825,7 +826,7 @@ export function packReader(gitdir: string): Promise<PackedSource> {
     let bytes: PackBytes | undefined;
     try {
       bytes = new PackFile(posix.join(packDir, `${base}.pack`));
-      packs.push(loadPack(id++, bytes, Deno.readFileSync(posix.join(packDir, name))));
+      packs.push(loadPack(id++, bytes, readWholeFile(posix.join(packDir, name))));
       files.push(bytes);
     } catch {
       // unreadable pack: its objects come from the fallback
