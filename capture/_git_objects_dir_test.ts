@@ -98,7 +98,9 @@ Deno.test("placeObjectStore() moves the store in one rename, or links it file by
   }
 });
 
-Deno.test("unsafeIndexPath() refuses exactly what the plain component check refuses (property)", () => {
+Deno.test("unsafeIndexPath() refuses exactly what the plain component check refuses of the decoded path (property)", () => {
+  const enc = new TextEncoder();
+  const dec = new TextDecoder();
   const plain = (p: string): boolean =>
     p.startsWith("/") ||
     p.split("/").some((c) => c === "" || c === "." || c === ".." || c.toLowerCase() === ".git");
@@ -124,12 +126,39 @@ Deno.test("unsafeIndexPath() refuses exactly what the plain component check refu
       ".g",
     ]
   ) {
-    assert.equal(unsafeIndexPath(p), plain(p), JSON.stringify(p));
+    assert.equal(unsafeIndexPath(enc.encode(p)), plain(p), JSON.stringify(p));
   }
   const char = fc.constantFrom("/", ".", "g", "i", "t", "G", "I", "T", "ı", "İ", "a", "\u212a");
   fc.assert(
     fc.property(fc.array(char, { maxLength: 12 }).map((cs) => cs.join("")), (p) => {
-      assert.equal(unsafeIndexPath(p), plain(p), JSON.stringify(p));
+      assert.equal(unsafeIndexPath(enc.encode(p)), plain(p), JSON.stringify(p));
+    }),
+    { numRuns: 5000 },
+  );
+  // Any bytes, UTF-8 or not: the answer for what they decode to (as git's path would show).
+  const byte = fc.constantFrom(
+    0x2f,
+    0x2e,
+    0x67,
+    0x47,
+    0x69,
+    0x49,
+    0x74,
+    0x54,
+    0x61,
+    0xc4,
+    0xb1,
+    0xb0,
+    0xe2,
+    0x84,
+    0xaa,
+    0xff,
+    0x80,
+  );
+  fc.assert(
+    fc.property(fc.array(byte, { maxLength: 12 }), (bs) => {
+      const b = new Uint8Array(bs);
+      assert.equal(unsafeIndexPath(b), plain(dec.decode(b)), JSON.stringify(bs));
     }),
     { numRuns: 5000 },
   );
