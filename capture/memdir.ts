@@ -27,7 +27,7 @@ import {
   smallInt,
   symlinkStaysInside,
 } from "./_util.ts";
-import { findGitdir, isIgnored, trackedFiles } from "./_git_repo.ts";
+import { findGitdir, isIgnored, TrackedPaths, trackedPaths } from "./_git_repo.ts";
 import { pacer } from "../_pace.ts";
 import { digestInto } from "../bundle/_digest.ts";
 import { MemsnapError } from "../errors.ts";
@@ -60,6 +60,12 @@ const defaults = {
 
 /** Payload prefix of the memdir plugin. */
 const PREFIX = "memdir/";
+
+/** The top-level entry of the memory dir a `memdir/` payload path is in (or is). */
+function topName(path: string): string {
+  const slash = path.indexOf("/", PREFIX.length);
+  return path.slice(PREFIX.length, slash === -1 ? undefined : slash);
+}
 
 /** One entry found in the memory dir. */
 interface Entry {
@@ -294,11 +300,7 @@ async function listDir(
   signal?: AbortSignal,
 ): Promise<{ entries: Entry[]; skipped: SkippedLink[]; ignored: number; base: string }> {
   const gitdir = includeIgnored ? undefined : await findGitdir(root);
-  const tracked = gitdir === undefined ? new Set<string>() : await trackedFiles(root, gitdir);
-  const trackedDirs = new Set<string>();
-  for (const t of tracked) {
-    for (let d = posix.dirname(t); d !== "."; d = posix.dirname(d)) trackedDirs.add(d);
-  }
+  const tracked = gitdir === undefined ? TrackedPaths.empty() : trackedPaths(gitdir);
   const entries: Entry[] = [];
   const skipped: SkippedLink[] = [];
   let ignored = 0;
@@ -308,7 +310,7 @@ async function listDir(
   };
   const ignoredPath = async (rel: string, isDir: boolean): Promise<boolean> => {
     if (gitdir === undefined) return false;
-    if (isDir ? trackedDirs.has(rel) : tracked.has(rel)) return false;
+    if (isDir ? tracked.hasDir(rel) : tracked.has(rel)) return false;
     return await isIgnored(root, gitdir, isDir ? `${rel}/` : rel);
   };
   // Entry names hold no "/", ".", "..": plain concatenation is the join (and much cheaper
@@ -581,15 +583,23 @@ export function memdirPlugin(options: MemdirPluginOptions): CapturePlugin {
         // Move whole top-level entries of the extracted tree into staging (one rename each);
         // symlink artifacts move as regular files and are replaced below.
         const root = posix.join(ctx.payloadDir, PREFIX);
-        const tops = new Set(mine.map((a) => a.path.slice(PREFIX.length).split("/")[0]!));
+        // Sorted paths: an entry's artifacts are adjacent (one name per entry, not per file).
+        const tops = new Set<string>();
+        let last = "";
+        for (const a of mine) {
+          if (last !== "" && a.path.startsWith(last)) continue;
+          const name = topName(a.path);
+          tops.add(name);
+          last = `${PREFIX}${name}/`;
+        }
         const kept = new Set<string>();
         for (const name of tops) {
           ctx.signal.throwIfAborted();
           if (existsSync(posix.join(staged, name)) || !moved(root, staged, name)) kept.add(name);
         }
-        left = files.filter((a) => kept.has(a.path.slice(PREFIX.length).split("/")[0]!));
+        left = kept.size === 0 ? [] : files.filter((a) => kept.has(topName(a.path)));
         for (const a of mine) {
-          if (a.kind === "symlink" && !kept.has(a.path.slice(PREFIX.length).split("/")[0]!)) {
+          if (a.kind === "symlink" && !kept.has(topName(a.path))) {
             Deno.removeSync(posix.join(staged, a.path.slice(PREFIX.length)));
           }
         }

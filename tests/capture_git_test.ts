@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { RefusedError, UnsafeBundleError, UsageError } from "../errors.ts";
 import { gitPlugin } from "../capture/git.ts";
-import { indexPaths, trackedFiles } from "../capture/_git_repo.ts";
+import { indexPaths, trackedPaths } from "../capture/_git_repo.ts";
 import { IndexBuilder } from "../capture/_git_objects.ts";
 import { createHash } from "node:crypto";
 import { memdirPlugin } from "../capture/memdir.ts";
@@ -412,15 +412,23 @@ interopTest("trackedFiles() reads index versions 2, 3 and 4 as git ls-files does
   for (const version of ["3", "4", "2"]) {
     if (version === "2") await g(dir, "rm", "-q", "--cached", "intent.md");
     await g(dir, "update-index", "--index-version", version);
-    const got = await trackedFiles(dir, `${dir}/.git`);
+    const got = trackedPaths(`${dir}/.git`);
     if (version === "2") want.delete("intent.md");
     assert.deepEqual([...got].sort(), [...want].sort(), `version ${version}`);
+    for (const p of want) assert(got.has(p), p);
+    for (const p of ["notes", "deep", long.slice(0, long.lastIndexOf("/"))]) {
+      assert(got.hasDir(p), p);
+    }
+    for (const p of ["note", "notes/", "deep/0", `${long}x`, "nope.md"]) {
+      assert(!got.has(p), p);
+    }
+    assert(!got.hasDir("note") && !got.hasDir("deep/0") && !got.hasDir(long), version);
   }
   // a corrupt index reads as no index
   const index = await Deno.readFile(`${dir}/.git/index`);
   index[40]! ^= 1;
   assert.equal(indexPaths(index), undefined);
-  assert.deepEqual(await trackedFiles(dir, `${tmp.path}/none`), new Set());
+  assert.equal(trackedPaths(`${tmp.path}/none`).size, 0);
 });
 
 interopTest(
