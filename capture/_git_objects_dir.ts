@@ -16,7 +16,7 @@ import { posix } from "node:path";
 import { MemsnapError } from "../errors.ts";
 import type { ArtifactSource } from "./types.ts";
 import { isNotFound, linkOrCopy, oneChunk, readFileInto, smallInt } from "./_util.ts";
-import { parseIndex } from "./_git_repo.ts";
+import { parseIndexFile } from "./_git_repo.ts";
 
 const decoder = new TextDecoder();
 
@@ -213,12 +213,13 @@ export const INDEX_PATH = "git/index";
  * Why an index file cannot be restored as it is (`undefined` when it can): not a valid index
  * (signature, version, checksum, entries), an extension git requires to understand (a split or
  * sparse index, whose other half is elsewhere), or a path that is not a safe relative path in
- * the working tree (empty, `.`, `..` or `.git` component, leading `/`).
+ * the working tree (empty, `.`, `..` or `.git` component, leading `/`). Read through a window,
+ * not whole (19 MB at 200,000 files); throws what reading it throws.
  */
-export function indexProblem(bytes: Uint8Array): string | undefined {
+export function indexFileProblem(path: string): string | undefined {
   // The first unsafe path, looked at as the index is read (no set of every path).
   let unsafe: string | undefined;
-  const parsed = parseIndex(bytes, (p) => {
+  const parsed = parseIndexFile(path, (p) => {
     if (unsafe === undefined && unsafeIndexPath(p)) unsafe = decoder.decode(p);
   });
   if (parsed === undefined) return "it is not a valid git index";

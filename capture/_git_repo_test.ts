@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import fc from "fast-check";
-import { TrackedPaths } from "./_git_repo.ts";
+import { parseIndex, parseIndexFile, TrackedPaths } from "./_git_repo.ts";
+import { tempDir } from "../tests/_tools.ts";
 
 const enc = new TextEncoder();
 
@@ -46,7 +47,9 @@ function reference(paths: string[]) {
   return { files, dirs };
 }
 
-Deno.test("TrackedPaths answers has() and hasDir() as sets of the paths and their directories do (property)", () => {
+Deno.test("TrackedPaths answers has() and hasDir() as sets of the paths and their directories do (property)", async () => {
+  await using tmp = await tempDir();
+  const file = `${tmp.path}/index`;
   const seg = fc.array(fc.constantFrom("a", "b", "B", ".", "-", "é", "🧠", "z", "\u00ff", "~"), {
     minLength: 1,
     maxLength: 3,
@@ -58,7 +61,8 @@ Deno.test("TrackedPaths answers has() and hasDir() as sets of the paths and thei
       fc.array(path, { maxLength: 20 }),
       (paths, queries) => {
         // Any order: an index out of order is sorted (git's are already).
-        const t = TrackedPaths.fromIndex(indexOf(paths))!;
+        Deno.writeFileSync(file, indexOf(paths));
+        const t = TrackedPaths.fromIndexFile(file)!;
         const ref = reference(paths);
         assert.equal(t.size, paths.length);
         const sorted = [...paths].sort((x, y) => Buffer.compare(enc.encode(x), enc.encode(y)));
@@ -73,13 +77,103 @@ Deno.test("TrackedPaths answers has() and hasDir() as sets of the paths and thei
   );
 });
 
-Deno.test("TrackedPaths: no paths, and an invalid index", () => {
+Deno.test("TrackedPaths: no paths, and an invalid index", async () => {
+  await using tmp = await tempDir();
+  const file = `${tmp.path}/index`;
   const none = TrackedPaths.empty();
   assert.equal(none.size, 0);
   assert.equal(none.has("a"), false);
   assert.equal(none.hasDir("a"), false);
   const index = indexOf(["a/b.md"]);
-  assert(TrackedPaths.fromIndex(index)!.hasDir("a"));
+  Deno.writeFileSync(file, index);
+  assert(TrackedPaths.fromIndexFile(file)!.hasDir("a"));
   index[20]! ^= 1; // the checksum no longer matches
-  assert.equal(TrackedPaths.fromIndex(index), undefined);
+  Deno.writeFileSync(file, index);
+  assert.equal(TrackedPaths.fromIndexFile(file), undefined);
+});
+
+/** A version 4 index of `paths` (prefix-compressed names, no padding). */
+function index4Of(paths: string[]): Uint8Array {
+  const parts: number[] = [];
+  const push32 = (v: number) => parts.push(v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255);
+  parts.push(0x44, 0x49, 0x52, 0x43);
+  push32(4);
+  push32(paths.length);
+  let prev = new Uint8Array(0);
+  for (const p of paths) {
+    const name = enc.encode(p);
+    let common = 0;
+    while (common < prev.length && common < name.length && prev[common] === name[common]) common++;
+    const e = new Array(62).fill(0);
+    e[60] = Math.min(name.length, 0xfff) >> 8;
+    e[61] = Math.min(name.length, 0xfff) & 255;
+    parts.push(...e);
+    // git's offset varint of the bytes to drop
+    let drop = prev.length - common;
+    const v = [drop & 0x7f];
+    while ((drop >>= 7) > 0) v.unshift((--drop & 0x7f) | 0x80);
+    parts.push(...v, ...name.subarray(common), 0);
+    prev = name;
+  }
+  const body = new Uint8Array(parts);
+  const out = new Uint8Array(body.length + 20);
+  out.set(body);
+  out.set(createHash("sha1").update(body).digest(), body.length);
+  return out;
+}
+
+/** What a parse saw: every path visited (hex) and the extensions, or undefined. */
+function seen(parse: (visit: (p: Uint8Array) => void) => { extensions: string[] } | undefined) {
+  const paths: string[] = [];
+  const r = parse((p) => paths.push(Buffer.from(p).toString("hex")));
+  return r === undefined ? undefined : { paths, extensions: r.extensions };
+}
+
+Deno.test("parseIndexFile() through any window reads what parseIndex() reads of the bytes, damaged or not (property)", async () => {
+  await using tmp = await tempDir();
+  const file = `${tmp.path}/index`;
+  const name = fc.array(fc.constantFrom("a", "b/", "é", "x".repeat(70), "🧠", "/c"), {
+    minLength: 1,
+    maxLength: 5,
+  }).map((cs) => cs.join(""));
+  fc.assert(
+    fc.property(
+      fc.uniqueArray(name, { maxLength: 12 }),
+      fc.boolean(),
+      fc.array(fc.tuple(fc.nat(), fc.nat(255)), { maxLength: 3 }),
+      fc.option(fc.nat(), { nil: undefined }),
+      fc.constantFrom(64, 100, 256, 1 << 20),
+      (paths, v4, flips, cut, window) => {
+        let bytes = v4 ? index4Of(paths) : indexOf(paths);
+        // An extension after the entries (signature, size, body), then the checksum again.
+        const ext = new Uint8Array([0x54, 0x52, 0x45, 0x45, 0, 0, 0, 3, 1, 2, 3]);
+        const body = new Uint8Array(bytes.length - 20 + ext.length);
+        body.set(bytes.subarray(0, bytes.length - 20));
+        body.set(ext, bytes.length - 20);
+        bytes = new Uint8Array(body.length + 20);
+        bytes.set(body);
+        bytes.set(createHash("sha1").update(body).digest(), body.length);
+        // Damage after the checksum is recomputed, so that the walk itself meets it.
+        const damaged = flips.length > 0 || cut !== undefined;
+        for (const [at, x] of flips) bytes[at % bytes.length]! ^= x;
+        if (cut !== undefined) bytes = bytes.subarray(0, cut % (bytes.length + 1));
+        if (damaged && bytes.length >= 20) {
+          const end = bytes.length - 20;
+          bytes = bytes.slice();
+          bytes.set(createHash("sha1").update(bytes.subarray(0, end)).digest(), end);
+        }
+        Deno.writeFileSync(file, bytes);
+        const want = seen((v) => parseIndex(bytes, v));
+        if (!damaged) {
+          assert.deepEqual(
+            want?.paths,
+            paths.map((p) => Buffer.from(enc.encode(p)).toString("hex")),
+          );
+          assert.deepEqual(want?.extensions, ["TREE"]);
+        }
+        assert.deepEqual(seen((v) => parseIndexFile(file, v, window)), want);
+      },
+    ),
+    { numRuns: 400 },
+  );
 });
