@@ -190,8 +190,9 @@ export async function diffSnapshots(
       only: (p: string) =>
         p.startsWith("sqlite/") || p.startsWith("state/") || p.startsWith("git/"),
     };
-    await extractBundle(await a.open(), da, opts);
-    await extractBundle(await b.open(), db, opts);
+    // Each bundle's manifest is compared with the one in hand, not parsed a second time.
+    await extractBundle(await a.open(), da, { ...opts, manifest: a.manifest });
+    await extractBundle(await b.open(), db, { ...opts, manifest: b.manifest });
     // Databases.
     const dbNames = new Set(
       touched.filter((p) => p.startsWith("sqlite/") && p.endsWith(".sqlite")).map((p) =>

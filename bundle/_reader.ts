@@ -46,6 +46,8 @@ export interface ReadPassOptions {
   progress?: ProgressReporter | undefined;
   signal?: AbortSignal | undefined;
   phase: string;
+  /** The bundle's manifest, already read: compared as it streams in, not parsed again. */
+  manifest?: Manifest | undefined;
   /** Called once the manifest is read, before any artifact (may throw to refuse). */
   onManifest?: (manifest: Manifest) => Promise<void> | void;
   sink?: ArtifactSink;
@@ -130,6 +132,7 @@ export async function readPass(
       entries,
       limits,
       verifier !== undefined,
+      opts.manifest,
     );
     const failures: VerificationFailure[] = [];
     const encrypted = manifest.payload.encryption !== null;

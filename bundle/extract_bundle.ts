@@ -47,6 +47,13 @@ export interface ExtractBundleOptions {
    * left as found). For checks that need only the manifest, made before a long extraction.
    */
   onManifest?: (manifest: Manifest) => void | Promise<void>;
+  /**
+   * The bundle's manifest, if it was read already (by `readManifest`): the bundle's is compared
+   * with it byte for byte as it streams in instead of being parsed again (~200 bytes per
+   * artifact), and this object is returned when they are the same. A bundle whose manifest
+   * differs is read as without it.
+   */
+  manifest?: Manifest;
 }
 
 /**
@@ -143,6 +150,7 @@ export async function extractBundle(
       limits,
       progress: options.progress,
       signal: options.signal,
+      manifest: options.manifest,
       phase: "extract",
       async onManifest(m) {
         if (m.payload.encryption !== null && !options.decipher) {

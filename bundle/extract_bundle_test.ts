@@ -5,6 +5,7 @@ import { RefusedError, UnsafeBundleError, VerificationError } from "../errors.ts
 import { extractBundle } from "./extract_bundle.ts";
 import { writeBundle } from "./write_bundle.ts";
 import { openBundleFile } from "./open_bundle_file.ts";
+import { readManifest } from "./read_manifest.ts";
 import { decoderConfig } from "./_zstd.ts";
 import { currentUmask, writerConfig, writerStats } from "./_extract_worker.ts";
 import {
@@ -589,4 +590,46 @@ Deno.test("currentUmask() reads the process umask (Linux)", () => {
     Deno.umask(saved);
   }
   assert.equal(currentUmask(), saved);
+});
+
+test("extractBundle() given the bundle's manifest returns it, still verifies everything, and reads another one's as without it", async () => {
+  await using dir = await tempDir();
+  const b = `${dir.path}/b`, c = `${dir.path}/c`;
+  const files = Array.from({ length: 700 }, (_, i) => source(`f/${i}`, `note ${i}`));
+  await writeBundle(b, testHeader(), files, { signer: testSigner() });
+  await writeBundle(c, testHeader({ agent_id: "other" }), files);
+  const known = await readManifest(await openBundleFile(b));
+  // The same bytes: the object given comes back, after the payload and signature are checked.
+  const got = await extractBundle(await openBundleFile(b), `${dir.path}/1`, {
+    manifest: known,
+    verifier: testVerifier(),
+    requireSignature: true,
+  });
+  assert.equal(got, known);
+  assert.equal(await Deno.readTextFile(`${dir.path}/1/f/699`), "note 699");
+  await assert.rejects(
+    extractBundle(await openBundleFile(b), `${dir.path}/2`, {
+      manifest: known,
+      verifier: testVerifier("x"),
+    }),
+    (e) => e instanceof VerificationError && e.failures[0]?.check === "signature",
+  );
+  // Another bundle's manifest: its own is read and returned, as without the option.
+  const other = await extractBundle(await openBundleFile(c), `${dir.path}/3`, { manifest: known });
+  assert.notEqual(other, known);
+  assert.deepEqual(other, await readManifest(await openBundleFile(c)));
+  // A payload that does not match the manifest still fails.
+  const bytes = await Deno.readFile(b);
+  // A byte of the payload's data (its tar header holds its name; the data follows it).
+  const text = new TextDecoder("latin1").decode(bytes);
+  let header = text.indexOf("payload.tar.zst");
+  while (header !== -1 && header % 512 !== 0) header = text.indexOf("payload.tar.zst", header + 1);
+  assert(header > 0);
+  bytes[header + 512 + 20]! ^= 0xff;
+  await Deno.writeFile(`${dir.path}/bad`, bytes);
+  await assert.rejects(
+    extractBundle(await openBundleFile(`${dir.path}/bad`), `${dir.path}/4`, { manifest: known }),
+    VerificationError,
+  );
+  assert.deepEqual((await listTree(dir.path)).filter((p) => /^[24]\//.test(p)), []);
 });
