@@ -80,6 +80,8 @@ export class ManifestStreamParser {
   #head = "";
   readonly #artifacts: ManifestArtifact[] = [];
   #prev: string | undefined;
+  /** Each kind seen, to share one string per kind. */
+  readonly #kinds = new Map<string, string>();
   /** Where in #buf to look for the end of the list next (what came before was looked at). */
   #searched = 0;
   readonly #decoder = new TextDecoder("utf-8", { fatal: true });
@@ -238,7 +240,15 @@ export class ManifestStreamParser {
       prev = a.path;
     }
     this.#prev = prev;
-    for (const a of batch as ManifestArtifact[]) arts.push(a);
+    // One string per kind, not one per entry (JSON.parse makes a new "git-object" each time:
+    // 6.4 MB for 211,000 git objects).
+    const kinds = this.#kinds;
+    for (const a of batch as ManifestArtifact[]) {
+      const kind = kinds.get(a.kind);
+      if (kind === undefined) kinds.set(a.kind, a.kind);
+      else a.kind = kind;
+      arts.push(a);
+    }
     this.#shift(end);
     this.#searched = 0;
     return true;
@@ -261,9 +271,6 @@ export class ManifestStreamParser {
 
   /** parseManifest() of every byte: the head and entries taken, re-serialized, then the rest. */
   #fallback(): Manifest {
-    if (Deno.env.get("MSDEBUG")) {
-      console.error("FALLBACK", this.#head.length, this.#artifacts.length, this.#len);
-    }
     if (this.#head === "") return parseManifest(this.#buf.subarray(0, this.#len), this.#limits);
     const arts = this.#artifacts;
     const taken = new TextEncoder().encode(
