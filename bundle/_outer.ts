@@ -48,33 +48,39 @@ export async function readManifestWithBytes(
   }
   // Parsed as it streams in: neither its bytes (unless kept) nor its text is held whole.
   const bytes = keepBytes ? new Uint8Array(e.size) : undefined;
-  let parser: ManifestStreamParser | undefined;
   const same = known === undefined ? undefined : new SameBytes(manifestChunks(known));
-  if (same === undefined) parser = new ManifestStreamParser(limits);
+  /** A parser given what matched `known` so far (`known`'s bytes, regenerated). */
+  const parserFromHere = (): ManifestStreamParser => {
+    const p = new ManifestStreamParser(limits);
+    if (same !== undefined) {
+      for (const piece of same.matched(manifestChunks(known!))) p.push(piece);
+    }
+    return p;
+  };
+  let parser = same === undefined ? parserFromHere() : undefined;
   let off = 0;
   for await (const c of e.body()) {
     bytes?.set(c, off);
     off += c.length;
-    if (parser === undefined) {
-      const n = same!.match(c);
-      if (n === c.length) continue;
-      // They differ: the parser takes what matched (known's bytes) and the rest.
-      parser = new ManifestStreamParser(limits);
-      for (const piece of same!.matched(manifestChunks(known!))) parser.push(piece);
-      parser.push(c.subarray(n));
-    } else parser.push(c);
+    if (parser !== undefined) {
+      parser.push(c);
+      continue;
+    }
+    const n = same!.match(c);
+    if (n === c.length) continue;
+    // They differ: the parser takes what matched and the rest.
+    parser = parserFromHere();
+    parser.push(c.subarray(n));
   }
   if (parser === undefined) {
     if (same!.done()) return { manifest: known!, bytes };
-    // The entry ended first: a prefix of known's text.
-    parser = new ManifestStreamParser(limits);
-    for (const piece of same!.matched(manifestChunks(known!))) parser.push(piece);
+    parser = parserFromHere(); // the entry ended first: a prefix of known's text
   }
   return { manifest: parser.end(), bytes };
 }
 
 /** Compares bytes as they come with the concatenation of `pieces`. */
-class SameBytes {
+export class SameBytes {
   readonly #pieces: Iterator<Uint8Array>;
   #piece: Uint8Array = new Uint8Array(0);
   #at = 0;

@@ -7,7 +7,7 @@ import type { Manifest } from "./types.ts";
 import type { BundleLimits } from "./bundle_limits.ts";
 import { ByteSource } from "./_byte_source.ts";
 import { resolveLimits } from "./_io.ts";
-import { outerEntries, readManifestWithBytes } from "./_outer.ts";
+import { outerEntries, readManifestWithBytes, SameBytes } from "./_outer.ts";
 import { encodeManifest, MANIFEST_NAME, manifestChunks, parseManifest } from "./_manifest.ts";
 
 /** Options of {@linkcode readManifest}. */
@@ -106,31 +106,17 @@ export async function unchangedManifest(
       if (held && held.length > 1) yield held.subarray(0, held.length - 1);
       yield new TextEncoder().encode(',"created_at":');
     })();
-    let expect: Uint8Array = new Uint8Array(0);
-    let at = 0;
-    let matched = false;
-    const next = (): void => {
-      const r = want.next();
-      if (r.done) matched = true;
-      else {
-        expect = r.value;
-        at = 0;
-      }
-    };
-    next();
+    const same = new SameBytes(want);
     // The text after the match, decoded as it comes (chunks are reused by the next read).
     const dec = new TextDecoder("utf-8", { fatal: true });
     let rest = "";
     for await (const chunk of first.value.body()) {
       let i = 0;
-      while (!matched && i < chunk.length) {
-        const n = Math.min(chunk.length - i, expect.length - at);
-        for (let k = 0; k < n; k++) if (chunk[i + k] !== expect[at + k]) return undefined;
-        i += n;
-        at += n;
-        if (at === expect.length) next();
+      if (!same.done()) {
+        i = same.match(chunk);
+        if (i < chunk.length && !same.done()) return undefined; // they differ
       }
-      if (matched && i < chunk.length) {
+      if (i < chunk.length) {
         try {
           rest += dec.decode(chunk.subarray(i), { stream: true });
         } catch {
@@ -138,7 +124,7 @@ export async function unchangedManifest(
         }
       }
     }
-    if (!matched) return undefined; // the manifest ended first
+    if (!same.done()) return undefined; // the manifest ended first
     let tail: Record<string, unknown>;
     try {
       tail = JSON.parse(`{"created_at":${rest}${dec.decode()}`);
