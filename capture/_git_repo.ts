@@ -45,30 +45,20 @@ export async function findGitdir(dir: string): Promise<string | undefined> {
 }
 
 /**
- * Paths recorded in an index file's bytes (versions 2, 3 and 4), or `undefined` if the bytes
- * are not a valid index (bad signature, version, checksum or entry).
- */
-export function indexPaths(bytes: Uint8Array): Set<string> | undefined {
-  return parseIndex(bytes)?.paths;
-}
-
-/**
- * An index file's paths and the signatures of its extensions, or `undefined` if the bytes are
- * not a valid index (as {@linkcode indexPaths}, extensions' framing checked too). With `visit`,
- * each path's bytes (a view, valid during the call) are handed to it as they are read instead
- * of collected (`paths` is then empty): a set of 200,000 paths is ~20 MB, and their strings
- * ~12 MB of garbage, for a caller that only looks at each once.
+ * Reads an index's bytes (versions 2, 3 and 4): each path's bytes go to `visit` as they are read
+ * (a view, valid during the call; no set or string of every path: 200,000 of them were ~20 MB
+ * held, ~12 MB of garbage), and the signatures of its extensions are returned; `undefined` if
+ * the bytes are not a valid index (signature, version, checksum, entries, extensions' framing).
  */
 export function parseIndex(
   bytes: Uint8Array,
-  visit?: (path: Uint8Array) => void,
-): { paths: Set<string>; extensions: string[] } | undefined {
+  visit: (path: Uint8Array) => void,
+): { extensions: string[] } | undefined {
   if (bytes.byteLength < 32) return undefined;
   const end = bytes.byteLength - 20;
   const sum = new Uint8Array(20);
   digestInto("sha1", sum, 0, bytes.subarray(0, end));
   if (!sameBytes(sum, bytes.subarray(end))) return undefined;
-  const out = new Set<string>();
   const extensions = walkIndex(
     {
       size: bytes.byteLength,
@@ -78,9 +68,9 @@ export function parseIndex(
         return i < 0 || i >= limit ? -1 : i;
       },
     },
-    visit ?? ((p) => out.add(decoder.decode(p))),
+    visit,
   );
-  return extensions === undefined ? undefined : { paths: out, extensions };
+  return extensions === undefined ? undefined : { extensions };
 }
 
 /**
