@@ -15,7 +15,7 @@
 import { posix } from "node:path";
 import { MemsnapError } from "../errors.ts";
 import type { ArtifactSource } from "./types.ts";
-import { isNotFound, linkOrCopy, oneChunk, readFileInto, smallInt } from "./_util.ts";
+import { isNotFound, joinFlat, linkOrCopy, oneChunk, readFileInto, smallInt } from "./_util.ts";
 import { parseIndexFile } from "./_git_repo.ts";
 
 const decoder = new TextDecoder();
@@ -129,7 +129,7 @@ class ObjectArtifact implements ArtifactSource {
   readonly #root: string;
 
   constructor(file: ObjectFile) {
-    this.path = OBJECTS_PREFIX + file.rel;
+    this.path = joinFlat(OBJECTS_PREFIX, file.rel);
     this.size = smallInt(file.size);
     this.#root = file.root;
   }

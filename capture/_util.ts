@@ -100,6 +100,16 @@ export function existsSync(path: string): boolean {
 }
 
 /**
+ * `prefix + rest` as one flat string. `+` makes a concatenation node that V8 flattens when the
+ * path is first compared (the artifacts are sorted), keeping the node and the flat copy both:
+ * ~106 bytes for a 55-character path where the flat string alone is ~80 (10 MB across the
+ * 411,000 artifacts of a 200,000-note memory). `Array.prototype.join` builds it flat.
+ */
+export function joinFlat(prefix: string, rest: string): string {
+  return [prefix, rest].join("");
+}
+
+/**
  * Reads a file into `into` synchronously, up to `into.length` bytes; returns how many were
  * read (fewer if the file is shorter).
  *

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { assertSafeRelative, readFileInto, unsafeRelative } from "./_util.ts";
+import { assertSafeRelative, joinFlat, readFileInto, unsafeRelative } from "./_util.ts";
 import { UnsafeBundleError } from "../errors.ts";
 import { tempDir } from "../tests/_tools.ts";
 
@@ -85,4 +85,15 @@ Deno.test("readFileInto() goes on after a short read that stops before the expec
   assert.equal(n, 6);
   assert.equal(new TextDecoder().decode(into.subarray(0, n)), "abcdef");
   assert.ok((await writer.status).success);
+});
+
+Deno.test("joinFlat() is the concatenation", () => {
+  for (
+    const [a, b] of [["", ""], ["memdir/", "a/b.md"], ["git/objects/", "ab/" + "c".repeat(38)], [
+      "é/",
+      "🧠",
+    ]]
+  ) {
+    assert.equal(joinFlat(a!, b!), a! + b!);
+  }
 });

@@ -19,6 +19,7 @@ import {
   bytesArtifact,
   existsSync,
   globToRegExp,
+  joinFlat,
   linkOrCopy,
   oneChunk,
   readFileInto,
@@ -475,7 +476,7 @@ export function memdirPlugin(options: MemdirPluginOptions): CapturePlugin {
       entries.reverse();
       for (let e = entries.pop(); e !== undefined; e = entries.pop()) {
         ctx.signal.throwIfAborted();
-        const path = PREFIX + e.rel;
+        const path = joinFlat(PREFIX, e.rel);
         let artifact: ArtifactSource;
         if (e.kind === "symlink") {
           artifact = bytesArtifact(path, new TextEncoder().encode(e.target!), "symlink");
