@@ -6,33 +6,22 @@ import { bundleLimits } from "./bundle_limits.ts";
 import { comparePaths } from "./_paths.ts";
 import { canonicalJson } from "./canonical_json.ts";
 import type { Manifest, ManifestArtifact } from "./types.ts";
-import { testHeader } from "../tests/bundle_helpers.ts";
+import { testManifestHead } from "../tests/bundle_helpers.ts";
 
 const enc = new TextEncoder();
 
 /** A manifest header with a redaction report and captures (every artifact list goes in it). */
 function header(): Omit<Manifest, "artifacts"> {
-  return {
-    ...testHeader({
-      created_by: "cli",
-      captures: { memdir: { files: 1 } },
-      redaction: {
-        redacted: true,
-        packs: [{ id: "secrets", version: "1" }],
-        rules: [{ id: "aws", count: 2, artifacts: ["memdir/a.md"] }],
-        skipped_binary: [],
-      },
-    }),
-    format: "memsnap-bundle",
-    manifest_version: 1,
-    payload: {
-      path: "payload.tar.zst",
-      size: 123,
-      sha256: "ab".repeat(32),
-      compression: "zstd",
-      encryption: null,
+  return testManifestHead({
+    created_by: "cli",
+    captures: { memdir: { files: 1 } },
+    redaction: {
+      redacted: true,
+      packs: [{ id: "secrets", version: "1" }],
+      rules: [{ id: "aws", count: 2, artifacts: ["memdir/a.md"] }],
+      skipped_binary: [],
     },
-  };
+  });
 }
 
 function art(i: number): ManifestArtifact {

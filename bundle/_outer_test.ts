@@ -6,21 +6,12 @@ import { bundleLimits } from "./bundle_limits.ts";
 import { comparePaths } from "./_paths.ts";
 import type { TarEntry } from "./_tar_reader.ts";
 import type { Manifest, ManifestArtifact } from "./types.ts";
-import { testHeader } from "../tests/bundle_helpers.ts";
+import { testManifestHead } from "../tests/bundle_helpers.ts";
 
 function manifestOf(arts: ManifestArtifact[], agent = "agent-1"): Manifest {
   const unique = [...new Map(arts.map((a) => [a.path, a])).values()];
   return {
-    ...testHeader({ agent_id: agent, captures: { memdir: { files: unique.length } } }),
-    format: "memsnap-bundle",
-    manifest_version: 1,
-    payload: {
-      path: "payload.tar.zst",
-      size: 123,
-      sha256: "ab".repeat(32),
-      compression: "zstd",
-      encryption: null,
-    },
+    ...testManifestHead({ agent_id: agent, captures: { memdir: { files: unique.length } } }),
     artifacts: unique.sort((a, b) => comparePaths(a.path, b.path)),
   } as Manifest;
 }

@@ -36,6 +36,27 @@ export function testHeader(overrides: Partial<BundleHeader> = {}): BundleHeader 
   };
 }
 
+/**
+ * A manifest's fields but its artifacts, for tests of manifest readers: `testHeader(overrides)`
+ * with the format, version and a fixed plaintext payload (its size and hash stand for any).
+ */
+export function testManifestHead(
+  overrides: Partial<BundleHeader> = {},
+): Omit<Manifest, "artifacts"> {
+  return {
+    ...testHeader(overrides),
+    format: "memsnap-bundle",
+    manifest_version: 1,
+    payload: {
+      path: "payload.tar.zst",
+      size: 123,
+      sha256: "ab".repeat(32),
+      compression: "zstd",
+      encryption: null,
+    },
+  };
+}
+
 /** An in-memory artifact source, delivered in chunks of `chunk` bytes. */
 export function source(
   path: string,
