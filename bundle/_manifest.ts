@@ -9,6 +9,7 @@ import { validateManifestSchema as validator } from "./_manifest_validator.ts";
 import { canonicalJson } from "./canonical_json.ts";
 import { corrupt, unsafe } from "./_errors.ts";
 import { checkPath, comparePaths } from "./_paths.ts";
+import { artifactTableOf } from "./_artifact_table.ts";
 import type { BundleLimits } from "./bundle_limits.ts";
 
 export const MANIFEST_NAME = "manifest.json";
@@ -147,7 +148,16 @@ export function parseManifestText(text: string, limits: BundleLimits): Manifest 
 
 /** The canonical bytes of a manifest. */
 export function encodeManifest(m: Manifest): Uint8Array {
-  return new TextEncoder().encode(canonicalJson(m));
+  if (artifactTableOf(m) === undefined) return new TextEncoder().encode(canonicalJson(m));
+  // A written bundle's manifest: from its table, without making its entries.
+  const pieces = [...manifestChunks(m)];
+  const out = new Uint8Array(pieces.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of pieces) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }
 
 /** Artifacts per piece in {@linkcode manifestChunks}. */
@@ -178,6 +188,26 @@ export function* manifestChunks(m: Manifest): Generator<Uint8Array> {
 
 /** The canonical text of a manifest in the pieces of {@linkcode manifestChunks}. */
 function* manifestText(m: Manifest): Generator<string> {
+  const table = artifactTableOf(m);
+  if (table !== undefined) {
+    // A written bundle's manifest whose entries were not made: serialized from its table (its
+    // entries are plain), a piece at a time.
+    const header: Record<string, unknown> = {};
+    for (const k of Object.keys(m)) {
+      header[k] = k === "artifacts" ? [] : (m as unknown as Record<string, unknown>)[k];
+    }
+    const head = canonicalJson(header);
+    const prefix = `{"agent_id":${JSON.stringify(m.agent_id)},"artifacts":[`;
+    if (head.startsWith(`${prefix}]`)) {
+      yield prefix;
+      for (let i = 0; i < table.length; i += CHUNK_ARTIFACTS) {
+        const text = JSON.stringify(table.entries(i, i + CHUNK_ARTIFACTS));
+        yield (i > 0 ? "," : "") + text.slice(1, -1);
+      }
+      yield head.slice(prefix.length);
+      return;
+    }
+  }
   const arts = m.artifacts;
   const head = arts.length > CHUNK_ARTIFACTS && arts.every(plainArtifact)
     ? canonicalJson({ ...m, artifacts: [] })
@@ -194,4 +224,28 @@ function* manifestText(m: Manifest): Generator<string> {
     yield (i > 0 ? "," : "") + text.slice(1, -1);
   }
   yield head.slice(prefix.length);
+}
+
+/**
+ * The UTF-8 length of `JSON.stringify(s)`: quotes, two-character escapes, `\u00XX` for other
+ * control characters and `\uXXXX` for a lone surrogate (as the native serializer writes them).
+ */
+export function jsonStringLength(s: string): number {
+  let n = 2;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20) n += c === 8 || c === 9 || c === 10 || c === 12 || c === 13 ? 2 : 6;
+    else if (c === 0x22 || c === 0x5c) n += 2;
+    else if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff) {
+      const d = i + 1 < s.length ? s.charCodeAt(i + 1) : 0;
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n += 4;
+        i++;
+      } else n += 6;
+    } else if (c >= 0xdc00 && c <= 0xdfff) n += 6;
+    else n += 3;
+  }
+  return n;
 }

@@ -8,7 +8,7 @@ import {
   generateManifestValidator,
   VALIDATOR_URL,
 } from "./_manifest_validator_gen.ts";
-import { encodeManifest, manifestChunks } from "./_manifest.ts";
+import { encodeManifest, jsonStringLength, manifestChunks } from "./_manifest.ts";
 import type { Manifest, ManifestArtifact } from "./types.ts";
 
 Deno.test("MANIFEST_SCHEMA equals docs/manifest.schema.json", async () => {
@@ -178,4 +178,39 @@ Deno.test("manifestChunks() pieces concatenate to encodeManifest(), for any arti
     assert.deepEqual(whole, encodeManifest(m), name);
     assert.equal(chunks.length > 1, pieces, name);
   }
+});
+
+Deno.test("jsonStringLength() is the UTF-8 length of JSON.stringify(), for any string", () => {
+  const enc = new TextEncoder();
+  const check = (s: string) =>
+    assert.equal(jsonStringLength(s), enc.encode(JSON.stringify(s)).length);
+  for (
+    const s of ["", '"', "\\", "\b\f\n\r\t\v\0\x1f\x7f", "\ud800", "\udc00x", "\ud83d\ude00", "é€"]
+  ) {
+    check(s);
+  }
+  fc.assert(fc.property(fc.string({ unit: "binary" }), check), { numRuns: 2000 });
+  // Surrogates of any pairing, and controls, next to each other.
+  const units = fc.constantFrom(
+    0x0,
+    0x8,
+    0x1f,
+    0x22,
+    0x5c,
+    0x7f,
+    0x80,
+    0x7ff,
+    0x800,
+    0xd7ff,
+    0xd800,
+    0xdbff,
+    0xdc00,
+    0xdfff,
+    0xe000,
+    0xffff,
+  );
+  fc.assert(
+    fc.property(fc.array(units, { maxLength: 12 }), (cs) => check(String.fromCharCode(...cs))),
+    { numRuns: 2000 },
+  );
 });

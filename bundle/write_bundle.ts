@@ -4,7 +4,6 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { Buffer } from "node:buffer";
 import { basename, dirname, join } from "node:path";
 import { MemsnapError, RefusedError } from "../errors.ts";
 import { noopProgress, type ProgressReporter } from "../progress.ts";
@@ -29,15 +28,16 @@ import { checkPath, comparePaths, SortedPaths } from "./_paths.ts";
 import { type BundleLimits, bundleLimits } from "./bundle_limits.ts";
 import { zstdCompressFrames } from "./_zstd_frames.ts";
 import { smallInt, throughTransform, writeAll } from "./_io.ts";
-import { sha256Hex } from "./_digest.ts";
+import { digestInto } from "./_digest.ts";
+import { ArtifactTable, lazyManifest } from "./_artifact_table.ts";
 import {
   encodeManifest,
+  jsonStringLength,
   MANIFEST_NAME,
   manifestChunks,
   parseManifest,
   PAYLOAD_AGE,
   PAYLOAD_PLAIN,
-  plainArtifact,
   SIGNATURE_NAME,
 } from "./_manifest.ts";
 
@@ -102,26 +102,38 @@ function manifestArtifact(s: ArtifactSource, sha256: string): ManifestArtifact {
 
 /**
  * The length of the manifest of `sources` with every hash zeroed and `payload.size` 0: the
- * header's, plus each entry's and a comma between two. Entries are measured one at a time (a
- * list of them all, serialized in pieces, was ~50 MB of garbage at 400,000 artifacts, right
- * before the payload: the peak of such a snapshot). Its own function, not inline in
- * {@linkcode writeBundle}: a temporary there stays in the suspended function's registers.
+ * header's, plus each entry's and a comma between two. An entry's length is counted from its
+ * fields, without making the entry or its text (at 411,000 artifacts those were ~90 MB of
+ * garbage right before the payload: the peak of such a snapshot). Its own function, not
+ * inline in {@linkcode writeBundle}: a temporary there stays in the suspended function's
+ * registers.
  */
 function placeholderLength(probe: Manifest, sources: readonly ArtifactSource[]): number {
   let n = chunksLength({ ...probe, artifacts: [] });
+  const kinds = new Map<string, number>();
   for (let i = 0; i < sources.length; i++) {
-    const a = manifestArtifact(sources[i]!, ZERO_HASH);
-    // A plain entry is serialized canonically by JSON.stringify; any other, whole, as ever.
-    if (!plainArtifact(a)) {
+    const s = sources[i]!;
+    if (typeof s.kind !== "string") {
+      // Not an entry the native serializer writes canonically: the whole manifest, as ever.
       return chunksLength({
         ...probe,
         artifacts: sources.map((s) => manifestArtifact(s, ZERO_HASH)),
       });
     }
-    n += Buffer.byteLength(JSON.stringify(a), "utf8") + (i > 0 ? 1 : 0);
+    let kind = kinds.get(s.kind);
+    if (kind === undefined) kinds.set(s.kind, kind = jsonStringLength(s.kind));
+    // {"kind":K[,"mode":M],"path":P,"sha256":"<64>","size":N}
+    n += ENTRY_FIXED + kind + jsonStringLength(s.path) + String(s.size).length +
+      (s.mode !== undefined && s.mode !== 0o644 ? MODE_FIXED + String(s.mode).length : 0) +
+      (i > 0 ? 1 : 0);
   }
   return n;
 }
+
+/** The bytes of an entry's keys, punctuation and zeroed hash: `{"kind":,"path":,"sha256":"…","size":}`. */
+const ENTRY_FIXED = '{"kind":,"path":,"sha256":"","size":}'.length + 64;
+/** The bytes a mode adds to an entry: `,"mode":` and its digits. */
+const MODE_FIXED = ',"mode":'.length;
 
 /** Length of a manifest's canonical bytes, computed piece by piece. */
 function chunksLength(m: Manifest): number {
@@ -327,7 +339,8 @@ export async function writeBundle(
   let destCreated = false;
   try {
     // 2. Payload: inner tar -> zstd -> (cipher) -> hash -> temp file.
-    const manifestArtifacts: ManifestArtifact[] = [];
+    // The manifest's entries, compactly (see ArtifactTable): digests as bytes, no entry objects.
+    const table = new ArtifactTable(sources.length);
     let packed = 0;
     // Small artifacts are opened a few ahead (in order, each once), so that their reads run
     // in the I/O threads while this thread hashes and tars the current one; bounded in count
@@ -416,8 +429,11 @@ export async function writeBundle(
             fill = end;
             packed += s.size;
             progress.progress({ phase: "pack", done: packed, total, item: s.path });
-            manifestArtifacts.push(
-              manifestArtifact(s, sha256Hex(bytes)),
+            digestInto(
+              "sha256",
+              table.digests,
+              32 * table.push(s.kind, s.path, s.size, s.mode),
+              bytes,
             );
             done(i);
             continue;
@@ -477,7 +493,7 @@ export async function writeBundle(
           if (n !== s.size) throw sizeChanged(s, n);
           const pad = padding(s.size);
           if (pad > 0) yield PAD.subarray(0, pad);
-          manifestArtifacts.push(manifestArtifact(s, hash.digest("hex")));
+          table.digests.set(hash.digest(), 32 * table.push(s.kind, s.path, s.size, s.mode));
           done(i);
         }
         if (fill > 0) yield takeBatch();
@@ -548,9 +564,8 @@ export async function writeBundle(
       signal?.throwIfAborted();
 
       // 3. Manifest and signature.
-      manifest = {
+      manifest = lazyManifest({
         ...probe,
-        artifacts: manifestArtifacts,
         payload: {
           path: payloadPath,
           size: payloadSize,
@@ -558,7 +573,7 @@ export async function writeBundle(
           compression: "zstd",
           encryption,
         },
-      };
+      }, table);
       // Signed: the bytes at once, for the signer. Otherwise written in pieces: a manifest of
       // 75,000 artifacts is ~11 MB of text, which would otherwise exist as a string and as
       // bytes at the very end, while everything else is still alive (the run's peak memory).

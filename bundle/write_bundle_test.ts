@@ -416,9 +416,9 @@ Deno.test("writeBundle() places the payload right after a manifest of any paths,
   );
   const art = fc.record({
     path: fc.array(name, { minLength: 1, maxLength: 3 }).map((p) => `memdir/${p.join("/")}`),
-    kind: fc.constantFrom("file", "symlink", "custom-kind", 'ké"y'),
+    kind: fc.constantFrom("file", "symlink", "custom-kind", 'ké"y', "tab\tkind"),
     bytes: fc.nat({ max: 3000 }),
-    mode: fc.option(fc.constantFrom(0o600, 0o644, 0o755), { nil: undefined }),
+    mode: fc.option(fc.constantFrom(0, 0o600, 0o644, 0o755, 0o777), { nil: undefined }),
   });
   let run = 0;
   await fc.assert(

@@ -16,6 +16,7 @@ import {
   str,
 } from "./_context.ts";
 import { applyRetentionFromFlags, RETENTION_FLAGS, RETENTION_HELP } from "./_retention.ts";
+import { artifactTotals } from "../bundle/_artifact_table.ts";
 
 /** The command. */
 export const command: Command = {
@@ -80,6 +81,8 @@ export const command: Command = {
       }
       await applyRetentionFromFlags(ctx, snap.store, snap.tenant, snap.agent);
       const redactedCount = m.redaction.rules.reduce((n, x) => n + x.count, 0);
+      // Counted without making the entries of a manifest just written (see ArtifactTable).
+      const totals = artifactTotals(m);
       ctx.out.result(
         {
           id: r.info.id,
@@ -91,7 +94,7 @@ export const command: Command = {
           created_by: r.info.created_by,
           label: r.info.label,
           size: r.info.size,
-          artifacts: m.artifacts.length,
+          artifacts: totals.count,
           skipped: r.skipped,
           redacted: m.redaction.redacted,
           redactions: redactedCount,
@@ -102,9 +105,7 @@ export const command: Command = {
             `Created snapshot ${r.info.id}`,
             `  path       ${r.info.path}`,
             `  parent     ${r.info.parent ?? "(none)"}`,
-            `  artifacts  ${m.artifacts.length} (${
-              formatBytes(m.artifacts.reduce((n, a) => n + a.size, 0))
-            })`,
+            `  artifacts  ${totals.count} (${formatBytes(totals.bytes)})`,
             `  bundle     ${formatBytes(r.info.size)}${m.payload.encryption ? ", encrypted" : ""}`,
             `  redaction  ${m.redaction.redacted ? `${redactedCount} secret(s) replaced` : "off"}`,
           ],
