@@ -7,10 +7,11 @@
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { createHash } from "node:crypto";
-import type { JsonValue, Manifest, ManifestArtifact } from "./bundle/types.ts";
+import type { JsonValue, Manifest } from "./bundle/types.ts";
 import type { PayloadDecipher } from "./bundle/crypto_types.ts";
 import { extractBundle } from "./bundle/extract_bundle.ts";
-import { comparePaths, lowerBoundPath } from "./bundle/_paths.ts";
+import { comparePaths } from "./bundle/_paths.ts";
+import { type ArtifactRows, listRows, lowerBoundRow, rowsOf } from "./bundle/_artifact_table.ts";
 import { RefusedError } from "./errors.ts";
 import {
   type GitObject,
@@ -72,28 +73,33 @@ export interface DiffOptions {
 
 /**
  * A manifest's artifacts looked up by path without a map of every path (~50 bytes apiece,
- * beside two lists of 200,000 to 400,000): its list sorted by path, as a bundle's manifest is
- * (a copy sorted for one that is not).
+ * beside two lists of 200,000 to 400,000): its rows in path order, as a bundle's manifest
+ * lists them (a sorted copy for one that does not). Rows, not entries: a manifest read from a
+ * bundle holds a compact table (see ArtifactTable), and no entry is made here.
  */
 class ArtifactIndex {
-  readonly list: readonly ManifestArtifact[];
+  readonly rows: ArtifactRows;
 
   constructor(m: Manifest) {
-    const arts = m.artifacts;
+    const rows = rowsOf(m);
     let ordered = true;
-    for (let i = 1; i < arts.length && ordered; i++) {
-      ordered = comparePaths(arts[i - 1]!.path, arts[i]!.path) < 0;
+    for (let i = 1; i < rows.length && ordered; i++) {
+      ordered = comparePaths(rows.path(i - 1), rows.path(i)) < 0;
     }
-    this.list = ordered ? arts : [...arts].sort((x, y) => comparePaths(x.path, y.path));
+    this.rows = ordered
+      ? rows
+      : listRows([...m.artifacts].sort((x, y) => comparePaths(x.path, y.path)));
   }
 
   has(path: string): boolean {
-    return this.list[lowerBoundPath(this.list, path)]?.path === path;
+    const at = lowerBoundRow(this.rows, path);
+    return at < this.rows.length && this.rows.path(at) === path;
   }
 
   /** Whether some artifact's path starts with `prefix`. */
   hasPrefix(prefix: string): boolean {
-    return this.list[lowerBoundPath(this.list, prefix)]?.path.startsWith(prefix) ?? false;
+    const at = lowerBoundRow(this.rows, prefix);
+    return at < this.rows.length && this.rows.path(at).startsWith(prefix);
   }
 }
 
@@ -120,19 +126,18 @@ export async function diffSnapshots(
   // Both lists in path order: one merge finds what was added, removed and changed.
   const added: string[] = [], removed: string[] = [], changed: string[] = [];
   {
-    const xs = ma.list, ys = mb.list;
+    const xs = ma.rows, ys = mb.rows;
     let i = 0, j = 0;
     while (i < xs.length || j < ys.length) {
-      const x = xs[i], y = ys[j];
-      const c = x === undefined ? 1 : y === undefined ? -1 : comparePaths(x.path, y.path);
+      const c = i >= xs.length ? 1 : j >= ys.length ? -1 : comparePaths(xs.path(i), ys.path(j));
       if (c < 0) {
-        removed.push(x!.path);
+        removed.push(xs.path(i));
         i++;
       } else if (c > 0) {
-        added.push(y!.path);
+        added.push(ys.path(j));
         j++;
       } else {
-        if (x!.sha256 !== y!.sha256 || x!.kind !== y!.kind) changed.push(y!.path);
+        if (!xs.sameSha256(i, ys, j) || xs.kind(i) !== ys.kind(j)) changed.push(ys.path(j));
         i++;
         j++;
       }

@@ -14,7 +14,7 @@ import type {
   RestoreTarget,
 } from "./capture/types.ts";
 import { existsSync, isNotFound } from "./capture/_util.ts";
-import type { JsonValue, Manifest, RedactionReport } from "./bundle/types.ts";
+import type { JsonValue, Manifest, ManifestArtifact, RedactionReport } from "./bundle/types.ts";
 import type {
   ManifestSigner,
   ManifestVerifier,
@@ -28,6 +28,7 @@ import type { RulePack } from "./redact/types.ts";
 import { writeBundle } from "./bundle/write_bundle.ts";
 import { unchangedManifest } from "./bundle/read_manifest.ts";
 import { extractBundle } from "./bundle/extract_bundle.ts";
+import { rowsOf } from "./bundle/_artifact_table.ts";
 import { verifyBundle, type VerifyReport } from "./bundle/verify_bundle.ts";
 import { newSnapshotId } from "./bundle/new_snapshot_id.ts";
 import { createRedactor } from "./redact/create_redactor.ts";
@@ -584,18 +585,28 @@ export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
             `the bundle belongs to tenant "${manifest.tenant}", not "${tenant}" (use --allow-tenant-mismatch to override)`,
           );
         }
-        involved = options.captures.filter((p) =>
-          p.name in manifest.captures || manifest.artifacts.some((a) => p.owns(a.path))
-        );
+        // By rows: the artifact entries of a large manifest are made only after the
+        // extraction, which holds the compact list alone (see ArtifactTable).
+        const rows = rowsOf(manifest);
+        const owning = new Set<CapturePlugin>();
+        let orphans = 0;
+        let orphan: string | undefined;
+        for (let i = 0; i < rows.length; i++) {
+          const path = rows.path(i);
+          let owned = false;
+          for (const p of options.captures) {
+            if (p.owns(path)) {
+              owning.add(p);
+              owned = true;
+            }
+          }
+          if (!owned && orphans++ === 0) orphan = path;
+        }
+        involved = options.captures.filter((p) => p.name in manifest.captures || owning.has(p));
         for (const p of involved) for (const r of p.check?.(manifest) ?? []) reasons.push(r);
-        const orphans = manifest.artifacts.filter((a) =>
-          !options.captures.some((p) => p.owns(a.path))
-        );
-        if (orphans.length > 0) {
+        if (orphans > 0) {
           reasons.push(
-            `no configured capture plugin restores ${orphans.length} artifact(s), e.g. "${
-              orphans[0]!.path
-            }"`,
+            `no configured capture plugin restores ${orphans} artifact(s), e.g. "${orphan}"`,
           );
         }
         if (reasons.length > 0) {
@@ -612,12 +623,16 @@ export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
         progress,
         onManifest: gates,
       });
+      // The plugins get entries: made here, once (a manifest read from the bundle held a
+      // compact table until now, see ArtifactTable; it is let go as they are made).
+      const ownedBy = (p: CapturePlugin): ManifestArtifact[] =>
+        manifest.artifacts.filter((a) => p.owns(a.path));
       const plan: RestorePlanEntry[] = [];
       for (const p of involved) {
         if (p.plan) {
           const entries = await p.plan({
             manifest,
-            artifacts: manifest.artifacts.filter((a) => p.owns(a.path)),
+            artifacts: ownedBy(p),
             payloadDir,
             signal,
             progress,
@@ -688,7 +703,7 @@ export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
         return stagedPath(t);
       };
       for (const p of involved) {
-        const artifacts = manifest.artifacts.filter((a) => p.owns(a.path));
+        const artifacts = ownedBy(p);
         await p.restore({
           manifest,
           artifacts,

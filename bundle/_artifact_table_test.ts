@@ -1,11 +1,20 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { ArtifactTable, artifactTableOf, artifactTotals, lazyManifest } from "./_artifact_table.ts";
+import {
+  ArtifactTable,
+  artifactTableOf,
+  artifactTotals,
+  lazyManifest,
+  listRows,
+  lowerBoundRow,
+  rowsOf,
+} from "./_artifact_table.ts";
 import { encodeManifest, manifestChunks } from "./_manifest.ts";
 import { canonicalJson } from "./canonical_json.ts";
 import { hex } from "./_io.ts";
 import { comparePaths } from "./_paths.ts";
-import { readManifest } from "./read_manifest.ts";
+import { readManifest, unchangedManifest } from "./read_manifest.ts";
+import { extractBundle } from "./extract_bundle.ts";
 import { openBundleFile } from "./open_bundle_file.ts";
 import { writeBundle } from "./write_bundle.ts";
 import type { Manifest, ManifestArtifact } from "./types.ts";
@@ -19,17 +28,20 @@ interface Row {
   digest: Uint8Array;
 }
 
-/** The manifest entry `writeBundle` has always made for a row: mode only when not 0644. */
+/** The manifest entry of a row, keys in canonical order: a mode when it has one (0644 too). */
 function plainEntry(r: Row): ManifestArtifact {
   const sha256 = hex(r.digest);
-  return r.mode !== undefined && r.mode !== 0o644
+  return r.mode !== undefined
     ? { kind: r.kind, mode: r.mode, path: r.path, sha256, size: r.size }
     : { kind: r.kind, path: r.path, sha256, size: r.size };
 }
 
 function tableOf(rows: Row[]): ArtifactTable {
-  const t = new ArtifactTable(rows.length);
-  for (const r of rows) t.digests.set(r.digest, 32 * t.push(r.kind, r.path, r.size, r.mode));
+  const t = new ArtifactTable();
+  for (const r of rows) {
+    const row = t.push(r.kind, r.path, r.size, r.mode);
+    t.digestBlock(row).set(r.digest, t.digestOffset(row));
+  }
   return t;
 }
 
@@ -64,10 +76,50 @@ Deno.test("artifact table: entries are the plain entries of its rows, in order",
   }));
 });
 
-Deno.test("artifact table: refuses a row past its capacity", () => {
-  const t = new ArtifactTable(1);
-  t.push("file", "a", 1, undefined);
-  assert.throws(() => t.push("file", "b", 1, undefined), RangeError);
+Deno.test("artifact table: grows past a block; rows read back by field and as rows", () => {
+  const t = new ArtifactTable();
+  const n = 4096 * 2 + 5;
+  for (let i = 0; i < n; i++) {
+    const row = t.push(
+      i % 3 ? "file" : "git-object",
+      `p/${i}`,
+      i * 1000,
+      i % 7 ? undefined : 0o600,
+    );
+    assert.equal(row, i);
+    assert.ok(t.setDigestHex(row, (i % 256).toString(16).padStart(2, "0").repeat(32)));
+  }
+  for (const i of [0, 4095, 4096, 8191, 8192, n - 1]) {
+    assert.equal(t.path(i), `p/${i}`);
+    assert.equal(t.size(i), i * 1000);
+    assert.equal(t.kind(i), i % 3 ? "file" : "git-object");
+    assert.equal(t.sha256(i), (i % 256).toString(16).padStart(2, "0").repeat(32));
+    assert.equal(t.entry(i).mode, i % 7 ? undefined : 0o600);
+  }
+  assert.equal(rowsOf(lazyManifest({ ...testManifestHead(), artifacts: [] }, t)).path(5), "p/5");
+  const plain = { ...testManifestHead(), artifacts: t.entries(0, 10) };
+  assert.equal(rowsOf(plain).sha256(3), plain.artifacts[3]!.sha256);
+  assert.equal(lowerBoundRow(rowsOf(plain), "p/2"), 2);
+});
+
+Deno.test("artifact table: a digest is set from lowercase hex only", () => {
+  const t = new ArtifactTable();
+  t.push("file", "a", 0, undefined);
+  const good = "0123456789abcdef".repeat(4);
+  assert.ok(t.setDigestHex(0, good));
+  assert.equal(t.sha256(0), good);
+  for (
+    const bad of [
+      good.toUpperCase(),
+      good.slice(1),
+      `${good}0`,
+      `${good.slice(1)}g`,
+      `${good.slice(1)} `,
+    ]
+  ) {
+    assert.equal(t.setDigestHex(0, bad), false, bad);
+    assert.equal(t.sha256(0), good);
+  }
 });
 
 Deno.test("lazy manifest: the same bytes, value and totals as the manifest of its entries", () => {
@@ -150,6 +202,57 @@ Deno.test("writeBundle returns a lazy manifest equal to the one read back", asyn
       "sqlite/x.sqlite",
     ]);
     assert.equal(written.artifacts[0]!.mode, 0o600);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("rows compare digests across a table and a list alike", () => {
+  fc.assert(fc.property(fc.array(rowArb, { minLength: 1, maxLength: 8 }), fc.nat(), (rows, k) => {
+    const t = tableOf(rows);
+    const list = listRows(rows.map(plainEntry));
+    const other = tableOf(
+      rows.map((r, i) => i === k % rows.length ? { ...r, digest: r.digest.map((b) => b ^ 1) } : r),
+    );
+    for (let i = 0; i < rows.length; i++) {
+      for (const [a, b] of [[t, list], [list, t], [t, t], [list, list]] as const) {
+        assert.equal(a.sameSha256(i, b, i), true);
+      }
+      const same = i !== k % rows.length;
+      assert.equal(t.sameSha256(i, other, i), same);
+      assert.equal(list.sameSha256(i, other, i), same);
+      assert.equal(other.sameSha256(i, list, i), same);
+    }
+  }));
+});
+
+Deno.test("a written manifest stays a table through the unchanged check and an extraction", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/b.memsnap`;
+    const sources = () =>
+      Array.from(
+        { length: 3000 },
+        (_, i) => source(`memdir/n/${String(i).padStart(5, "0")}.md`, `note ${i}`),
+      );
+    const written = await writeBundle(path, testHeader(), sources());
+    const again = await unchangedManifest(await openBundleFile(path), written);
+    assert.ok(again);
+    assert.notEqual(artifactTableOf(written), undefined);
+    assert.notEqual(artifactTableOf(again), undefined);
+    const read = await readManifest(await openBundleFile(path));
+    // The extraction compares the bundle's manifest with the one given, and returns it.
+    const out = await extractBundle(await openBundleFile(path), `${dir}/out`, {
+      manifest: written,
+    });
+    assert.equal(out, written);
+    assert.notEqual(artifactTableOf(written), undefined);
+    assert.equal(await Deno.readTextFile(`${dir}/out/memdir/n/02999.md`), "note 2999");
+    assert.deepEqual(again, read);
+    assert.deepEqual(written, read);
+    // Another list is not the same.
+    const other = await writeBundle(`${dir}/c.memsnap`, testHeader(), sources().slice(1));
+    assert.equal(await unchangedManifest(await openBundleFile(path), other), undefined);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

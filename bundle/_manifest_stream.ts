@@ -17,6 +17,7 @@
  * @module
  */
 import type { Manifest, ManifestArtifact } from "./types.ts";
+import { ArtifactTable, lazyManifest } from "./_artifact_table.ts";
 import type { BundleLimits } from "./bundle_limits.ts";
 import { validateManifestSchema as validator } from "./_manifest_validator.ts";
 import { parseManifest, parseManifestText, plainArtifact } from "./_manifest.ts";
@@ -78,7 +79,8 @@ export class ManifestStreamParser {
   #len = 0;
   /** `{"agent_id":...,"artifacts":[` as text. */
   #head = "";
-  readonly #artifacts: ManifestArtifact[] = [];
+  /** The entries taken, compactly (see ArtifactTable): the manifest's until they are read. */
+  readonly #table = new ArtifactTable();
   #prev: string | undefined;
   /** Each kind seen, to share one string per kind. */
   readonly #kinds = new Map<string, string>();
@@ -176,7 +178,7 @@ export class ManifestStreamParser {
     const b = this.#buf;
     const n = this.#len;
     if (n === 0) return;
-    if (b[0] === CLOSE_BRACKET && this.#artifacts.length === 0) {
+    if (b[0] === CLOSE_BRACKET && this.#table.length === 0) {
       // `]` first: an empty list, or not a manifest the fast path reads.
       if (n < END_EMPTY.length) return;
       if (!startsWith(b, n, 0, END_EMPTY)) return this.#toRaw();
@@ -215,8 +217,8 @@ export class ManifestStreamParser {
    */
   #takeBatch(end: number): boolean {
     const b = this.#buf;
-    const arts = this.#artifacts;
-    const start = arts.length > 0 ? 1 : 0;
+    const table = this.#table;
+    const start = table.length > 0 ? 1 : 0;
     if (start === 1 && b[0] !== COMMA) return false;
     let text: string;
     let batch: unknown;
@@ -228,7 +230,7 @@ export class ManifestStreamParser {
     }
     if (!Array.isArray(batch) || batch.length === 0) return false;
     const limits = this.#limits;
-    if (arts.length + batch.length > limits.maxEntries) return false;
+    if (table.length + batch.length > limits.maxEntries) return false;
     for (const a of batch) if (!plainArtifact(a)) return false;
     // Plain entries have their keys sorted, and the native serializer writes them canonically.
     if (JSON.stringify(batch) !== text) return false;
@@ -241,13 +243,12 @@ export class ManifestStreamParser {
     }
     this.#prev = prev;
     // One string per kind, not one per entry (JSON.parse makes a new "git-object" each time:
-    // 6.4 MB for 211,000 git objects).
+    // 6.4 MB for 211,000 git objects). Digests (lowercase hex: the schema's pattern) as bytes.
     const kinds = this.#kinds;
     for (const a of batch as ManifestArtifact[]) {
-      const kind = kinds.get(a.kind);
-      if (kind === undefined) kinds.set(a.kind, a.kind);
-      else a.kind = kind;
-      arts.push(a);
+      let kind = kinds.get(a.kind);
+      if (kind === undefined) kinds.set(a.kind, kind = a.kind);
+      table.setDigestHex(table.push(kind, a.path, a.size, a.mode), a.sha256);
     }
     this.#shift(end);
     this.#searched = 0;
@@ -265,16 +266,15 @@ export class ManifestStreamParser {
       return undefined;
     }
     if (m.artifacts.length !== 0) return undefined;
-    m.artifacts = this.#artifacts;
-    return m;
+    return lazyManifest(m, this.#table);
   }
 
   /** parseManifest() of every byte: the head and entries taken, re-serialized, then the rest. */
   #fallback(): Manifest {
     if (this.#head === "") return parseManifest(this.#buf.subarray(0, this.#len), this.#limits);
-    const arts = this.#artifacts;
+    const table = this.#table;
     const taken = new TextEncoder().encode(
-      this.#head + (arts.length > 0 ? JSON.stringify(arts).slice(1, -1) : ""),
+      this.#head + (table.length > 0 ? JSON.stringify(table.entries()).slice(1, -1) : ""),
     );
     const all = new Uint8Array(taken.length + this.#len);
     all.set(taken);

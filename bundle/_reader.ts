@@ -22,7 +22,8 @@ import type { BundleLimits } from "./bundle_limits.ts";
 import { ByteSource } from "./_byte_source.ts";
 import { type PathTracker, readTar, type TarEntry } from "./_tar_reader.ts";
 import { outerEntries, readManifestWithBytes } from "./_outer.ts";
-import { comparePaths, lowerBoundPath, type PathProblem, PathSet, SortedPaths } from "./_paths.ts";
+import { comparePaths, type PathProblem, PathSet, SortedPaths } from "./_paths.ts";
+import { type ArtifactRows, listRows, lowerBoundRow, rowsOf } from "./_artifact_table.ts";
 import { sha256Hex } from "./_digest.ts";
 import { SIGNATURE_NAME } from "./_manifest.ts";
 import { corrupt, unsafe } from "./_errors.ts";
@@ -292,12 +293,14 @@ async function readArtifacts(
       );
     }
   };
-  const arts = manifest.artifacts;
-  const paths = new ManifestPaths(arts);
+  // Rows, not entries: a manifest read from a bundle holds a compact table (ArtifactTable),
+  // and an entry is made for one artifact at a time, as it is reached.
+  const rows = rowsOf(manifest);
+  const paths = new ManifestPaths(rows);
   try {
     for await (const entry of readTar(inner, limits, paths)) {
       const at = paths.index;
-      const want = at === -1 ? undefined : arts[at];
+      const want = at === -1 ? undefined : rows.entry(at);
       if (!want) {
         failures.push({
           check: "extra",
@@ -338,12 +341,13 @@ async function readArtifacts(
   } finally {
     await inner.cancel();
   }
-  for (const [i, a] of arts.entries()) {
+  for (let i = 0; i < rows.length; i++) {
     if (paths.found[i] === 0) {
+      const path = rows.path(i);
       failures.push({
         check: "missing",
-        path: a.path,
-        detail: `artifact ${JSON.stringify(a.path)} is not in the payload`,
+        path,
+        detail: `artifact ${JSON.stringify(path)} is not in the payload`,
       });
     }
   }
@@ -362,7 +366,7 @@ export class ManifestPaths implements PathTracker {
   readonly found: Uint8Array;
   /** The artifact the last path added is, or -1 (not in the manifest). */
   index = -1;
-  readonly #arts: ManifestArtifact[];
+  readonly #rows: ArtifactRows;
   #next = 0;
   #sorted: SortedPaths | undefined = new SortedPaths();
   #last: string | undefined;
@@ -370,9 +374,9 @@ export class ManifestPaths implements PathTracker {
   #extras: string[] = [];
   #set: PathSet | undefined;
 
-  constructor(arts: ManifestArtifact[]) {
-    this.#arts = arts;
-    this.found = new Uint8Array(arts.length);
+  constructor(rows: ArtifactRows | readonly ManifestArtifact[]) {
+    this.#rows = Array.isArray(rows) ? listRows(rows) : rows as ArtifactRows;
+    this.found = new Uint8Array(this.#rows.length);
   }
 
   add(path: string): PathProblem | undefined {
@@ -401,7 +405,7 @@ export class ManifestPaths implements PathTracker {
   /** Out of order: every path seen so far goes into a set, which checks the rest. */
   #toSet(): void {
     const set = new PathSet();
-    for (let i = 0; i < this.#arts.length; i++) if (this.found[i]) set.add(this.#arts[i]!.path);
+    for (let i = 0; i < this.#rows.length; i++) if (this.found[i]) set.add(this.#rows.path(i));
     for (const p of this.#extras) set.add(p);
     this.#set = set;
     this.#sorted = undefined;
@@ -409,11 +413,11 @@ export class ManifestPaths implements PathTracker {
   }
 
   #indexOf(path: string): number {
-    const arts = this.#arts;
+    const rows = this.#rows;
     const next = this.#next;
-    if (next < arts.length && arts[next]!.path === path) return this.#next++;
-    const at = lowerBoundPath(arts, path);
-    if (arts[at]?.path !== path) return -1;
+    if (next < rows.length && rows.path(next) === path) return this.#next++;
+    const at = lowerBoundRow(rows, path);
+    if (at >= rows.length || rows.path(at) !== path) return -1;
     this.#next = at + 1;
     return at;
   }

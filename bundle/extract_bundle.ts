@@ -11,6 +11,7 @@ import type { ManifestVerifier, PayloadDecipher } from "./crypto_types.ts";
 import type { BundleLimits } from "./bundle_limits.ts";
 import { oneChunk, release, resolveLimits } from "./_io.ts";
 import { readPass } from "./_reader.ts";
+import { rowsOf } from "./_artifact_table.ts";
 import { unsafe } from "./_errors.ts";
 import {
   APPEND,
@@ -160,10 +161,12 @@ export async function extractBundle(
           );
         }
         await options.onManifest?.(m);
-        let n = m.artifacts.length;
+        // By rows: the entries of a large manifest read from the bundle are not made here.
+        const rows = rowsOf(m);
+        let n = rows.length;
         if (only) {
           n = 0;
-          for (const a of m.artifacts) if (only(a.path)) n++;
+          for (let i = 0; i < rows.length; i++) if (only(rows.path(i))) n++;
         }
         if (n >= writerConfig.workerMinArtifacts) {
           writer = WorkerWriter.start(prefix);

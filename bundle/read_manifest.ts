@@ -9,6 +9,7 @@ import { ByteSource } from "./_byte_source.ts";
 import { resolveLimits } from "./_io.ts";
 import { outerEntries, readManifestWithBytes, SameBytes } from "./_outer.ts";
 import { encodeManifest, MANIFEST_NAME, manifestChunks, parseManifest } from "./_manifest.ts";
+import { artifactTableOf, lazyManifest } from "./_artifact_table.ts";
 
 /** Options of {@linkcode readManifest}. */
 export interface ReadManifestOptions {
@@ -94,7 +95,12 @@ export async function unchangedManifest(
     const first = await entries.next();
     if (first.done || first.value.path !== MANIFEST_NAME) return undefined;
     if (first.value.size > limits.maxManifestSize) return undefined;
-    const head = { agent_id: m.agent_id, artifacts: m.artifacts, captures: m.captures };
+    // A manifest just written holds its artifacts as a table: compared and returned as one,
+    // without making its entries (see ArtifactTable).
+    const table = artifactTableOf(m as Manifest);
+    const head = table
+      ? lazyManifest({ agent_id: m.agent_id, artifacts: [], captures: m.captures } as never, table)
+      : { agent_id: m.agent_id, artifacts: m.artifacts, captures: m.captures };
     // The canonical text of { agent_id, artifacts, captures } without its closing brace, then
     // the key that follows `captures` in every manifest.
     const want = (function* (): Generator<Uint8Array> {
@@ -132,14 +138,21 @@ export async function unchangedManifest(
       return undefined;
     }
     if (typeof tail !== "object" || tail === null || Array.isArray(tail)) return undefined;
-    const manifest = { ...head, ...tail } as unknown as Manifest;
+    const manifest = {
+      agent_id: m.agent_id,
+      artifacts: [],
+      captures: m.captures,
+      ...tail,
+    } as unknown as Manifest;
     // Its header checked as readManifest() checks it (format, version, schema), the artifacts
     // aside: they are `m`'s.
     try {
-      parseManifest(encodeManifest({ ...manifest, artifacts: [] }), limits);
+      parseManifest(encodeManifest(manifest), limits);
     } catch {
       return undefined;
     }
+    if (table) return lazyManifest(manifest, table);
+    manifest.artifacts = m.artifacts;
     return manifest;
   } finally {
     await src.cancel();

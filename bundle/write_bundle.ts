@@ -100,6 +100,11 @@ function manifestArtifact(s: ArtifactSource, sha256: string): ManifestArtifact {
     : { kind: s.kind, path: s.path, sha256, size };
 }
 
+/** The mode an artifact's manifest entry records: none for 0644, the default. */
+function entryMode(s: ArtifactSource): number | undefined {
+  return s.mode === 0o644 ? undefined : s.mode;
+}
+
 /**
  * The length of the manifest of `sources` with every hash zeroed and `payload.size` 0: the
  * header's, plus each entry's and a comma between two. An entry's length is counted from its
@@ -340,7 +345,7 @@ export async function writeBundle(
   try {
     // 2. Payload: inner tar -> zstd -> (cipher) -> hash -> temp file.
     // The manifest's entries, compactly (see ArtifactTable): digests as bytes, no entry objects.
-    const table = new ArtifactTable(sources.length);
+    const table = new ArtifactTable();
     let packed = 0;
     // Small artifacts are opened a few ahead (in order, each once), so that their reads run
     // in the I/O threads while this thread hashes and tars the current one; bounded in count
@@ -429,12 +434,8 @@ export async function writeBundle(
             fill = end;
             packed += s.size;
             progress.progress({ phase: "pack", done: packed, total, item: s.path });
-            digestInto(
-              "sha256",
-              table.digests,
-              32 * table.push(s.kind, s.path, s.size, s.mode),
-              bytes,
-            );
+            const row = table.push(s.kind, s.path, s.size, entryMode(s));
+            digestInto("sha256", table.digestBlock(row), table.digestOffset(row), bytes);
             done(i);
             continue;
           }
@@ -493,7 +494,8 @@ export async function writeBundle(
           if (n !== s.size) throw sizeChanged(s, n);
           const pad = padding(s.size);
           if (pad > 0) yield PAD.subarray(0, pad);
-          table.digests.set(hash.digest(), 32 * table.push(s.kind, s.path, s.size, s.mode));
+          const row = table.push(s.kind, s.path, s.size, entryMode(s));
+          table.digestBlock(row).set(hash.digest(), table.digestOffset(row));
           done(i);
         }
         if (fill > 0) yield takeBatch();
