@@ -41,8 +41,8 @@ const MASK = BLOCK - 1;
 
 /** A manifest's artifacts: see the module doc. */
 export class ArtifactTable implements ArtifactRows {
-  readonly #kinds: string[] = [];
-  readonly #paths: string[] = [];
+  readonly #kinds: string[][] = [];
+  readonly #paths: string[][] = [];
   readonly #sizes: Float64Array[] = [];
   /** The mode plus one, or 0 for an entry without one. */
   readonly #modes: Uint16Array[] = [];
@@ -69,12 +69,16 @@ export class ArtifactTable implements ArtifactRows {
     const i = this.#length;
     const b = i >>> BLOCK_SHIFT;
     if (b === this.#sizes.length) {
+      // Blocks, not arrays grown by push: no copy of the list's pointers is ever made (a list
+      // grown by push leaves ~2x its final size of garbage copies behind).
+      this.#kinds.push(new Array<string>(BLOCK));
+      this.#paths.push(new Array<string>(BLOCK));
       this.#sizes.push(new Float64Array(BLOCK));
       this.#modes.push(new Uint16Array(BLOCK));
       this.#digests.push(new Uint8Array(BLOCK * 32));
     }
-    this.#kinds.push(kind);
-    this.#paths.push(path);
+    this.#kinds[b]![i & MASK] = kind;
+    this.#paths[b]![i & MASK] = path;
     this.#sizes[b]![i & MASK] = size;
     this.#modes[b]![i & MASK] = mode === undefined ? 0 : mode + 1;
     this.#bytes += size;
@@ -106,11 +110,11 @@ export class ArtifactTable implements ArtifactRows {
   }
 
   path(i: number): string {
-    return this.#paths[i]!;
+    return this.#paths[i >>> BLOCK_SHIFT]![i & MASK]!;
   }
 
   kind(i: number): string {
-    return this.#kinds[i]!;
+    return this.#kinds[i >>> BLOCK_SHIFT]![i & MASK]!;
   }
 
   size(i: number): number {
@@ -132,8 +136,8 @@ export class ArtifactTable implements ArtifactRows {
 
   /** Row `i` as a manifest entry, keys in canonical order (as `writeBundle` makes them). */
   entry(i: number): ManifestArtifact {
-    const kind = this.#kinds[i]!;
-    const path = this.#paths[i]!;
+    const kind = this.kind(i);
+    const path = this.path(i);
     const sha256 = this.sha256(i);
     const size = this.size(i);
     const m = this.#modes[i >>> BLOCK_SHIFT]![i & MASK]!;

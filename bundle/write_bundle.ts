@@ -350,11 +350,13 @@ export async function writeBundle(
     // Small artifacts are opened a few ahead (in order, each once), so that their reads run
     // in the I/O threads while this thread hashes and tars the current one; bounded in count
     // and bytes. Those not reached (an error, an abort) are cancelled.
-    const opened: (Promise<ReadableStream<Uint8Array>> | undefined)[] = [];
+    // By index, only those opened and not reached yet (a few): not an array as long as the
+    // artifact list.
+    const opened = new Map<number, Promise<ReadableStream<Uint8Array>>>();
     let ahead = 0; // sources[0..ahead) have been opened
     let aheadBytes = 0; // declared bytes opened but not reached yet
     const openUpTo = (i: number): Promise<ReadableStream<Uint8Array>> => {
-      if (opened[i] !== undefined) aheadBytes -= sources[i]!.size;
+      if (opened.has(i)) aheadBytes -= sources[i]!.size;
       while (ahead <= i) {
         // Below `i`: packed already (let go of), or read when reached, not opened.
         const a = sources[ahead];
@@ -372,8 +374,8 @@ export async function writeBundle(
         aheadBytes += sources[ahead]!.size;
         open(ahead);
       }
-      const p = opened[i]!;
-      opened[i] = undefined;
+      const p = opened.get(i)!;
+      opened.delete(i);
       return p;
     };
     const open = (j: number): void => {
@@ -384,7 +386,7 @@ export async function writeBundle(
         p = Promise.reject(e);
       }
       p.catch(() => {}); // reported when reached
-      opened[j] = p;
+      opened.set(j, p);
       ahead = j + 1;
     };
     /** Lets go of an artifact once it is packed (nothing reads `sources` before `i` again). */
@@ -399,7 +401,7 @@ export async function writeBundle(
       try {
         yield* packAll();
       } finally {
-        for (const p of opened) p?.then((st) => st.cancel()).catch(() => {});
+        for (const p of opened.values()) p.then((st) => st.cancel()).catch(() => {});
       }
       async function* packAll(): AsyncGenerator<Uint8Array> {
         // Small artifacts read synchronously are tarred into one batch buffer, handed on when
