@@ -205,20 +205,27 @@ export function listRows(list: readonly ManifestArtifact[]): ArtifactRows {
  * assigned): an enumerable accessor until then, a plain data property after.
  */
 export function lazyManifest<M extends Manifest>(m: M, table: ArtifactTable): M {
+  let made: ManifestArtifact[] | undefined;
   const settle = (artifacts: ManifestArtifact[]): void => {
     tables.delete(m);
-    Object.defineProperty(m, "artifacts", {
-      value: artifacts,
-      writable: true,
-      enumerable: true,
-      configurable: true,
-    });
+    made = artifacts;
+    try {
+      Object.defineProperty(m, "artifacts", {
+        value: artifacts,
+        writable: true,
+        enumerable: true,
+        configurable: true,
+      });
+    } catch {
+      // A frozen manifest keeps the accessor, which returns the entries made once.
+    }
   };
   // Redefining the existing key keeps its place among the manifest's keys.
   Object.defineProperty(m, "artifacts", {
     enumerable: true,
     configurable: true,
     get(): ManifestArtifact[] {
+      if (made !== undefined) return made;
       const artifacts = table.entries();
       settle(artifacts);
       return artifacts;

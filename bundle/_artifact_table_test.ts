@@ -257,3 +257,13 @@ Deno.test("a written manifest stays a table through the unchanged check and an e
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("lazy manifest: a frozen one still reads its entries, made once", () => {
+  const t = new ArtifactTable();
+  t.push("file", "a", 1, undefined);
+  const m = Object.freeze(lazyManifest({ ...testManifestHead(), artifacts: [] }, t));
+  assert.equal(m.artifacts.length, 1);
+  assert.equal(m.artifacts, m.artifacts);
+  assert.equal(artifactTableOf(m), undefined);
+  assert.equal(rowsOf(m).path(0), "a");
+});
