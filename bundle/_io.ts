@@ -120,3 +120,14 @@ export function readWholeFile(path: string): Uint8Array {
   }
   return buf.subarray(0, n);
 }
+
+/** The bytes of `parts`, one after another, in a new buffer. */
+export function concatBytes(parts: readonly Uint8Array[]): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
+  return out;
+}

@@ -10,6 +10,7 @@ import { canonicalJson } from "./canonical_json.ts";
 import { corrupt, unsafe } from "./_errors.ts";
 import { checkPath, comparePaths } from "./_paths.ts";
 import { artifactTableOf } from "./_artifact_table.ts";
+import { concatBytes } from "./_io.ts";
 import type { BundleLimits } from "./bundle_limits.ts";
 
 export const MANIFEST_NAME = "manifest.json";
@@ -150,14 +151,7 @@ export function parseManifestText(text: string, limits: BundleLimits): Manifest 
 export function encodeManifest(m: Manifest): Uint8Array {
   if (artifactTableOf(m) === undefined) return new TextEncoder().encode(canonicalJson(m));
   // A written bundle's manifest: from its table, without making its entries.
-  const pieces = [...manifestChunks(m)];
-  const out = new Uint8Array(pieces.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of pieces) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concatBytes([...manifestChunks(m)]);
 }
 
 /** Artifacts per piece in {@linkcode manifestChunks}. */

@@ -17,7 +17,7 @@
  * @module
  */
 import { corrupt, unsafe } from "./_errors.ts";
-import { release } from "./_io.ts";
+import { concatBytes, release } from "./_io.ts";
 import { type LibZstd, libzstd, ZSTD_d, type ZstdDCtx } from "./_libzstd.ts";
 
 /**
@@ -649,14 +649,4 @@ export async function* zstdDecompressNative(
     worker.terminate();
     await groups.return(undefined);
   }
-}
-
-function concatBytes(parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
 }

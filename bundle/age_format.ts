@@ -24,6 +24,7 @@ import { Buffer } from "node:buffer";
 import { CorruptBundleError, RefusedError } from "../errors.ts";
 import { bech32Decode, bech32Encode } from "./_bech32.ts";
 import { libcrypto } from "./_libcrypto.ts";
+import { concatBytes } from "./_io.ts";
 import type { PayloadSealer } from "./crypto_types.ts";
 
 /** First line of every age v1 header. */
@@ -343,15 +344,7 @@ export function parseHeader(header: Uint8Array): ParsedHeader {
 
 /** Concatenates byte arrays. */
 export function concat(...parts: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return concatBytes(parts);
 }
 
 /** Increments the 11-byte big-endian counter at the start of a 12-byte STREAM nonce. */
