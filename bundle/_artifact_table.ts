@@ -32,6 +32,8 @@ export interface ArtifactRows {
   entry(i: number): ManifestArtifact;
   /** Whether row `i` has the same SHA-256 as row `j` of `other`. */
   sameSha256(i: number, other: ArtifactRows, j: number): boolean;
+  /** Whether row `i`'s SHA-256 is `digest` (32 bytes). */
+  hasSha256(i: number, digest: Uint8Array): boolean;
 }
 
 /** Rows per block of the typed arrays (they grow a block at a time, never copied). */
@@ -134,6 +136,12 @@ export class ArtifactTable implements ArtifactRows {
     return true;
   }
 
+  hasSha256(i: number, digest: Uint8Array): boolean {
+    const a = this.digestBlock(i), x = this.digestOffset(i);
+    for (let k = 0; k < 32; k++) if (a[x + k] !== digest[k]) return false;
+    return digest.length === 32;
+  }
+
   /** Row `i` as a manifest entry, keys in canonical order (as `writeBundle` makes them). */
   entry(i: number): ManifestArtifact {
     const kind = this.kind(i);
@@ -179,6 +187,9 @@ class ArrayRows implements ArtifactRows {
   }
   sameSha256(i: number, other: ArtifactRows, j: number): boolean {
     return this.list[i]!.sha256 === other.sha256(j);
+  }
+  hasSha256(i: number, digest: Uint8Array): boolean {
+    return this.list[i]!.sha256 === hex(digest);
   }
 }
 

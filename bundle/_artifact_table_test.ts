@@ -209,6 +209,10 @@ Deno.test("rows compare digests across a table and a list alike", () => {
       }
       const same = i !== k % rows.length;
       assert.equal(t.sameSha256(i, other, i), same);
+      assert.equal(t.hasSha256(i, rows[i]!.digest), true);
+      assert.equal(list.hasSha256(i, rows[i]!.digest), true);
+      assert.equal(t.hasSha256(i, rows[i]!.digest.map((b) => b ^ 0x80)), false);
+      assert.equal(list.hasSha256(i, rows[i]!.digest.map((b) => b ^ 0x80)), false);
       assert.equal(list.sameSha256(i, other, i), same);
       assert.equal(other.sameSha256(i, list, i), same);
     }

@@ -24,11 +24,11 @@ import { type PathTracker, readTar, type TarEntry } from "./_tar_reader.ts";
 import { outerEntries, readManifestWithBytes } from "./_outer.ts";
 import { comparePaths, type PathProblem, PathSet, SortedPaths } from "./_paths.ts";
 import { type ArtifactRows, listRows, lowerBoundRow, rowsOf } from "./_artifact_table.ts";
-import { sha256Hex } from "./_digest.ts";
+import { digestInto } from "./_digest.ts";
 import { SIGNATURE_NAME } from "./_manifest.ts";
 import { corrupt, unsafe } from "./_errors.ts";
 import { pickDecoder } from "./_zstd.ts";
-import { throughTransform } from "./_io.ts";
+import { hex, throughTransform } from "./_io.ts";
 
 /** Largest `manifest.json.minisig` accepted. */
 const MAX_SIGNATURE = 65_536;
@@ -246,28 +246,34 @@ async function readAll(e: TarEntry): Promise<Uint8Array> {
   return out;
 }
 
+/** The digest of the artifact being checked (one at a time). */
+const DIGEST = new Uint8Array(32);
+
 /**
- * What is wrong with an artifact read as `n` bytes, if anything: its size, else its SHA-256
- * (`digest` is asked for only when the size is right).
+ * What is wrong with row `at`'s artifact read as `n` bytes, if anything: its size, else its
+ * SHA-256 (`digest` writes it into its argument, and is called only when the size is right).
+ * Compared as bytes: no entry or hex string is made for an artifact that is right.
  */
 function artifactProblem(
-  want: ManifestArtifact,
+  rows: ArtifactRows,
+  at: number,
   n: number,
-  digest: () => string,
+  digest: (into: Uint8Array) => void,
 ): VerificationFailure | undefined {
-  if (n !== want.size) {
+  const size = rows.size(at);
+  if (n !== size) {
     return {
       check: "artifact_size",
-      path: want.path,
-      detail: `artifact is ${n} bytes, manifest says ${want.size}`,
+      path: rows.path(at),
+      detail: `artifact is ${n} bytes, manifest says ${size}`,
     };
   }
-  const sha = digest();
-  if (sha === want.sha256) return undefined;
+  digest(DIGEST);
+  if (rows.hasSha256(at, DIGEST)) return undefined;
   return {
     check: "artifact_hash",
-    path: want.path,
-    detail: `artifact sha256 is ${sha}, manifest says ${want.sha256}`,
+    path: rows.path(at),
+    detail: `artifact sha256 is ${hex(DIGEST)}, manifest says ${rows.sha256(at)}`,
   };
 }
 
@@ -300,8 +306,7 @@ async function readArtifacts(
   try {
     for await (const entry of readTar(inner, limits, paths)) {
       const at = paths.index;
-      const want = at === -1 ? undefined : rows.entry(at);
-      if (!want) {
+      if (at === -1) {
         failures.push({
           check: "extra",
           path: entry.path,
@@ -313,13 +318,15 @@ async function readArtifacts(
       if (data !== undefined) {
         // The whole body in hand (most small files): no stream, generator or promise.
         if (opts.sink) {
+          const want = rows.entry(at);
           const p = opts.sinkBytes ? opts.sinkBytes(want, data) : opts.sink(want, entry.body());
           if (p !== undefined) await p;
         }
         const problem = artifactProblem(
-          want,
+          rows,
+          at,
           data.length,
-          () => sha256Hex(data),
+          (into) => digestInto("sha256", into, 0, data),
         );
         if (problem) failures.push(problem);
         continue;
@@ -333,9 +340,9 @@ async function readArtifacts(
           yield c;
         }
       })();
-      if (opts.sink) await opts.sink(want, chunks);
+      if (opts.sink) await opts.sink(rows.entry(at), chunks);
       for await (const _ of chunks) { /* hash what the sink left */ }
-      const problem = artifactProblem(want, n, () => hash.digest("hex"));
+      const problem = artifactProblem(rows, at, n, (into) => into.set(hash.digest()));
       if (problem) failures.push(problem);
     }
   } finally {
