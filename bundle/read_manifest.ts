@@ -27,7 +27,8 @@ export interface ReadManifestOptions {
  *
  * @param source The bundle's bytes (or a prefix of them).
  * @param options Caps.
- * @returns The manifest.
+ * @returns The manifest. Its `artifacts` are kept compactly and made into entries when first
+ * read (an accessor until then, a plain array after).
  * @throws {CorruptBundleError} If the first entry is not a valid manifest (rule
  * `manifest_first`, `manifest_json`, `manifest_schema` naming the field, `truncated`...).
  * @throws {RefusedError} If the manifest's format or version is unsupported.

@@ -195,7 +195,9 @@ function entryHeader(path: string, size: number, mode: number, mtime: number): U
  * @param header The manifest's descriptive fields (snapshot id, agent, created_at...).
  * @param artifacts The artifacts, in any order; each one's `open()` is called once.
  * @param options Cipher, signer, zstd level, cancellation, progress.
- * @returns The manifest written.
+ * @returns The manifest written. Its `artifacts` are kept compactly and made into entries when
+ * first read (an accessor until then, a plain array after): a large list is never made unless
+ * it is read.
  * @throws {TypeError} If the header or an artifact is invalid (bad path, duplicate, size).
  * @throws {MemsnapError} If an artifact yields a different number of bytes than its `size`.
  * @throws {DOMException} `AbortError` when aborted through `signal`.
