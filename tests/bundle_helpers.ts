@@ -16,6 +16,7 @@ import type {
 } from "../bundle/crypto_types.ts";
 import type { BundleHeader, Manifest } from "../bundle/types.ts";
 import { canonicalJson } from "../bundle/canonical_json.ts";
+import { concatBytes } from "../bundle/_io.ts";
 
 const enc = new TextEncoder();
 
@@ -184,13 +185,7 @@ export function paxRecord(key: string, value: string): string {
 
 /** Concatenates byte arrays. */
 export function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
+  return concatBytes(parts);
 }
 
 /** The end-of-archive marker. */
