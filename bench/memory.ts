@@ -19,7 +19,7 @@
  * Each step is a CLI subprocess (`deno task memsnap`'s flags), under `/usr/bin/time`:
  * a snapshot with the default redaction packs (its git history rewritten: every version of the
  * transcript read, redacted and packed again), a snapshot without redaction (the object store
- * as files), a full verify of each, and a restore of each into fresh targets. Prints wall time,
+ * as files), a full verify of each, `diff` of the two, and a restore of each into fresh targets. Prints wall time,
  * CPU time and peak RSS per step, and writes JSON to `bench/results/<date>-memory-<size>.json`.
  * Never used as a test: the machine is shared and noisy.
  *
@@ -106,6 +106,9 @@ try {
   );
   await step("verify", `${deno} verify --store ${q(store)} ${redacted} --json`);
   await step("verify_no_redact", `${deno} verify --store ${q(store)} ${plain} --json`);
+  // Both artifact lists at once, and every payload part that differs extracted and compared
+  // (the two snapshots differ in every git artifact: objects against a bundle).
+  await step("diff", `${deno} diff --store ${q(store)} ${redacted} ${plain} --json`);
   for (
     const [name, id] of [["restore", redacted], ["restore_no_redact", plain]] as const
   ) {
