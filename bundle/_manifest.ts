@@ -182,30 +182,22 @@ export function* manifestChunks(m: Manifest): Generator<Uint8Array> {
 
 /** The canonical text of a manifest in the pieces of {@linkcode manifestChunks}. */
 function* manifestText(m: Manifest): Generator<string> {
+  // A written or read bundle's manifest whose entries were not made is serialized from its
+  // table (its entries are plain), without making them all.
   const table = artifactTableOf(m);
-  if (table !== undefined) {
-    // A written bundle's manifest whose entries were not made: serialized from its table (its
-    // entries are plain), a piece at a time.
+  const arts = table === undefined ? m.artifacts : undefined;
+  const count = table?.length ?? arts!.length;
+  const piece = (i: number): ManifestArtifact[] =>
+    table?.entries(i, i + CHUNK_ARTIFACTS) ?? arts!.slice(i, i + CHUNK_ARTIFACTS);
+  let head: string | undefined;
+  if (table !== undefined || (count > CHUNK_ARTIFACTS && arts!.every(plainArtifact))) {
+    // The header with no artifacts, without reading a lazy manifest's `artifacts`.
     const header: Record<string, unknown> = {};
     for (const k of Object.keys(m)) {
       header[k] = k === "artifacts" ? [] : (m as unknown as Record<string, unknown>)[k];
     }
-    const head = canonicalJson(header);
-    const prefix = `{"agent_id":${JSON.stringify(m.agent_id)},"artifacts":[`;
-    if (head.startsWith(`${prefix}]`)) {
-      yield prefix;
-      for (let i = 0; i < table.length; i += CHUNK_ARTIFACTS) {
-        const text = JSON.stringify(table.entries(i, i + CHUNK_ARTIFACTS));
-        yield (i > 0 ? "," : "") + text.slice(1, -1);
-      }
-      yield head.slice(prefix.length);
-      return;
-    }
+    head = canonicalJson(header);
   }
-  const arts = m.artifacts;
-  const head = arts.length > CHUNK_ARTIFACTS && arts.every(plainArtifact)
-    ? canonicalJson({ ...m, artifacts: [] })
-    : undefined;
   // Keys are sorted: "artifacts" comes right after "agent_id", the only key before it.
   const prefix = `{"agent_id":${JSON.stringify(m.agent_id)},"artifacts":[`;
   if (head === undefined || !head.startsWith(`${prefix}]`)) {
@@ -213,8 +205,8 @@ function* manifestText(m: Manifest): Generator<string> {
     return;
   }
   yield prefix;
-  for (let i = 0; i < arts.length; i += CHUNK_ARTIFACTS) {
-    const text = JSON.stringify(arts.slice(i, i + CHUNK_ARTIFACTS));
+  for (let i = 0; i < count; i += CHUNK_ARTIFACTS) {
+    const text = JSON.stringify(piece(i));
     yield (i > 0 ? "," : "") + text.slice(1, -1);
   }
   yield head.slice(prefix.length);

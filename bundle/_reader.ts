@@ -23,7 +23,7 @@ import { ByteSource } from "./_byte_source.ts";
 import { type PathTracker, readTar, type TarEntry } from "./_tar_reader.ts";
 import { outerEntries, readManifestWithBytes } from "./_outer.ts";
 import { comparePaths, type PathProblem, PathSet, SortedPaths } from "./_paths.ts";
-import { type ArtifactRows, listRows, lowerBoundRow, rowsOf } from "./_artifact_table.ts";
+import { type ArtifactRows, lowerBoundRow, rowsOf } from "./_artifact_table.ts";
 import { digestInto } from "./_digest.ts";
 import { SIGNATURE_NAME } from "./_manifest.ts";
 import { corrupt, unsafe } from "./_errors.ts";
@@ -381,9 +381,9 @@ export class ManifestPaths implements PathTracker {
   #extras: string[] = [];
   #set: PathSet | undefined;
 
-  constructor(rows: ArtifactRows | readonly ManifestArtifact[]) {
-    this.#rows = Array.isArray(rows) ? listRows(rows) : rows as ArtifactRows;
-    this.found = new Uint8Array(this.#rows.length);
+  constructor(rows: ArtifactRows) {
+    this.#rows = rows;
+    this.found = new Uint8Array(rows.length);
   }
 
   add(path: string): PathProblem | undefined {

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { ManifestPaths } from "./_reader.ts";
+import { listRows } from "./_artifact_table.ts";
 import { comparePaths, PathSet } from "./_paths.ts";
 import type { ManifestArtifact } from "./types.ts";
 
@@ -15,7 +16,7 @@ const artifacts = (paths: string[]): ManifestArtifact[] =>
 /** Feeds `entries` to both trackers up to the first problem; they must agree at every step. */
 function agree(manifest: string[], entries: string[]): void {
   const arts = artifacts(manifest);
-  const tracker = new ManifestPaths(arts);
+  const tracker = new ManifestPaths(listRows(arts));
   const set = new PathSet();
   const seen = new Set<number>();
   for (const p of entries) {
