@@ -10,6 +10,7 @@ import {
   type DigestPart,
   openDigestLib,
   sha256Hex,
+  streamSha256,
 } from "./_digest.ts";
 
 const node = (algorithm: string, parts: DigestPart[]): string => {
@@ -51,4 +52,42 @@ Deno.test("sha256Hex() hashes a view, not its whole buffer, and a long text part
   assert.equal(sha256Hex(new Uint8Array(0)), node("sha256", [new Uint8Array(0)]));
   const text = "é".repeat(5000); // 10,000 bytes: the scratch buffer grows
   assert.equal(digestHex("sha1", "x", text), node("sha1", ["x", text]));
+});
+
+Deno.test("streamSha256() gives node:crypto's digest on or off the thread, any pieces (property)", async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(fc.uint8Array({ maxLength: 5000 }), { maxLength: 12 }),
+      async (parts) => {
+        const want = node("sha256", parts);
+        for (const offThread of [false, true]) {
+          const d = streamSha256(offThread);
+          for (const p of parts) {
+            const pending = d.update(p);
+            if (pending !== undefined) await pending;
+          }
+          assert.equal(Buffer.from(await d.digest()).toString("hex"), want);
+          await d.dispose(); // a no-op once digested
+          assert.throws(() => d.update(new Uint8Array(1)), /ended/);
+        }
+      },
+    ),
+    { numRuns: 60 },
+  );
+});
+
+Deno.test("streamSha256(true) hashes on a native thread, and chains updates not awaited", async () => {
+  const d = streamSha256(true);
+  const a = new Uint8Array(3 << 20).fill(1);
+  const b = new Uint8Array(1 << 20).fill(2);
+  const p1 = d.update(a);
+  assert.ok(p1 instanceof Promise, "libcrypto.so.3 (the CI installs openssl)");
+  const p2 = d.update(b); // after a, though not awaited
+  await Promise.all([p1, p2]);
+  assert.equal(Buffer.from(await d.digest()).toString("hex"), node("sha256", [a, b]));
+  // Disposed with an update in flight: the context is freed once the call has returned.
+  const e = streamSha256(true);
+  e.update(a);
+  await e.dispose();
+  await assert.rejects(e.digest(), /ended/);
 });

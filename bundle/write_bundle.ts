@@ -3,7 +3,6 @@
  *
  * @module
  */
-import { createHash } from "node:crypto";
 import { basename, dirname, join } from "node:path";
 import { MemsnapError, RefusedError } from "../errors.ts";
 import { noopProgress, type ProgressReporter } from "../progress.ts";
@@ -27,8 +26,8 @@ import {
 import { checkPath, comparePaths, SortedPaths } from "./_paths.ts";
 import { type BundleLimits, bundleLimits } from "./bundle_limits.ts";
 import { zstdCompressFrames } from "./_zstd_frames.ts";
-import { smallInt, throughTransform, writeAll } from "./_io.ts";
-import { digestInto } from "./_digest.ts";
+import { hex, smallInt, throughTransform, writeAll } from "./_io.ts";
+import { digestInto, type StreamDigest, streamSha256 } from "./_digest.ts";
 import { ArtifactTable, lazyManifest } from "./_artifact_table.ts";
 import {
   encodeManifest,
@@ -80,6 +79,12 @@ const PREFETCH_BYTES = 4 << 20;
 const BYOB_MIN = 64 << 10;
 /** Bytes per BYOB read. */
 const SCRATCH_BYTES = 1 << 20;
+/**
+ * Artifacts read in more than one BYOB read, and the payload of a bundle of at least this many
+ * bytes of artifacts, are hashed on native threads (see streamSha256) while this thread reads,
+ * tars and writes: ~100 ms of the 100 MiB snapshot's ~0.6 s on the main thread.
+ */
+const OFF_THREAD_MIN = 8 << 20;
 const CREATED_AT = /^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$/;
 
 /** Artifacts up to this size with a `readInto` are read with it. */
@@ -344,6 +349,7 @@ export async function writeBundle(
     `.${basename(destPath).slice(0, 100)}.payload-${crypto.randomUUID().slice(0, 8)}.tmp`,
   );
   let destCreated = false;
+  let payloadHash: StreamDigest | undefined;
   try {
     // 2. Payload: inner tar -> zstd -> (cipher) -> hash -> temp file.
     // The manifest's entries, compactly (see ArtifactTable): digests as bytes, no entry objects.
@@ -396,10 +402,11 @@ export async function writeBundle(
       (sources as (ArtifactSource | undefined)[])[i] = undefined;
     };
     const innerTar = async function* (): AsyncGenerator<Uint8Array> {
-      // One scratch buffer for byte streams (files): read 1 MiB at a time straight into it.
-      // The compressor copies each chunk before asking for the next (see zstdCompressFrames),
-      // so the buffer is reused at once.
-      let scratch: ArrayBuffer | undefined;
+      // Two scratch buffers for byte streams (files), taken in turn: read 1 MiB at a time
+      // straight into one while the other's bytes are hashed on a native thread. The compressor
+      // copies each chunk before asking for the next (see zstdCompressFrames).
+      const scratch: (ArrayBuffer | undefined)[] = [undefined, undefined];
+      let turn = 0;
       try {
         yield* packAll();
       } finally {
@@ -445,7 +452,6 @@ export async function writeBundle(
           }
           if (fill > 0) yield takeBatch();
           yield entryHeader(s.path, s.size, mode, mtime);
-          const hash = createHash("sha256");
           let n = 0;
           const stream = await openUpTo(i);
           let byob: ReadableStreamBYOBReader | undefined;
@@ -465,9 +471,12 @@ export async function writeBundle(
             const r = byob;
             read = async () => {
               const want = Math.min(SCRATCH_BYTES, s.size - n + 1);
-              scratch ??= new ArrayBuffer(SCRATCH_BYTES);
-              const result = await r.read(new Uint8Array(scratch, 0, want));
-              if (result.value) scratch = result.value.buffer as ArrayBuffer;
+              const t = turn;
+              turn ^= 1;
+              const buf = scratch[t] ?? new ArrayBuffer(SCRATCH_BYTES);
+              scratch[t] = undefined; // transferred by the read
+              const result = await r.read(new Uint8Array(buf, 0, want));
+              if (result.value) scratch[t] = result.value.buffer as ArrayBuffer;
               return result;
             };
             cancel = () => r.cancel();
@@ -476,10 +485,17 @@ export async function writeBundle(
             read = () => r.read();
             cancel = () => r.cancel();
           }
+          // A byte stream of more than one read is hashed on a native thread, a chunk behind
+          // the read: chunk k is hashed while chunk k + 1 is read into the other scratch
+          // buffer, and awaited before chunk k + 2 is read into its buffer. Other streams'
+          // chunks are hashed before the next is read (a stream may reuse its buffers).
+          const hash = streamSha256(byob !== undefined && s.size > SCRATCH_BYTES);
+          let hashing: Promise<void> | undefined;
           let finished = false;
           try {
             for (;;) {
               signal?.throwIfAborted();
+              if (byob === undefined && hashing !== undefined) await hashing;
               const { done, value } = await read();
               if (done) {
                 finished = true;
@@ -487,19 +503,21 @@ export async function writeBundle(
               }
               n += value.length;
               if (n > s.size) break;
-              hash.update(value);
+              if (hashing !== undefined) await hashing;
+              hashing = hash.update(value);
               packed += value.length;
               progress.progress({ phase: "pack", done: packed, total, item: s.path });
               yield value;
             }
+            if (n !== s.size) throw sizeChanged(s, n);
+            const pad = padding(s.size);
+            if (pad > 0) yield PAD.subarray(0, pad);
+            const row = table.push(s.kind, s.path, s.size, entryMode(s));
+            table.digestBlock(row).set(await hash.digest(), table.digestOffset(row));
           } finally {
+            await hash.dispose();
             if (!finished) await cancel().catch(() => {});
           }
-          if (n !== s.size) throw sizeChanged(s, n);
-          const pad = padding(s.size);
-          if (pad > 0) yield PAD.subarray(0, pad);
-          const row = table.push(s.kind, s.path, s.size, entryMode(s));
-          table.digestBlock(row).set(hash.digest(), table.digestOffset(row));
           done(i);
         }
         if (fill > 0) yield takeBatch();
@@ -516,7 +534,7 @@ export async function writeBundle(
     });
     if (sealer) stage = sealFrames(stage, sealer);
     else if (cipher) stage = throughTransform(stage, cipher.encrypt());
-    const payloadHash = createHash("sha256");
+    payloadHash = streamSha256(total >= OFF_THREAD_MIN);
     let payloadSize = 0;
     let manifest: Manifest;
     // Where the payload starts in the bundle, when it is known before packing: the manifest's
@@ -554,9 +572,12 @@ export async function writeBundle(
         let unflushed = 0;
         try {
           for await (const chunk of stage) {
-            payloadHash.update(chunk);
+            // Hashed on a native thread while it is written (the chunk stays as it is until
+            // the next one is asked for).
+            const hashing = payloadHash.update(chunk);
             payloadSize += chunk.length;
             await writeAll(sink, chunk);
+            if (hashing !== undefined) await hashing;
             unflushed += chunk.length;
             if (flushEvery > 0 && unflushed >= flushEvery && flushing === undefined) {
               unflushed = 0;
@@ -575,7 +596,7 @@ export async function writeBundle(
         payload: {
           path: payloadPath,
           size: payloadSize,
-          sha256: payloadHash.digest("hex"),
+          sha256: hex(await payloadHash.digest()),
           compression: "zstd",
           encryption,
         },
@@ -654,6 +675,7 @@ export async function writeBundle(
     }
     return manifest;
   } catch (e) {
+    await payloadHash?.dispose();
     if (destCreated) await Deno.remove(destPath).catch(() => {});
     throw e;
   } finally {

@@ -210,7 +210,8 @@ function byteSource(path: string, data: Uint8Array, size = data.length, onCancel
 
 Deno.test("writeBundle() packs byte streams and files the same as default streams", async () => {
   await using dir = await tempDir();
-  const data = new Uint8Array(3_500_000).map((_, i) => (i * 31) >> 7);
+  // Large enough that the byte streams' chunks and the payload are hashed off the thread.
+  const data = new Uint8Array(9_500_000).map((_, i) => (i * 31) >> 7);
   await Deno.writeFile(`${dir.path}/src.bin`, data);
   const file = {
     path: "x",
@@ -226,6 +227,8 @@ Deno.test("writeBundle() packs byte streams and files the same as default stream
   assert.equal(await sha(`${dir.path}/c`), await sha(`${dir.path}/a`));
   assert.deepEqual(b, a);
   assert.deepEqual(c, a);
+  const report = await verifyBundle(await openBundleFile(`${dir.path}/c`));
+  assert.ok(report.ok, JSON.stringify(report.failures));
 });
 
 Deno.test("writeBundle() refuses a byte stream longer or shorter than its size, and cancels it", async () => {
