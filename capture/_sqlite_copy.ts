@@ -68,6 +68,9 @@ function quoteIdent(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
 }
 
+/** Bytes of a database its row counts read through a memory map (the rest through reads). */
+const DESCRIBE_MMAP = 256 << 20;
+
 /** Reads the metadata of a captured copy. */
 function describe(db: DatabaseSync, journalMode: string): SqliteDatabaseMeta {
   const rows = db.prepare(
@@ -75,16 +78,26 @@ function describe(db: DatabaseSync, journalMode: string): SqliteDatabaseMeta {
   ).all() as { type: string; name: string; sql: string | null }[];
   const sqls = rows.flatMap((r) => (r.sql === null ? [] : [r.sql])).sort();
   const tables: Record<string, number | null> = {};
-  for (const r of rows) {
-    if (r.type !== "table") continue;
-    try {
-      const c = db.prepare(`SELECT count(*) AS n FROM ${quoteIdent(r.name)}`).get() as {
-        n: number;
-      };
-      tables[r.name] = Number(c.n);
-    } catch {
-      tables[r.name] = null;
+  // Counting a table's rows reads every page of it. Through SQLite's page cache each page is
+  // read into memory the cache allocates: 45 ms for the 100 MiB fixture's 37 MB database, on
+  // the thread every capture shares. Through a memory map nothing is allocated or copied (4
+  // ms). The map is taken down again: its pages would count in the process's RSS for as long
+  // as a held database's connection stays open (until the bundle is written).
+  db.exec(`PRAGMA mmap_size = ${DESCRIBE_MMAP}`);
+  try {
+    for (const r of rows) {
+      if (r.type !== "table") continue;
+      try {
+        const c = db.prepare(`SELECT count(*) AS n FROM ${quoteIdent(r.name)}`).get() as {
+          n: number;
+        };
+        tables[r.name] = Number(c.n);
+      } catch {
+        tables[r.name] = null;
+      }
     }
+  } finally {
+    db.exec("PRAGMA mmap_size = 0");
   }
   return {
     user_version: Number(pragma(db, "user_version")),
