@@ -8,17 +8,21 @@
  * Protocol, main → worker: batches `{ id, buf, ops, root, paths }`: `buf` an `ArrayBuffer`
  * holding the batch's bytes, `ops` a `Uint32Array` of {@linkcode OP_SIZE}-word operations
  * `[kind, path index, mode, offset, length]`, `paths` the paths the operations name, relative
- * to `root` (which ends in `/`).
+ * to `root` (which ends in `/`), and `hash` when the worker is to hash what it writes (the
+ * reading thread then does not: see `SinkDigests` in `_reader.ts`).
  * Kinds: `FILE` (create a new file with its mode and bytes), `OPEN` (create a new file, mode
  * 0600, for the `APPEND`s that follow), `APPEND` (write bytes to the open file), `CLOSE` (close
  * it and set its mode). Files are created exclusively, never through an existing path. Worker
- * → main, one answer per batch in order: `{ id, buf }` (the buffer back, for reuse) or, at the
- * first failure, `{ id, buf, error: { op, name, message } }` (`op` the index of the failed
- * operation in that batch); every later batch is answered `{ id, buf, skipped: true }` without
+ * → main, one answer per batch in order: `{ id, buf, digests }` (the buffer back, for reuse;
+ * with `hash`, the SHA-256 of each file a `FILE` or `CLOSE` operation ends, 32 bytes per
+ * operation) or, at the first failure, `{ id, buf, digests, error: { op, name, message } }`
+ * (`op` the index of the failed operation in that batch; no digest from it on); every later batch is answered `{ id, buf, skipped: true }` without
  * touching anything. `{ id, stop: true }` closes a file left open and is answered `{ id }`.
  *
  * @module
  */
+import { createHash, type Hash } from "node:crypto";
+import { digestInto } from "./_digest.ts";
 import { env } from "./_env.ts";
 
 export const FILE = 1, OPEN = 2, APPEND = 3, CLOSE = 4;
@@ -70,7 +74,16 @@ export interface WriteBatch {
   ops: Uint32Array;
   root: string;
   paths: string[];
+  /**
+   * Hash what is written: the answer then carries `digests`, 32 bytes per operation, the
+   * SHA-256 of the file a `FILE` or `CLOSE` operation ends (zeros for the others, and from a
+   * failed operation on).
+   */
+  hash?: boolean;
 }
+
+/** Bytes per operation in an answer's `digests`. */
+export const DIGEST_SIZE = 32;
 
 /**
  * The process umask, read from `/proc/self/status` (Linux) when readable without a prompt;
@@ -95,7 +108,7 @@ interface Scope {
 
 /** Runs the worker's message loop (when this module is a worker's main module). */
 function serve(self: Scope): void {
-  let open: { file: Deno.FsFile; path: string } | undefined;
+  let open: { file: Deno.FsFile; path: string; hash: Hash | undefined } | undefined;
   let failed = false;
 
   const closeOpen = (): void => {
@@ -107,6 +120,7 @@ function serve(self: Scope): void {
   const run = (b: WriteBatch): void => {
     const bytes = new Uint8Array(b.buf);
     const ops = b.ops;
+    const digests = b.hash ? new Uint8Array((ops.length / OP_SIZE) * DIGEST_SIZE) : undefined;
     // A file whose mode is what creation gives under the umask (0644 under 022: nearly all)
     // is created without a mode: given one, writeFileSync also sets it exactly with a
     // fchmod per file. Read per batch: the umask is the process's, and may change.
@@ -121,19 +135,23 @@ function serve(self: Scope): void {
           // The mode given to writeFile is applied exactly (not through the umask).
           if (mode === plain) Deno.writeFileSync(path, data, { createNew: true });
           else Deno.writeFileSync(path, data, { createNew: true, mode });
+          if (digests) digestInto("sha256", digests, i * DIGEST_SIZE, data);
         } else if (kind === OPEN) {
           closeOpen();
           open = {
             file: Deno.openSync(path, { createNew: true, write: true, mode: 0o600 }),
             path,
+            hash: digests ? createHash("sha256") : undefined,
           };
         } else if (kind === APPEND) {
           const f = open!.file;
           for (let off = 0; off < data.length;) off += f.writeSync(data.subarray(off));
+          open!.hash?.update(data);
         } else if (kind === CLOSE) {
-          const p = open!.path;
+          const { path: p, hash } = open!;
           closeOpen();
           Deno.chmodSync(p, mode);
+          if (digests && hash) digests.set(hash.digest(), i * DIGEST_SIZE);
         }
       } catch (e) {
         failed = true;
@@ -143,14 +161,18 @@ function serve(self: Scope): void {
           {
             id: b.id,
             buf: b.buf,
+            digests,
             error: { op: i, name: err?.name ?? "Error", message: err?.message ?? String(e) },
           },
-          [b.buf],
+          digests ? [b.buf, digests.buffer] : [b.buf],
         );
         return;
       }
     }
-    self.postMessage({ id: b.id, buf: b.buf }, [b.buf]);
+    self.postMessage(
+      { id: b.id, buf: b.buf, digests },
+      digests ? [b.buf, digests.buffer] : [b.buf],
+    );
   };
 
   self.onmessage = (ev: MessageEvent) => {

@@ -33,11 +33,33 @@ import { hex, throughTransform } from "./_io.ts";
 /** Largest `manifest.json.minisig` accepted. */
 const MAX_SIGNATURE = 65_536;
 
-/** Where an artifact's bytes go (extraction); verification only hashes them. */
+/**
+ * Where an artifact's bytes go (extraction); verification only hashes them. `index` is the
+ * artifact's place in the manifest (for {@linkcode SinkDigests}).
+ */
 export type ArtifactSink = (
   artifact: ManifestArtifact,
   chunks: AsyncIterable<Uint8Array>,
+  index: number,
 ) => Promise<void>;
+
+/**
+ * A sink that hashes the bytes it writes, elsewhere than on the reading thread (the
+ * extraction's writer workers hash what they write): the reader then does not hash what the
+ * sink takes, and checks each digest as the sink reports it, before the pass ends.
+ */
+export interface SinkDigests {
+  /** Called by the reader before the first artifact: where the sink reports each digest. */
+  connect(report: (index: number, sha256: Uint8Array) => void): void;
+  /**
+   * Whether the sink, given this artifact next, will take every byte it is given and report
+   * their SHA-256 with the artifact's index (once, before {@linkcode SinkDigests.drain}
+   * resolves). Asked before the sink is called; the reader hashes the artifacts it declines.
+   */
+  takes(artifact: ManifestArtifact): boolean;
+  /** Resolves once every artifact the sink took has been reported. */
+  drain(): Promise<void>;
+}
 
 export interface ReadPassOptions {
   decipher?: PayloadDecipher | undefined;
@@ -57,7 +79,13 @@ export interface ReadPassOptions {
    * or its promise settles), instead of `sink` and a one-chunk stream. Returns a promise only
    * when it has to wait (no buffer free yet).
    */
-  sinkBytes?: (artifact: ManifestArtifact, bytes: Uint8Array) => Promise<void> | void;
+  sinkBytes?: (
+    artifact: ManifestArtifact,
+    bytes: Uint8Array,
+    index: number,
+  ) => Promise<void> | void;
+  /** With `sink`: a sink that hashes what it takes (see {@linkcode SinkDigests}). */
+  sinkDigests?: SinkDigests | undefined;
 }
 
 export interface ReadPassResult {
@@ -277,6 +305,110 @@ function artifactProblem(
   };
 }
 
+/**
+ * The checks of the artifacts a sink hashes ({@linkcode SinkDigests}): the size when the
+ * reader has read one, the SHA-256 when the sink reports it. Failures go into the pass's list
+ * where the reader would have put them had it hashed each artifact as it read it (in the
+ * payload's order, among the others); a digest that never comes is a failure too.
+ */
+class DeferredDigests {
+  readonly #rows: ArtifactRows;
+  readonly #failures: VerificationFailure[];
+  /** Per artifact: 0 not expected, 1 waiting for its digest, 2 done (checked or failed). */
+  readonly #state: Uint8Array;
+  /** Per artifact: how many failures the list held when the reader reached it. */
+  readonly #place: Uint32Array;
+  /** Per artifact: when the reader reached it (among those expected). */
+  readonly #order: Uint32Array;
+  #reached = 0;
+  /** Digests reported before the reader had counted their artifact's bytes. */
+  readonly #early = new Map<number, Uint8Array>();
+  /** Digest failures, with the place each goes. */
+  #late: { place: number; order: number; failure: VerificationFailure }[] = [];
+
+  constructor(rows: ArtifactRows, failures: VerificationFailure[]) {
+    this.#rows = rows;
+    this.#failures = failures;
+    this.#state = new Uint8Array(rows.length);
+    this.#place = new Uint32Array(rows.length);
+    this.#order = new Uint32Array(rows.length);
+  }
+
+  /** The reader has read artifact `at` as `n` bytes and given them to the sink. */
+  expect(at: number, n: number): void {
+    const size = this.#rows.size(at);
+    if (n !== size) {
+      // The size is what is wrong: the digest of those bytes does not matter.
+      this.#state[at] = 2;
+      this.#early.delete(at);
+      this.#failures.push({
+        check: "artifact_size",
+        path: this.#rows.path(at),
+        detail: `artifact is ${n} bytes, manifest says ${size}`,
+      });
+      return;
+    }
+    this.#state[at] = 1;
+    this.#place[at] = this.#failures.length;
+    this.#order[at] = this.#reached++;
+    const early = this.#early.get(at);
+    if (early !== undefined) {
+      this.#early.delete(at);
+      this.report(at, early);
+    }
+  }
+
+  /** The sink's digest of artifact `at` (before or after the reader is done with it). */
+  report(at: number, digest: Uint8Array): void {
+    if (!(at >= 0 && at < this.#state.length) || this.#state[at] === 2) return;
+    if (this.#state[at] === 0) {
+      // Before the reader has counted its bytes (it was waiting for the sink): kept until then.
+      this.#early.set(at, digest.slice());
+      return;
+    }
+    this.#state[at] = 2;
+    if (this.#rows.hasSha256(at, digest)) return;
+    this.#late.push({
+      place: this.#place[at]!,
+      order: this.#order[at]!,
+      failure: {
+        check: "artifact_hash",
+        path: this.#rows.path(at),
+        detail: `artifact sha256 is ${hex(digest)}, manifest says ${this.#rows.sha256(at)}`,
+      },
+    });
+  }
+
+  /** Every digest is in (or never will be): the failures, in place. */
+  end(): void {
+    for (let at = 0; at < this.#state.length; at++) {
+      if (this.#state[at] !== 1) continue;
+      this.#state[at] = 2;
+      this.#late.push({
+        place: this.#place[at]!,
+        order: this.#order[at]!,
+        failure: {
+          check: "artifact_hash",
+          path: this.#rows.path(at),
+          detail: "artifact sha256 was not checked: the extraction did not report it",
+        },
+      });
+    }
+    if (this.#late.length === 0) return;
+    // Those of one place in the order the reader reached their artifacts.
+    const late = this.#late.sort((a, b) => a.place - b.place || a.order - b.order);
+    const merged: VerificationFailure[] = [];
+    let k = 0;
+    for (let i = 0; i <= this.#failures.length; i++) {
+      while (k < late.length && late[k]!.place === i) merged.push(late[k++]!.failure);
+      if (i < this.#failures.length) merged.push(this.#failures[i]!);
+    }
+    this.#failures.length = 0;
+    for (const f of merged) this.#failures.push(f);
+    this.#late = [];
+  }
+}
+
 async function readArtifacts(
   tap: PayloadTap,
   manifest: Manifest,
@@ -303,6 +435,9 @@ async function readArtifacts(
   // and an entry is made for one artifact at a time, as it is reached.
   const rows = rowsOf(manifest);
   const paths = new ManifestPaths(rows);
+  const sinkDigests = opts.sink ? opts.sinkDigests : undefined;
+  const deferred = sinkDigests ? new DeferredDigests(rows, failures) : undefined;
+  if (deferred) sinkDigests!.connect((at, digest) => deferred.report(at, digest));
   try {
     for await (const entry of readTar(inner, limits, paths)) {
       const at = paths.index;
@@ -317,10 +452,18 @@ async function readArtifacts(
       const data = entry.data;
       if (data !== undefined) {
         // The whole body in hand (most small files): no stream, generator or promise.
+        let taken = false;
         if (opts.sink) {
           const want = rows.entry(at);
-          const p = opts.sinkBytes ? opts.sinkBytes(want, data) : opts.sink(want, entry.body());
+          taken = sinkDigests?.takes(want) === true;
+          const p = opts.sinkBytes
+            ? opts.sinkBytes(want, data, at)
+            : opts.sink(want, entry.body(), at);
           if (p !== undefined) await p;
+        }
+        if (taken) {
+          deferred!.expect(at, data.length);
+          continue;
         }
         const problem = artifactProblem(
           rows,
@@ -331,19 +474,30 @@ async function readArtifacts(
         if (problem) failures.push(problem);
         continue;
       }
-      const hash = createHash("sha256");
+      const want = opts.sink ? rows.entry(at) : undefined;
+      // What the sink takes it hashes; the rest is hashed here.
+      const taken = want !== undefined && sinkDigests?.takes(want) === true;
+      const hash = taken ? undefined : createHash("sha256");
       let n = 0;
       const chunks = (async function* (): AsyncGenerator<Uint8Array> {
         for await (const c of entry.body()) {
-          hash.update(c);
+          hash?.update(c);
           n += c.length;
           yield c;
         }
       })();
-      if (opts.sink) await opts.sink(rows.entry(at), chunks);
+      if (want !== undefined) await opts.sink!(want, chunks, at);
       for await (const _ of chunks) { /* hash what the sink left */ }
-      const problem = artifactProblem(rows, at, n, (into) => into.set(hash.digest()));
+      if (taken) {
+        deferred!.expect(at, n);
+        continue;
+      }
+      const problem = artifactProblem(rows, at, n, (into) => into.set(hash!.digest()));
       if (problem) failures.push(problem);
+    }
+    if (deferred) {
+      await sinkDigests!.drain();
+      deferred.end();
     }
   } finally {
     await inner.cancel();

@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { ManifestPaths } from "./_reader.ts";
+import { createHash } from "node:crypto";
+import { ManifestPaths, readPass, type SinkDigests } from "./_reader.ts";
+import { resolveLimits } from "./_io.ts";
+import { concat, craftInner, EOA, rawEntry, streamOf } from "../tests/bundle_helpers.ts";
 import { listRows } from "./_artifact_table.ts";
 import { comparePaths, PathSet } from "./_paths.ts";
 import type { ManifestArtifact } from "./types.ts";
@@ -64,4 +67,115 @@ Deno.test("ManifestPaths agrees with PathSet on random manifests and payloads", 
     ),
     { numRuns: 3000 },
   );
+});
+
+/**
+ * A payload whose artifacts disagree with the manifest in every way (small bodies whole, large
+ * ones streamed), and the failures a reader that hashes everything itself reports for it.
+ */
+function damagedBundle(): Uint8Array {
+  const big = new Uint8Array(2_500_000).map((_, k) => (k * 13) & 255);
+  const bigBad = big.slice();
+  bigBad[2_000_000]! ^= 1;
+  const inner = concat([
+    rawEntry({ name: "a" }, "1"),
+    rawEntry({ name: "b" }, "bad!"), // the size the manifest says, other bytes
+    rawEntry({ name: "big" }, bigBad),
+    rawEntry({ name: "c" }, "xx"), // the wrong size
+    rawEntry({ name: "d" }, big),
+    rawEntry({ name: "e" }, "zzzz"),
+    rawEntry({ name: "x" }, "2"), // not in the manifest
+    EOA,
+  ]);
+  return craftInner(inner, { a: "1", b: "good", big, c: "x", d: big, e: "yyyy", gone: "3" });
+}
+
+const WANT_FAILURES = [
+  ["artifact_hash", "b"],
+  ["artifact_hash", "big"],
+  ["artifact_size", "c"],
+  ["artifact_hash", "e"],
+  ["extra", "x"],
+  ["missing", "gone"],
+];
+
+/**
+ * A sink that hashes what it takes (all but `declined`), and reports the digests only when
+ * drained, in the order `order` puts them; `skip` is never reported.
+ */
+function hashingSink(
+  order: (indexes: number[]) => number[],
+  declined = new Set<string>(),
+  skip?: string,
+): {
+  digests: SinkDigests;
+  sink: (a: ManifestArtifact, c: AsyncIterable<Uint8Array>, i: number) => Promise<void>;
+  taken: string[];
+} {
+  let report: ((index: number, sha256: Uint8Array) => void) | undefined;
+  const done = new Map<number, Uint8Array>();
+  const taken: string[] = [];
+  return {
+    taken,
+    digests: {
+      connect: (r) => void (report = r),
+      takes: (a) => !declined.has(a.path),
+      async drain() {
+        await Promise.resolve();
+        for (const i of order([...done.keys()])) report!(i, done.get(i)!);
+      },
+    },
+    async sink(a, chunks, index) {
+      if (declined.has(a.path)) return;
+      taken.push(a.path);
+      const h = createHash("sha256");
+      for await (const c of chunks) h.update(c);
+      if (a.path !== skip) done.set(index, new Uint8Array(h.digest()));
+    },
+  };
+}
+
+Deno.test("readPass() checks the digests a sink reports late, failures where the reader puts them", async () => {
+  const orders: ((xs: number[]) => number[])[] = [
+    (xs) => xs,
+    (xs) => xs.reverse(),
+    (xs) => [...xs.filter((_, i) => i % 2 === 1), ...xs.filter((_, i) => i % 2 === 0)],
+  ];
+  for (const order of orders) {
+    for (const declined of [new Set<string>(), new Set(["b", "d"])]) {
+      const s = hashingSink(order, declined);
+      const r = await readPass(streamOf(damagedBundle(), 65_536), {
+        limits: resolveLimits(undefined),
+        phase: "extract",
+        sink: s.sink,
+        sinkDigests: s.digests,
+      });
+      assert.deepEqual(r.failures.map((f) => [f.check, f.path]), WANT_FAILURES);
+      const b = r.failures.find((f) => f.path === "big")!;
+      assert.match(b.detail, /^artifact sha256 is [0-9a-f]{64}, manifest says [0-9a-f]{64}$/);
+      assert.deepEqual(s.taken, ["a", "b", "big", "c", "d", "e"].filter((p) => !declined.has(p)));
+    }
+  }
+  // The same without a sink that hashes: the reader's own checks.
+  const plain = await readPass(streamOf(damagedBundle(), 65_536), {
+    limits: resolveLimits(undefined),
+    phase: "verify",
+  });
+  assert.deepEqual(plain.failures.map((f) => [f.check, f.path]), WANT_FAILURES);
+});
+
+Deno.test("readPass() fails an artifact a sink took and never reported", async () => {
+  const s = hashingSink((xs) => xs, new Set(), "d");
+  const r = await readPass(streamOf(damagedBundle(), 65_536), {
+    limits: resolveLimits(undefined),
+    phase: "extract",
+    sink: s.sink,
+    sinkDigests: s.digests,
+  });
+  assert.deepEqual(r.failures.map((f) => [f.check, f.path]), [
+    ...WANT_FAILURES.slice(0, 3),
+    ["artifact_hash", "d"],
+    ...WANT_FAILURES.slice(3),
+  ]);
+  assert.match(r.failures[3]!.detail, /not checked/);
 });
