@@ -21,9 +21,8 @@
  *
  * @module
  */
-import { createHash, type Hash } from "node:crypto";
-import { digestInto } from "./_digest.ts";
 import { env } from "./_env.ts";
+import { libWorkerSha256, nodeWorkerSha256, type WorkerSha256 } from "./_worker_digest.ts";
 
 export const FILE = 1, OPEN = 2, APPEND = 3, CLOSE = 4;
 
@@ -107,8 +106,8 @@ interface Scope {
 }
 
 /** Runs the worker's message loop (when this module is a worker's main module). */
-function serve(self: Scope): void {
-  let open: { file: Deno.FsFile; path: string; hash: Hash | undefined } | undefined;
+function serve(self: Scope, [whole, across]: [WorkerSha256, WorkerSha256]): void {
+  let open: { file: Deno.FsFile; path: string; hash: boolean } | undefined;
   let failed = false;
 
   const closeOpen = (): void => {
@@ -135,23 +134,28 @@ function serve(self: Scope): void {
           // The mode given to writeFile is applied exactly (not through the umask).
           if (mode === plain) Deno.writeFileSync(path, data, { createNew: true });
           else Deno.writeFileSync(path, data, { createNew: true, mode });
-          if (digests) digestInto("sha256", digests, i * DIGEST_SIZE, data);
+          if (digests) {
+            whole.begin();
+            whole.update(data);
+            whole.end(digests, i * DIGEST_SIZE);
+          }
         } else if (kind === OPEN) {
           closeOpen();
           open = {
             file: Deno.openSync(path, { createNew: true, write: true, mode: 0o600 }),
             path,
-            hash: digests ? createHash("sha256") : undefined,
+            hash: digests !== undefined,
           };
+          if (digests) across.begin();
         } else if (kind === APPEND) {
           const f = open!.file;
           for (let off = 0; off < data.length;) off += f.writeSync(data.subarray(off));
-          open!.hash?.update(data);
+          if (open!.hash) across.update(data);
         } else if (kind === CLOSE) {
           const { path: p, hash } = open!;
           closeOpen();
           Deno.chmodSync(p, mode);
-          if (digests && hash) digests.set(hash.digest(), i * DIGEST_SIZE);
+          if (digests && hash) across.end(digests, i * DIGEST_SIZE);
         }
       } catch (e) {
         failed = true;
@@ -196,5 +200,5 @@ if (
   typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope !== "undefined" &&
   import.meta.main
 ) {
-  serve(globalThis as unknown as Scope);
+  serve(globalThis as unknown as Scope, libWorkerSha256() ?? await nodeWorkerSha256());
 }
