@@ -368,14 +368,19 @@ class DeferredDigests {
     }
     this.#state[at] = 2;
     if (this.#rows.hasSha256(at, digest)) return;
+    this.#hashFailure(
+      at,
+      `artifact sha256 is ${hex(digest)}, manifest says ${this.#rows.sha256(at)}`,
+    );
+  }
+
+  /** Artifact `at`'s hash failure, kept for its place in the list. */
+  #hashFailure(at: number, detail: string): void {
+    this.#state[at] = 2;
     this.#late.push({
       place: this.#place[at]!,
       order: this.#order[at]!,
-      failure: {
-        check: "artifact_hash",
-        path: this.#rows.path(at),
-        detail: `artifact sha256 is ${hex(digest)}, manifest says ${this.#rows.sha256(at)}`,
-      },
+      failure: { check: "artifact_hash", path: this.#rows.path(at), detail },
     });
   }
 
@@ -383,16 +388,7 @@ class DeferredDigests {
   end(): void {
     for (let at = 0; at < this.#state.length; at++) {
       if (this.#state[at] !== 1) continue;
-      this.#state[at] = 2;
-      this.#late.push({
-        place: this.#place[at]!,
-        order: this.#order[at]!,
-        failure: {
-          check: "artifact_hash",
-          path: this.#rows.path(at),
-          detail: "artifact sha256 was not checked: the extraction did not report it",
-        },
-      });
+      this.#hashFailure(at, "artifact sha256 was not checked: the extraction did not report it");
     }
     if (this.#late.length === 0) return;
     // Those of one place in the order the reader reached their artifacts.

@@ -3,7 +3,7 @@ import fc from "fast-check";
 import { createHash } from "node:crypto";
 import { ManifestPaths, readPass, type SinkDigests } from "./_reader.ts";
 import { resolveLimits } from "./_io.ts";
-import { concat, craftInner, EOA, rawEntry, streamOf } from "../tests/bundle_helpers.ts";
+import { damagedArtifacts, streamOf } from "../tests/bundle_helpers.ts";
 import { listRows } from "./_artifact_table.ts";
 import { comparePaths, PathSet } from "./_paths.ts";
 import type { ManifestArtifact } from "./types.ts";
@@ -69,35 +69,8 @@ Deno.test("ManifestPaths agrees with PathSet on random manifests and payloads", 
   );
 });
 
-/**
- * A payload whose artifacts disagree with the manifest in every way (small bodies whole, large
- * ones streamed), and the failures a reader that hashes everything itself reports for it.
- */
-function damagedBundle(): Uint8Array {
-  const big = new Uint8Array(2_500_000).map((_, k) => (k * 13) & 255);
-  const bigBad = big.slice();
-  bigBad[2_000_000]! ^= 1;
-  const inner = concat([
-    rawEntry({ name: "a" }, "1"),
-    rawEntry({ name: "b" }, "bad!"), // the size the manifest says, other bytes
-    rawEntry({ name: "big" }, bigBad),
-    rawEntry({ name: "c" }, "xx"), // the wrong size
-    rawEntry({ name: "d" }, big),
-    rawEntry({ name: "e" }, "zzzz"),
-    rawEntry({ name: "x" }, "2"), // not in the manifest
-    EOA,
-  ]);
-  return craftInner(inner, { a: "1", b: "good", big, c: "x", d: big, e: "yyyy", gone: "3" });
-}
-
-const WANT_FAILURES = [
-  ["artifact_hash", "b"],
-  ["artifact_hash", "big"],
-  ["artifact_size", "c"],
-  ["artifact_hash", "e"],
-  ["extra", "x"],
-  ["missing", "gone"],
-];
+const WANT_FAILURES = damagedArtifacts().failures;
+const damagedBundle = (): Uint8Array => damagedArtifacts().bundle;
 
 /**
  * A sink that hashes what it takes (all but `declined`), and reports the digests only when

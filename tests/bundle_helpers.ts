@@ -248,3 +248,45 @@ export function craftInner(
 ): Uint8Array {
   return craftBundle(zstd(inner), artifacts);
 }
+
+/**
+ * A bundle whose payload's own hash is right but whose artifacts disagree with the manifest in
+ * every way: other bytes of the right size (`b`, and `big`, streamed), the wrong size (`c`),
+ * an entry the manifest lacks (`x`) and one the payload lacks (`gone`). Small bodies come whole
+ * from the decoder's chunk, the large ones streamed. `failures` is what a reader reports, in
+ * order.
+ */
+export function damagedArtifacts(): {
+  bundle: Uint8Array;
+  big: Uint8Array;
+  bigBad: Uint8Array;
+  failures: [string, string][];
+} {
+  const big = new Uint8Array(2_500_000).map((_, k) => (k * 13) & 255);
+  const bigBad = big.slice();
+  bigBad[2_000_000]! ^= 1;
+  const inner = concat([
+    rawEntry({ name: "a" }, "1"),
+    rawEntry({ name: "b" }, "bad!"), // the size the manifest says, other bytes
+    rawEntry({ name: "big" }, bigBad),
+    rawEntry({ name: "c" }, "xx"), // the wrong size
+    rawEntry({ name: "d" }, big),
+    rawEntry({ name: "e" }, "zzzz"),
+    rawEntry({ name: "x" }, "2"), // not in the manifest
+    EOA,
+  ]);
+  const manifestSays = { a: "1", b: "good", big, c: "x", d: big, e: "yyyy", gone: "3" };
+  return {
+    bundle: craftInner(inner, manifestSays),
+    big,
+    bigBad,
+    failures: [
+      ["artifact_hash", "b"],
+      ["artifact_hash", "big"],
+      ["artifact_size", "c"],
+      ["artifact_hash", "e"],
+      ["extra", "x"],
+      ["missing", "gone"],
+    ],
+  };
+}
