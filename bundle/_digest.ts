@@ -19,17 +19,11 @@
  */
 import { createHash, type Hash } from "node:crypto";
 import { dlopenFirst, env, ffiGranted } from "./_env.ts";
+import { EVP_DIGEST_SYMBOLS } from "./_evp_digest.ts";
 import { hex } from "./_io.ts";
 import { libcryptoPaths } from "./_libcrypto.ts";
 
-const SYMBOLS = {
-  EVP_MD_CTX_new: { parameters: [], result: "pointer" },
-  EVP_sha256: { parameters: [], result: "pointer" },
-  EVP_sha1: { parameters: [], result: "pointer" },
-  EVP_DigestInit_ex: { parameters: ["pointer", "pointer", "pointer"], result: "i32" },
-  EVP_DigestUpdate: { parameters: ["pointer", "buffer", "usize"], result: "i32" },
-  EVP_DigestFinal_ex: { parameters: ["pointer", "buffer", "pointer"], result: "i32" },
-} as const satisfies Deno.ForeignLibraryInterface;
+const SYMBOLS = EVP_DIGEST_SYMBOLS;
 
 /** A digest algorithm. */
 export type DigestAlgorithm = "sha256" | "sha1";
@@ -180,17 +174,10 @@ export interface StreamDigest {
   dispose(): Promise<void>;
 }
 
+/** The digest functions with `EVP_DigestUpdate` called on a native thread. */
 const STREAM_SYMBOLS = {
-  EVP_MD_CTX_new: { parameters: [], result: "pointer" },
-  EVP_MD_CTX_free: { parameters: ["pointer"], result: "void" },
-  EVP_sha256: { parameters: [], result: "pointer" },
-  EVP_DigestInit_ex: { parameters: ["pointer", "pointer", "pointer"], result: "i32" },
-  EVP_DigestUpdate: {
-    parameters: ["pointer", "buffer", "usize"],
-    result: "i32",
-    nonblocking: true,
-  },
-  EVP_DigestFinal_ex: { parameters: ["pointer", "buffer", "pointer"], result: "i32" },
+  ...EVP_DIGEST_SYMBOLS,
+  EVP_DigestUpdate: { ...EVP_DIGEST_SYMBOLS.EVP_DigestUpdate, nonblocking: true },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 type StreamLib = Deno.DynamicLibrary<typeof STREAM_SYMBOLS>["symbols"];

@@ -8,15 +8,8 @@
  * @module
  */
 import { dlopenFirst, env, ffiGranted } from "./_env.ts";
+import { EVP_DIGEST_SYMBOLS } from "./_evp_digest.ts";
 import { libcryptoPaths } from "./_libcrypto.ts";
-
-const SYMBOLS = {
-  EVP_MD_CTX_new: { parameters: [], result: "pointer" },
-  EVP_sha256: { parameters: [], result: "pointer" },
-  EVP_DigestInit_ex: { parameters: ["pointer", "pointer", "pointer"], result: "i32" },
-  EVP_DigestUpdate: { parameters: ["pointer", "buffer", "usize"], result: "i32" },
-  EVP_DigestFinal_ex: { parameters: ["pointer", "buffer", "pointer"], result: "i32" },
-} as const satisfies Deno.ForeignLibraryInterface;
 
 /** A SHA-256 in pieces: `begin`, `update`s, `end`. One at a time per hasher. */
 export interface WorkerSha256 {
@@ -29,7 +22,7 @@ export interface WorkerSha256 {
 /** Two hashers (a whole file, and the file open across batches) by libcrypto, if available. */
 export function libWorkerSha256(): [WorkerSha256, WorkerSha256] | undefined {
   const lib = ffiGranted() && env("MEMSNAP_CRYPTO") !== "builtin"
-    ? dlopenFirst(libcryptoPaths(), SYMBOLS, (_path, dl) => dl.symbols)
+    ? dlopenFirst(libcryptoPaths(), EVP_DIGEST_SYMBOLS, (_path, dl) => dl.symbols)
     : undefined;
   const md = lib?.EVP_sha256() ?? null;
   if (lib === undefined || md === null) return undefined;
