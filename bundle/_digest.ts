@@ -23,8 +23,6 @@ import { EVP_DIGEST_SYMBOLS } from "./_evp_digest.ts";
 import { hex } from "./_io.ts";
 import { libcryptoPaths } from "./_libcrypto.ts";
 
-const SYMBOLS = EVP_DIGEST_SYMBOLS;
-
 /** A digest algorithm. */
 export type DigestAlgorithm = "sha256" | "sha1";
 
@@ -50,7 +48,10 @@ const nodeEngine: Engine = {
   },
 };
 
-function libEngine(path: string, s: Deno.DynamicLibrary<typeof SYMBOLS>["symbols"]): Engine {
+function libEngine(
+  path: string,
+  s: Deno.DynamicLibrary<typeof EVP_DIGEST_SYMBOLS>["symbols"],
+): Engine {
   const ctx = s.EVP_MD_CTX_new();
   const md = { sha256: s.EVP_sha256(), sha1: s.EVP_sha1() };
   if (ctx === null || md.sha256 === null || md.sha1 === null) {
@@ -96,7 +97,7 @@ function knownAnswers(engine: Engine): boolean {
  */
 export function openDigestLib(paths?: string[]): Engine | undefined {
   if (!ffiGranted()) return undefined;
-  return dlopenFirst(paths ?? libcryptoPaths(), SYMBOLS, (path, dl) => {
+  return dlopenFirst(paths ?? libcryptoPaths(), EVP_DIGEST_SYMBOLS, (path, dl) => {
     const engine = libEngine(path, dl.symbols);
     return knownAnswers(engine) ? engine : undefined;
   });
@@ -271,9 +272,9 @@ class NativeStreamDigest implements StreamDigest {
 let streamLib: { lib: StreamLib; md: Deno.PointerValue } | null | undefined;
 
 /**
- * The libcrypto of {@linkcode streamSha256}'s native digests, opened on first use (not when
- * FFI is not granted, `MEMSNAP_CRYPTO=builtin`, or no library gives the known answer); `null`
- * when there is none.
+ * The libcrypto of {@linkcode streamSha256}'s native digests, opened on first use; `null` when
+ * FFI is not granted, `MEMSNAP_CRYPTO=builtin` is set, or no library opens with a SHA-256 (the
+ * digests are compared with `node:crypto`'s in the tests, not checked at run time).
  */
 function openStreamLib(): { lib: StreamLib; md: Deno.PointerValue } | null {
   if (streamLib !== undefined) return streamLib;

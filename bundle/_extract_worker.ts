@@ -16,8 +16,8 @@
  * → main, one answer per batch in order: `{ id, buf, digests }` (the buffer back, for reuse;
  * with `hash`, the SHA-256 of each file a `FILE` or `CLOSE` operation ends, 32 bytes per
  * operation) or, at the first failure, `{ id, buf, digests, error: { op, name, message } }`
- * (`op` the index of the failed operation in that batch; no digest from it on); every later batch is answered `{ id, buf, skipped: true }` without
- * touching anything. `{ id, stop: true }` closes a file left open and is answered `{ id }`.
+ * (`op` the index of the failed operation in that batch; no digest from it on); every later
+ * batch is answered `{ id, buf, skipped: true }` without touching anything. `{ id, stop: true }` closes a file left open and is answered `{ id }`.
  *
  * @module
  */
@@ -107,7 +107,7 @@ interface Scope {
 
 /** Runs the worker's message loop (when this module is a worker's main module). */
 function serve(self: Scope, [whole, across]: [WorkerSha256, WorkerSha256]): void {
-  let open: { file: Deno.FsFile; path: string; hash: boolean } | undefined;
+  let open: { file: Deno.FsFile; path: string } | undefined;
   let failed = false;
 
   const closeOpen = (): void => {
@@ -144,18 +144,19 @@ function serve(self: Scope, [whole, across]: [WorkerSha256, WorkerSha256]): void
           open = {
             file: Deno.openSync(path, { createNew: true, write: true, mode: 0o600 }),
             path,
-            hash: digests !== undefined,
           };
+          // (Every batch of an extraction is hashed, or none: the APPENDs and the CLOSE that
+          // follow hash with `across` too.)
           if (digests) across.begin();
         } else if (kind === APPEND) {
           const f = open!.file;
           for (let off = 0; off < data.length;) off += f.writeSync(data.subarray(off));
-          if (open!.hash) across.update(data);
+          if (digests) across.update(data);
         } else if (kind === CLOSE) {
-          const { path: p, hash } = open!;
+          const p = open!.path;
           closeOpen();
           Deno.chmodSync(p, mode);
-          if (digests && hash) across.end(digests, i * DIGEST_SIZE);
+          if (digests) across.end(digests, i * DIGEST_SIZE);
         }
       } catch (e) {
         failed = true;

@@ -432,8 +432,11 @@ async function readArtifacts(
   const rows = rowsOf(manifest);
   const paths = new ManifestPaths(rows);
   const sinkDigests = opts.sink ? opts.sinkDigests : undefined;
-  const deferred = sinkDigests ? new DeferredDigests(rows, failures) : undefined;
-  if (deferred) sinkDigests!.connect((at, digest) => deferred.report(at, digest));
+  // Made when the sink first takes an artifact (its lists are as long as the manifest's): a
+  // sink that writes on this thread takes none. It reports only what it took.
+  let deferred: DeferredDigests | undefined;
+  const taking = (): DeferredDigests => deferred ??= new DeferredDigests(rows, failures);
+  sinkDigests?.connect((at, digest) => taking().report(at, digest));
   try {
     for await (const entry of readTar(inner, limits, paths)) {
       const at = paths.index;
@@ -458,7 +461,7 @@ async function readArtifacts(
           if (p !== undefined) await p;
         }
         if (taken) {
-          deferred!.expect(at, data.length);
+          taking().expect(at, data.length);
           continue;
         }
         const problem = artifactProblem(
@@ -485,7 +488,7 @@ async function readArtifacts(
       if (want !== undefined) await opts.sink!(want, chunks, at);
       for await (const _ of chunks) { /* hash what the sink left */ }
       if (taken) {
-        deferred!.expect(at, n);
+        taking().expect(at, n);
         continue;
       }
       const problem = artifactProblem(rows, at, n, (into) => into.set(hash!.digest()));
