@@ -2,7 +2,7 @@
  * SHA-256 for the extraction's writer workers (private), without `node:crypto` when the system
  * libcrypto is available: importing `node:crypto` loads the Node compatibility layer into the
  * worker's isolate, ~10 MiB more per worker (measured: `diff` of two 200,000-note bundles
- * peaked at 281-297 MiB with it, 264-273 without worker hashing). Synchronous calls: the worker
+ * peaked at 275-290 MiB with it, 257-266 before the workers hashed, 260 without it). Synchronous calls: the worker
  * has nothing else to do meanwhile. Same digests either way (tests compare them).
  *
  * @module

@@ -419,7 +419,7 @@ class WorkerWriter implements FileWriter {
   #ops: number[] = [];
   /**
    * The artifact of each operation, its place in the extraction (the bundle's order), and its
-   * index in the manifest (-1 for a directory).
+   * index in the manifest.
    */
   #artifacts: ManifestArtifact[] = [];
   #seqs: number[] = [];
