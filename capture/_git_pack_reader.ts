@@ -806,8 +806,15 @@ function oidAt(pack: Pack, offset: number): string | undefined {
   return i < 0 ? undefined : hexAt(pack.idx, IDX_OIDS + pack.order[i]! * 20);
 }
 
-/** Opens a fast object reader over `gitdir`. Call `close()` when done. */
-export function packReader(gitdir: string): Promise<PackedSource> {
+/**
+ * Opens a fast object reader over `gitdir`. Call `close()` when done. With `streams: false`
+ * the reader has no `streamSync`/synchronous `stream` (for a caller reading a few small
+ * objects, which then does not pay for checking the synchronous zlib engine they use).
+ */
+export function packReader(
+  gitdir: string,
+  options: { streams?: boolean } = {},
+): Promise<PackedSource> {
   const packs: Pack[] = [];
   const files: PackBytes[] = [];
   const packDir = posix.join(gitdir, "objects", "pack");
@@ -846,8 +853,11 @@ export function packReader(gitdir: string): Promise<PackedSource> {
   const fallback = repoSource(gitdir);
   const cache = boundedCache(CACHE_BYTES);
   // One inflate engine for small loose objects (a new engine per object costs as much as the
-  // inflating).
-  const inflater = syncZlibAvailable() ? new SyncZlib("inflate") : undefined;
+  // inflating), made when objects are read in bulk (readView): making it checks the engine
+  // first (~4 ms), which an unredacted snapshot, reading one commit, does not need.
+  let engine: SyncZlib | undefined | null = null;
+  const bulkInflater = (): SyncZlib | undefined =>
+    engine === null ? (engine = syncZlibAvailable() ? new SyncZlib("inflate") : undefined) : engine;
   const loosePath = (oid: string): string =>
     posix.join(gitdir, "objects", oid.slice(0, 2), oid.slice(2));
 
@@ -876,8 +886,8 @@ export function packReader(gitdir: string): Promise<PackedSource> {
     if (at !== undefined) return readAt(at.pack, at.offset);
     try {
       const z = Deno.readFileSync(loosePath(oid));
-      const raw = z.byteLength < STREAM_LOOSE && inflater !== undefined
-        ? inflater.once(z)
+      const raw = z.byteLength < STREAM_LOOSE && engine
+        ? engine.once(z)
         : inflateSync(z, z.byteLength >= STREAM_LOOSE ? { chunkSize: 1 << 20 } : {});
       const o = looseObject(raw);
       if (o !== undefined) return o;
@@ -893,6 +903,7 @@ export function packReader(gitdir: string): Promise<PackedSource> {
    * once; a copy per object was as many bytes of short-lived buffers as the notes).
    */
   const readView = (oid: string): GitObject | undefined => {
+    const inflater = bulkInflater();
     if (inflater === undefined || locate(oid) !== undefined) return readSync(oid);
     let z: Uint8Array;
     try {
@@ -987,7 +998,7 @@ export function packReader(gitdir: string): Promise<PackedSource> {
   const close = (): void => {
     baseFiles.close();
     for (const f of files.splice(0)) f.close();
-    inflater?.close();
+    engine?.close();
   };
 
   const source: PackedSource = {
@@ -1000,7 +1011,7 @@ export function packReader(gitdir: string): Promise<PackedSource> {
     stream: (oid) => streamLoose(loosePath(oid), oid),
     close,
   };
-  if (syncZlibAvailable()) {
+  if (options.streams !== false && syncZlibAvailable()) {
     // A packed object is the one read (as `readSync` reads it), else a loose one.
     const streamSync = (oid: string): SyncObjectStream | undefined =>
       locate(oid) !== undefined ? streamPacked(oid) : streamLooseSync(loosePath(oid), oid);

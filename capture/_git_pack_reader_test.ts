@@ -97,6 +97,21 @@ interopTest(
     } finally {
       source.close();
     }
+    // Without the streaming readers: the same objects, read before any bulk read made the
+    // shared engine (readSync first), then as views.
+    const light = await packReader(`${dir}/.git`, { streams: false });
+    try {
+      assert.equal(light.streamSync, undefined);
+      for (const read of [light.readSync!, light.readView!]) {
+        for (const oid of listed) {
+          const o = read(oid)!;
+          const h = createHash("sha1").update(`${o.type} ${o.body.byteLength}\0`).update(o.body);
+          assert.equal(h.digest("hex"), oid);
+        }
+      }
+    } finally {
+      light.close();
+    }
   },
 );
 

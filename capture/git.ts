@@ -450,7 +450,10 @@ export function gitPlugin(options: GitPluginOptions): CapturePlugin {
       const head = await readHead(gitdir);
       const { refs, symrefs } = await readRefs(gitdir);
       const headOid = head.ref === null ? head.oid : refs.get(head.ref) ?? null;
-      const live = await packReader(gitdir);
+      // The plain object-store capture reads one commit from it (HEAD's description).
+      const live = await packReader(gitdir, {
+        streams: ctx.redactor !== undefined || options.layout === "bundle",
+      });
       let spilled: SpilledObjects | undefined;
       try {
         return await captureHistory();
