@@ -853,11 +853,13 @@ export function packReader(
   const fallback = repoSource(gitdir);
   const cache = boundedCache(CACHE_BYTES);
   // One inflate engine for small loose objects (a new engine per object costs as much as the
-  // inflating), made when objects are read in bulk (readView): making it checks the engine
-  // first (~4 ms), which an unredacted snapshot, reading one commit, does not need.
+  // inflating). Making it checks the engine first (~4 ms): a reader without streams (a caller
+  // reading a few objects) makes it only if it reads in bulk (readView), and reads through
+  // `inflateSync` until then.
   let engine: SyncZlib | undefined | null = null;
   const bulkInflater = (): SyncZlib | undefined =>
     engine === null ? (engine = syncZlibAvailable() ? new SyncZlib("inflate") : undefined) : engine;
+  if (options.streams !== false) bulkInflater();
   const loosePath = (oid: string): string =>
     posix.join(gitdir, "objects", oid.slice(0, 2), oid.slice(2));
 
