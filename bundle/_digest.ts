@@ -106,8 +106,9 @@ export function openDigestLib(paths?: string[]): Engine | undefined {
 /**
  * Digests taken through `node:crypto` before libcrypto is opened: opening it costs ~8 ms
  * (OpenSSL's initialisation), and what it saves (up to ~150 bytes of native memory per digest,
- * until a major collection) only matters for many: a 100 MiB memory (~7,000 artifacts) never
- * opens it, a 1 GiB one (~75,000) does.
+ * until a major collection, and the `node:crypto` object per call) only matters for many. Once
+ * {@linkcode streamSha256} has opened the library (a payload or an artifact of megabytes, so
+ * any snapshot or restore past a few MiB), its start-up is paid, and libcrypto is used at once.
  */
 const NODE_FIRST = 16_384;
 let calls = 0;
@@ -115,11 +116,12 @@ let engine: Engine | undefined;
 
 /**
  * The engine for the next digest: libcrypto when available (see the module doc) once
- * {@linkcode NODE_FIRST} digests have been taken, `node:crypto` before that and otherwise.
+ * {@linkcode NODE_FIRST} digests have been taken or the streamed digests have opened it,
+ * `node:crypto` before that and otherwise.
  */
 export function digestEngine(): Engine {
   if (engine !== undefined) return engine;
-  if (++calls <= NODE_FIRST) return nodeEngine;
+  if (++calls <= NODE_FIRST && !streamLib) return nodeEngine;
   return engine = (env("MEMSNAP_CRYPTO") === "builtin" ? undefined : openDigestLib()) ??
     nodeEngine;
 }

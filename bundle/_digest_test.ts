@@ -28,6 +28,21 @@ Deno.test("digestEngine() moves to the system libcrypto after the first digests"
   assert.equal(openDigestLib(["/nonexistent/libcrypto.so"]), undefined);
 });
 
+Deno.test("digestEngine() uses libcrypto at once when a streamed digest has opened it", async () => {
+  // A module instance of its own: the engine choice is module state.
+  const fresh = new URL(`./_digest.ts?instance=${crypto.randomUUID()}`, import.meta.url).href;
+  const m: typeof import("./_digest.ts") = await import(fresh);
+  assert.equal(m.digestEngine().name, "node:crypto");
+  const h = m.streamSha256(true);
+  await h.update(new Uint8Array([1, 2, 3]));
+  await h.digest();
+  assert.notEqual(m.digestEngine().name, "node:crypto");
+  assert.equal(
+    m.digestHex("sha256", "abc"),
+    "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+  );
+});
+
 Deno.test("digestHex() and digestInto() give node:crypto's digests, any parts (property)", () => {
   const part = fc.oneof(fc.uint8Array({ maxLength: 3000 }), fc.string({ maxLength: 300 }));
   fc.assert(
