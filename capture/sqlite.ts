@@ -17,7 +17,7 @@ import type {
 } from "./types.ts";
 import { fileArtifact, isNotFound, readFileInto, validateName } from "./_util.ts";
 import {
-  copyDatabase,
+  copyDatabaseAsync,
   CopyError,
   type CopyJob,
   type CopyResult,
@@ -410,7 +410,7 @@ interface CopyRunner {
 }
 
 const inlineRunner: CopyRunner = {
-  copy: (job) => Promise.resolve().then(() => copyDatabase(job)),
+  copy: (job) => copyDatabaseAsync(job),
   vacuum: (copy, mode) => Promise.resolve().then(() => vacuumAndDescribe(copy, mode)),
   release: (copy) => Promise.resolve().then(() => releaseHold(copy)),
   close() {},
