@@ -685,7 +685,9 @@ export function gitPlugin(options: GitPluginOptions): CapturePlugin {
         await Deno.mkdir(posix.dirname(posix.join(gitdir, r.name)), { recursive: true });
         await Deno.writeTextFile(posix.join(gitdir, r.name), `${r.oid}\n`);
       }
-      const source = await packReader(gitdir);
+      // With the captured index, two objects are read (HEAD's commit and tree): the reader's
+      // streams and bulk engine are not needed. Without it, the index is built from every tree.
+      const source = await packReader(gitdir, { streams: !(objectsLayout && has(INDEX_PATH)) });
       try {
         const commitOid = headRef === null
           ? headOid
