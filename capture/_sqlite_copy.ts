@@ -294,24 +294,15 @@ function removeQuietly(path: string): void {
  * @throws {CopyError} If neither connection could copy the database (the second error).
  */
 export function copyDatabase(job: CopyJob): CopyResult {
-  removeQuietly(job.copy);
-  const held = tryHold(job);
-  if (held !== undefined) return held;
-  let journalMode: string;
+  const s = startCopy(job);
+  if ("result" in s) return s.result;
+  let failed = false;
   try {
-    const t = beginFileCopy(job.path, job.busyMs, job.readOnly);
-    if (t !== undefined) {
-      try {
-        Deno.copyFileSync(job.path, job.copy);
-      } finally {
-        endFileCopy(t.live);
-      }
-      journalMode = t.mode;
-    } else journalMode = vacuumInto(job.path, job.copy, job.busyMs, job.readOnly);
+    Deno.copyFileSync(job.path, job.copy);
   } catch {
-    journalMode = copyByOtherConnection(job);
+    failed = true;
   }
-  return finishCopy(job, journalMode);
+  return endCopy(job, s.transaction, failed);
 }
 
 /**
@@ -322,24 +313,51 @@ export function copyDatabase(job: CopyJob): CopyResult {
  * plugins' loops yield every 16 ms), so a rollback-mode writer may wait that much longer.
  */
 export async function copyDatabaseAsync(job: CopyJob): Promise<CopyResult> {
+  const s = startCopy(job);
+  if ("result" in s) return s.result;
+  let failed = false;
+  try {
+    await Deno.copyFile(job.path, job.copy);
+  } catch {
+    failed = true;
+  }
+  return endCopy(job, s.transaction, failed);
+}
+
+/**
+ * A copy up to its file copy: the result when the database is held or could not be copied as a
+ * file (`VACUUM INTO`, through the other kind of connection if the first failed), else the read
+ * transaction in which to copy the file.
+ */
+function startCopy(
+  job: CopyJob,
+): { result: CopyResult } | { transaction: { live: DatabaseSync; mode: string } } {
   removeQuietly(job.copy);
   const held = tryHold(job);
-  if (held !== undefined) return held;
+  if (held !== undefined) return { result: held };
   let journalMode: string;
   try {
     const t = beginFileCopy(job.path, job.busyMs, job.readOnly);
-    if (t !== undefined) {
-      try {
-        await Deno.copyFile(job.path, job.copy);
-      } finally {
-        endFileCopy(t.live);
-      }
-      journalMode = t.mode;
-    } else journalMode = vacuumInto(job.path, job.copy, job.busyMs, job.readOnly);
+    if (t !== undefined) return { transaction: t };
+    journalMode = vacuumInto(job.path, job.copy, job.busyMs, job.readOnly);
   } catch {
     journalMode = copyByOtherConnection(job);
   }
-  return finishCopy(job, journalMode);
+  return { result: finishCopy(job, journalMode) };
+}
+
+/** Ends the read transaction of a file copy; a failed copy falls back to `VACUUM INTO`. */
+function endCopy(
+  job: CopyJob,
+  t: { live: DatabaseSync; mode: string },
+  failed: boolean,
+): CopyResult {
+  try {
+    endFileCopy(t.live);
+  } catch {
+    failed = true;
+  }
+  return finishCopy(job, failed ? copyByOtherConnection(job) : t.mode);
 }
 
 /** The held database of a job that asks for one, or `undefined` (then it is copied). */
