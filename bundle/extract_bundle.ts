@@ -12,6 +12,7 @@ import type { BundleLimits } from "./bundle_limits.ts";
 import { oneChunk, release, resolveLimits } from "./_io.ts";
 import { readPass } from "./_reader.ts";
 import { rowsOf } from "./_artifact_table.ts";
+import { digestInto } from "./_digest.ts";
 import { unsafe } from "./_errors.ts";
 import {
   APPEND,
@@ -43,6 +44,13 @@ export interface ExtractBundleOptions {
    * same (hash, size, nothing missing or extra), never written. @default {every artifact}
    */
   only?: (path: string) => boolean;
+  /**
+   * Of the artifacts `only` accepts, those the reader holds whole when it reaches them (most
+   * small ones) are written only if this accepts their bytes; one that comes streamed in pieces
+   * is written whatever it would say. Every artifact is verified all the same.
+   * @default {every artifact}
+   */
+  keep?: (path: string, bytes: Uint8Array) => boolean;
   /**
    * Called with the manifest (valid, supported, not yet verified against the payload) before
    * any artifact is read; throwing refuses the bundle without reading further (`destDir` is
@@ -105,6 +113,7 @@ export async function extractBundle(
 ): Promise<Manifest> {
   const limits = resolveLimits(options.limits);
   const only = options.only;
+  const keep = options.keep;
   let created = false;
   try {
     const entries = [];
@@ -193,6 +202,11 @@ export async function extractBundle(
       sinkBytes(artifact, data, index) {
         writer.check();
         if (only && !only(artifact.path)) return undefined;
+        if (keep && !keep(artifact.path, data)) {
+          // Taken (`takes` cannot see the bytes), so its digest is reported from here.
+          if (writer.hashes) report?.(index, digestInto("sha256", new Uint8Array(32), 0, data));
+          return undefined;
+        }
         makeParents(artifact);
         return writer.bytes(artifact, data, index);
       },

@@ -89,6 +89,45 @@ test("extractBundle() writes every artifact with its bytes and mode", async () =
   assert.equal((await Deno.stat(`${dest}/memdir/notes/a.md`)).mode! & 0o777, 0o644);
 });
 
+test("extractBundle() with keep writes the small artifacts whose bytes it accepts, and verifies all", async () => {
+  await using dir = await tempDir();
+  const b = `${dir.path}/b`;
+  const big = new Uint8Array(1_500_000).map((_, k) => (k * 7) & 255);
+  await writeBundle(b, testHeader(), [
+    source("git/a", "commit one"),
+    source("git/b", "blob two"),
+    source("git/big", big),
+    source("git/c", "commit three"),
+    source("memdir/x", "commit four"),
+  ]);
+  const dest = `${dir.path}/out`;
+  const seen: string[] = [];
+  const m = await extractBundle(await openBundleFile(b), dest, {
+    only: (p) => p.startsWith("git/"),
+    keep: (p, bytes) => {
+      seen.push(p);
+      return p === "git/big" || new TextDecoder().decode(bytes.subarray(0, 6)) === "commit";
+    },
+  });
+  assert.equal(m.artifacts.length, 5);
+  // Asked for what `only` accepts and the reader holds whole (a large one may come streamed)
+  assert.deepEqual(seen.filter((p) => p !== "git/big"), ["git/a", "git/b", "git/c"]);
+  assert.deepEqual(await listTree(dest), ["git/a", "git/big", "git/c"]);
+  assert.equal(await Deno.readTextFile(`${dest}/git/c`), "commit three");
+  // An artifact it does not keep is checked all the same.
+  const inner = concat([rawEntry({ name: "a" }, "1"), rawEntry({ name: "e" }, "zzzz"), EOA]);
+  await assert.rejects(
+    extractBundle(streamOf(craftInner(inner, { a: "1", e: "yyyy" })), `${dir.path}/d`, {
+      keep: (p) => p === "a",
+    }),
+    (e) => {
+      assert.ok(e instanceof VerificationError, String(e));
+      assert.deepEqual(e.failures.map((f) => [f.check, f.path]), [["artifact_hash", "e"]]);
+      return true;
+    },
+  );
+});
+
 test("extractBundle() with only writes the artifacts it accepts, and verifies all of them", async () => {
   await using dir = await tempDir();
   const b = `${dir.path}/b`;

@@ -381,7 +381,7 @@ function* entryChunks(p: PackBytes, h: EntryHeader, end: number): Generator<Uint
 let startEngine: SyncZlib | undefined;
 
 /** The first bytes (up to 64) that the start of a zlib stream, `input`, inflates to. */
-function inflateStart(input: Uint8Array): Uint8Array {
+export function inflateStart(input: Uint8Array): Uint8Array {
   const z = startEngine ??= new SyncZlib("inflate", 1 << 12);
   try {
     // (a copy: the view is the engine's buffer, and a Buffer's slice() is a view too)
