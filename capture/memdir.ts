@@ -33,6 +33,7 @@ import { pacer } from "../_pace.ts";
 import { digestInto } from "../bundle/_digest.ts";
 import { MemsnapError } from "../errors.ts";
 import { timingSafeEqual } from "node:crypto";
+import { SpilledArtifact, SpillFile } from "./_spill.ts";
 
 /** Options of {@linkcode memdirPlugin}. */
 export interface MemdirPluginOptions {
@@ -155,10 +156,11 @@ function wholeFile(src: string): Reader {
 }
 
 /**
- * Redacted bytes kept in memory for packing, at most this many in all; a redacted file past it
- * is written to staging and packed from there. Each staged note costs ~1 ms of system time
- * here; each held byte stays in memory until packed (the fixture's 939 redacted notes are
- * 13 MB), against the peak-RSS target.
+ * Redacted bytes kept in memory for packing, at most this many in all; a small redacted file
+ * past it is appended to one spill file in staging and packed from there (a staged file per
+ * note cost ~1 ms of system time each, and ~300 bytes of heap until packed). Each held byte
+ * stays in memory until packed (the fixture's 939 redacted notes are 13 MB), against the
+ * peak-RSS target.
  */
 const HELD_BYTES = 8 << 20;
 
@@ -483,14 +485,20 @@ export function memdirPlugin(options: MemdirPluginOptions): CapturePlugin {
       const digests = new DigestSlab();
       // Files written to lately are likely written to again before they are packed.
       const settled = Date.now() - RECENT_MS;
-      const keep = (rel: string, out: Uint8Array): Reader => {
+      // Small redacted (or recently written) files past HELD_BYTES: appended to one file.
+      const spill = new SpillFile(posix.join(ctx.staging, "memdir.spill"));
+      const keep = (path: string, out: Uint8Array, mode?: number): ArtifactSource => {
         if (held + out.length <= HELD_BYTES) {
           held += out.length;
-          return heldBytes(out);
+          return {
+            path,
+            kind: "file",
+            size: out.length,
+            ...(mode === undefined ? {} : { mode }),
+            ...heldBytes(out),
+          };
         }
-        const dest = staged(rel);
-        Deno.writeFileSync(dest, out);
-        return wholeFile(dest);
+        return new SpilledArtifact(path, out.length, spill, spill.append(out), mode);
       };
       // Redacting small files is synchronous: let the other plugins' I/O run every 16 ms.
       const pace = pacer();
@@ -500,64 +508,72 @@ export function memdirPlugin(options: MemdirPluginOptions): CapturePlugin {
       // Taken from the end of the reversed listing, each entry is let go of once it is an
       // artifact (~80 bytes each, 6 MB for a 72,000-file memory dir, alive with the artifacts).
       entries.reverse();
-      for (let e = entries.pop(); e !== undefined; e = entries.pop()) {
-        ctx.signal.throwIfAborted();
-        const path = joinFlat(PREFIX, e.rel);
-        let artifact: ArtifactSource;
-        if (e.kind === "symlink") {
-          artifact = bytesArtifact(path, new TextEncoder().encode(e.target!), "symlink");
-        } else {
-          const mode = e.executable ? 0o755 : undefined;
-          const file = (size: number, reader: Reader): ArtifactSource => ({
-            path,
-            kind: "file",
-            size,
-            ...(mode === undefined ? {} : { mode }),
-            ...reader,
-          });
-          try {
-            const redactor = ctx.redactor;
-            if (redactor === undefined) {
-              artifact = new PlainFile(path, e.size, base, mode);
-            } else {
-              await pace();
-              // A file under one redaction block (most notes) is redacted from the bytes read
-              // here, with no copy in staging unless it changed and too much is held already
-              // (writing ~5,000 staged notes cost ~3 s of this thread on ext4).
-              const abs = base + e.rel;
-              const bytes = e.size < SMALL_FILE ? Deno.readFileSync(abs) : undefined;
-              if (bytes !== undefined && bytes.length < SMALL_FILE) {
-                const out = redactor.redactBytes(bytes, path);
-                if (out === undefined) {
-                  // Binary: packed as it is, as the listing saw it.
-                  artifact = file(e.size, wholeFile(abs));
-                } else if (out === bytes && (e.mtime ?? 0) < settled) {
-                  const at = digests.add(digest(bytes));
-                  artifact = new CheckedFile(path, bytes.length, base, digests, at, mode);
-                } else {
-                  // Redacted, or written to lately: the bytes checked, held or staged.
-                  artifact = file(out.length, keep(e.rel, out));
-                }
+      try {
+        for (let e = entries.pop(); e !== undefined; e = entries.pop()) {
+          ctx.signal.throwIfAborted();
+          const path = joinFlat(PREFIX, e.rel);
+          let artifact: ArtifactSource;
+          if (e.kind === "symlink") {
+            artifact = bytesArtifact(path, new TextEncoder().encode(e.target!), "symlink");
+          } else {
+            const mode = e.executable ? 0o755 : undefined;
+            const file = (size: number, reader: Reader): ArtifactSource => ({
+              path,
+              kind: "file",
+              size,
+              ...(mode === undefined ? {} : { mode }),
+              ...reader,
+            });
+            try {
+              const redactor = ctx.redactor;
+              if (redactor === undefined) {
+                artifact = new PlainFile(path, e.size, base, mode);
               } else {
-                // Large (or grown since the listing): streamed through a staged copy.
-                const dest = staged(e.rel);
-                const src = await redactor.redactFile(abs, dest, path) ? dest : abs;
-                // The size from the listing, unless redaction wrote a new file.
-                const size = src === abs ? e.size : Deno.statSync(src).size;
-                artifact = file(size, size <= SMALL_FILE ? wholeFile(src) : streamFile(src));
+                await pace();
+                // A file under one redaction block (most notes) is redacted from the bytes read
+                // here, with no copy unless it changed and too much is held already; copies
+                // go into one spill file (a staged file per note: ~5,000 of them cost ~3 s of
+                // this thread on ext4).
+                const abs = base + e.rel;
+                const bytes = e.size < SMALL_FILE ? Deno.readFileSync(abs) : undefined;
+                if (bytes !== undefined && bytes.length < SMALL_FILE) {
+                  const out = redactor.redactBytes(bytes, path);
+                  if (out === undefined) {
+                    // Binary: packed as it is, as the listing saw it.
+                    artifact = file(e.size, wholeFile(abs));
+                  } else if (out === bytes && (e.mtime ?? 0) < settled) {
+                    const at = digests.add(digest(bytes));
+                    artifact = new CheckedFile(path, bytes.length, base, digests, at, mode);
+                  } else {
+                    // Redacted, or written to lately: the bytes checked, held or spilled.
+                    artifact = keep(path, out, mode);
+                  }
+                } else {
+                  // Large (or grown since the listing): streamed through a staged copy.
+                  const dest = staged(e.rel);
+                  const src = await redactor.redactFile(abs, dest, path) ? dest : abs;
+                  // The size from the listing, unless redaction wrote a new file.
+                  const size = src === abs ? e.size : Deno.statSync(src).size;
+                  artifact = file(size, size <= SMALL_FILE ? wholeFile(src) : streamFile(src));
+                }
               }
+            } catch (err) {
+              if (!(err instanceof Deno.errors.NotFound)) throw err;
+              vanished++;
+              ctx.progress.warn(
+                `Cannot capture ${path}: it was removed during the capture; skipped`,
+              );
+              continue;
             }
-          } catch (err) {
-            if (!(err instanceof Deno.errors.NotFound)) throw err;
-            vanished++;
-            ctx.progress.warn(`Cannot capture ${path}: it was removed during the capture; skipped`);
-            continue;
           }
+          artifacts.push(artifact);
+          bytes += artifact.size;
+          done += e.size;
+          ctx.progress.progress({ phase: "capture", done, total, item: path });
         }
-        artifacts.push(artifact);
-        bytes += artifact.size;
-        done += e.size;
-        ctx.progress.progress({ phase: "capture", done, total, item: path });
+      } catch (e) {
+        spill.close();
+        throw e;
       }
       const meta: JsonValue = {
         files: files - vanished,
@@ -567,7 +583,8 @@ export function memdirPlugin(options: MemdirPluginOptions): CapturePlugin {
         vanished,
         skipped_symlinks: skipped.map((s) => ({ ...s })),
       };
-      return { artifacts, meta };
+      // The spill file itself goes with the staging dir.
+      return { artifacts, meta, release: () => spill.close() };
     },
 
     async restore(ctx: RestoreContext): Promise<void> {

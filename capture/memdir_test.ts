@@ -519,18 +519,22 @@ Deno.test("memdirPlugin() refuses to pack an old file that changed after redacti
   assert.equal(third!.size, text.length);
 });
 
-Deno.test("memdirPlugin() writes redacted files to staging once the bytes it holds reach 8 MiB", async () => {
+Deno.test("memdirPlugin() appends redacted files to one spill file once the bytes it holds reach 8 MiB", async () => {
   await using tmp = await tempDir();
   const dir = `${tmp.path}/mem`;
   await Deno.mkdir(dir);
-  // 20 redacted files of ~1 MiB: the first 8 MiB are held, the rest staged.
-  const body = (i: number) => `${i} SECRET123\n` + "y".repeat((1 << 20) - 64) + "\n";
+  // 20 redacted files of ~1 MiB: the first 8 MiB are held, the rest spilled.
+  const body = (i: number) =>
+    `${String(i).padStart(2, "0")} SECRET123\n` + "y".repeat((1 << 20) - 64) + "\n";
   for (let i = 0; i < 20; i++) {
     await Deno.writeTextFile(`${dir}/f${String(i).padStart(2, "0")}.md`, body(i));
   }
   const captured = await captureInto(tmp.path, [memdirPlugin({ dir })], fakeRedactor());
-  const staged = filesUnder(`${tmp.path}/staging/memdir`);
-  assert.ok(staged.length >= 4 && staged.length < 20, `${staged.length} staged`);
+  // No staged file per note: the spilled ones are back to back in one file.
+  assert.deepEqual(filesUnder(`${tmp.path}/staging/memdir`), ["memdir.spill"]);
+  const out = body(0).replace("SECRET123", "[REDACTED:fake:00000000]").length;
+  const spilled = Deno.statSync(`${tmp.path}/staging/memdir/memdir.spill`).size / out;
+  assert.ok(Number.isInteger(spilled) && spilled >= 4 && spilled < 20, `${spilled} spilled`);
   for (let i = 0; i < 20; i++) {
     const name = `f${String(i).padStart(2, "0")}.md`;
     assert.equal(
