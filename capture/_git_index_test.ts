@@ -100,3 +100,87 @@ interopTest(
     }
   },
 );
+
+interopTest(
+  "writeIndexFromTree: symlinks, executables, submodules, large and changed files; a truncated tree is refused",
+  ["git"],
+  async () => {
+    const dir = await Deno.makeTempDir();
+    try {
+      const work = `${dir}/work`;
+      await Deno.mkdir(`${work}/sub`, { recursive: true });
+      const s = store();
+      const big = "y".repeat((1 << 20) + 5); // past cleanStat's one-read size
+      await Deno.writeTextFile(`${work}/big.md`, big);
+      await Deno.writeTextFile(`${work}/run.sh`, "#!/bin/sh\n");
+      await Deno.chmod(`${work}/run.sh`, 0o755);
+      await Deno.symlink("big.md", `${work}/link`);
+      await Deno.writeTextFile(`${work}/sub/changed.md`, "not what the tree says");
+      const changed = s.put("blob", enc.encode("what the tree says"));
+      const gitlink = "1234567890123456789012345678901234567890";
+      const sub = s.put("tree", tree([["100644", "changed.md", changed]]));
+      const root = s.put(
+        "tree",
+        tree([
+          ["100644", "big.md", s.put("blob", enc.encode(big))],
+          ["120000", "link", s.put("blob", enc.encode("big.md"))],
+          ["100755", "run.sh", s.put("blob", enc.encode("#!/bin/sh\n"))],
+          ["160000", "sm", gitlink],
+          ["040000", "sub", sub], // a zero-padded tree mode, as some old writers made
+        ]),
+      );
+      const commit = s.put(
+        "commit",
+        enc.encode(`tree ${root}\nauthor a <a@b> 0 +0000\ncommitter a <a@b> 0 +0000\n\nm\n`),
+      );
+      await Deno.mkdir(`${work}/.git/objects`, { recursive: true });
+      await Deno.mkdir(`${work}/.git/refs/heads`, { recursive: true });
+      await Deno.writeTextFile(`${work}/.git/HEAD`, "ref: refs/heads/main\n");
+      assert.equal(await writeIndexFromTree(work, `${work}/.git`, s.source, commit), 5);
+      const staged = (await git(["-C", work, "ls-files", "-s"])).trim().split("\n");
+      assert.deepStrictEqual(staged.map((l) => l.split(" ")[0] + " " + l.split("\t")[1]), [
+        "100644 big.md",
+        "120000 link",
+        "100755 run.sh",
+        "160000 sm",
+        "100644 sub/changed.md",
+      ]);
+      assert.ok(staged[3]!.includes(gitlink));
+      // git checks a symlink written in the index's second against its blob: put it where git
+      // reads it. An empty directory is an unpopulated submodule.
+      const linkBlob = await run("git", ["-C", work, "hash-object", "-w", "--stdin"], {
+        env: GIT_TEST_ENV,
+        stdin: enc.encode("big.md"),
+      });
+      assert.equal(linkBlob.text.trim(), staged[1]!.split(" ")[1]);
+      await Deno.mkdir(`${work}/sm`);
+      // Matching files carry their stat data (their size); the changed one zeroed stat data.
+      const debug = await git(["-C", work, "ls-files", "--debug"]);
+      const sizeOf = (p: string): number => {
+        const block = debug.split(/\n(?=\S)/).find((b) => b.startsWith(`${p}\n`))!;
+        return Number(/size: (\d+)/.exec(block)![1]);
+      };
+      assert.equal(sizeOf("big.md"), big.length);
+      assert.equal(sizeOf("link"), "big.md".length);
+      assert.equal(sizeOf("run.sh"), 10);
+      assert.equal(sizeOf("sm"), 0);
+      assert.equal(sizeOf("sub/changed.md"), 0);
+      const modified = (await git(["-C", work, "ls-files", "-m"])).trim();
+      assert.equal(modified, "sub/changed.md");
+
+      // A tree cut inside an entry's id.
+      const cut = tree([["100644", "big.md", changed]]).subarray(0, 20);
+      const bad = s.put("tree", cut);
+      const badCommit = s.put(
+        "commit",
+        enc.encode(`tree ${bad}\nauthor a <a@b> 0 +0000\ncommitter a <a@b> 0 +0000\n\nm\n`),
+      );
+      await assert.rejects(
+        () => writeIndexFromTree(work, `${work}/.git`, s.source, badCommit),
+        /Cannot parse tree .*truncated/,
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+);

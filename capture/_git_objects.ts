@@ -619,7 +619,7 @@ function encodeEntry(
   at: number,
   path: Uint8Array,
   mode: number,
-  oid: string,
+  oid: string | Uint8Array,
   stat?: Deno.FileInfo,
 ): number {
   const padded = entryLength(path);
@@ -637,9 +637,13 @@ function encodeEntry(
   v.setUint32(at + 28, u32(stat?.uid));
   v.setUint32(at + 32, u32(stat?.gid));
   v.setUint32(at + 36, u32(stat?.size));
-  for (let i = 0; i < 20; i++) {
-    buf[at + 40 + i] = (hexValue(oid.charCodeAt(2 * i)) << 4) |
-      hexValue(oid.charCodeAt(2 * i + 1));
+  if (typeof oid === "string") {
+    for (let i = 0; i < 20; i++) {
+      buf[at + 40 + i] = (hexValue(oid.charCodeAt(2 * i)) << 4) |
+        hexValue(oid.charCodeAt(2 * i + 1));
+    }
+  } else {
+    buf.set(oid.subarray(0, 20), at + 40);
   }
   v.setUint16(at + 60, Math.min(path.byteLength, 0xfff));
   buf.set(path, at + 62);
@@ -647,10 +651,10 @@ function encodeEntry(
 }
 
 /** Whether path bytes `a` sort strictly before `b` (byte order, as the index sorts). */
-function bytesBefore(a: Uint8Array, b: Uint8Array): boolean {
-  const n = Math.min(a.length, b.length);
+function bytesBefore(a: Uint8Array, b: Uint8Array, aLength = a.length): boolean {
+  const n = Math.min(aLength, b.length);
   for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i]! < b[i]!;
-  return a.length < b.length;
+  return aLength < b.length;
 }
 
 /**
@@ -667,16 +671,21 @@ export class IndexFileWriter {
   #view = new DataView(this.#buf.buffer);
   #fill = 12; // the header, written last
   #count = 0;
-  #last: Uint8Array | undefined;
+  /** The last entry's path: its bytes copied into one reused buffer (not a buffer per entry). */
+  #last = new Uint8Array(256);
+  #lastLength = -1;
 
   constructor(path: string) {
     this.#path = path;
     this.#file = Deno.openSync(path, { read: true, write: true, create: true, truncate: true });
   }
 
-  /** Writes the entry; false (nothing written) when `path` does not sort after the last one. */
-  add(path: Uint8Array, mode: number, oid: string, stat?: Deno.FileInfo): boolean {
-    if (this.#last !== undefined && !bytesBefore(this.#last, path)) return false;
+  /**
+   * Writes the entry (`oid` as hex or 20 bytes); false (nothing written) when `path` does not
+   * sort after the last one.
+   */
+  add(path: Uint8Array, mode: number, oid: string | Uint8Array, stat?: Deno.FileInfo): boolean {
+    if (this.#lastLength >= 0 && !bytesBefore(this.#last, path, this.#lastLength)) return false;
     const padded = entryLength(path);
     if (this.#fill + padded > this.#buf.length) this.#flush();
     if (padded > this.#buf.length) {
@@ -686,7 +695,9 @@ export class IndexFileWriter {
     encodeEntry(this.#buf, this.#view, this.#fill, path, mode, oid, stat);
     this.#fill += padded;
     this.#count++;
-    this.#last = path.slice();
+    if (path.length > this.#last.length) this.#last = new Uint8Array(path.length * 2);
+    this.#last.set(path);
+    this.#lastLength = path.length;
     return true;
   }
 
@@ -755,7 +766,7 @@ export class IndexBuilder {
   #offsets: number[] = [];
 
   /** Adds the entry for `path` (its bytes are copied); `stat` describes a clean working file. */
-  add(path: Uint8Array, mode: number, oid: string, stat?: Deno.FileInfo): void {
+  add(path: Uint8Array, mode: number, oid: string | Uint8Array, stat?: Deno.FileInfo): void {
     const padded = entryLength(path);
     if (this.#used + padded > this.#arena.byteLength) {
       const grown = new Uint8Array(Math.max(this.#arena.byteLength * 2, this.#used + padded));

@@ -679,6 +679,8 @@ export function gitPlugin(options: GitPluginOptions): CapturePlugin {
         copyFrom(payload(BUNDLE), bundle.packStart, posix.join(staged, packRel), ctx.signal);
         ctx.signal.throwIfAborted();
         await Deno.writeFile(posix.join(staged, packRel.replace(/\.pack$/, ".idx")), idx!);
+        // The reader below loads it again: not held twice (~28 bytes per object).
+        idx = undefined;
       }
       for (const r of bundle.refs) {
         if (r.name === "HEAD") continue;
