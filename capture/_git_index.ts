@@ -6,7 +6,6 @@
  */
 import { posix } from "node:path";
 import { createHash } from "node:crypto";
-import { Buffer } from "node:buffer";
 import { pacer } from "../_pace.ts";
 import { digestInto } from "../bundle/_digest.ts";
 import {
@@ -103,11 +102,17 @@ export async function writeIndexFromTree(
   const commit = await read(commitOid);
   const treeLine = splitHeaders(commit.body).headers.find((h) => h.startsWith("tree "));
   if (treeLine === undefined) return 0;
-  const slash = encoder.encode("/");
   const pace = pacer();
+  // (a working file's path is the worktree's and the tree path concatenated, not normalized:
+  // a normalizing join cost several strings per file; a tree path git would refuse, such as
+  // one with "..", only decides which file's stat data is checked against the blob)
+  const base = worktree.endsWith("/") ? worktree : `${worktree}/`;
+  // Paths are built in one buffer, the walk writing each name after its directory's prefix:
+  // not a buffer per path (200,000 of them waited for the collector as native memory).
+  let pathBuf = new Uint8Array(1024);
   const walk = async (
     treeOid: string,
-    prefix: Uint8Array,
+    prefixLength: number,
     add: (path: Uint8Array, mode: number, oid: Uint8Array, stat?: Deno.FileInfo) => boolean,
   ): Promise<boolean> => {
     // The tree is read in place, entry by entry: no entry objects nor hex ids for its files
@@ -126,16 +131,25 @@ export async function writeIndexFromTree(
         const d = body[k]! - 48;
         mode = d >= 0 && d < 8 ? mode * 8 + d : NaN;
       }
-      const path = Buffer.concat([prefix, body.subarray(space + 1, nul)]);
+      const length = prefixLength + nul - space - 1;
+      if (length + 1 > pathBuf.length) {
+        const grown = new Uint8Array(2 * (length + 1));
+        grown.set(pathBuf.subarray(0, prefixLength));
+        pathBuf = grown;
+      }
+      pathBuf.set(body.subarray(space + 1, nul), prefixLength);
       const oid = body.subarray(nul + 1, nul + 21);
       i = nul + 21;
       if (mode === 0o40000) {
-        if (!await walk(hexAt(oid, 0), Buffer.concat([path, slash]), add)) return false;
+        pathBuf[length] = 0x2f; // "/"
+        if (!await walk(hexAt(oid, 0), length + 1, add)) return false;
         continue;
       }
+      // A view of the shared buffer: `add` copies it, and cleanStat's path is made from it now.
+      const path = pathBuf.subarray(0, length);
       const stat = mode === 0o160000
         ? undefined
-        : cleanStat(posix.join(worktree, decoder.decode(path)), mode, oid);
+        : cleanStat(base + decoder.decode(path), mode, oid);
       if (!add(path, mode, oid, stat)) return false;
     }
     return true;
@@ -145,7 +159,7 @@ export async function writeIndexFromTree(
   const file = new IndexFileWriter(indexPath);
   let written = false;
   try {
-    written = await walk(treeLine.slice(5), new Uint8Array(), (p, m, o, s) => file.add(p, m, o, s));
+    written = await walk(treeLine.slice(5), 0, (p, m, o, s) => file.add(p, m, o, s));
     if (written) file.finish();
   } finally {
     if (!written) file.discard();
@@ -153,7 +167,7 @@ export async function writeIndexFromTree(
   if (written) return file.length;
   // Out of order (a tree whose entries are not sorted): built in memory, sorted.
   const index = new IndexBuilder();
-  await walk(treeLine.slice(5), new Uint8Array(), (p, m, o, s) => {
+  await walk(treeLine.slice(5), 0, (p, m, o, s) => {
     index.add(p, m, o, s);
     return true;
   });
