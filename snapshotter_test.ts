@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { createSnapshotter, openBundleRef } from "./snapshotter.ts";
+import { createSnapshotter, openBundleRef, summarizePlan } from "./snapshotter.ts";
 import { memdirPlugin } from "./capture/mod.ts";
 import { openStore } from "./store/open_store.ts";
 import { NotFoundError, RefusedError } from "./errors.ts";
@@ -156,9 +156,12 @@ Deno.test("restore() takes a plan of 200,000 entries (one per file of a large me
     const dry = await snap.restore(info.id, { dryRun: true });
     assert.equal(dry.plan.length, N);
     assert.equal(dry.plan[N - 1]!.target, `${target}.${N - 1}`);
+    // A restore's result summarizes them (past planLimit, 1,000 by default) unless told not to.
     const r = await snap.restore(info.id, { noPreSnapshot: true });
-    assert.equal(r.plan.length, N);
+    assert.deepEqual(r.plan, [{ target: dir.path, action: "add file", count: N }]);
     assert.equal(Deno.readTextFileSync(target), "hello");
+    const full = await snap.restore(info.id, { noPreSnapshot: true, planLimit: Infinity });
+    assert.equal(full.plan.length, N);
   } finally {
     await store.close();
   }
@@ -207,6 +210,95 @@ Deno.test("restore() refuses from the manifest, before reading the payload", asy
     // Refused before the payload was read: no extraction progress at all.
     assert.deepEqual(phases.filter((p) => p === "extract"), []);
     assert.equal(Deno.readTextFileSync(`${mem}/a.md`).length, 100_000);
+  } finally {
+    await store.close();
+  }
+});
+
+Deno.test("summarizePlan() keeps a plan up to the limit, and past it one entry per action under the directory they share", () => {
+  const plan = [
+    { target: "/m/notes/a.md", action: "add file" },
+    { target: "/m/notes/ab.md", action: "add file" },
+    { target: "/m/.git", action: "replace git repository", detail: "HEAD a → b" },
+    { target: "/m/notes/sub/c.md", action: "add file" },
+    { target: "/m/run.sh", action: "change mode", detail: "755" },
+    { target: "/m/notes/x/y.sh", action: "change mode", detail: "755" },
+    { target: "/m/old.md", action: "remove file" },
+    { target: "/m/older.md", action: "remove file" },
+  ];
+  assert.equal(summarizePlan(plan, 8), plan);
+  assert.deepEqual(summarizePlan(plan, 7), [
+    { target: "/m/notes", action: "add file", count: 3 },
+    { target: "/m/.git", action: "replace git repository", detail: "HEAD a → b" },
+    { target: "/m", action: "change mode", detail: "755", count: 2 },
+    { target: "/m", action: "remove file", count: 2 },
+  ]);
+  // A directory and a path inside it share the directory; paths that share only "/" give "/".
+  assert.deepEqual(
+    summarizePlan([
+      { target: "/m/notes", action: "remove file", detail: "a" },
+      { target: "/m/notes/x", action: "remove file", detail: "b" },
+      { target: "/a", action: "add file" },
+      { target: "/b", action: "add file" },
+    ], 0),
+    [
+      { target: "/m/notes", action: "remove file", count: 2 },
+      { target: "/", action: "add file", count: 2 },
+    ],
+  );
+});
+
+Deno.test("restore() gives each plugin its artifact paths, and makes its entries only when it reads them", async () => {
+  await using dir = await tempDir();
+  const bytes = new TextEncoder().encode("x");
+  const seen: Record<string, { paths: readonly string[] | undefined; lazy: boolean }[]> = {};
+  const plugin = (name: string, read: boolean): CapturePlugin => {
+    const record = (ctx: { artifacts: unknown; artifactPaths?: readonly string[] }): void => {
+      const d = Object.getOwnPropertyDescriptor(ctx, "artifacts");
+      (seen[name] ??= []).push({ paths: ctx.artifactPaths, lazy: d?.get !== undefined });
+      if (read) {
+        const entries = ctx.artifacts as { path: string; sha256: string }[];
+        assert.deepEqual(entries.map((a) => a.path), ctx.artifactPaths);
+        assert.ok(entries.every((a) => /^[0-9a-f]{64}$/.test(a.sha256)));
+      }
+    };
+    return {
+      name,
+      owns: (path) => path.startsWith(`${name}/`),
+      capture: () =>
+        Promise.resolve({
+          artifacts: ["b.txt", "a.txt"].map((f) => ({
+            path: `${name}/${f}`,
+            kind: "file" as const,
+            size: bytes.length,
+            open: () => Promise.resolve(new Blob([bytes]).stream()),
+          })),
+        }),
+      plan: (ctx) => {
+        record(ctx);
+        return Promise.resolve([]);
+      },
+      async restore(ctx) {
+        record(ctx);
+        await Deno.writeFile(await ctx.stage({ path: `${dir.path}/${name}`, type: "file" }), bytes);
+      },
+    };
+  };
+  const store = await openStore(`${dir.path}/store`);
+  try {
+    const snap = createSnapshotter({
+      store,
+      agent: "a1",
+      captures: [plugin("one", true), plugin("two", false)],
+    });
+    const { info } = await snap.snapshot({ redact: false });
+    await snap.restore(info.id, { noPreSnapshot: true });
+    for (const name of ["one", "two"]) {
+      assert.deepEqual(seen[name], [
+        { paths: [`${name}/a.txt`, `${name}/b.txt`], lazy: true },
+        { paths: [`${name}/a.txt`, `${name}/b.txt`], lazy: true },
+      ]);
+    }
   } finally {
     await store.close();
   }

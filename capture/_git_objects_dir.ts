@@ -172,18 +172,18 @@ export function objectArtifact(file: ObjectFile): ArtifactSource {
 }
 
 /**
- * Places the captured object store (`paths`, the `git/objects/...` artifacts of `payloadDir`)
- * at `dest` (which must not exist): one rename of the whole directory when the payload may be
- * moved and is on the same filesystem, else file by file.
+ * Places the captured object store (the `git/objects/...` artifacts of `payloadDir`, among the
+ * plugin's artifact `paths`) at `dest` (which must not exist): one rename of the whole
+ * directory when the payload may be moved and is on the same filesystem, else file by file.
  */
 export function placeObjectStore(
   payloadDir: string,
-  paths: string[],
+  paths: readonly string[],
   dest: string,
   movable: boolean,
   signal: AbortSignal,
 ): void {
-  if (paths.length === 0) return;
+  if (!paths.some((p) => p.startsWith(OBJECTS_PREFIX))) return;
   const src = posix.join(payloadDir, OBJECTS_PREFIX);
   if (movable) {
     try {
@@ -195,6 +195,7 @@ export function placeObjectStore(
   }
   const made = new Set<string>();
   for (const p of paths) {
+    if (!p.startsWith(OBJECTS_PREFIX)) continue;
     signal.throwIfAborted();
     const to = posix.join(dest, p.slice(OBJECTS_PREFIX.length));
     const parent = posix.dirname(to);

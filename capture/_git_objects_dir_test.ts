@@ -74,9 +74,13 @@ Deno.test("placeObjectStore() moves the store in one rename, or links it file by
   for (const movable of [true, false]) {
     await using tmp = await tempDir();
     await fakeStore(`${tmp.path}/payload/git`);
-    const paths = listObjectStore(`${tmp.path}/payload/git`).files.map((f) =>
-      `git/objects/${f.rel}`
-    );
+    // The plugin's paths: the object files among others, which are not placed.
+    const paths = [
+      "git/HEAD",
+      ...listObjectStore(`${tmp.path}/payload/git`).files.map((f) => `git/objects/${f.rel}`),
+      "git/refs/heads/main",
+    ];
+    await Deno.writeTextFile(`${tmp.path}/payload/git/HEAD`, "ref: refs/heads/main\n");
     await Deno.mkdir(`${tmp.path}/repo`);
     placeObjectStore(
       `${tmp.path}/payload`,
@@ -88,6 +92,7 @@ Deno.test("placeObjectStore() moves the store in one rename, or links it file by
     assert.equal(await Deno.readTextFile(`${tmp.path}/repo/objects/ab/${HEX38}`), "loose one");
     const left = await Deno.stat(`${tmp.path}/payload/git/objects`).then(() => true, () => false);
     assert.equal(left, !movable);
+    assert.equal(await Deno.stat(`${tmp.path}/repo/HEAD`).then(() => true, () => false), false);
     if (!movable) {
       // only the listed files, not what else the payload dir might hold
       assert.equal(

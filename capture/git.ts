@@ -264,6 +264,11 @@ const OID = /^[0-9a-f]{40}$/;
  * files (and `git/HEAD`) exactly those the manifest's refs describe. Returns the refs, with
  * `HEAD` first when it is detached.
  */
+/** The paths of the plugin's artifacts, without making their entries when the engine gave them. */
+function artifactPathsOf(ctx: RestoreContext): readonly string[] {
+  return ctx.artifactPaths ?? ctx.artifacts.map((a) => a.path);
+}
+
 function objectStoreRefs(
   ctx: RestoreContext,
   meta: Record<string, JsonValue>,
@@ -296,7 +301,7 @@ function objectStoreRefs(
   }
   expected.set("git/HEAD", headRef === null ? `${headOid}\n` : `ref: ${headRef}\n`);
   const packs = new Set<string>();
-  for (const { path: p } of ctx.artifacts) {
+  for (const p of artifactPathsOf(ctx)) {
     if (p === CONFIG || p === EXCLUDE || LOOSE_PATH.test(p)) continue;
     if (p === INDEX_PATH) {
       // Read through a window: the index is 19 MB at 200,000 files.
@@ -579,7 +584,8 @@ export function gitPlugin(options: GitPluginOptions): CapturePlugin {
       const meta = metaOf(ctx.manifest, name);
       if (meta === undefined || meta.repository !== true) return;
       const headMeta = (meta.head ?? {}) as Partial<GitHeadMeta>;
-      const has = (p: string): boolean => ctx.artifacts.some((a) => a.path === p);
+      const paths = artifactPathsOf(ctx);
+      const has = (p: string): boolean => paths.includes(p);
       const payload = (p: string): string => posix.join(ctx.payloadDir, p);
       // A layout this version does not know (a newer writer's) is refused: restoring only what
       // it understands would leave a .git without its history.
@@ -647,7 +653,7 @@ export function gitPlugin(options: GitPluginOptions): CapturePlugin {
         await Deno.mkdir(gitdir, { recursive: true });
         placeObjectStore(
           ctx.payloadDir,
-          ctx.artifacts.map((a) => a.path).filter((p) => p.startsWith(OBJECTS_PREFIX)),
+          paths,
           posix.join(gitdir, "objects"),
           ctx.payloadMovable === true,
           ctx.signal,

@@ -97,7 +97,8 @@ export const command: Command = {
           : `Restored ${r.snapshotId}`;
         if (r.plan.length === 0) yield "  no changes";
         for (const p of r.plan) {
-          yield `  ${p.action}: ${p.target}${p.detail ? ` (${p.detail})` : ""}`;
+          const what = p.count === undefined ? p.target : `${p.count} under ${p.target}`;
+          yield `  ${p.action}: ${what}${p.detail ? ` (${p.detail})` : ""}`;
         }
         if (r.preSnapshot) {
           yield `Pre-restore snapshot ${r.preSnapshot.id} holds the previous state; to undo:`;

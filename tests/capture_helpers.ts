@@ -117,7 +117,12 @@ export async function restoreInto(
   root: string,
   plugins: CapturePlugin[],
   captured: Captured,
-  options: { payloadMovable?: boolean } = {},
+  options: {
+    payloadMovable?: boolean;
+    /** Give plugins `artifactPaths` and an `artifacts` that throws when read (for plugins
+     * that must restore from paths alone). */
+    pathsOnly?: (plugin: CapturePlugin) => boolean;
+  } = {},
 ): Promise<{ staged: Map<string, string>; targets: RestoreTarget[]; warnings: string[] }> {
   const staged = new Map<string, string>();
   const targets: RestoreTarget[] = [];
@@ -134,15 +139,28 @@ export async function restoreInto(
     return path;
   };
   for (const plugin of plugins) {
-    const ctx: RestoreContext = {
-      manifest: captured.manifest,
-      artifacts: captured.manifest.artifacts.filter((a) => plugin.owns(a.path)),
-      payloadDir: captured.payloadDir,
-      ...(options.payloadMovable ? { payloadMovable: true } : {}),
-      stage,
-      signal: new AbortController().signal,
-      progress,
-    };
+    const artifacts = captured.manifest.artifacts.filter((a) => plugin.owns(a.path));
+    const ctx: RestoreContext = options.pathsOnly?.(plugin)
+      ? {
+        manifest: captured.manifest,
+        get artifacts(): ManifestArtifact[] {
+          throw new Error(`${plugin.name} read artifacts; it was to read artifactPaths only`);
+        },
+        artifactPaths: artifacts.map((a) => a.path),
+        payloadDir: captured.payloadDir,
+        stage,
+        signal: new AbortController().signal,
+        progress,
+      }
+      : {
+        manifest: captured.manifest,
+        artifacts,
+        payloadDir: captured.payloadDir,
+        ...(options.payloadMovable ? { payloadMovable: true } : {}),
+        stage,
+        signal: new AbortController().signal,
+        progress,
+      };
     await plugin.restore(ctx);
   }
   return { staged, targets, warnings: progress.warnings };

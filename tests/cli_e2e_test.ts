@@ -372,3 +372,31 @@ Deno.test("memsnap list piped into a reader that closes early exits 0 without an
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("memsnap restore sums up a large plan per action; --dry-run lists every change", async () => {
+  const root = await Deno.makeTempDir({ prefix: "memsnap-e2e-" });
+  try {
+    const mem = join(root, "mem");
+    await Deno.mkdir(join(mem, "notes"), { recursive: true });
+    for (let i = 0; i < 1100; i++) {
+      await Deno.writeTextFile(join(mem, "notes", `n${i}.md`), `note ${i}\n`);
+    }
+    const base = ["--store", join(root, "store"), "--agent", "a1"];
+    const snap = await memsnap(["snapshot", ...base, "--memdir", mem, "--no-redact", "--json"]);
+    assertEquals(snap.code, 0, snap.stderr);
+    const { id } = snap.json as { id: string };
+    const fresh = join(root, "fresh");
+    await Deno.mkdir(fresh);
+    const flags = [...base, "--memdir", fresh, "--no-pre-snapshot"];
+    const dry = await memsnap(["restore", id, ...flags, "--dry-run"]);
+    assertEquals(dry.code, 0, dry.stderr);
+    assertEquals(dry.stdout.split("\n").filter((l) => l.startsWith("  add file: ")).length, 1100);
+    const restore = await memsnap(["restore", id, ...flags]);
+    assertEquals(restore.code, 0, restore.stderr);
+    const planLines = restore.stdout.split("\n").filter((l) => l.startsWith("  "));
+    assertEquals(planLines, [`  add file: 1100 under ${join(fresh, "notes")}`]);
+    assertEquals(await Deno.readTextFile(join(fresh, "notes", "n1099.md")), "note 1099\n");
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
