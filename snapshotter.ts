@@ -51,6 +51,7 @@ import {
 } from "./_swap.ts";
 import { fileByteStream } from "./bundle/_file_stream.ts";
 import { whileTrimming } from "./_malloc_trim.ts";
+import { phaseEnded } from "./_gc_hint.ts";
 
 /** Redaction settings of a Snapshotter. */
 export interface RedactSettings {
@@ -686,6 +687,9 @@ export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
         progress,
         onManifest: gates,
       });
+      // Each phase below makes and drops a large set of objects at 200,000 notes: the
+      // extraction's, the plans', each plugin's entries (see _gc_hint.ts).
+      phaseEnded();
       // Each plugin gets entries for its own artifacts, made from the manifest's compact table
       // (see ArtifactTable) when it plans and again when it restores, and let go after: not
       // an entry per artifact for the whole restore (~136 bytes each; at 200,000 notes the
@@ -732,6 +736,7 @@ export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
           for (const e of summarizePlan(entries, planLimit)) plan.push(e);
         }
       }
+      phaseEnded();
       if (opts.dryRun) {
         return {
           snapshotId: manifest.snapshot_id,
@@ -808,6 +813,7 @@ export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
           signal,
           progress,
         });
+        phaseEnded();
       }
       if (signal.aborted) throw new CancelledError("Cannot restore: cancelled before the swap");
       if (opts.beforeSwap) await opts.beforeSwap();
