@@ -6,6 +6,7 @@ import {
   indexConfig,
   indexPack,
   indexPackBytes,
+  packCommits,
   PackFile,
   packReader,
   streamConfig,
@@ -403,3 +404,80 @@ Deno.test("indexPack() streams a delta that repeats its base, and refuses one ou
     streamConfig.minBytes = old;
   }
 });
+
+interopTest(
+  "packCommits: a pack's commits and tags by id in one pass; undefined with deltas; refuses a cut pack",
+  ["git"],
+  async () => {
+    await using tmp = await tempDir();
+    const dir = tmp.path;
+    const git = await gitRepo(dir);
+    const big = "a large note, streamed past the 8 MiB mark\n".repeat(220_000); // > 8 MiB
+    for (let c = 0; c < 4; c++) {
+      await Deno.writeTextFile(`${dir}/n${c}.md`, `note ${c}\n`);
+      if (c === 1) await Deno.writeTextFile(`${dir}/big.md`, big);
+      await git("add", ".");
+      await git("commit", "-q", "-m", `commit ${c}`);
+    }
+    await git("tag", "-a", "-m", "a tag", "v1");
+    const objects = (await git("rev-list", "--objects", "--all")).trim().split("\n")
+      .map((l) => l.split(" ")[0]!);
+    objects.push((await git("rev-parse", "v1")).trim());
+    const packOf = async (args: string[]): Promise<Uint8Array> => {
+      const r = await run("git", ["-C", dir, "pack-objects", "--stdout", ...args], {
+        env,
+        stdin: new TextEncoder().encode(objects.join("\n") + "\n"),
+      });
+      assert.equal(r.code, 0, r.stderr);
+      return r.stdout;
+    };
+    // No deltas: every commit and the tag, each read back as git reads it.
+    const flat = `${dir}/flat.pack`;
+    Deno.writeFileSync(flat, await packOf(["--window=0"]));
+    const pack = new PackFile(flat);
+    try {
+      const source = (await packCommits(pack))!;
+      const commits = (await git("rev-list", "--all")).trim().split("\n");
+      assert.equal(source.count, commits.length + 1);
+      for (const oid of [...commits, (await git("rev-parse", "v1")).trim()]) {
+        const o = source.readSync!(oid)!;
+        const type = (await git("cat-file", "-t", oid)).trim();
+        assert.equal(o.type, type);
+        assert.equal(new TextDecoder().decode(o.body), await git("cat-file", type, oid));
+      }
+      // Trees and blobs are not kept.
+      const tree = (await git("rev-parse", "HEAD^{tree}")).trim();
+      assert.equal(source.readSync!(tree), undefined);
+      await assert.rejects(() => source.read(tree), /not found/);
+    } finally {
+      pack.close();
+    }
+    // A pack with deltas (the same notes, deltified against each other): undefined.
+    for (let c = 0; c < 3; c++) {
+      await Deno.writeTextFile(`${dir}/big.md`, big + `edit ${c}\n`);
+      await git("commit", "-q", "-am", `edit ${c}`);
+    }
+    objects.push(
+      ...(await git("rev-list", "--objects", "--all")).trim().split("\n")
+        .map((l) => l.split(" ")[0]!),
+    );
+    const deltas = `${dir}/deltas.pack`;
+    Deno.writeFileSync(deltas, await packOf(["--window=10", "--depth=10"]));
+    const dp = new PackFile(deltas);
+    try {
+      assert.equal(await packCommits(dp), undefined);
+    } finally {
+      dp.close();
+    }
+    // Cut short: refused.
+    const bytes = Deno.readFileSync(flat);
+    const cut = `${dir}/cut.pack`;
+    Deno.writeFileSync(cut, bytes.subarray(0, bytes.length >> 1));
+    const cp = new PackFile(cut);
+    try {
+      await assert.rejects(() => packCommits(cp));
+    } finally {
+      cp.close();
+    }
+  },
+);
