@@ -323,14 +323,24 @@ function tableHash(path: string, table: string): string {
 function mayBeCommit(loose: Uint8Array): boolean {
   let head: Uint8Array;
   try {
-    // (a dynamic Huffman block's tables come first: 128 bytes of input give its first bytes)
-    head = inflateStart(loose.subarray(0, 256));
+    // (a dynamic Huffman block's tables come first: 128 bytes of input give its first bytes;
+    // read into one buffer, compared as bytes: nothing made per object, 211,000 at 200,000
+    // notes)
+    head = inflateStart(loose.subarray(0, 256), START);
   } catch {
     return true;
   }
   if (head.length < 7) return true;
-  const type = utf8.decode(head.subarray(0, 7));
-  return type === "commit " || type.startsWith("tag ");
+  return startsWith(head, COMMIT) || startsWith(head, TAG);
+}
+
+const START = new Uint8Array(64);
+const COMMIT = new TextEncoder().encode("commit ");
+const TAG = new TextEncoder().encode("tag ");
+
+function startsWith(bytes: Uint8Array, prefix: Uint8Array): boolean {
+  for (let i = 0; i < prefix.length; i++) if (bytes[i] !== prefix[i]) return false;
+  return true;
 }
 
 /** A commit of a history, as the diff lists it. */

@@ -455,15 +455,15 @@ async function readArtifacts(
         if (opts.sink) {
           const want = rows.entry(at);
           taken = sinkDigests?.takes(want) === true;
+          // Counted before the sink has it: a sink that hashes on this thread reports at once,
+          // and a digest before its count is held aside (a copy and a map entry per artifact).
+          if (taken) taking().expect(at, data.length);
           const p = opts.sinkBytes
             ? opts.sinkBytes(want, data, at)
             : opts.sink(want, entry.body(), at);
           if (p !== undefined) await p;
         }
-        if (taken) {
-          taking().expect(at, data.length);
-          continue;
-        }
+        if (taken) continue;
         const problem = artifactProblem(
           rows,
           at,

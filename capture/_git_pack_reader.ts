@@ -380,12 +380,22 @@ function* entryChunks(p: PackBytes, h: EntryHeader, end: number): Generator<Uint
 /** The engine that reads the start of zlib streams (made once, reset after each use). */
 let startEngine: SyncZlib | undefined;
 
-/** The first bytes (up to 64) that the start of a zlib stream, `input`, inflates to. */
-export function inflateStart(input: Uint8Array): Uint8Array {
+/**
+ * The first bytes (up to 64) that the start of a zlib stream, `input`, inflates to: a copy, or
+ * a view of `into` when given (no buffer per call, for a caller that looks at many).
+ */
+export function inflateStart(input: Uint8Array, into?: Uint8Array): Uint8Array {
   const z = startEngine ??= new SyncZlib("inflate", 1 << 12);
   try {
     // (a copy: the view is the engine's buffer, and a Buffer's slice() is a view too)
-    const out = new Uint8Array(z.pushView(input).subarray(0, 64));
+    const view = z.pushView(input);
+    const n = Math.min(view.length, 64, into?.length ?? 64);
+    let out: Uint8Array;
+    if (into === undefined) out = new Uint8Array(view.subarray(0, n));
+    else {
+      into.set(view.subarray(0, n));
+      out = into.subarray(0, n);
+    }
     z.reset();
     return out;
   } catch (e) {

@@ -6,6 +6,7 @@ import {
   indexConfig,
   indexPack,
   indexPackBytes,
+  inflateStart,
   packCommits,
   PackFile,
   packReader,
@@ -481,3 +482,23 @@ interopTest(
     }
   },
 );
+
+Deno.test("inflateStart gives a stream's first bytes, as a copy or in a given buffer", () => {
+  const text = new TextEncoder().encode("commit 123\0tree " + "x".repeat(5000));
+  const z = deflateSync(text);
+  const copy = inflateStart(z.subarray(0, 256));
+  assert.deepEqual(copy, text.subarray(0, 64));
+  const into = new Uint8Array(64).fill(9);
+  const view = inflateStart(z.subarray(0, 256), into);
+  assert.deepEqual(view, text.subarray(0, 64));
+  assert.equal(view.buffer, into.buffer);
+  // The copy is its own: a later call does not change it.
+  inflateStart(deflateSync(new TextEncoder().encode("blob 5\0hello")));
+  assert.deepEqual(copy, text.subarray(0, 64));
+  // A short stream gives what it has; a buffer shorter than 64 bytes bounds it.
+  assert.deepEqual(
+    inflateStart(deflateSync(new TextEncoder().encode("tag 1"))),
+    new TextEncoder().encode("tag 1"),
+  );
+  assert.equal(inflateStart(z.subarray(0, 256), new Uint8Array(7)).length, 7);
+});
