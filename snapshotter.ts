@@ -529,6 +529,8 @@ export function createSnapshotter(options: SnapshotterOptions): Snapshotter {
         throw firstError;
       }
       const artifacts = collectArtifacts(options.captures, settled, captures);
+      // The captures' listings and walks are garbage now (see _gc_hint.ts).
+      phaseEnded();
       settled = undefined;
       const id = opts.id ?? newSnapshotId(
         createdAt,

@@ -114,7 +114,7 @@ Deno.test("artifact table: a digest is set from lowercase hex only", () => {
 Deno.test("lazy manifest: the same bytes, value and totals as the manifest of its entries", () => {
   fc.assert(
     fc.property(
-      // Past 2,048 artifacts the manifest is serialized in pieces.
+      // Past 512 artifacts the manifest is serialized in pieces.
       fc.array(rowArb, { maxLength: 60 }),
       fc.integer({ min: 0, max: 2500 }),
       (given, extra) => {
