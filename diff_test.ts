@@ -10,21 +10,28 @@ import { openStore } from "./store/open_store.ts";
 import { loadPacks } from "./redact/mod.ts";
 import { GIT_TEST_ENV, interopTest, run, tempDir } from "./tests/_tools.ts";
 
+/**
+ * git in `dir`, each call a second later than the one before (as committer and author date):
+ * git log's order is by committer time. Throws on failure; returns stdout.
+ */
+function clockedGit(dir: string): (...args: string[]) => Promise<string> {
+  let clock = 1_700_000_000;
+  return async (...args) => {
+    const date = `${clock++} +0000`;
+    const env = { ...GIT_TEST_ENV, GIT_COMMITTER_DATE: date, GIT_AUTHOR_DATE: date };
+    const r = await run("git", ["-C", dir, ...args], { env });
+    if (r.code !== 0) throw new Error(`git ${args.join(" ")}: ${r.stderr}`);
+    return r.text;
+  };
+}
+
 interopTest(
   "diffSnapshots() lists the commits between two HEADs as git log does, for both layouts and a rewritten history",
   ["git"],
   async () => {
     await using dir = await tempDir();
     const mem = `${dir.path}/mem`;
-    let clock = 1_700_000_000;
-    const git = async (...args: string[]): Promise<string> => {
-      // Every commit a second later than the one before: git log's order is by committer time.
-      const date = `${clock++} +0000`;
-      const env = { ...GIT_TEST_ENV, GIT_COMMITTER_DATE: date, GIT_AUTHOR_DATE: date };
-      const r = await run("git", ["-C", mem, ...args], { env });
-      if (r.code !== 0) throw new Error(`git ${args.join(" ")}: ${r.stderr}`);
-      return r.text;
-    };
+    const git = clockedGit(mem);
     await Deno.mkdir(mem);
     await git("init", "-q", "-b", "main");
     const commit = async (file: string, text: string, subject: string): Promise<void> => {
@@ -124,14 +131,7 @@ interopTest(
     await using dir = await tempDir();
     const mem = `${dir.path}/mem`;
     await Deno.mkdir(mem);
-    let clock = 1_700_000_000;
-    const git = async (...args: string[]): Promise<string> => {
-      const date = `${clock++} +0000`;
-      const env = { ...GIT_TEST_ENV, GIT_COMMITTER_DATE: date, GIT_AUTHOR_DATE: date };
-      const r = await run("git", ["-C", mem, ...args], { env });
-      if (r.code !== 0) throw new Error(`git ${args.join(" ")}: ${r.stderr}`);
-      return r.text;
-    };
+    const git = clockedGit(mem);
     await git("init", "-q", "-b", "main");
     const note = "a long line of a note that the next commits change a little\n".repeat(300);
     for (let c = 0; c < 4; c++) {

@@ -1367,6 +1367,59 @@ async function inflateCounting(
   return { oid: hash.digest("hex"), used: z.bytesWritten };
 }
 
+/** A version 2 pack's header, checked: its object count, and where its entries end. */
+function packHeader(pack: PackBytes): { head: Uint8Array; count: number; limit: number } {
+  const head = pack.bytes(0, 12).slice();
+  const v = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  if (pack.size < 32 || hexAt(head, 0).slice(0, 8) !== "5041434b" || v.getUint32(4) !== 2) {
+    throw new Error("not a version 2 packfile");
+  }
+  const limit = pack.size - 20;
+  const count = v.getUint32(8);
+  // (an entry takes at least two bytes)
+  if (count > (limit - 12) / 2) throw new Error("truncated pack");
+  return { head, count, limit };
+}
+
+/**
+ * Inflates the entry `h` whole (one under {@linkcode STREAM_INDEX}), with the input bounded by
+ * deflate's worst case and doubled while the stream runs past it. Returns the body (with an
+ * engine, a view its next call reuses), the input and how much of it the zlib stream took
+ * (where the entry ends). Throws when the body is not the entry's size.
+ */
+function inflateBounded(
+  pack: PackBytes,
+  h: EntryHeader,
+  limit: number,
+  engine: SyncZlib | undefined,
+): { body: Uint8Array; input: Uint8Array; used: number } {
+  let bound = deflateBound(h.size);
+  for (;;) {
+    const input = pack.bytes(h.dataStart, Math.min(limit - h.dataStart, bound));
+    let body: Uint8Array;
+    let used: number;
+    try {
+      if (engine !== undefined) {
+        body = engine.once(input, Math.max(h.size, 1));
+        used = engine.bytesWritten;
+      } else {
+        const r = inflateSync(input, {
+          info: true,
+          maxOutputLength: Math.max(h.size, 1),
+        }) as unknown as { buffer: Buffer; engine: { bytesWritten: number } };
+        body = r.buffer;
+        used = r.engine.bytesWritten;
+      }
+    } catch (e) {
+      if (h.dataStart + bound >= limit) throw e;
+      bound *= 2;
+      continue;
+    }
+    if (body.byteLength !== h.size) throw new Error("pack entry size mismatch");
+    return { body, input, used };
+  }
+}
+
 /**
  * Builds the `.idx` (version 2) of a complete pack (whole objects, ofs and ref deltas whose
  * bases are in the pack). Throws on a corrupt pack or a missing delta base. Reads the pack by
@@ -1375,18 +1428,11 @@ async function inflateCounting(
  * inflated or applied (a large base written out to a temporary file).
  */
 export async function indexPack(pack: PackBytes): Promise<Uint8Array> {
-  const head = pack.bytes(0, 12).slice();
-  const v = new DataView(head.buffer, head.byteOffset, head.byteLength);
-  if (pack.size < 32 || hexAt(head, 0).slice(0, 8) !== "5041434b" || v.getUint32(4) !== 2) {
-    throw new Error("not a version 2 packfile");
-  }
-  const limit = pack.size - 20;
+  const { head, count, limit } = packHeader(pack);
   const trailer = pack.bytes(limit, 20).slice();
   const sha = createHash("sha1").update(head);
-  const count = v.getUint32(8);
   // One row per entry in typed arrays (~45 bytes an object, against ~250 for an object per
   // entry with two maps): entries are contiguous, so an entry ends where the next starts.
-  if (count > (limit - 12) / 2) throw new Error("truncated pack");
   const offsets = new Float64Array(count + 1);
   const crcs = new Uint32Array(count);
   const oids = new Uint8Array(count * 20);
@@ -1433,35 +1479,9 @@ export async function indexPack(pack: PackBytes): Promise<Uint8Array> {
         i = end;
         continue;
       }
-      // Inflate with the input bounded by deflate's worst case, doubled while the stream runs
-      // past it; `bytesWritten` tells where the entry ends.
-      let bound = deflateBound(h.size);
-      let body: Uint8Array;
-      let used: number;
-      let input: Uint8Array;
       // Objects from 1 MiB get an engine with 1 MiB output chunks.
       const engine = h.size >= 1 << 20 ? (bigInflater ??= inflaterOf(1 << 20)) : inflater;
-      for (;;) {
-        input = pack.bytes(h.dataStart, Math.min(limit - h.dataStart, bound));
-        try {
-          if (engine !== undefined) {
-            body = engine.once(input, Math.max(h.size, 1));
-            used = engine.bytesWritten;
-          } else {
-            const r = inflateSync(input, {
-              info: true,
-              maxOutputLength: Math.max(h.size, 1),
-            }) as unknown as { buffer: Buffer; engine: { bytesWritten: number } };
-            body = r.buffer;
-            used = r.engine.bytesWritten;
-          }
-          break;
-        } catch (e) {
-          if (h.dataStart + bound >= limit) throw e;
-          bound *= 2;
-        }
-      }
-      if (body.byteLength !== h.size) throw new Error("pack entry size mismatch");
+      const { body, input, used } = inflateBounded(pack, h, limit, engine);
       // The entry's bytes are the header and the input inflated from (no second read).
       crcs[n] = crc32(input.subarray(0, used), headerCrc) >>> 0;
       if (!isDelta) {
@@ -1688,14 +1708,7 @@ export async function packCommits(
   pack: PackBytes,
 ): Promise<(ObjectSource & { readonly count: number }) | undefined> {
   if (!syncZlibAvailable()) return undefined;
-  const head = pack.bytes(0, 12).slice();
-  const v = new DataView(head.buffer, head.byteOffset, head.byteLength);
-  if (pack.size < 32 || hexAt(head, 0).slice(0, 8) !== "5041434b" || v.getUint32(4) !== 2) {
-    throw new Error("not a version 2 packfile");
-  }
-  const limit = pack.size - 20;
-  const count = v.getUint32(8);
-  if (count > (limit - 12) / 2) throw new Error("truncated pack");
+  const { count, limit } = packHeader(pack);
   const at = new Map<string, number>();
   const inflater = new SyncZlib("inflate", 1 << 16);
   const pace = pacer();
@@ -1715,19 +1728,7 @@ export async function packCommits(
         i = h.dataStart + used;
         continue;
       }
-      let bound = deflateBound(h.size);
-      let body: Uint8Array;
-      for (;;) {
-        const input = pack.bytes(h.dataStart, Math.min(limit - h.dataStart, bound));
-        try {
-          body = inflater.once(input, Math.max(h.size, 1));
-          break;
-        } catch (e) {
-          if (h.dataStart + bound >= limit) throw e;
-          bound *= 2;
-        }
-      }
-      if (body.byteLength !== h.size) throw new Error("pack entry size mismatch");
+      const { body, used } = inflateBounded(pack, h, limit, inflater);
       if (keep) {
         const oid = hexAt(
           digestInto("sha1", OID_OUT, 0, `${NAMES[TYPES[h.type]!]} ${h.size}\0`, body),
@@ -1735,7 +1736,7 @@ export async function packCommits(
         );
         at.set(oid, i);
       }
-      i = h.dataStart + inflater.bytesWritten;
+      i = h.dataStart + used;
     }
   } finally {
     inflater.close();
