@@ -17,7 +17,8 @@
  *
  * The two engines may give different bytes (different libzstd versions); each is deterministic.
  *
- * Memory: with libzstd, `calls + 1` segments and `calls` frame buffers (~20 MiB with 2 calls)
+ * Memory: with libzstd, `calls + 1` segments and `calls` frame buffers (`calls + 1` with
+ * `reuseOutput`; ~24 MiB with 2 calls)
  * plus the contexts; with the worker, `workers + 1` segments in flight plus the one being
  * filled, and their frames (about 12 MiB with one worker), plus the worker's isolate (~19 MiB).
  *
@@ -59,7 +60,8 @@ export interface CompressFramesOptions {
   frameBytes?: number;
   /**
    * libzstd engine: yield views of reused output buffers instead of fresh copies. Only for a
-   * consumer that is done with each frame when it asks for the next one. @default {false}
+   * consumer that is done with each frame when it asks for the one after the next: it may still
+   * be writing a frame while it asks for the next one, not two. @default {false}
    */
   reuseOutput?: boolean;
 }
@@ -221,7 +223,11 @@ async function* segments(
   yield { segment, used };
 }
 
-/** The libzstd engine: `calls` nonblocking `ZSTD_compress2` calls in flight, frames in order. */
+/**
+ * The libzstd engine: `calls` nonblocking `ZSTD_compress2` calls in flight, frames in order. With
+ * `reuse`, `calls + 1` output buffers are taken in turn: the consumer may still be using the
+ * frame before the one it asks for (see {@linkcode CompressFramesOptions.reuseOutput}).
+ */
 async function* libzstdFrames(
   input: AsyncIterable<Uint8Array>,
   level: number,
@@ -236,41 +242,51 @@ async function* libzstdFrames(
   const outs: Uint8Array<ArrayBuffer>[] = [];
   const free: Uint8Array<ArrayBuffer>[] = [];
   const pending: Promise<Uint8Array>[] = [];
+  /** The output buffer of each frame in `pending`. */
+  const pendingOut: number[] = [];
   let frames = 0;
+  /** The output buffer of the last frame handed out (the consumer may still be using it). */
+  let lastOut = -1;
   const submit = (segment: Uint8Array<ArrayBuffer>, whole: Uint8Array<ArrayBuffer>): void => {
-    // Frame f uses context and output buffer f % calls: frame f - calls, their previous user,
-    // has been awaited before frame f is submitted.
-    const j = frames++ % calls;
-    if (ctxs.length <= j) {
-      ctxs.push(lib.createCCtx(params));
-      outs.push(new Uint8Array(bound));
-    }
-    const out = outs[j]!;
+    // Frame f uses context f % calls: frame f - calls, its previous user, has been awaited
+    // before frame f is submitted. It uses output buffer f % (calls + 1): its previous user,
+    // frame f - calls - 1, is one the consumer is done with, since it asked for the frame
+    // after frame f - calls (handed out before frame f is submitted).
+    const j = frames % calls;
+    const o = frames++ % (calls + 1);
+    if (ctxs.length <= j) ctxs.push(lib.createCCtx(params));
+    if (outs.length <= o) outs.push(new Uint8Array(bound));
+    const out = outs[o]!;
     const p = ctxs[j]!.compress(segment, out).then((n) => {
       free.push(whole);
-      // Frame f's buffer is written again by frame f + calls, submitted only after frame f
-      // was yielded and the consumer asked for the next one.
       return reuse ? out.subarray(0, n) : out.slice(0, n);
     });
     p.catch(() => {}); // awaited in order below; never an unhandled rejection meanwhile
     pending.push(p);
+    pendingOut.push(o);
+  };
+  /** The oldest frame in flight, once compressed: the next to hand out. */
+  const next = (): Promise<Uint8Array> => {
+    lastOut = pendingOut.shift()!;
+    return pending.shift()!;
   };
   try {
     const fresh = (): Uint8Array<ArrayBuffer> => free.pop() ?? new Uint8Array(frameBytes);
     for await (const { segment, used } of segments(input, frameBytes, fresh)) {
       if (used === 0 && frames > 0) continue; // input ended on a frame boundary
-      while (pending.length >= calls) yield await pending.shift()!;
+      while (pending.length >= calls) yield await next();
       submit(segment.subarray(0, used), segment);
     }
-    while (pending.length > 0) yield await pending.shift()!;
+    while (pending.length > 0) yield await next();
   } finally {
     // A native call still running owns its context and buffers: let it end before freeing.
     await Promise.allSettled(pending);
     for (const c of ctxs) c.free();
-    // The frame and segment buffers (~20 MiB with 2 calls) go now, not at the collector's next
+    // The frame and segment buffers (~24 MiB with 2 calls) go now, not at the collector's next
     // full pass: what follows the payload (the manifest, at 411,000 artifacts ~60 MB of text
-    // in pieces) would otherwise be written beside them. The consumer is done with the last
-    // frame (it asked for the next, or stopped).
-    for (const b of [...outs, ...free]) release(b.buffer);
+    // in pieces) would otherwise be written beside them. All but the last frame's: the
+    // consumer may still be writing it (it goes with the collector).
+    for (let k = 0; k < outs.length; k++) if (!reuse || k !== lastOut) release(outs[k]!.buffer);
+    for (const b of free) release(b.buffer);
   }
 }

@@ -177,3 +177,38 @@ Deno.test({
     assertEquals(new Uint8Array(zstdDecompressSync(concat(fresh))), data);
   },
 });
+
+Deno.test({
+  name:
+    "zstdCompressFrames() with libzstd and reuseOutput: a frame stays as it was while the next is asked for and compressed",
+  ignore: skipLib,
+  fn: async () => {
+    // Frames of different content, so that a frame overwritten by another shows.
+    const data = input(FRAME_BYTES * 6 + 99);
+    for (let at = 0; at < data.length; at += FRAME_BYTES) {
+      crypto.getRandomValues(data.subarray(at, at + 4096));
+    }
+    const want = await Array.fromAsync(
+      zstdCompressFrames(chunked(data, 1 << 20), 3, { libzstd: lib!, reuseOutput: false }),
+    );
+    for (const calls of [1, 2, 3]) {
+      // A consumer writing frame f while it asks for frame f + 1 (as writeBundle does): the
+      // view of frame f is checked once frame f + 1 has come, then let go of.
+      let held: Uint8Array | undefined;
+      let k = 0;
+      for await (
+        const f of zstdCompressFrames(chunked(data, 1 << 20), 3, {
+          libzstd: lib!,
+          calls,
+          reuseOutput: true,
+        })
+      ) {
+        if (held !== undefined) assertEquals(held, want[k - 1], `calls ${calls}, frame ${k - 1}`);
+        held = f;
+        k++;
+      }
+      assertEquals(held, want[k - 1]);
+      assertEquals(k, want.length);
+    }
+  },
+});

@@ -570,21 +570,39 @@ export async function writeBundle(
         const flushEvery = out !== undefined ? options.flushEvery ?? 0 : 0;
         let flushing: Promise<void> | undefined;
         let unflushed = 0;
+        // A frame is hashed on a native thread while it is written. Plaintext frames are views
+        // the compressor leaves alone until the frame after the next is asked for (see
+        // `reuseOutput`): each is written while the next is compressed and asked for, so this
+        // thread goes back to packing at once. A sealer's output is overwritten by its next
+        // call: it is written before the next is asked for.
+        let writing: Promise<void> | undefined;
+        const put = async (chunk: Uint8Array): Promise<void> => {
+          const hashing = payloadHash!.update(chunk);
+          try {
+            await writeAll(sink, chunk);
+          } finally {
+            if (hashing !== undefined) await hashing;
+          }
+        };
         try {
           for await (const chunk of stage) {
-            // Hashed on a native thread while it is written (the chunk stays as it is until
-            // the next one is asked for).
-            const hashing = payloadHash.update(chunk);
             payloadSize += chunk.length;
-            await writeAll(sink, chunk);
-            if (hashing !== undefined) await hashing;
+            if (cipher) await put(chunk);
+            else {
+              await writing;
+              writing = put(chunk);
+              writing.catch(() => {}); // awaited before the next write, or below
+            }
             unflushed += chunk.length;
             if (flushEvery > 0 && unflushed >= flushEvery && flushing === undefined) {
               unflushed = 0;
               flushing = sink.syncData().catch(() => {}).finally(() => flushing = undefined);
             }
           }
+          await writing;
         } finally {
+          // Nothing is written or hashed after this (the file closes, the hash may be disposed).
+          await writing?.catch(() => {});
           await flushing;
         }
       }
