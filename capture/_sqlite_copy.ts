@@ -17,9 +17,15 @@ import { sha256Bytes } from "./_util.ts";
  * WAL database or copying its file costs this thread little (the kernel copies); starting a
  * worker cost 150-250 ms before its first copy could begin (under load, more) and ~7 MiB of
  * RSS. 64 MiB: the 100 MiB benchmark's databases (42 MB) are captured here, those of the
- * 1 GiB one (590 MB) in workers.
+ * 1 GiB one (590 MB) in workers. Databases to redact (with a portable redactor) that total at
+ * least `redactWorkerMinBytes`, and less than `workerMinBytes`, are copied and redacted in one
+ * worker: redacting the 100 MiB benchmark's took ~0.7 s of this thread, which the git and
+ * memory-dir captures need meanwhile.
  */
-export const sqliteCopyInternals: { workerMinBytes: number } = { workerMinBytes: 64 << 20 };
+export const sqliteCopyInternals: { workerMinBytes: number; redactWorkerMinBytes: number } = {
+  workerMinBytes: 64 << 20,
+  redactWorkerMinBytes: 8 << 20,
+};
 
 /** One database to copy. */
 export interface CopyJob {

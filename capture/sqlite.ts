@@ -6,7 +6,8 @@
 import { DatabaseSync } from "node:sqlite";
 import { posix } from "node:path";
 import { NotFoundError, UsageError } from "../errors.ts";
-import type { JsonValue, Manifest } from "../bundle/types.ts";
+import type { JsonValue, Manifest, RedactionReport } from "../bundle/types.ts";
+import type { PortableRedactor } from "../redact/types.ts";
 import type {
   ArtifactSource,
   CaptureContext,
@@ -104,7 +105,9 @@ function databasesOf(manifest: Manifest, plugin: string): Record<string, SqliteD
  *   redacted (`redactSqlite`) and vacuumed again so no freed page keeps a secret.
  * When the databases total 64 MiB or more, this runs in workers (at most two; databases of 16 MiB
  * or more are dealt out to them in turn), so the event loop (and the other capture plugins) keep
- * going meanwhile.
+ * going meanwhile. Databases to redact that total 8 to 64 MiB are copied, redacted and vacuumed
+ * on one worker when the redactor can be made again there (`Redactor.portable`: packs built in or
+ * loaded from files), while the other plugins capture on the calling thread.
  *
  * Restore writes each database to its staged file target (with `-wal`, `-shm` and `-journal`
  * as companions, so stale ones do not survive) and sets the captured journal mode. `check()`
@@ -199,21 +202,47 @@ export function sqlitePlugin(options: SqlitePluginOptions): CapturePlugin {
       // keep the event loop meanwhile; small ones run here. At most MAX_WORKERS workers, the
       // databases dealt out in turn: a worker holding a database lives until the bundle is
       // written, so one per database would grow with their number.
+      // Databases to redact that total at least `redactWorkerMinBytes` (and less than
+      // `workerMinBytes`) are copied, redacted and vacuumed on one worker, when the redactor
+      // can be made again there (`portable`): redacting them is the longest part of a redacted
+      // snapshot's captures, and the other plugins capture on this thread meanwhile. Larger
+      // ones are redacted here, as their copy workers' heaps would grow with the rows they read
+      // (measured: 10-20 MiB more at the peak of a 1 GiB snapshot, already near 256).
       const total = sizes.reduce((a, b) => a + b, 0);
+      const portable = ctx.redactor?.portable?.();
+      const redactAside = portable !== undefined && ctx.redactor?.absorb !== undefined &&
+        total >= sqliteCopyInternals.redactWorkerMinBytes &&
+        total < sqliteCopyInternals.workerMinBytes;
       const workers: CopyRunner[] = [];
       let dealt = 0;
       const runners = jobs.map((_, i) => {
+        if (redactAside) return workers[0] ??= workerRunner();
         if (
           total < sqliteCopyInternals.workerMinBytes ||
           (sizes[i]! < sqliteCopyInternals.workerMinBytes >> 2 && jobs.length > 1)
         ) return inlineRunner;
-        const k = dealt++ % MAX_WORKERS;
-        return workers[k] ??= workerRunner();
+        return workers[dealt++ % MAX_WORKERS] ??= workerRunner();
       });
-      const copies = jobs.map((job, i) => {
-        const p = runners[i]!.copy(job);
-        p.catch(() => {}); // awaited in order below
-        return p;
+      const artifactOf = (i: number): string => `${PREFIX}${databases[i]![0]}${SUFFIX}`;
+      // Each database's copy, redaction and vacuum, one after the other; the databases'
+      // chains run at once (each runner takes one operation at a time).
+      const chains = jobs.map((job, i) => {
+        const runner = runners[i]!;
+        const copy = runner.copy(job);
+        copy.catch(() => {}); // awaited in order below
+        const chain = copy.then(async (copied) => {
+          if (copied.held !== undefined || ctx.redactor === undefined) return copied.meta;
+          if (redactAside) {
+            ctx.redactor.absorb!(await runner.redact(job.copy, artifactOf(i), portable!));
+          } else {
+            // Rebuilt once, by the runner (a worker for large databases), not by the redactor
+            // on this thread first.
+            await ctx.redactor.redactSqlite(job.copy, artifactOf(i), { vacuum: false });
+          }
+          return await runner.vacuum(job.copy, copied.journalMode);
+        });
+        chain.catch(() => {}); // awaited in order below
+        return { copy, chain };
       });
       /** Runners holding a read transaction for a live file packed as it is, by copy path. */
       const held = new Map<string, CopyRunner>();
@@ -228,36 +257,24 @@ export function sqlitePlugin(options: SqlitePluginOptions): CapturePlugin {
         for (const [i, job] of jobs.entries()) {
           ctx.signal.throwIfAborted();
           const db = databases[i]![0];
-          const artifact = `${PREFIX}${db}${SUFFIX}`;
+          const artifact = artifactOf(i);
           const runner = runners[i]!;
           let copied: CopyResult;
           try {
-            copied = await copies[i]!;
+            copied = await chains[i]!.copy;
           } catch (e) {
             if (!(e instanceof CopyError)) throw e;
             throw new UsageError(`Cannot capture database ${db}: ${e.message}`, { cause: e });
           }
+          const meta = await chains[i]!.chain;
           if (copied.held !== undefined) {
             held.set(job.copy, runner);
-            metas[db] = copied.meta as unknown as JsonValue;
+            metas[db] = meta as unknown as JsonValue;
             artifacts.push(heldArtifact(artifact, job.path, copied.held.size));
-            ctx.progress.progress({
-              phase: "capture",
-              done: i + 1,
-              total: databases.length,
-              item: artifact,
-            });
-            continue;
+          } else {
+            metas[db] = meta as unknown as JsonValue;
+            artifacts.push(await fileArtifact(artifact, job.copy, "sqlite"));
           }
-          let meta = copied.meta;
-          if (ctx.redactor !== undefined) {
-            // Rebuilt once, by the runner (a worker for large databases), not by the redactor
-            // on this thread first.
-            await ctx.redactor.redactSqlite(job.copy, artifact, { vacuum: false });
-            meta = await runner.vacuum(job.copy, copied.journalMode);
-          }
-          metas[db] = meta as unknown as JsonValue;
-          artifacts.push(await fileArtifact(artifact, job.copy, "sqlite"));
           ctx.progress.progress({
             phase: "capture",
             done: i + 1,
@@ -267,13 +284,14 @@ export function sqlitePlugin(options: SqlitePluginOptions): CapturePlugin {
         }
         ok = true;
       } finally {
-        // Every copy has ended (a worker is terminated only between operations) before the
-        // capture returns and staging can be removed. A held database keeps its runner (and
-        // its read transaction) until `release`, or is released here if the capture failed.
-        await Promise.allSettled(copies);
+        // Every operation has ended (a worker is terminated only between operations) before
+        // the capture returns and staging can be removed. A held database keeps its runner
+        // (and its read transaction) until `release`, or is released here if the capture
+        // failed.
+        await Promise.allSettled(chains.map((c) => c.chain));
         if (!ok) {
-          for (const [i, c] of copies.entries()) {
-            const r = await c.catch(() => undefined);
+          for (const [i, c] of chains.entries()) {
+            const r = await c.copy.catch(() => undefined);
             if (r?.held !== undefined && !held.has(jobs[i]!.copy)) {
               held.set(jobs[i]!.copy, runners[i]!);
             }
@@ -403,6 +421,8 @@ async function placePayload(from: string, to: string, movable: boolean): Promise
 /** Runs the synchronous copies, here or in a worker. */
 interface CopyRunner {
   copy(job: CopyJob): Promise<CopyResult>;
+  /** Redacts a copy with a redactor made from `portable`, not vacuumed; its report. */
+  redact(copy: string, artifact: string, portable: PortableRedactor): Promise<RedactionReport>;
   vacuum(copy: string, journalMode: string): Promise<SqliteDatabaseMeta>;
   /** Ends the read transaction a `held` copy keeps open. */
   release(copy: string): Promise<void>;
@@ -411,6 +431,8 @@ interface CopyRunner {
 
 const inlineRunner: CopyRunner = {
   copy: (job) => copyDatabaseAsync(job),
+  // (Here the snapshot's redactor itself is used.)
+  redact: () => Promise.reject(new Error("the inline runner does not redact")),
   vacuum: (copy, mode) => Promise.resolve().then(() => vacuumAndDescribe(copy, mode)),
   release: (copy) => Promise.resolve().then(() => releaseHold(copy)),
   close() {},
@@ -458,6 +480,8 @@ function workerRunner(): CopyRunner {
   };
   return {
     copy: (job) => call<CopyResult>({ op: "copy", job }),
+    redact: (copy, artifact, redactor) =>
+      call<RedactionReport>({ op: "redact", copy, artifact, redactor }),
     vacuum: (copy, journalMode) => call<SqliteDatabaseMeta>({ op: "vacuum", copy, journalMode }),
     release: (copy) => call<void>({ op: "release", copy }),
     close: () => worker.terminate(),

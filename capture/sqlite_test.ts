@@ -12,7 +12,10 @@ import {
 import { captureInto, fakeRedactor, restoreInto } from "../tests/capture_helpers.ts";
 import { tempDir } from "../tests/_tools.ts";
 import { noopProgress } from "../progress.ts";
-import type { Manifest } from "../bundle/types.ts";
+import type { JsonValue, Manifest, RedactionReport } from "../bundle/types.ts";
+import { createRedactor, type RedactorWithStats } from "../redact/create_redactor.ts";
+import { loadPacks } from "../redact/load_pack.ts";
+import type { RulePack } from "../redact/types.ts";
 
 function makeDb(path: string, wal: boolean, userVersion = 3): void {
   const db = new DatabaseSync(path);
@@ -241,6 +244,120 @@ Deno.test("sqlitePlugin() copies in a worker with the same bytes and metadata as
     }
   } finally {
     holder.close();
+  }
+});
+
+/** A real redactor of the default packs, counting the redactSqlite calls made on it here. */
+async function countingRedactor(
+  packs?: RulePack[],
+): Promise<RedactorWithStats & { sqliteCalls: number }> {
+  const r = createRedactor({
+    packs: packs ?? await loadPacks("secrets,pii"),
+    key: new Uint8Array(32).fill(9),
+  });
+  const counting = {
+    sqliteCalls: 0,
+    get replacements() {
+      return r.replacements;
+    },
+    redactString: (t: string, a: string) => r.redactString(t, a),
+    redactBytes: (b: Uint8Array, a: string) => r.redactBytes(b, a),
+    redactFile: (s: string, d: string, a: string) => r.redactFile(s, d, a),
+    redactJson: (v: JsonValue, a: string) => r.redactJson(v, a),
+    redactSqlite: (p: string, a: string, o?: { vacuum?: boolean }) => {
+      counting.sqliteCalls++;
+      return r.redactSqlite(p, a, o);
+    },
+    report: () => r.report(),
+    portable: () => r.portable(),
+    absorb: (report: RedactionReport) => r.absorb(report),
+  };
+  return counting;
+}
+
+function makeSecretDb(path: string, wal: boolean): void {
+  const db = new DatabaseSync(path);
+  if (wal) db.exec("PRAGMA journal_mode = WAL");
+  db.exec(`PRAGMA user_version = 4;
+    CREATE TABLE facts(id INTEGER PRIMARY KEY, body TEXT, data BLOB);
+    CREATE VIRTUAL TABLE facts_fts USING fts5(body);`);
+  const ins = db.prepare("INSERT INTO facts(body, data) VALUES (?, ?)");
+  for (let i = 0; i < 200; i++) {
+    const body = i % 20 === 3
+      ? `note ${i}: password=Hunter2Hunter2x${i} mail jane${i}@acme.io`
+      : `note ${i}: nothing to see`;
+    ins.run(body, new TextEncoder().encode(i % 50 === 7 ? `key ghp_${"a1B2".repeat(9)}` : "x"));
+  }
+  db.exec("INSERT INTO facts_fts(body) SELECT body FROM facts");
+  db.close();
+}
+
+Deno.test("sqlitePlugin() redacts on a worker with a portable redactor: the same bytes, metadata and report as here", async () => {
+  await using tmp = await tempDir();
+  const wal = `${tmp.path}/wal.db`;
+  const plain = `${tmp.path}/plain.db`;
+  makeSecretDb(wal, true);
+  makeSecretDb(plain, false);
+  const plugin = sqlitePlugin({ databases: { wal, plain } });
+  const run = async (redactWorkerMinBytes: number, dir: string) => {
+    const saved = sqliteCopyInternals.redactWorkerMinBytes;
+    sqliteCopyInternals.redactWorkerMinBytes = redactWorkerMinBytes;
+    try {
+      const redactor = await countingRedactor();
+      const c = await captureInto(`${tmp.path}/${dir}`, [plugin], redactor);
+      const bytes = await Deno.readFile(`${c.payloadDir}/sqlite/wal.sqlite`);
+      assert(!new TextDecoder("latin1").decode(bytes).includes("Hunter2Hunter2"));
+      return {
+        calls: redactor.sqliteCalls,
+        report: redactor.report(),
+        replacements: redactor.replacements,
+        manifest: { meta: c.manifest.captures, artifacts: c.manifest.artifacts },
+      };
+    } finally {
+      sqliteCopyInternals.redactWorkerMinBytes = saved;
+    }
+  };
+  const here = await run(Infinity, "here");
+  const aside = await run(0, "aside");
+  assert.equal(here.calls, 2);
+  assert.equal(aside.calls, 0); // both redacted on the worker
+  assert(here.replacements >= 20, `${here.replacements} replacements`);
+  assert.deepEqual(aside.report, here.report);
+  assert.equal(aside.replacements, here.replacements);
+  assert.deepEqual(aside.manifest, here.manifest);
+  // Above the copy workers' threshold, databases are redacted here (their copy workers' heaps).
+  const saved = sqliteCopyInternals.workerMinBytes;
+  sqliteCopyInternals.workerMinBytes = 0;
+  try {
+    const large = await run(0, "large");
+    assert.equal(large.calls, 2);
+    assert.deepEqual(large.manifest, here.manifest);
+  } finally {
+    sqliteCopyInternals.workerMinBytes = saved;
+  }
+});
+
+Deno.test("sqlitePlugin() redacts here when a pack was made in code (the worker cannot load it)", async () => {
+  await using tmp = await tempDir();
+  const path = `${tmp.path}/a.db`;
+  makeSecretDb(path, false);
+  const saved = sqliteCopyInternals.redactWorkerMinBytes;
+  sqliteCopyInternals.redactWorkerMinBytes = 0;
+  try {
+    const inCode: RulePack = {
+      id: "mine",
+      version: "1",
+      rules: [{ id: "hunter", description: "a password", pattern: /Hunter2Hunter2x\d+/ }],
+    };
+    const redactor = await countingRedactor([inCode]);
+    assert.equal(redactor.portable(), undefined);
+    const c = await captureInto(tmp.path, [sqlitePlugin({ databases: { a: path } })], redactor);
+    assert.equal(redactor.sqliteCalls, 1);
+    assert.deepEqual(redactor.report().rules.map((r) => [r.id, r.count]), [["hunter", 20]]);
+    const bytes = await Deno.readFile(`${c.payloadDir}/sqlite/a.sqlite`);
+    assert(!new TextDecoder("latin1").decode(bytes).includes("Hunter2Hunter2"));
+  } finally {
+    sqliteCopyInternals.redactWorkerMinBytes = saved;
   }
 });
 

@@ -5,7 +5,9 @@
  */
 import { createHmac } from "node:crypto";
 import type { JsonValue, RedactionReport } from "../bundle/types.ts";
-import type { Redactor, RulePack } from "./types.ts";
+import type { PortableRedactor, Redactor, RulePack } from "./types.ts";
+import { packsFingerprint } from "./_portable.ts";
+import { packSource } from "./load_pack.ts";
 import { Engine, type Span } from "./_engine.ts";
 import { redactSqliteFile } from "./_sqlite.ts";
 import { digestInto } from "../bundle/_digest.ts";
@@ -78,6 +80,13 @@ const UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 export interface RedactorWithStats extends Redactor {
   /** Total replacements made so far. */
   readonly replacements: number;
+  /**
+   * How to make this redactor again in a worker: `undefined` when a pack was made in code
+   * (only those loaded by `loadPack`, built-in or from a file, can be loaded again).
+   */
+  portable(): PortableRedactor | undefined;
+  /** Adds the report of a redactor made from {@linkcode RedactorWithStats.portable}. */
+  absorb(report: RedactionReport): void;
 }
 
 /**
@@ -112,6 +121,7 @@ export function createRedactor(options: CreateRedactorOptions): RedactorWithStat
 
 class RedactorImpl implements RedactorWithStats {
   #engine: Engine;
+  readonly #packs: readonly RulePack[];
   #key: Uint8Array;
   #chunkSize: number;
   #overlap: number;
@@ -132,6 +142,7 @@ class RedactorImpl implements RedactorWithStats {
       throw new TypeError("Cannot create the redactor: key must be a Uint8Array of 16+ bytes");
     }
     this.#engine = new Engine(options.packs);
+    this.#packs = [...options.packs];
     this.#key = options.key.slice();
     this.#chunkSize = options.chunkSize ?? 1 << 20;
     this.#overlap = options.overlap ?? 1 << 16;
@@ -497,6 +508,30 @@ class RedactorImpl implements RedactorWithStats {
       again: { text: muted(text), blob: muted(blob) },
       vacuum: options.vacuum ?? true,
     });
+  }
+
+  portable(): PortableRedactor | undefined {
+    const specs: string[] = [];
+    for (const p of this.#packs) {
+      const spec = packSource(p);
+      if (spec === undefined) return undefined;
+      specs.push(spec);
+    }
+    return { packs: specs, key: this.#key.slice(), fingerprint: packsFingerprint(this.#packs) };
+  }
+
+  absorb(report: RedactionReport): void {
+    for (const r of report.rules) {
+      let c = this.#counts.get(r.id);
+      if (c === undefined) {
+        c = { count: 0, artifacts: new Set() };
+        this.#counts.set(r.id, c);
+      }
+      c.count += r.count;
+      for (const a of r.artifacts) c.artifacts.add(a);
+      this.#replacements += r.count;
+    }
+    for (const a of report.skipped_binary) this.#skipped.add(a);
   }
 
   report(): RedactionReport {

@@ -7,7 +7,8 @@
 import { isAbsolute, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { NotFoundError, UsageError } from "../errors.ts";
-import type { RulePack } from "./types.ts";
+import type { PortableRedactor, RulePack } from "./types.ts";
+import { packsFingerprint } from "./_portable.ts";
 import { secretsPack } from "./packs/secrets.ts";
 import { piiPack } from "./packs/pii.ts";
 import { loadGitleaksPack, type UntranslatedRule } from "./load_gitleaks_pack.ts";
@@ -28,6 +29,29 @@ export interface LoadPackOptions {
 }
 
 const BUILTIN: Record<string, RulePack> = { secrets: secretsPack, pii: piiPack };
+
+/** Where each pack {@linkcode loadPack} loaded from a file came from: its absolute path. */
+const SOURCES = new WeakMap<RulePack, string>();
+
+/**
+ * The spec that loads `pack` again, in another isolate (a worker) too: the built-in pack's id,
+ * or the absolute path of the file {@linkcode loadPack} loaded it from; `undefined` for a pack
+ * made in code (it can only be used where it is).
+ *
+ * @param pack A pack.
+ * @returns Its spec, or `undefined`.
+ *
+ * @example
+ * ```ts
+ * import { loadPack, packSource } from "./load_pack.ts";
+ * console.log(packSource(await loadPack("secrets"))); // "secrets"
+ * console.log(packSource({ id: "mine", version: "1", rules: [] })); // undefined
+ * ```
+ */
+export function packSource(pack: RulePack): string | undefined {
+  for (const [id, p] of Object.entries(BUILTIN)) if (p === pack) return id;
+  return SOURCES.get(pack);
+}
 
 /**
  * Checks that `value` is a {@linkcode RulePack}; throws a {@linkcode UsageError} naming the
@@ -129,6 +153,7 @@ export async function loadPack(spec: string, options: LoadPackOptions = {}): Pro
       }
       options.onUntranslated(spec, untranslated);
     }
+    SOURCES.set(pack, path);
     return pack;
   }
   let mod: Record<string, unknown>;
@@ -137,7 +162,9 @@ export async function loadPack(spec: string, options: LoadPackOptions = {}): Pro
   } catch (e) {
     throw new UsageError(`Cannot load pack "${spec}": ${(e as Error).message}`, { cause: e });
   }
-  return validatePack(mod.pack ?? mod.default, spec);
+  const pack = validatePack(mod.pack ?? mod.default, spec);
+  SOURCES.set(pack, path);
+  return pack;
 }
 
 /**
@@ -171,6 +198,38 @@ export async function loadPacks(
       throw new UsageError(`Cannot load packs: pack id "${p.id}" is given twice`);
     }
     packs.push(p);
+  }
+  return packs;
+}
+
+/**
+ * Loads the packs of a redactor's portable form (`Redactor.portable`), as a plugin does on a
+ * worker to redact with the same rules: `createRedactor({ packs, key: portable.key })` then
+ * gives the same output and tokens as the snapshot's redactor. Untranslated gitleaks rules are
+ * accepted (the snapshot's load accepted them already).
+ *
+ * @param portable The redactor's portable form.
+ * @returns The packs, in order.
+ * @throws {Error} If the packs loaded are not those the redactor was made of (a pack file was
+ * edited since), and as {@linkcode loadPacks}.
+ *
+ * @example
+ * ```ts
+ * import { createRedactor, loadPacks, loadPortablePacks } from "@memsnap/core/redact";
+ * const key = new Uint8Array(32);
+ * const portable = createRedactor({ packs: await loadPacks("secrets"), key }).portable()!;
+ * // On a worker:
+ * const there = createRedactor({ packs: await loadPortablePacks(portable), key: portable.key });
+ * console.log(there.redactString("password=Hunter2Hunter2x", "a").startsWith("password=[REDACTED"));
+ * ```
+ */
+export async function loadPortablePacks(portable: PortableRedactor): Promise<RulePack[]> {
+  const packs = await loadPacks(portable.packs, { onUntranslated: () => {} });
+  if (packsFingerprint(packs) !== portable.fingerprint) {
+    throw new Error(
+      "Cannot load the redaction packs again: they are not those of the snapshot's redactor " +
+        "(was a pack file edited?)",
+    );
   }
   return packs;
 }

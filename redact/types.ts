@@ -86,4 +86,26 @@ export interface Redactor {
   redactSqlite(dbPath: string, artifact: string, options?: { vacuum?: boolean }): Promise<void>;
   /** The report so far (never contains a secret). */
   report(): RedactionReport;
+  /**
+   * Optional: how to make the same redactor in another isolate (a worker), when every pack can
+   * be loaded again there (built-in packs and packs loaded from files; see `packSource`);
+   * `undefined` otherwise. A plugin may then redact on a worker, with a redactor made from it,
+   * and hand that redactor's report to {@linkcode Redactor.absorb}.
+   */
+  portable?(): PortableRedactor | undefined;
+  /**
+   * Optional, with {@linkcode Redactor.portable}: adds the report of a redactor made from this
+   * one's portable form (what it replaced, and skipped as binary) to this one's.
+   */
+  absorb?(report: RedactionReport): void;
+}
+
+/** A redactor in a form another isolate can make again (see {@linkcode Redactor.portable}). */
+export interface PortableRedactor {
+  /** The packs' specs (`loadPack`), in order. */
+  packs: string[];
+  /** The redaction key. */
+  key: Uint8Array;
+  /** The packs' ids, versions and rule ids: a load elsewhere must give the same. */
+  fingerprint: string;
 }
