@@ -232,6 +232,7 @@ export function sqlitePlugin(options: SqlitePluginOptions): CapturePlugin {
         copy.catch(() => {}); // awaited in order below
         const chain = copy.then(async (copied) => {
           if (copied.held !== undefined || ctx.redactor === undefined) return copied.meta;
+          ctx.signal.throwIfAborted();
           if (redactAside) {
             ctx.redactor.absorb!(await runner.redact(job.copy, artifactOf(i), portable!));
           } else {
