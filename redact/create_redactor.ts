@@ -165,13 +165,19 @@ class RedactorImpl implements RedactorWithStats {
     return `[REDACTED:${rule}:${h}]`;
   }
 
-  #record(rule: string, artifact: string): void {
-    if (this.#mute) return;
+  /** The count of `rule`'s replacements, made at its first. */
+  #countOf(rule: string): { count: number; artifacts: Set<string> } {
     let c = this.#counts.get(rule);
     if (c === undefined) {
       c = { count: 0, artifacts: new Set() };
       this.#counts.set(rule, c);
     }
+    return c;
+  }
+
+  #record(rule: string, artifact: string): void {
+    if (this.#mute) return;
+    const c = this.#countOf(rule);
     c.count++;
     c.artifacts.add(artifact);
     this.#replacements++;
@@ -522,11 +528,7 @@ class RedactorImpl implements RedactorWithStats {
 
   absorb(report: RedactionReport): void {
     for (const r of report.rules) {
-      let c = this.#counts.get(r.id);
-      if (c === undefined) {
-        c = { count: 0, artifacts: new Set() };
-        this.#counts.set(r.id, c);
-      }
+      const c = this.#countOf(r.id);
       c.count += r.count;
       for (const a of r.artifacts) c.artifacts.add(a);
       this.#replacements += r.count;
