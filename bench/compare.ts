@@ -19,6 +19,12 @@
  * | `verify` (plaintext bundle, every artifact) | `sha256sum BUNDLE` (the brief's baseline) and `tar -xOf BUNDLE payload.tar.zst \| zstd -d \| sha256sum` |
  * | `restore --no-pre-snapshot`               | `zstd -d -c F \| tar -x -C DIR`                         |
  *
+ * With `openssl` on the PATH, two more native pipelines (no target, for reading the ones above)
+ * also take the SHA-256 memsnap takes besides the payload's, with the library memsnap hashes
+ * with (OpenSSL's libcrypto): `native_checked` hashes the inner tar stream too (what the
+ * manifest's artifact hashes cover), `native_restore_checked` hashes the payload file beside
+ * the extraction and the inner tar stream as it is extracted (what a restore verifies).
+ *
  * In-process: redaction throughput of the default packs on the fixture's text (single core),
  * hook emit overhead against unjs/hookable, and Deno start-up of the CLI (`--help`).
  *
@@ -109,6 +115,20 @@ const sources = [
 const deno = await memsnapCommand(REPO);
 const nativeOut = join(tmp, "native.tar.zst");
 const nativeAgeOut = join(tmp, "native.tar.zst.age");
+const nativeCheckedOut = join(tmp, "native-checked.tar.zst");
+const hasOpenssl = (await tool("openssl", ["version"])) !== "missing";
+/**
+ * `pipeline`, its `{tee}` replaced by a tee into a fifo that `openssl dgst -sha256` reads, and
+ * each of `files` hashed alongside; waits for every hash.
+ */
+const withHashes = (fifo: string, pipeline: string, files: string[] = []): string =>
+  [
+    `rm -f ${q(fifo)} && mkfifo ${q(fifo)}`,
+    `openssl dgst -sha256 < ${q(fifo)} > /dev/null & H=$!`,
+    ...files.map((f) => `openssl dgst -sha256 ${q(f)} > /dev/null & H="$H $!"`),
+    `${pipeline.replace("{tee}", `tee ${q(fifo)}`)}; S=$?`,
+    `wait $H; rm -f ${q(fifo)}; exit $S`,
+  ].join("\n");
 // The native pipeline tars the same files memsnap captures (memory dir with .git, databases,
 // state), with names sorted, compresses at level 3 on one thread, hashes and writes the result.
 const tarCmd = `tar --sort=name -C ${q(tmp)} -cf - home`;
@@ -147,8 +167,17 @@ for (let r = 0; r < rounds; r++) {
   // Snapshots into fresh stores (old bundles are removed so disk use stays bounded).
   const plainStore = join(tmp, `store-plain-${r}`);
   await pair(
-    async () =>
-      push("native", await measure(`${tarCmd} | zstd -q -3 -T1 | tee ${q(nativeOut)} | sha256sum`)),
+    async () => {
+      push("native", await measure(`${tarCmd} | zstd -q -3 -T1 | tee ${q(nativeOut)} | sha256sum`));
+      if (!hasOpenssl) return;
+      push(
+        "native_checked",
+        await measure(withHashes(
+          join(tmp, "tar.fifo"),
+          `${tarCmd} | {tee} | zstd -q -3 -T1 | tee ${q(nativeCheckedOut)} | sha256sum`,
+        )),
+      );
+    },
     async () => {
       const s1 = await measure(snapshotCmd(plainStore, "--no-redact"));
       push("snapshot", s1);
@@ -200,8 +229,10 @@ for (let r = 0; r < rounds; r++) {
   // thousands of them is several times slower (the allocator skips recently deleted inodes:
   // tar -x 0.6 s of system time on a quiet filesystem, 4.2 s right after an rm -rf).
   const nativeRestore = join(tmp, `native-restore-${r}`);
+  const nativeChecked = join(tmp, `native-restore-checked-${r}`);
   const restoreHome = join(tmp, `restore-${r}`);
   await Deno.mkdir(nativeRestore);
+  await Deno.mkdir(nativeChecked);
   await Deno.mkdir(join(restoreHome, "state"), { recursive: true });
   await Deno.mkdir(join(restoreHome, "memory"));
   const targets = [
@@ -214,11 +245,21 @@ for (let r = 0; r < rounds; r++) {
     ),
   ].join(" ");
   await pair(
-    async () =>
+    async () => {
       push(
         "native_restore",
         await measure(`zstd -q -d -c ${q(nativeOut)} | tar -x -C ${q(nativeRestore)}`),
-      ),
+      );
+      if (!hasOpenssl) return;
+      push(
+        "native_restore_checked",
+        await measure(withHashes(
+          join(tmp, "tar.fifo"),
+          `zstd -q -d -c ${q(nativeOut)} | {tee} | tar -x -C ${q(nativeChecked)}`,
+          [nativeOut],
+        )),
+      );
+    },
     async () =>
       push(
         "restore",
@@ -310,6 +351,12 @@ const rows: [string, string, string, number, number | null][] = [
   ["verify_full", "native_verify_full", "", ratio("verify_full", "native_verify_full"), null],
   ["restore", "native_restore", "≤ 1.25", ratio("restore", "native_restore"), 1.25],
   ["snapshot_redact", "native", "", ratio("snapshot_redact", "native"), null],
+  ...(hasOpenssl
+    ? [
+      ["snapshot", "native_checked", "", ratio("snapshot", "native_checked"), null],
+      ["restore", "native_restore_checked", "", ratio("restore", "native_restore_checked"), null],
+    ] as [string, string, string, number, number | null][]
+    : []),
 ];
 const bundleSize = (await Deno.stat(bundlePlain)).size;
 const nativeSize = (await Deno.stat(nativeOut)).size;
@@ -324,6 +371,7 @@ const result = {
     zstd: await tool("zstd", ["--version"]),
     tar: (await tool("tar", ["--version"])).split("\n")[0],
     age: await tool("age", ["--version"]),
+    openssl: await tool("openssl", ["version"]),
     git_rev: await tool("git", ["-C", REPO, "rev-parse", "--short", "HEAD"]),
   },
   fixture: {
@@ -388,18 +436,18 @@ const lines = [
     (fx.bytes / MIB).toFixed(1)
   } MiB live, ${fx.files} memory files), ${rounds} rounds, medians`,
   "",
-  `${pad("step", 20)} ${pad("median s", 9)} ${pad("CPU s", 8)} ${pad("MB/s", 8)} ${
+  `${pad("step", 24)} ${pad("median s", 9)} ${pad("CPU s", 8)} ${pad("MB/s", 8)} ${
     pad("peak RSS MiB", 13)
   }`,
   ...Object.entries(result.steps).map(([k, v]) =>
-    `${pad(k, 20)} ${pad(v.median_s.toFixed(2), 9)} ${pad(v.median_cpu_s.toFixed(2), 8)} ${
+    `${pad(k, 24)} ${pad(v.median_s.toFixed(2), 9)} ${pad(v.median_cpu_s.toFixed(2), 8)} ${
       pad(v.mb_per_s_live.toFixed(0), 8)
     } ${pad(v.max_rss_mib.toFixed(0), 13)}`
   ),
   "",
-  `${pad("memsnap", 16)} ${pad("vs", 20)} ${pad("ratio", 7)} ${pad("CPU ratio", 10)} target`,
+  `${pad("memsnap", 16)} ${pad("vs", 24)} ${pad("ratio", 7)} ${pad("CPU ratio", 10)} target`,
   ...result.ratios.map((x) =>
-    `${pad(x.memsnap, 16)} ${pad(x.baseline, 20)} ${pad(x.ratio.toFixed(2), 7)} ${
+    `${pad(x.memsnap, 16)} ${pad(x.baseline, 24)} ${pad(x.ratio.toFixed(2), 7)} ${
       pad(x.cpu_ratio.toFixed(2), 10)
     } ${x.target} ${x.met === null ? "" : x.met ? "met" : "NOT met"}`
   ),
